@@ -1,0 +1,57 @@
+/*
+ * Character devices on GIO sockets: unix and TCP, server or client, with
+ * reconnect for clients. A frontend (device or export) sees a byte stream:
+ * opened/closed events and read callbacks on the main loop, and writes that
+ * are queued and never block.
+ */
+#ifndef CHARDEV_CHAR_H
+#define CHARDEV_CHAR_H
+
+#include <glib.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct Chardev Chardev;
+
+typedef enum ChrEvent {
+    CHR_EVENT_OPENED,   /* a peer connected */
+    CHR_EVENT_CLOSED,   /* the peer went away (or was disconnected) */
+} ChrEvent;
+
+typedef void ChrReadHandler(void *opaque, const uint8_t *buf, size_t len);
+typedef void ChrEventHandler(void *opaque, ChrEvent event);
+
+/* Largest amount of unsent output kept for a peer before it is dropped. */
+#define CHR_MAX_OUTPUT_QUEUE (16 * 1024 * 1024)
+
+/* Create from "-chardev socket,id=...,..." options. */
+Chardev *chardev_new_from_string(const char *optstr, GError **errp);
+Chardev *chardev_find(const char *id);
+const char *chardev_id(Chardev *chr);
+/* A one-line description for logs: "unix:/path (server)". */
+const char *chardev_describe(Chardev *chr);
+void chardev_destroy_all(void);
+
+/*
+ * Servers with wait=on: run the main loop until each has a peer.
+ * Called once, after all devices are realized.
+ */
+void chardev_wait_for_clients(void);
+
+/*
+ * A chardev has at most one frontend. Setting handlers to NULL detaches.
+ * If a peer is already connected, an OPENED event is delivered from an idle
+ * callback so the frontend sees the same sequence either way.
+ */
+bool chr_fe_claim(Chardev *chr, const char *owner, GError **errp);
+void chr_fe_release(Chardev *chr);
+void chr_fe_set_handlers(Chardev *chr, ChrReadHandler *fd_read,
+                         ChrEventHandler *fd_event, void *opaque);
+/* Queue bytes for the peer. Returns false if no peer is connected. */
+bool chr_fe_write(Chardev *chr, const void *buf, size_t len);
+bool chr_fe_is_connected(Chardev *chr);
+/* Drop the current peer (a server then accepts a new one). */
+void chr_fe_disconnect(Chardev *chr);
+
+#endif

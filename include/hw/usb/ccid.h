@@ -1,0 +1,65 @@
+/*
+ * The ccid-bus: how card devices (ccid-card-emulated, ccid-card-passthru)
+ * plug into a usb-ccid reader. The reader knows nothing of how a card is
+ * implemented; a card knows nothing of USB.
+ *
+ * Threading: everything here runs on the main loop. A card that computes
+ * answers elsewhere hands them back to the main loop before calling in.
+ */
+#ifndef HW_USB_CCID_H
+#define HW_USB_CCID_H
+
+#include "hw/qdev.h"
+
+#define TYPE_CCID_BUS "ccid-bus"
+
+/* Largest answer a card can give: 65,536 data bytes plus SW1 SW2. */
+#define CCID_MAX_APDU_RESPONSE (65536 + 2)
+/* Largest command APDU: extended Lc, 65,535 data bytes, extended Le. */
+#define CCID_MAX_APDU_COMMAND (4 + 3 + 65535 + 3)
+/* ISO 7816-3: an ATR is at most 33 bytes. */
+#define CCID_MAX_ATR 33
+
+typedef struct CCIDCardState CCIDCardState;
+
+typedef struct CCIDCardClass {
+    DeviceClass parent_class;
+    /* The card's ATR, or NULL with *len = 0 if it has none yet. */
+    const uint8_t *(*get_atr)(CCIDCardState *card, uint32_t *len);
+    /*
+     * The guest sends a command APDU. The card answers exactly once, later
+     * or from within this call, with ccid_card_send_apdu_to_guest() or
+     * ccid_card_apdu_failed().
+     */
+    void (*apdu_from_guest)(CCIDCardState *card, const uint8_t *apdu, uint32_t len);
+    /* The guest powered the card off or reset the reader. Optional. */
+    void (*power_off)(CCIDCardState *card);
+} CCIDCardClass;
+
+#define CCID_CARD_GET_CLASS(c) ((const CCIDCardClass *)DEVICE_GET_CLASS(c))
+
+struct CCIDCardState {
+    DeviceState qdev;
+    uint32_t slot;           /* slot on the reader, assigned when plugged */
+};
+
+/* Every card device lists this first among its properties. */
+#define DEFINE_CCID_CARD_PROPERTIES(_state, _field) \
+    DEFINE_PROP_UINT32("slot", _state, _field.slot, "0", "reader slot (only 0 exists)")
+
+/* Cards call these; the reader implements them (dev-smartcard-reader.c). */
+/* The answer to the APDU the card was last given. */
+void ccid_card_send_apdu_to_guest(CCIDCardState *card, const uint8_t *apdu, uint32_t len);
+/* The card could not answer the last APDU (card gone, client gone, error). */
+void ccid_card_apdu_failed(CCIDCardState *card);
+/* A card is now in the slot (its ATR is available) / it left the slot. */
+void ccid_card_card_inserted(CCIDCardState *card);
+void ccid_card_card_removed(CCIDCardState *card);
+/* A card-side failure the reader should report (CCID HardwareError). */
+void ccid_card_card_error(CCIDCardState *card, uint64_t error);
+
+/* Plug/unplug bookkeeping, called from card realize/unrealize. */
+bool ccid_card_plug(CCIDCardState *card, GError **errp);
+void ccid_card_unplug(CCIDCardState *card);
+
+#endif
