@@ -1,0 +1,839 @@
+/*
+ * usbredir export: "-export usbredir,chardev=ID[,device=ID]".
+ *
+ * We are the usb-host side of the usbredir protocol (what usbredirhost is
+ * for a real device): a peer such as QEMU's "-device usb-redir" is the USB
+ * host controller and sends control, bulk and interrupt packets; we run
+ * them on a USB device model and send the answers back. A peer that leaves
+ * detaches the device; the next peer on the chardev gets it again.
+ */
+#include "export/export.h"
+#include "chardev/char.h"
+#include "hw/usb.h"
+#include "hw/usb/desc.h"
+#include "qemu/option.h"
+
+#include <string.h>
+#include <usbredirparser.h>
+
+#include "config-host.h"
+
+/* Upper bound on one bulk-in transfer we buffer for; a shorter read is legal. */
+#define REDIR_MAX_BULK_IN (64 * 1024)
+/* usbredir numbers endpoints 0..31: IN endpoints at 16 + n. */
+#define EP2I(addr) ((((addr) & 0x80) >> 3) | ((addr) & 0x0f))
+#define I2EP(i) ((((i) & 0x10) << 3) | ((i) & 0x0f))
+
+typedef enum RedirPacketKind {
+    REDIR_PACKET_BULK,
+    REDIR_PACKET_INTERRUPT,
+} RedirPacketKind;
+
+/* A data packet the device holds (USB_RET_ASYNC) until it completes. */
+typedef struct RedirPacket {
+    USBPacket p;
+    RedirPacketKind kind;
+    uint8_t endpoint;        /* with direction bit */
+    struct usb_redir_bulk_packet_header bulk;
+} RedirPacket;
+
+typedef struct UsbredirExport {
+    Chardev *chr;
+    USBDevice *dev;
+    USBPort port;
+    struct usbredirparser *parser;
+    GByteArray *inbuf;       /* received, not yet parsed */
+    size_t inbuf_off;
+    bool device_connected;   /* device_connect sent */
+    GHashTable *pending;     /* id -> RedirPacket *, held by the device */
+    bool interrupt_receiving[USB_MAX_ENDPOINTS];
+} UsbredirExport;
+
+static GList *redir_exports;
+
+static void redir_flush(UsbredirExport *e);
+
+/* ---- usbredirparser I/O callbacks ---- */
+
+static void redir_log(void *priv, int level, const char *msg)
+{
+    if (level <= usbredirparser_error) {
+        g_warning("usbredir: %s", msg);
+    } else if (level <= usbredirparser_info) {
+        g_message("usbredir: %s", msg);
+    } else {
+        g_debug("usbredir: %s", msg);
+    }
+}
+
+static int redir_read(void *priv, uint8_t *data, int count)
+{
+    UsbredirExport *e = priv;
+    size_t avail = e->inbuf->len - e->inbuf_off;
+    size_t n = MIN(avail, (size_t)count);
+
+    memcpy(data, e->inbuf->data + e->inbuf_off, n);
+    e->inbuf_off += n;
+    return n;
+}
+
+static int redir_write(void *priv, uint8_t *data, int count)
+{
+    UsbredirExport *e = priv;
+
+    /* Queued without blocking; a peer that stops reading is dropped by the chardev. */
+    chr_fe_write(e->chr, data, count);
+    return count;
+}
+
+static void redir_flush(UsbredirExport *e)
+{
+    if (e->parser && usbredirparser_has_data_to_write(e->parser)) {
+        usbredirparser_do_write(e->parser);
+    }
+}
+
+/* ---- status mapping ---- */
+
+static uint8_t redir_status(int usb_ret)
+{
+    switch (usb_ret) {
+    case USB_RET_SUCCESS: return usb_redir_success;
+    case USB_RET_STALL:   return usb_redir_stall;
+    case USB_RET_BABBLE:  return usb_redir_babble;
+    default:              return usb_redir_ioerror;
+    }
+}
+
+/* ---- device description ---- */
+
+static void redir_send_interface_info(UsbredirExport *e)
+{
+    const USBDescDevice *d = usb_desc_for_speed(e->dev);
+    const USBDescConfig *conf = &d->confs[0];
+    struct usb_redir_interface_info_header info = { 0 };
+
+    info.interface_count = MIN(conf->nif, 32);
+    for (uint32_t i = 0; i < info.interface_count; i++) {
+        info.interface[i] = conf->ifs[i].bInterfaceNumber;
+        info.interface_class[i] = conf->ifs[i].bInterfaceClass;
+        info.interface_subclass[i] = conf->ifs[i].bInterfaceSubClass;
+        info.interface_protocol[i] = conf->ifs[i].bInterfaceProtocol;
+    }
+    usbredirparser_send_interface_info(e->parser, &info);
+}
+
+static void redir_send_ep_info(UsbredirExport *e)
+{
+    struct usb_redir_ep_info_header ep = { 0 };
+
+    for (int i = 0; i < 32; i++) {
+        uint8_t addr = I2EP(i);
+        USBEndpointInfo *info = usb_device_ep(e->dev, (addr & USB_DIR_IN) ? USB_TOKEN_IN :
+                                              USB_TOKEN_OUT, addr & 0x0f);
+
+        if ((addr & 0x0f) == 0) {
+            ep.type[i] = usb_redir_type_control;
+            ep.max_packet_size[i] = usb_desc_for_speed(e->dev)->bMaxPacketSize0;
+            continue;
+        }
+        ep.type[i] = info ? info->type : usb_redir_type_invalid;
+        if (info) {
+            ep.interval[i] = info->interval;
+            ep.interface[i] = info->ifnum;
+            ep.max_packet_size[i] = info->max_packet_size;
+        }
+    }
+    usbredirparser_send_ep_info(e->parser, &ep);
+}
+
+static void redir_connect_device(UsbredirExport *e)
+{
+    const USBDescDevice *d;
+    struct usb_redir_device_connect_header conn = { 0 };
+
+    e->port.speed = e->dev->speed;
+    usb_device_attach(e->dev, &e->port);
+    d = usb_desc_for_speed(e->dev);
+    conn.speed = e->dev->speed == USB_SPEED_HIGH ? usb_redir_speed_high : usb_redir_speed_full;
+    conn.device_class = d->bDeviceClass;
+    conn.device_subclass = d->bDeviceSubClass;
+    conn.device_protocol = d->bDeviceProtocol;
+    conn.vendor_id = e->dev->desc->id.idVendor;
+    conn.product_id = e->dev->desc->id.idProduct;
+    conn.device_version_bcd = e->dev->desc->id.bcdDevice;
+    /* The peer learns interfaces and endpoints before the device itself. */
+    redir_send_interface_info(e);
+    redir_send_ep_info(e);
+    usbredirparser_send_device_connect(e->parser, &conn);
+    e->device_connected = true;
+    g_message("usbredir: %s attached to %s (%04x:%04x, %s speed)", DEVICE(e->dev)->id,
+              chardev_describe(e->chr), conn.vendor_id, conn.product_id,
+              e->dev->speed == USB_SPEED_HIGH ? "high" : "full");
+}
+
+static void redir_hello(void *priv, struct usb_redir_hello_header *hello)
+{
+    UsbredirExport *e = priv;
+
+    g_message("usbredir: peer '%.*s' on %s", (int)sizeof(hello->version), hello->version,
+              chardev_describe(e->chr));
+    if (!e->device_connected) {
+        redir_connect_device(e);
+    }
+}
+
+/* ---- packets held by the device ---- */
+
+static void redir_packet_free(gpointer data)
+{
+    RedirPacket *rp = data;
+
+    g_free(rp->p.data);
+    g_free(rp);
+}
+
+static void redir_send_bulk_reply(UsbredirExport *e, RedirPacket *rp, uint8_t status)
+{
+    struct usb_redir_bulk_packet_header h = rp->bulk;
+    bool in = rp->endpoint & USB_DIR_IN;
+    size_t len = status == usb_redir_success || in ? rp->p.actual_length : 0;
+
+    h.status = status;
+    h.length = len & 0xffff;
+    h.length_high = len >> 16;
+    usbredirparser_send_bulk_packet(e->parser, rp->p.id, &h, in ? rp->p.data : NULL,
+                                    in ? (int)len : 0);
+}
+
+static void redir_reply(UsbredirExport *e, RedirPacket *rp, uint8_t status)
+{
+    if (rp->kind == REDIR_PACKET_BULK) {
+        redir_send_bulk_reply(e, rp, status);
+    } else {
+        struct usb_redir_interrupt_packet_header h = {
+            .endpoint = rp->endpoint, .status = status,
+            .length = rp->p.actual_length,
+        };
+        bool in = rp->endpoint & USB_DIR_IN;
+
+        usbredirparser_send_interrupt_packet(e->parser, rp->p.id, &h, in ? rp->p.data : NULL,
+                                             in ? (int)rp->p.actual_length : 0);
+    }
+}
+
+/* Completion from the device of a packet it held. */
+static void redir_port_complete(USBPort *port, USBPacket *p)
+{
+    UsbredirExport *e = port->opaque;
+    RedirPacket *rp = (RedirPacket *)p;
+
+    if (!g_hash_table_steal(e->pending, &p->id)) {
+        g_warning("usbredir: completion of unknown packet %" G_GUINT64_FORMAT, p->id);
+        return;
+    }
+    redir_reply(e, rp, redir_status(p->status));
+    redir_packet_free(rp);
+    redir_flush(e);
+}
+
+/* The device has interrupt data: pull it while it has some. */
+static void redir_poll_interrupt(UsbredirExport *e, uint8_t ep)
+{
+    uint8_t buf[64];
+    USBPacket p;
+
+    if (ep >= USB_MAX_ENDPOINTS || !e->interrupt_receiving[ep] || !e->dev->port) {
+        return;
+    }
+    for (;;) {
+        struct usb_redir_interrupt_packet_header h = { .endpoint = USB_DIR_IN | ep };
+
+        memset(&p, 0, sizeof(p));
+        p.pid = USB_TOKEN_IN;
+        p.ep = ep;
+        p.data = buf;
+        p.size = sizeof(buf);
+        usb_device_handle_data(e->dev, &p);
+        if (p.status == USB_RET_NAK || p.status == USB_RET_ASYNC) {
+            if (p.status == USB_RET_ASYNC) {
+                usb_device_cancel_packet(e->dev, &p);
+            }
+            break;
+        }
+        h.status = redir_status(p.status);
+        h.length = p.actual_length;
+        usbredirparser_send_interrupt_packet(e->parser, 0, &h, buf, p.actual_length);
+        if (p.status != USB_RET_SUCCESS) {
+            break;
+        }
+    }
+    redir_flush(e);
+}
+
+static void redir_port_wakeup(USBPort *port, uint8_t ep)
+{
+    redir_poll_interrupt(port->opaque, ep);
+}
+
+static const USBPortOps redir_port_ops = {
+    .complete = redir_port_complete,
+    .wakeup = redir_port_wakeup,
+};
+
+/* Reply cancelled to every held packet: the device forgot them. */
+static void redir_cancel_all_pending(UsbredirExport *e, bool reply)
+{
+    GHashTableIter iter;
+    gpointer value;
+
+    g_hash_table_iter_init(&iter, e->pending);
+    while (g_hash_table_iter_next(&iter, NULL, &value)) {
+        RedirPacket *rp = value;
+
+        g_hash_table_iter_steal(&iter);
+        usb_device_cancel_packet(e->dev, &rp->p);
+        if (reply && e->parser) {
+            rp->p.actual_length = 0;
+            redir_reply(e, rp, usb_redir_cancelled);
+        }
+        redir_packet_free(rp);
+    }
+}
+
+/* ---- control-plane callbacks ---- */
+
+static void redir_reset(void *priv)
+{
+    UsbredirExport *e = priv;
+
+    g_message("usbredir: peer reset %s", DEVICE(e->dev)->id);
+    redir_cancel_all_pending(e, true);
+    memset(e->interrupt_receiving, 0, sizeof(e->interrupt_receiving));
+    usb_device_reset(e->dev);
+}
+
+/* Run a standard request on the device, as the guest would through ep 0. */
+static int redir_std_request(UsbredirExport *e, uint8_t type, uint8_t req, uint16_t value,
+                             uint16_t index)
+{
+    uint8_t setup[8] = { type, req, value & 0xff, value >> 8, index & 0xff, index >> 8, 0, 0 };
+    uint8_t buf[8];
+    USBPacket p = { .pid = USB_TOKEN_OUT };
+
+    usb_device_handle_control(e->dev, &p, setup, buf);
+    return p.status;
+}
+
+static void redir_set_configuration(void *priv, uint64_t id,
+                                    struct usb_redir_set_configuration_header *h)
+{
+    UsbredirExport *e = priv;
+    struct usb_redir_configuration_status_header st = { 0 };
+    int ret;
+
+    redir_cancel_all_pending(e, true);
+    ret = redir_std_request(e, USB_DIR_OUT | USB_TYPE_STANDARD | USB_RECIP_DEVICE,
+                            USB_REQ_SET_CONFIGURATION, h->configuration, 0);
+    st.status = redir_status(ret);
+    st.configuration = e->dev->configuration;
+    usbredirparser_send_configuration_status(e->parser, id, &st);
+    if (ret == USB_RET_SUCCESS) {
+        redir_send_interface_info(e);
+        redir_send_ep_info(e);
+    }
+}
+
+static void redir_get_configuration(void *priv, uint64_t id)
+{
+    UsbredirExport *e = priv;
+    struct usb_redir_configuration_status_header st = {
+        .status = usb_redir_success, .configuration = e->dev->configuration,
+    };
+
+    usbredirparser_send_configuration_status(e->parser, id, &st);
+}
+
+static void redir_set_alt_setting(void *priv, uint64_t id,
+                                  struct usb_redir_set_alt_setting_header *h)
+{
+    UsbredirExport *e = priv;
+    int ret = redir_std_request(e, USB_DIR_OUT | USB_TYPE_STANDARD | USB_RECIP_INTERFACE,
+                                USB_REQ_SET_INTERFACE, h->alt, h->interface);
+    struct usb_redir_alt_setting_status_header st = {
+        .status = redir_status(ret), .interface = h->interface, .alt = 0,
+    };
+
+    usbredirparser_send_alt_setting_status(e->parser, id, &st);
+}
+
+static void redir_get_alt_setting(void *priv, uint64_t id,
+                                  struct usb_redir_get_alt_setting_header *h)
+{
+    UsbredirExport *e = priv;
+    struct usb_redir_alt_setting_status_header st = {
+        .status = h->interface == 0 ? usb_redir_success : usb_redir_inval,
+        .interface = h->interface, .alt = 0,
+    };
+
+    usbredirparser_send_alt_setting_status(e->parser, id, &st);
+}
+
+static void redir_start_iso_stream(void *priv, uint64_t id,
+                                   struct usb_redir_start_iso_stream_header *h)
+{
+    UsbredirExport *e = priv;
+    struct usb_redir_iso_stream_status_header st = {
+        .status = usb_redir_inval, .endpoint = h->endpoint,
+    };
+
+    usbredirparser_send_iso_stream_status(e->parser, id, &st);
+}
+
+static void redir_stop_iso_stream(void *priv, uint64_t id,
+                                  struct usb_redir_stop_iso_stream_header *h)
+{
+    UsbredirExport *e = priv;
+    struct usb_redir_iso_stream_status_header st = {
+        .status = usb_redir_inval, .endpoint = h->endpoint,
+    };
+
+    usbredirparser_send_iso_stream_status(e->parser, id, &st);
+}
+
+static bool redir_is_interrupt_in(UsbredirExport *e, uint8_t endpoint)
+{
+    USBEndpointInfo *info = usb_device_ep(e->dev, USB_TOKEN_IN, endpoint & 0x0f);
+
+    return (endpoint & USB_DIR_IN) && info && info->type == USB_ENDPOINT_XFER_INT;
+}
+
+static void redir_start_interrupt_receiving(void *priv, uint64_t id,
+                                            struct usb_redir_start_interrupt_receiving_header *h)
+{
+    UsbredirExport *e = priv;
+    bool ok = redir_is_interrupt_in(e, h->endpoint);
+    struct usb_redir_interrupt_receiving_status_header st = {
+        .status = ok ? usb_redir_success : usb_redir_inval, .endpoint = h->endpoint,
+    };
+
+    usbredirparser_send_interrupt_receiving_status(e->parser, id, &st);
+    if (ok) {
+        e->interrupt_receiving[h->endpoint & 0x0f] = true;
+        redir_poll_interrupt(e, h->endpoint & 0x0f);
+    }
+}
+
+static void redir_stop_interrupt_receiving(void *priv, uint64_t id,
+                                           struct usb_redir_stop_interrupt_receiving_header *h)
+{
+    UsbredirExport *e = priv;
+    bool ok = redir_is_interrupt_in(e, h->endpoint);
+    struct usb_redir_interrupt_receiving_status_header st = {
+        .status = ok ? usb_redir_success : usb_redir_inval, .endpoint = h->endpoint,
+    };
+
+    if (ok) {
+        e->interrupt_receiving[h->endpoint & 0x0f] = false;
+    }
+    usbredirparser_send_interrupt_receiving_status(e->parser, id, &st);
+}
+
+static void redir_alloc_bulk_streams(void *priv, uint64_t id,
+                                     struct usb_redir_alloc_bulk_streams_header *h)
+{
+    UsbredirExport *e = priv;
+    struct usb_redir_bulk_streams_status_header st = {
+        .endpoints = h->endpoints, .no_streams = 0, .status = usb_redir_inval,
+    };
+
+    usbredirparser_send_bulk_streams_status(e->parser, id, &st);
+}
+
+static void redir_free_bulk_streams(void *priv, uint64_t id,
+                                    struct usb_redir_free_bulk_streams_header *h)
+{
+    UsbredirExport *e = priv;
+    struct usb_redir_bulk_streams_status_header st = {
+        .endpoints = h->endpoints, .no_streams = 0, .status = usb_redir_inval,
+    };
+
+    usbredirparser_send_bulk_streams_status(e->parser, id, &st);
+}
+
+static void redir_start_bulk_receiving(void *priv, uint64_t id,
+                                       struct usb_redir_start_bulk_receiving_header *h)
+{
+    UsbredirExport *e = priv;
+    struct usb_redir_bulk_receiving_status_header st = {
+        .stream_id = h->stream_id, .endpoint = h->endpoint, .status = usb_redir_inval,
+    };
+
+    /* Not advertised (no cap): answers come one transfer at a time. */
+    usbredirparser_send_bulk_receiving_status(e->parser, id, &st);
+}
+
+static void redir_stop_bulk_receiving(void *priv, uint64_t id,
+                                      struct usb_redir_stop_bulk_receiving_header *h)
+{
+    UsbredirExport *e = priv;
+    struct usb_redir_bulk_receiving_status_header st = {
+        .stream_id = h->stream_id, .endpoint = h->endpoint, .status = usb_redir_inval,
+    };
+
+    usbredirparser_send_bulk_receiving_status(e->parser, id, &st);
+}
+
+static void redir_cancel_data_packet(void *priv, uint64_t id)
+{
+    UsbredirExport *e = priv;
+    RedirPacket *rp = g_hash_table_lookup(e->pending, &id);
+
+    /* Already completed: the answer is on its way, nothing to cancel. */
+    if (!rp) {
+        return;
+    }
+    g_hash_table_steal(e->pending, &id);
+    usb_device_cancel_packet(e->dev, &rp->p);
+    rp->p.actual_length = 0;
+    redir_reply(e, rp, usb_redir_cancelled);
+    redir_packet_free(rp);
+}
+
+static void redir_filter_reject(void *priv)
+{
+    g_message("usbredir: the peer's filter rejects this device");
+}
+
+static void redir_filter_filter(void *priv, struct usbredirfilter_rule *rules, int rules_count)
+{
+    free(rules);
+}
+
+static void redir_peer_device_event(void *priv)
+{
+    /* device_disconnect_ack, device_disconnect from a host-role peer: nothing to do. */
+}
+
+/* ---- data packets ---- */
+
+static void redir_control_packet(void *priv, uint64_t id,
+                                 struct usb_redir_control_packet_header *h,
+                                 uint8_t *data, int data_len)
+{
+    UsbredirExport *e = priv;
+    bool in = h->requesttype & USB_DIR_IN;
+    uint8_t setup[8] = { h->requesttype, h->request, h->value & 0xff, h->value >> 8,
+                         h->index & 0xff, h->index >> 8, h->length & 0xff, h->length >> 8 };
+    g_autofree uint8_t *buf = g_malloc0(MAX(h->length, 1));
+    USBPacket p = { .pid = in ? USB_TOKEN_IN : USB_TOKEN_OUT, .id = id };
+    struct usb_redir_control_packet_header reply = *h;
+
+    if (!in) {
+        memcpy(buf, data, MIN(data_len, (int)h->length));
+    }
+    usbredirparser_free_packet_data(e->parser, data);
+    if (!in && data_len != h->length) {
+        reply.status = usb_redir_inval;
+        reply.length = 0;
+        usbredirparser_send_control_packet(e->parser, id, &reply, NULL, 0);
+        return;
+    }
+    usb_device_handle_control(e->dev, &p, setup, buf);
+    reply.status = redir_status(p.status);
+    reply.length = p.status == USB_RET_SUCCESS ? (in ? p.actual_length : h->length) : 0;
+    usbredirparser_send_control_packet(e->parser, id, &reply, in ? buf : NULL,
+                                       in ? reply.length : 0);
+}
+
+static RedirPacket *redir_packet_new(uint64_t id, uint8_t endpoint, const uint8_t *data,
+                                     size_t len, bool in)
+{
+    RedirPacket *rp = g_new0(RedirPacket, 1);
+
+    rp->endpoint = endpoint;
+    rp->p.id = id;
+    rp->p.pid = in ? USB_TOKEN_IN : USB_TOKEN_OUT;
+    rp->p.ep = endpoint & 0x0f;
+    rp->p.size = len;
+    rp->p.data = in ? g_malloc(MAX(len, 1)) : g_memdup2(data, len);
+    return rp;
+}
+
+/* Run a packet; keep it if the device holds it, else answer now. */
+static void redir_submit(UsbredirExport *e, RedirPacket *rp)
+{
+    usb_device_handle_data(e->dev, &rp->p);
+    if (rp->p.status == USB_RET_ASYNC) {
+        g_hash_table_insert(e->pending, &rp->p.id, rp);
+        return;
+    }
+    if (rp->p.status == USB_RET_NAK) {
+        /* usbredir has no NAK; an interrupt poll with nothing to say is a timeout. */
+        rp->p.actual_length = 0;
+        redir_reply(e, rp, usb_redir_timeout);
+    } else {
+        redir_reply(e, rp, redir_status(rp->p.status));
+    }
+    redir_packet_free(rp);
+}
+
+static void redir_bulk_packet(void *priv, uint64_t id, struct usb_redir_bulk_packet_header *h,
+                              uint8_t *data, int data_len)
+{
+    UsbredirExport *e = priv;
+    bool in = h->endpoint & USB_DIR_IN;
+    size_t len = h->length;
+    RedirPacket *rp;
+
+    if (usbredirparser_peer_has_cap(e->parser, usb_redir_cap_32bits_bulk_length)) {
+        len |= (size_t)h->length_high << 16;
+    }
+    rp = redir_packet_new(id, h->endpoint, data, in ? MIN(len, REDIR_MAX_BULK_IN) : (size_t)data_len,
+                          in);
+    usbredirparser_free_packet_data(e->parser, data);
+    rp->kind = REDIR_PACKET_BULK;
+    rp->bulk = *h;
+    if (g_hash_table_contains(e->pending, &id)) {
+        /* An id still in use would make completions ambiguous. */
+        redir_reply(e, rp, usb_redir_inval);
+        redir_packet_free(rp);
+        return;
+    }
+    redir_submit(e, rp);
+}
+
+static void redir_interrupt_packet(void *priv, uint64_t id,
+                                   struct usb_redir_interrupt_packet_header *h,
+                                   uint8_t *data, int data_len)
+{
+    UsbredirExport *e = priv;
+    bool in = h->endpoint & USB_DIR_IN;
+    RedirPacket *rp;
+
+    usbredirparser_free_packet_data(e->parser, data);
+    rp = redir_packet_new(id, h->endpoint, NULL, 0, in);
+    rp->kind = REDIR_PACKET_INTERRUPT;
+    /* Interrupt-in data flows through start_interrupt_receiving; we have no interrupt-out. */
+    redir_reply(e, rp, usb_redir_inval);
+    redir_packet_free(rp);
+}
+
+static void redir_iso_packet(void *priv, uint64_t id, struct usb_redir_iso_packet_header *h,
+                             uint8_t *data, int data_len)
+{
+    UsbredirExport *e = priv;
+    struct usb_redir_iso_packet_header reply = { .endpoint = h->endpoint,
+                                                 .status = usb_redir_inval };
+
+    usbredirparser_free_packet_data(e->parser, data);
+    usbredirparser_send_iso_packet(e->parser, id, &reply, NULL, 0);
+}
+
+static void redir_buffered_bulk_packet(void *priv, uint64_t id,
+                                       struct usb_redir_buffered_bulk_packet_header *h,
+                                       uint8_t *data, int data_len)
+{
+    UsbredirExport *e = priv;
+
+    /* Only a usb-host sends these; from a guest-role peer it is a protocol error. */
+    usbredirparser_free_packet_data(e->parser, data);
+    g_message("usbredir: ignoring a buffered bulk packet from the peer");
+}
+
+/* ---- session ---- */
+
+static void redir_parser_setup(UsbredirExport *e)
+{
+    struct usbredirparser *p = usbredirparser_create();
+    uint32_t caps[USB_REDIR_CAPS_SIZE] = { 0 };
+    g_autofree char *version = g_strdup_printf("vccid %s", VCCID_VERSION);
+
+    p->priv = e;
+    p->log_func = redir_log;
+    p->read_func = redir_read;
+    p->write_func = redir_write;
+    p->hello_func = redir_hello;
+    p->reset_func = redir_reset;
+    p->set_configuration_func = redir_set_configuration;
+    p->get_configuration_func = redir_get_configuration;
+    p->set_alt_setting_func = redir_set_alt_setting;
+    p->get_alt_setting_func = redir_get_alt_setting;
+    p->start_iso_stream_func = redir_start_iso_stream;
+    p->stop_iso_stream_func = redir_stop_iso_stream;
+    p->start_interrupt_receiving_func = redir_start_interrupt_receiving;
+    p->stop_interrupt_receiving_func = redir_stop_interrupt_receiving;
+    p->alloc_bulk_streams_func = redir_alloc_bulk_streams;
+    p->free_bulk_streams_func = redir_free_bulk_streams;
+    p->start_bulk_receiving_func = redir_start_bulk_receiving;
+    p->stop_bulk_receiving_func = redir_stop_bulk_receiving;
+    p->cancel_data_packet_func = redir_cancel_data_packet;
+    p->control_packet_func = redir_control_packet;
+    p->bulk_packet_func = redir_bulk_packet;
+    p->iso_packet_func = redir_iso_packet;
+    p->interrupt_packet_func = redir_interrupt_packet;
+    p->buffered_bulk_packet_func = redir_buffered_bulk_packet;
+    p->filter_reject_func = redir_filter_reject;
+    p->filter_filter_func = redir_filter_filter;
+    p->device_disconnect_ack_func = redir_peer_device_event;
+    p->device_disconnect_func = redir_peer_device_event;
+
+    usbredirparser_caps_set_cap(caps, usb_redir_cap_connect_device_version);
+    usbredirparser_caps_set_cap(caps, usb_redir_cap_filter);
+    usbredirparser_caps_set_cap(caps, usb_redir_cap_device_disconnect_ack);
+    usbredirparser_caps_set_cap(caps, usb_redir_cap_ep_info_max_packet_size);
+    usbredirparser_caps_set_cap(caps, usb_redir_cap_64bits_ids);
+    usbredirparser_caps_set_cap(caps, usb_redir_cap_32bits_bulk_length);
+    usbredirparser_init(p, version, caps, USB_REDIR_CAPS_SIZE, usbredirparser_fl_usb_host);
+    e->parser = p;
+}
+
+static void redir_session_end(UsbredirExport *e)
+{
+    if (!e->parser) {
+        return;
+    }
+    redir_cancel_all_pending(e, false);
+    if (e->device_connected) {
+        usb_device_detach(e->dev);
+        e->device_connected = false;
+    }
+    memset(e->interrupt_receiving, 0, sizeof(e->interrupt_receiving));
+    usbredirparser_destroy(e->parser);
+    e->parser = NULL;
+    g_byte_array_set_size(e->inbuf, 0);
+    e->inbuf_off = 0;
+}
+
+static void redir_chr_event(void *opaque, ChrEvent event)
+{
+    UsbredirExport *e = opaque;
+
+    if (event == CHR_EVENT_OPENED) {
+        redir_session_end(e);
+        redir_parser_setup(e);
+        redir_flush(e);
+    } else {
+        redir_session_end(e);
+    }
+}
+
+static void redir_chr_read(void *opaque, const uint8_t *buf, size_t len)
+{
+    UsbredirExport *e = opaque;
+    int ret;
+
+    if (!e->parser) {
+        return;
+    }
+    g_byte_array_append(e->inbuf, buf, len);
+    ret = usbredirparser_do_read(e->parser);
+    /* The parser may have been torn down by a callback that closed the peer. */
+    if (!e->parser) {
+        return;
+    }
+    g_byte_array_remove_range(e->inbuf, 0, e->inbuf_off);
+    e->inbuf_off = 0;
+    redir_flush(e);
+    if (ret == usbredirparser_read_parse_error) {
+        g_warning("usbredir: malformed packet from the peer on %s; disconnecting",
+                  chardev_describe(e->chr));
+        chr_fe_disconnect(e->chr);
+    }
+}
+
+/* ---- -export usbredir ---- */
+
+static USBDevice *redir_find_device(const char *id, GError **errp)
+{
+    DeviceState *d;
+
+    if (!id) {
+        USBDevice *dev = usb_device_find_first();
+
+        if (!dev) {
+            g_set_error(errp, VCCID_ERROR, 0, "-export usbredir: no USB device to export "
+                        "(add -device usb-ccid first)");
+        }
+        return dev;
+    }
+    d = device_find(id);
+    if (!d || !object_is_usb_device(d)) {
+        g_set_error(errp, VCCID_ERROR, 0, "-export usbredir: Parameter 'device' names no USB "
+                    "device: '%s'", id);
+        return NULL;
+    }
+    return (USBDevice *)d;
+}
+
+static bool redir_device_exported(USBDevice *dev)
+{
+    for (GList *l = redir_exports; l; l = l->next) {
+        if (((UsbredirExport *)l->data)->dev == dev) {
+            return true;
+        }
+    }
+    return false;
+}
+
+bool usbredir_export_create(QemuOpts *opts, GError **errp)
+{
+    const char *chr_id = qemu_opt_take(opts, "chardev");
+    const char *dev_id = qemu_opt_take(opts, "device");
+    const char *unused = qemu_opts_first_unused(opts);
+    UsbredirExport *e;
+    Chardev *chr;
+    USBDevice *dev;
+
+    if (unused) {
+        g_set_error(errp, VCCID_ERROR, 0, "-export usbredir: Invalid parameter '%s'", unused);
+        return false;
+    }
+    if (!chr_id) {
+        g_set_error(errp, VCCID_ERROR, 0, "-export usbredir: Parameter 'chardev' is missing");
+        return false;
+    }
+    chr = chardev_find(chr_id);
+    if (!chr) {
+        g_set_error(errp, VCCID_ERROR, 0, "-export usbredir: chardev '%s' not found", chr_id);
+        return false;
+    }
+    dev = redir_find_device(dev_id, errp);
+    if (!dev) {
+        return false;
+    }
+    if (redir_device_exported(dev)) {
+        g_set_error(errp, VCCID_ERROR, 0, "-export usbredir: device '%s' is already exported",
+                    DEVICE(dev)->id);
+        return false;
+    }
+    if (!chr_fe_claim(chr, "usbredir export", errp)) {
+        g_prefix_error(errp, "-export usbredir: ");
+        return false;
+    }
+    e = g_new0(UsbredirExport, 1);
+    e->chr = chr;
+    e->dev = dev;
+    e->port.ops = &redir_port_ops;
+    e->port.opaque = e;
+    e->inbuf = g_byte_array_new();
+    e->pending = g_hash_table_new(g_int64_hash, g_int64_equal);
+    chr_fe_set_handlers(chr, redir_chr_read, redir_chr_event, e);
+    redir_exports = g_list_append(redir_exports, e);
+    g_message("usbredir: exporting %s on %s", DEVICE(dev)->id, chardev_describe(chr));
+    return true;
+}
+
+void usbredir_export_destroy_all(void)
+{
+    while (redir_exports) {
+        UsbredirExport *e = redir_exports->data;
+
+        redir_exports = g_list_delete_link(redir_exports, redir_exports);
+        redir_session_end(e);
+        chr_fe_release(e->chr);
+        g_hash_table_unref(e->pending);
+        g_byte_array_unref(e->inbuf);
+        g_free(e);
+    }
+}

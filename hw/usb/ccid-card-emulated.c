@@ -1,0 +1,435 @@
+/*
+ * ccid-card-emulated: a CAC card emulated by libcacard on NSS.
+ *
+ * backend=certificates: a soft card made of three certificates (and their
+ * keys) in an NSS database. backend=nss-emulated: the tokens NSS sees in its
+ * database (hardware through PKCS#11 modules) are emulated as cards.
+ *
+ * libcacard blocks: its event queue is a blocking wait and an APDU may take a
+ * private-key operation. Both run on threads of their own; results come back
+ * to the main loop through one eventfd, in order.
+ */
+#include "hw/usb/ccid.h"
+
+#include <cacard/libcacard.h>
+#include <glib-unix.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#define TYPE_EMULATED_CCID "ccid-card-emulated"
+#define EMULATED_READER_NAME "vccid"
+#define BACKEND_NSS_EMULATED "nss-emulated"
+#define BACKEND_CERTIFICATES "certificates"
+#define DEFAULT_CERT_DB "/etc/pki/nssdb"
+
+typedef enum EmulMsgType {
+    EMUL_MSG_CARD_INSERT,
+    EMUL_MSG_CARD_REMOVE,
+    EMUL_MSG_APDU_ANSWER,
+    EMUL_MSG_APDU_FAILED,
+} EmulMsgType;
+
+/* A message from a libcacard thread to the main loop. */
+typedef struct EmulMsg {
+    EmulMsgType type;
+    uint8_t *data;           /* ATR or answer APDU */
+    uint32_t len;
+} EmulMsg;
+
+/* Work for the APDU thread. */
+typedef struct EmulJob {
+    uint8_t *apdu;           /* NULL: a power cycle */
+    uint32_t len;
+} EmulJob;
+
+typedef struct EmulatedState {
+    CCIDCardState base;
+
+    /* properties */
+    char *backend;
+    char *db;
+    char *cert1;
+    char *cert2;
+    char *cert3;
+    uint8_t debug;
+
+    VReader *reader;         /* owned by the event thread until it quits */
+    uint8_t atr[CCID_MAX_ATR];
+    uint32_t atr_len;        /* main loop's view; 0 = no card */
+
+    GThread *event_thread;
+    GThreadPool *apdu_pool;  /* one thread: APDUs run in order */
+    GAsyncQueue *to_main;    /* EmulMsg * */
+    int notify_fd;           /* eventfd the threads write after a push */
+    guint notify_watch;
+} EmulatedState;
+
+#define EMULATED_CCID(obj) ((EmulatedState *)(obj))
+
+/* libcacard (and NSS under it) can be set up once per process. */
+static bool cacard_in_use;
+
+/* ---- thread -> main loop ---- */
+
+static void emul_post(EmulatedState *s, EmulMsgType type, const uint8_t *data, uint32_t len)
+{
+    EmulMsg *msg = g_new0(EmulMsg, 1);
+    uint64_t one = 1;
+
+    msg->type = type;
+    msg->data = len ? g_memdup2(data, len) : NULL;
+    msg->len = len;
+    g_async_queue_push(s->to_main, msg);
+    if (write(s->notify_fd, &one, sizeof(one)) != sizeof(one)) {
+        g_warning("ccid-card-emulated: cannot wake the main loop");
+    }
+}
+
+static void emul_msg_free(gpointer p)
+{
+    EmulMsg *msg = p;
+
+    g_free(msg->data);
+    g_free(msg);
+}
+
+static void emul_handle_msg(EmulatedState *s, EmulMsg *msg)
+{
+    CCIDCardState *card = &s->base;
+
+    switch (msg->type) {
+    case EMUL_MSG_CARD_INSERT:
+        memcpy(s->atr, msg->data, msg->len);
+        s->atr_len = msg->len;
+        ccid_card_card_inserted(card);
+        break;
+    case EMUL_MSG_CARD_REMOVE:
+        s->atr_len = 0;
+        ccid_card_card_removed(card);
+        break;
+    case EMUL_MSG_APDU_ANSWER:
+        ccid_card_send_apdu_to_guest(card, msg->data, msg->len);
+        break;
+    case EMUL_MSG_APDU_FAILED:
+        ccid_card_apdu_failed(card);
+        break;
+    }
+}
+
+static gboolean emul_notified(gint fd, GIOCondition cond, gpointer opaque)
+{
+    EmulatedState *s = opaque;
+    uint64_t count;
+    EmulMsg *msg;
+
+    if (read(fd, &count, sizeof(count)) < 0) {
+        /* EAGAIN: another wakeup already drained it. */
+    }
+    while ((msg = g_async_queue_try_pop(s->to_main))) {
+        emul_handle_msg(s, msg);
+        emul_msg_free(msg);
+    }
+    return G_SOURCE_CONTINUE;
+}
+
+/* ---- libcacard event thread ---- */
+
+static void emul_card_inserted(EmulatedState *s, VReader *reader)
+{
+    unsigned char atr[64];
+    int atr_len = sizeof(atr);
+
+    if (vreader_power_on(reader, atr, &atr_len) != VREADER_OK || atr_len <= 0) {
+        g_warning("ccid-card-emulated: card in '%s' gives no ATR", vreader_get_name(reader));
+        return;
+    }
+    emul_post(s, EMUL_MSG_CARD_INSERT, atr, MIN(atr_len, CCID_MAX_ATR));
+}
+
+/* Returns false when asked to quit. */
+static bool emul_handle_event(EmulatedState *s, VEvent *ev)
+{
+    switch (ev->type) {
+    case VEVENT_READER_INSERT:
+        /* The first reader libcacard announces is ours. */
+        if (!g_atomic_pointer_get(&s->reader)) {
+            g_atomic_pointer_set(&s->reader, vreader_reference(ev->reader));
+            g_message("ccid-card-emulated: using reader '%s'", vreader_get_name(ev->reader));
+        }
+        break;
+    case VEVENT_READER_REMOVE:
+        if (ev->reader == s->reader) {
+            emul_post(s, EMUL_MSG_CARD_REMOVE, NULL, 0);
+        }
+        break;
+    case VEVENT_CARD_INSERT:
+        if (ev->reader == s->reader) {
+            emul_card_inserted(s, ev->reader);
+        }
+        break;
+    case VEVENT_CARD_REMOVE:
+        if (ev->reader == s->reader) {
+            emul_post(s, EMUL_MSG_CARD_REMOVE, NULL, 0);
+        }
+        break;
+    case VEVENT_LAST:
+        return false;
+    }
+    return true;
+}
+
+static gpointer emul_event_thread(gpointer opaque)
+{
+    EmulatedState *s = opaque;
+    bool more = true;
+
+    while (more) {
+        VEvent *ev = vevent_wait_next_vevent();
+
+        if (!ev) {
+            break;
+        }
+        more = emul_handle_event(s, ev);
+        vevent_delete(ev);
+    }
+    return NULL;
+}
+
+/* ---- APDU thread ---- */
+
+static void emul_apdu_job(gpointer data, gpointer opaque)
+{
+    EmulJob *job = data;
+    EmulatedState *s = opaque;
+    /* libcacard truncates silently to the buffer: size it for the largest answer. */
+    g_autofree uint8_t *answer = g_malloc(CCID_MAX_APDU_RESPONSE);
+    int answer_len = CCID_MAX_APDU_RESPONSE;
+    VReader *reader = g_atomic_pointer_get(&s->reader);
+
+    if (!job->apdu) {
+        if (reader) {
+            vreader_power_off(reader);
+        }
+    } else if (reader && vreader_xfr_bytes(reader, job->apdu, job->len, answer,
+                                           &answer_len) == VREADER_OK) {
+        emul_post(s, EMUL_MSG_APDU_ANSWER, answer, answer_len);
+    } else {
+        emul_post(s, EMUL_MSG_APDU_FAILED, NULL, 0);
+    }
+    g_free(job->apdu);
+    g_free(job);
+}
+
+/* ---- CCIDCardClass ---- */
+
+static const uint8_t *emul_get_atr(CCIDCardState *card, uint32_t *len)
+{
+    EmulatedState *s = EMULATED_CCID(card);
+
+    *len = s->atr_len;
+    return s->atr_len ? s->atr : NULL;
+}
+
+static void emul_apdu_from_guest(CCIDCardState *card, const uint8_t *apdu, uint32_t len)
+{
+    EmulatedState *s = EMULATED_CCID(card);
+    EmulJob *job = g_new0(EmulJob, 1);
+
+    job->apdu = g_memdup2(apdu, len);
+    job->len = len;
+    if (s->debug) {
+        g_message("%s: APDU of %u bytes, INS %02x", DEVICE(s)->id, len, len > 1 ? apdu[1] : 0);
+    }
+    g_thread_pool_push(s->apdu_pool, job, NULL);
+}
+
+static void emul_power_off(CCIDCardState *card)
+{
+    EmulatedState *s = EMULATED_CCID(card);
+
+    /* Queued behind any APDU in flight, so it cannot overtake one. */
+    g_thread_pool_push(s->apdu_pool, g_new0(EmulJob, 1), NULL);
+}
+
+/* ---- realize ---- */
+
+/* Characters that would end a field of libcacard's soft=(...) syntax. */
+static bool emul_value_ok(const char *v)
+{
+    for (const char *p = v; *p; p++) {
+        if (*p == '(' || *p == ')' || *p == ',' || *p == '"' || g_ascii_iscntrl(*p)) {
+            return false;
+        }
+    }
+    return *v != '\0';
+}
+
+static char *emul_build_options(EmulatedState *s, GError **errp)
+{
+    const char *db = s->db ? s->db : DEFAULT_CERT_DB;
+    const char *certs[3] = { s->cert1, s->cert2, s->cert3 };
+    static const char *const names[3] = { "cert1", "cert2", "cert3" };
+
+    if (strchr(db, '"') || g_utf8_strlen(db, -1) == 0) {
+        g_set_error(errp, VCCID_ERROR, 0, "Property '%s.db' doesn't take value '%s'",
+                    TYPE_EMULATED_CCID, db);
+        return NULL;
+    }
+    if (strcmp(s->backend, BACKEND_NSS_EMULATED) == 0 || strcmp(s->backend, "nss") == 0) {
+        for (int i = 0; i < 3; i++) {
+            if (certs[i]) {
+                g_set_error(errp, VCCID_ERROR, 0, "Property '%s.%s' is for backend=%s only",
+                            TYPE_EMULATED_CCID, names[i], BACKEND_CERTIFICATES);
+                return NULL;
+            }
+        }
+        return g_strdup_printf("db=\"%s\" use_hw=yes", db);
+    }
+    if (strcmp(s->backend, BACKEND_CERTIFICATES) != 0) {
+        g_set_error(errp, VCCID_ERROR, 0,
+                    "Property '%s.backend' doesn't take value '%s' (expects %s or %s)",
+                    TYPE_EMULATED_CCID, s->backend, BACKEND_NSS_EMULATED, BACKEND_CERTIFICATES);
+        return NULL;
+    }
+    for (int i = 0; i < 3; i++) {
+        if (!certs[i]) {
+            g_set_error(errp, VCCID_ERROR, 0, "backend=%s needs exactly three certificates: "
+                        "%s is missing", BACKEND_CERTIFICATES, names[i]);
+            return NULL;
+        }
+        if (!emul_value_ok(certs[i])) {
+            g_set_error(errp, VCCID_ERROR, 0, "Property '%s.%s' doesn't take value '%s' "
+                        "(no parentheses, commas or quotes in a nickname)",
+                        TYPE_EMULATED_CCID, names[i], certs[i]);
+            return NULL;
+        }
+    }
+    return g_strdup_printf("db=\"%s\" use_hw=no soft=(,%s,CAC,,%s,%s,%s)", db,
+                           EMULATED_READER_NAME, certs[0], certs[1], certs[2]);
+}
+
+static bool emul_init_cacard(EmulatedState *s, GError **errp)
+{
+    g_autofree char *args = emul_build_options(s, errp);
+    VCardEmulOptions *opts;
+
+    if (!args) {
+        return false;
+    }
+    opts = vcard_emul_options(args);
+    if (!opts) {
+        g_set_error(errp, VCCID_ERROR, 0, "libcacard rejected the options '%s'", args);
+        return false;
+    }
+    if (vcard_emul_init(opts) != VCARD_EMUL_OK) {
+        g_set_error(errp, VCCID_ERROR, 0,
+                    "libcacard could not start with '%s' (is db= an NSS database with "
+                    "those certificate nicknames? check with: certutil -L -d %s)",
+                    args, s->db ? s->db : DEFAULT_CERT_DB);
+        return false;
+    }
+    return true;
+}
+
+static void emul_stop_threads(EmulatedState *s)
+{
+    if (s->event_thread) {
+        /* The event thread blocks in libcacard; a VEVENT_LAST wakes it to quit. */
+        vevent_queue_vevent(vevent_new(VEVENT_LAST, NULL, NULL));
+        g_thread_join(s->event_thread);
+        s->event_thread = NULL;
+    }
+    if (s->apdu_pool) {
+        g_thread_pool_free(s->apdu_pool, FALSE, TRUE);
+        s->apdu_pool = NULL;
+    }
+}
+
+static bool emul_realize(DeviceState *d, GError **errp)
+{
+    EmulatedState *s = EMULATED_CCID(d);
+
+    if (cacard_in_use) {
+        g_set_error(errp, VCCID_ERROR, 0, "only one %s per process: libcacard can be "
+                    "initialised once (use ccid-card-passthru for more cards)",
+                    TYPE_EMULATED_CCID);
+        return false;
+    }
+    if (!ccid_card_plug(&s->base, errp) || !emul_init_cacard(s, errp)) {
+        return false;
+    }
+    cacard_in_use = true;
+    s->to_main = g_async_queue_new_full(emul_msg_free);
+    s->notify_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (s->notify_fd < 0) {
+        g_set_error(errp, VCCID_ERROR, 0, "eventfd: %s", g_strerror(errno));
+        return false;
+    }
+    s->notify_watch = g_unix_fd_add(s->notify_fd, G_IO_IN, emul_notified, s);
+    s->apdu_pool = g_thread_pool_new(emul_apdu_job, s, 1, TRUE, NULL);
+    /*
+     * Replay the readers and cards libcacard found during init so that the
+     * event thread sees them; it starts before the replay so none is lost.
+     */
+    s->event_thread = g_thread_new("cacard-events", emul_event_thread, s);
+    vcard_emul_replay_insertion_events();
+    g_message("%s: backend %s, db %s", d->id, s->backend, s->db ? s->db : DEFAULT_CERT_DB);
+    return true;
+}
+
+static void emul_unrealize(DeviceState *d)
+{
+    EmulatedState *s = EMULATED_CCID(d);
+
+    emul_stop_threads(s);
+    if (s->notify_watch) {
+        g_source_remove(s->notify_watch);
+    }
+    if (s->notify_fd > 0) {
+        close(s->notify_fd);
+    }
+    if (s->to_main) {
+        g_async_queue_unref(s->to_main);
+    }
+    if (s->reader) {
+        vreader_free(s->reader);
+    }
+    ccid_card_unplug(&s->base);
+}
+
+static const Property emulated_properties[] = {
+    DEFINE_CCID_CARD_PROPERTIES(EmulatedState, base),
+    DEFINE_PROP_STRING("backend", EmulatedState, backend, BACKEND_NSS_EMULATED,
+                       "nss-emulated (NSS tokens) or certificates (cert1..3 from db)"),
+    DEFINE_PROP_STRING("db", EmulatedState, db, NULL,
+                       "NSS database, e.g. sql:/path (default " DEFAULT_CERT_DB ")"),
+    DEFINE_PROP_STRING("cert1", EmulatedState, cert1, NULL, "first certificate nickname"),
+    DEFINE_PROP_STRING("cert2", EmulatedState, cert2, NULL, "second certificate nickname"),
+    DEFINE_PROP_STRING("cert3", EmulatedState, cert3, NULL, "third certificate nickname"),
+    DEFINE_PROP_UINT8("debug", EmulatedState, debug, "0", "log APDUs when non-zero"),
+    DEFINE_PROP_END_OF_LIST(),
+};
+
+static const CCIDCardClass emulated_card_class = {
+    .parent_class = {
+        .name = TYPE_EMULATED_CCID,
+        .desc = "emulated smartcard (libcacard)",
+        .instance_size = sizeof(EmulatedState),
+        .bus_type = TYPE_CCID_BUS,
+        .props = emulated_properties,
+        .user_creatable = true,
+        .realize = emul_realize,
+        .unrealize = emul_unrealize,
+    },
+    .get_atr = emul_get_atr,
+    .apdu_from_guest = emul_apdu_from_guest,
+    .power_off = emul_power_off,
+};
+
+static void emulated_card_register_types(void)
+{
+    device_class_register(&emulated_card_class.parent_class);
+}
+
+device_type_init(emulated_card_register_types)

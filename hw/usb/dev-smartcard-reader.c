@@ -1,0 +1,1045 @@
+/*
+ * usb-ccid: a USB CCID (rev 1.1) smart-card reader with one slot.
+ *
+ * The host talks to the reader with PC_to_RDR messages on bulk-out and gets
+ * exactly one RDR_to_PC answer per message, in order, on bulk-in. Card
+ * arrival and removal are announced on interrupt-in. The card itself is a
+ * device on the reader's ccid-bus (ccid-card-emulated, ccid-card-passthru).
+ *
+ * Ordering: commands are executed one at a time in arrival order. A command
+ * that needs the card (an APDU) holds the slot until the card answers; later
+ * commands wait in a queue. Answers queue in the same order and are handed
+ * to bulk-in packets as they come, one answer per transfer.
+ */
+#include "hw/usb.h"
+#include "hw/usb/desc.h"
+#include "hw/usb/ccid.h"
+#include "proto/ccid.h"
+
+#include <string.h>
+
+#define TYPE_USB_CCID "usb-ccid"
+
+#define CCID_INT_IN_EP    1
+#define CCID_BULK_IN_EP   2
+#define CCID_BULK_OUT_EP  3
+
+/*
+ * dwMaxCCIDMessageLength: 10-byte header + a whole short APDU (4 + 1 + 255
+ * + 1 = 261) or a whole short answer (256 + 2). Longer (extended) APDUs and
+ * answers travel in chained XfrBlock pieces of at most 261 bytes. 271 is the
+ * value that libccid and Windows' usbccid.sys have long met on real readers.
+ */
+#define CCID_MAX_MESSAGE      271
+#define CCID_MAX_CHUNK        (CCID_MAX_MESSAGE - CCID_HEADER_SIZE)
+
+#define CCID_DEFAULT_CLOCK_KHZ 3580    /* 3.58 MHz, ISO 7816-3 default */
+#define CCID_DEFAULT_DATA_RATE 9600    /* bps at Fi=372, Di=1 */
+#define CCID_MAX_IFSD          254
+
+/* Work bounds for a host that sends without reading. */
+#define CCID_MAX_QUEUED_COMMANDS 32
+#define CCID_MAX_QUEUED_ANSWERS  32
+
+#define CCID_FEATURES (CCID_FEATURE_AUTO_CONF_ATR | CCID_FEATURE_AUTO_VOLTAGE | \
+                       CCID_FEATURE_AUTO_CLOCK | CCID_FEATURE_AUTO_BAUD | \
+                       CCID_FEATURE_AUTO_PARAM_NEGOTIATION | CCID_FEATURE_EXTENDED_APDU)
+
+#define LE32(v) ((v) & 0xff), (((v) >> 8) & 0xff), (((v) >> 16) & 0xff), (((v) >> 24) & 0xff)
+
+/* CCID class descriptor, CCID 5.1. Advertises only what the reader does. */
+static const uint8_t ccid_class_descriptor[] = {
+    0x36,                   /* bLength */
+    0x21,                   /* bDescriptorType: CCID functional */
+    0x10, 0x01,             /* bcdCCID 1.10 */
+    0x00,                   /* bMaxSlotIndex: one slot */
+    0x07,                   /* bVoltageSupport: 5 V, 3 V, 1.8 V */
+    LE32(0x3),              /* dwProtocols: T=0 and T=1 */
+    LE32(CCID_DEFAULT_CLOCK_KHZ),   /* dwDefaultClock */
+    LE32(CCID_DEFAULT_CLOCK_KHZ),   /* dwMaximumClock */
+    0x01,                   /* bNumClockSupported */
+    LE32(CCID_DEFAULT_DATA_RATE),   /* dwDataRate */
+    LE32(CCID_DEFAULT_DATA_RATE),   /* dwMaxDataRate */
+    0x01,                   /* bNumDataRatesSupported */
+    LE32(CCID_MAX_IFSD),    /* dwMaxIFSD */
+    LE32(0),                /* dwSynchProtocols */
+    LE32(0),                /* dwMechanical: none */
+    LE32(CCID_FEATURES),    /* dwFeatures */
+    LE32(CCID_MAX_MESSAGE), /* dwMaxCCIDMessageLength */
+    0xff,                   /* bClassGetResponse: echo the APDU's class */
+    0xff,                   /* bClassEnvelope: echo */
+    0x00, 0x00,             /* wLcdLayout: no display */
+    0x00,                   /* bPINSupport: no PIN pad */
+    0x01,                   /* bMaxCCIDBusySlots */
+};
+
+static const USBDescOther ccid_class_desc_other[] = {
+    { .length = sizeof(ccid_class_descriptor), .data = ccid_class_descriptor },
+};
+
+enum {
+    STR_MANUFACTURER = 1,
+    STR_PRODUCT,
+    STR_SERIALNUMBER,
+    STR_INTERFACE,
+    STR_COUNT,
+};
+
+static const char *const ccid_default_strings[STR_COUNT] = {
+    [STR_MANUFACTURER] = "QEMU",
+    [STR_PRODUCT]      = "QEMU USB CCID",
+    [STR_SERIALNUMBER] = "1",
+    [STR_INTERFACE]    = "CCID Interface",
+};
+
+#define CCID_ENDPOINTS(bulk_mps, int_interval) { \
+    { .bEndpointAddress = USB_DIR_IN | CCID_INT_IN_EP, \
+      .bmAttributes = USB_ENDPOINT_XFER_INT, .wMaxPacketSize = 8, .bInterval = (int_interval) }, \
+    { .bEndpointAddress = USB_DIR_IN | CCID_BULK_IN_EP, \
+      .bmAttributes = USB_ENDPOINT_XFER_BULK, .wMaxPacketSize = (bulk_mps) }, \
+    { .bEndpointAddress = USB_DIR_OUT | CCID_BULK_OUT_EP, \
+      .bmAttributes = USB_ENDPOINT_XFER_BULK, .wMaxPacketSize = (bulk_mps) }, \
+}
+
+static const USBDescEndpoint ccid_eps_full[] = CCID_ENDPOINTS(64, 16);
+/* High speed bInterval counts 2^(n-1) microframes: 8 -> 16 ms. */
+static const USBDescEndpoint ccid_eps_high[] = CCID_ENDPOINTS(512, 8);
+
+#define CCID_IFACE(_eps) { \
+    .bInterfaceNumber = 0, .bNumEndpoints = 3, \
+    .bInterfaceClass = 0x0b,   /* Smart Card */ \
+    .bInterfaceSubClass = 0, .bInterfaceProtocol = 0, /* CCID bulk transfers */ \
+    .iInterface = STR_INTERFACE, \
+    .ndesc = 1, .descs = ccid_class_desc_other, .eps = (_eps), \
+}
+
+static const USBDescIface ccid_iface_full = CCID_IFACE(ccid_eps_full);
+static const USBDescIface ccid_iface_high = CCID_IFACE(ccid_eps_high);
+
+#define CCID_CONFIG(iface) { \
+    .bNumInterfaces = 1, .bConfigurationValue = 1, \
+    .bmAttributes = 0xa0,   /* bus powered, remote wakeup */ \
+    .bMaxPower = 50, .nif = 1, .ifs = &(iface), \
+}
+
+static const USBDescConfig ccid_config_full = CCID_CONFIG(ccid_iface_full);
+static const USBDescConfig ccid_config_high = CCID_CONFIG(ccid_iface_high);
+
+static const USBDescDevice ccid_desc_device_full = {
+    .bcdUSB = 0x0200, .bMaxPacketSize0 = 64, .bNumConfigurations = 1,
+    .confs = &ccid_config_full,
+};
+
+static const USBDescDevice ccid_desc_device_high = {
+    .bcdUSB = 0x0200, .bMaxPacketSize0 = 64, .bNumConfigurations = 1,
+    .confs = &ccid_config_high,
+};
+
+/* ---- state ---- */
+
+/* A PC_to_RDR message waiting for its turn. */
+typedef struct CCIDCommand {
+    CCIDHeader hdr;
+    GByteArray *payload;
+    int bError;              /* >= 0: answer with this parameter error */
+} CCIDCommand;
+
+typedef struct USBCCIDState {
+    USBDevice dev;
+    BusState *bus;
+    CCIDCardState *card;
+    USBDesc desc;
+    const char *strings[STR_COUNT];
+
+    /* properties */
+    uint16_t vendorid;
+    uint16_t productid;
+    char *manufacturer;
+    char *product;
+    uint8_t debug;
+
+    /* slot */
+    bool icc_present;
+    bool icc_powered;
+    bool notify_pending;     /* a NotifySlotChange waits for interrupt-in */
+    bool slot_changed;       /* bit 1 of bmSlotICCState */
+    uint8_t protocol;        /* bProtocolNum: 0 = T=0, 1 = T=1 */
+    uint8_t protocol_data[7];
+
+    /* commands */
+    CCIDAssembler assembler;
+    GQueue commands;         /* CCIDCommand *, in arrival order */
+    GQueue held_out;         /* bulk-out USBPacket * waiting for queue room */
+    bool busy;               /* the card holds an APDU of busy_hdr */
+    CCIDHeader busy_hdr;
+    unsigned answers_to_drop;/* card answers to APDUs we already answered */
+    uint8_t abort_seq;       /* bSeq of a class ABORT request, if any */
+    bool abort_requested;
+    bool processing;         /* in ccid_process_commands: do not re-enter */
+    bool accepting;          /* in ccid_accept_held_out: do not re-enter */
+
+    /* APDU chaining, CCID 6.1.4 */
+    GByteArray *cmd_chain;   /* command APDU being assembled */
+    GByteArray *rsp_chain;   /* answer being handed out in pieces */
+    size_t rsp_chain_off;
+
+    /* answers */
+    GQueue answers;          /* GByteArray *, whole RDR_to_PC messages */
+    size_t answer_off;       /* bytes of the head answer already sent */
+    GQueue pending_in;       /* bulk-in USBPacket * waiting for answers */
+} USBCCIDState;
+
+#define USB_CCID(obj) ((USBCCIDState *)(obj))
+
+#define ccid_debug(s, level, fmt, ...) do { \
+        if ((s)->debug >= (level)) { \
+            g_message("%s: " fmt, DEVICE(s)->id, ## __VA_ARGS__); \
+        } \
+    } while (0)
+
+static void ccid_process_commands(USBCCIDState *s);
+
+/* ---- slot state ---- */
+
+static uint8_t ccid_icc_status(USBCCIDState *s)
+{
+    if (!s->icc_present) {
+        return CCID_ICC_ABSENT;
+    }
+    return s->icc_powered ? CCID_ICC_PRESENT_ACTIVE : CCID_ICC_PRESENT_INACTIVE;
+}
+
+static void ccid_notify_slot_change(USBCCIDState *s)
+{
+    s->slot_changed = true;
+    s->notify_pending = true;
+    usb_wakeup(&s->dev, CCID_INT_IN_EP);
+}
+
+/* Offer T=1 when the ATR's first TD byte names it, T=0 otherwise. */
+static uint8_t ccid_atr_protocol(const uint8_t *atr, uint32_t len)
+{
+    uint8_t y, pos = 2;
+
+    if (len < 2 || !(atr[1] & 0x80)) {
+        return 0;
+    }
+    y = atr[1] >> 4;
+    pos += !!(y & 1) + !!(y & 2) + !!(y & 4);
+    return pos < len ? (atr[pos] & 0x0f) == 1 : 0;   /* atr[pos] is TD1 */
+}
+
+static void ccid_reset_parameters(USBCCIDState *s, uint8_t protocol)
+{
+    static const uint8_t t0[5] = { 0x11, 0x00, 0x00, 0x0a, 0x00 };
+    static const uint8_t t1[7] = { 0x11, 0x10, 0x00, 0x4d, 0x00, CCID_MAX_IFSD, 0x00 };
+
+    s->protocol = protocol;
+    memset(s->protocol_data, 0, sizeof(s->protocol_data));
+    memcpy(s->protocol_data, protocol ? t1 : t0, protocol ? sizeof(t1) : sizeof(t0));
+}
+
+static const uint8_t *ccid_card_atr(USBCCIDState *s, uint32_t *len)
+{
+    *len = 0;
+    if (!s->card) {
+        return NULL;
+    }
+    return CCID_CARD_GET_CLASS(s->card)->get_atr(s->card, len);
+}
+
+/* ---- answers ---- */
+
+static void ccid_answer_free(gpointer p)
+{
+    g_byte_array_unref(p);
+}
+
+/*
+ * Fill a bulk-in packet from the head answer. One answer per transfer: a
+ * packet shorter than the answer gets its start, the next packet the rest.
+ */
+static void ccid_fill_bulk_in(USBCCIDState *s, USBPacket *p)
+{
+    GByteArray *ans = g_queue_peek_head(&s->answers);
+
+    s->answer_off += usb_packet_copy_in(p, ans->data + s->answer_off, ans->len - s->answer_off);
+    if (s->answer_off == ans->len) {
+        g_byte_array_unref(g_queue_pop_head(&s->answers));
+        s->answer_off = 0;
+    }
+    p->status = USB_RET_SUCCESS;
+}
+
+/* Hand queued answers to bulk-in packets that were waiting for them. */
+static void ccid_flush_answers(USBCCIDState *s)
+{
+    while (!g_queue_is_empty(&s->answers) && !g_queue_is_empty(&s->pending_in)) {
+        USBPacket *p = g_queue_pop_head(&s->pending_in);
+
+        ccid_fill_bulk_in(s, p);
+        usb_packet_complete(&s->dev, p);
+    }
+    ccid_process_commands(s);
+}
+
+/* Queue an answer: header from the command, then status, error, byte 9. */
+static void ccid_queue_answer(USBCCIDState *s, uint8_t type, const CCIDHeader *cmd,
+                              uint8_t bError, uint8_t specific, const uint8_t *data,
+                              uint32_t len)
+{
+    GByteArray *ans = g_byte_array_sized_new(CCID_HEADER_SIZE + len);
+    CCIDHeader h = {
+        .bMessageType = type,
+        .dwLength = len,
+        .bSlot = cmd->bSlot,
+        .bSeq = cmd->bSeq,
+        .specific = { ccid_icc_status(s) | (bError ? CCID_COMMAND_FAILED : CCID_COMMAND_OK),
+                      bError, specific },
+    };
+
+    g_byte_array_set_size(ans, CCID_HEADER_SIZE);
+    ccid_header_write(ans->data, &h);
+    if (len) {
+        g_byte_array_append(ans, data, len);
+    }
+    ccid_debug(s, 2, "answer %02x seq %u status %02x error %02x len %u", type, cmd->bSeq,
+               h.specific[0], bError, len);
+    g_queue_push_tail(&s->answers, ans);
+    ccid_flush_answers(s);
+}
+
+/*
+ * A failure answer of the right type for the command. A bError of 0 is
+ * "command not supported", which still sets bmCommandStatus = failed.
+ */
+static void ccid_answer_error(USBCCIDState *s, const CCIDHeader *cmd, uint8_t bError)
+{
+    GByteArray *ans = g_byte_array_sized_new(CCID_HEADER_SIZE);
+    CCIDHeader h = {
+        .bMessageType = ccid_answer_type(cmd->bMessageType),
+        .dwLength = 0,
+        .bSlot = cmd->bSlot,
+        .bSeq = cmd->bSeq,
+        .specific = { (cmd->bSlot == 0 ? ccid_icc_status(s) : CCID_ICC_ABSENT) |
+                      CCID_COMMAND_FAILED, bError, 0 },
+    };
+
+    if (h.bMessageType == CCID_RDR_TO_PC_PARAMETERS) {
+        h.specific[2] = s->protocol;
+    }
+    g_byte_array_set_size(ans, CCID_HEADER_SIZE);
+    ccid_header_write(ans->data, &h);
+    ccid_debug(s, 1, "%s seq %u failed: bError %02x", ccid_message_name(cmd->bMessageType),
+               cmd->bSeq, bError);
+    g_queue_push_tail(&s->answers, ans);
+    ccid_flush_answers(s);
+}
+
+static void ccid_answer_slot_status(USBCCIDState *s, const CCIDHeader *cmd)
+{
+    /* bClockStatus 0: running. A virtual clock never stops. */
+    ccid_queue_answer(s, CCID_RDR_TO_PC_SLOT_STATUS, cmd, 0, 0, NULL, 0);
+}
+
+static void ccid_answer_parameters(USBCCIDState *s, const CCIDHeader *cmd)
+{
+    ccid_queue_answer(s, CCID_RDR_TO_PC_PARAMETERS, cmd, 0, s->protocol, s->protocol_data,
+                      s->protocol ? 7 : 5);
+}
+
+/* Send an answer APDU, chaining it if it does not fit one message. */
+static void ccid_answer_apdu(USBCCIDState *s, const CCIDHeader *cmd, const uint8_t *apdu,
+                             uint32_t len)
+{
+    if (len <= CCID_MAX_CHUNK) {
+        ccid_queue_answer(s, CCID_RDR_TO_PC_DATA_BLOCK, cmd, 0, CCID_CHAIN_NONE, apdu, len);
+        return;
+    }
+    g_clear_pointer(&s->rsp_chain, g_byte_array_unref);
+    s->rsp_chain = g_byte_array_sized_new(len);
+    g_byte_array_append(s->rsp_chain, apdu, len);
+    s->rsp_chain_off = CCID_MAX_CHUNK;
+    ccid_queue_answer(s, CCID_RDR_TO_PC_DATA_BLOCK, cmd, 0, CCID_CHAIN_BEGIN, apdu,
+                      CCID_MAX_CHUNK);
+}
+
+static void ccid_answer_next_chunk(USBCCIDState *s, const CCIDHeader *cmd)
+{
+    size_t left = s->rsp_chain->len - s->rsp_chain_off;
+    size_t n = MIN(left, CCID_MAX_CHUNK);
+    uint8_t chain = n == left ? CCID_CHAIN_END : CCID_CHAIN_MIDDLE;
+    GByteArray *rsp = g_byte_array_ref(s->rsp_chain);
+    size_t off = s->rsp_chain_off;
+
+    s->rsp_chain_off += n;
+    if (chain == CCID_CHAIN_END) {
+        g_clear_pointer(&s->rsp_chain, g_byte_array_unref);
+    }
+    ccid_queue_answer(s, CCID_RDR_TO_PC_DATA_BLOCK, cmd, 0, chain, rsp->data + off, n);
+    g_byte_array_unref(rsp);
+}
+
+/* ---- the card in flight ---- */
+
+static void ccid_send_to_card(USBCCIDState *s, const CCIDHeader *cmd, const uint8_t *apdu,
+                              uint32_t len)
+{
+    s->busy = true;
+    s->busy_hdr = *cmd;
+    ccid_debug(s, 2, "apdu seq %u: %u bytes to the card", cmd->bSeq, len);
+    CCID_CARD_GET_CLASS(s->card)->apdu_from_guest(s->card, apdu, len);
+}
+
+/*
+ * Answer the APDU in flight with an error now; the card's own answer, when
+ * it comes, belongs to nobody and is dropped.
+ */
+static void ccid_fail_in_flight(USBCCIDState *s, uint8_t bError)
+{
+    if (!s->busy) {
+        return;
+    }
+    s->busy = false;
+    s->answers_to_drop++;
+    ccid_answer_error(s, &s->busy_hdr, bError);
+}
+
+static bool ccid_card_answer_is_stale(USBCCIDState *s, const char *what)
+{
+    if (s->answers_to_drop) {
+        s->answers_to_drop--;
+        ccid_debug(s, 1, "dropping a late card %s for an APDU already answered", what);
+        return true;
+    }
+    if (!s->busy) {
+        g_warning("%s: card sent an unsolicited %s; dropped", DEVICE(s)->id, what);
+        return true;
+    }
+    return false;
+}
+
+static USBCCIDState *ccid_of_card(CCIDCardState *card)
+{
+    BusState *bus = DEVICE(card)->parent_bus;
+
+    return bus ? USB_CCID(bus->parent) : NULL;
+}
+
+void ccid_card_send_apdu_to_guest(CCIDCardState *card, const uint8_t *apdu, uint32_t len)
+{
+    USBCCIDState *s = ccid_of_card(card);
+
+    if (!s || ccid_card_answer_is_stale(s, "answer")) {
+        return;
+    }
+    s->busy = false;
+    if (len > CCID_MAX_APDU_RESPONSE) {
+        g_warning("%s: card answer of %u bytes exceeds %u; reported as overrun",
+                  DEVICE(s)->id, len, CCID_MAX_APDU_RESPONSE);
+        ccid_answer_error(s, &s->busy_hdr, CCID_ERR_XFR_OVERRUN);
+        return;
+    }
+    ccid_answer_apdu(s, &s->busy_hdr, apdu, len);
+}
+
+void ccid_card_apdu_failed(CCIDCardState *card)
+{
+    USBCCIDState *s = ccid_of_card(card);
+
+    if (!s || ccid_card_answer_is_stale(s, "failure")) {
+        return;
+    }
+    s->busy = false;
+    ccid_answer_error(s, &s->busy_hdr, s->icc_present ? CCID_ERR_HW_ERROR : CCID_ERR_ICC_MUTE);
+}
+
+void ccid_card_card_inserted(CCIDCardState *card)
+{
+    USBCCIDState *s = ccid_of_card(card);
+
+    if (!s || s->icc_present) {
+        return;
+    }
+    g_message("%s: card inserted", DEVICE(s)->id);
+    s->icc_present = true;
+    s->icc_powered = false;
+    ccid_notify_slot_change(s);
+}
+
+void ccid_card_card_removed(CCIDCardState *card)
+{
+    USBCCIDState *s = ccid_of_card(card);
+
+    if (!s || !s->icc_present) {
+        return;
+    }
+    g_message("%s: card removed", DEVICE(s)->id);
+    s->icc_present = false;
+    s->icc_powered = false;
+    g_clear_pointer(&s->cmd_chain, g_byte_array_unref);
+    g_clear_pointer(&s->rsp_chain, g_byte_array_unref);
+    ccid_fail_in_flight(s, CCID_ERR_ICC_MUTE);
+    ccid_notify_slot_change(s);
+}
+
+void ccid_card_card_error(CCIDCardState *card, uint64_t error)
+{
+    USBCCIDState *s = ccid_of_card(card);
+
+    if (s) {
+        g_warning("%s: card reports error %" G_GUINT64_FORMAT, DEVICE(s)->id, error);
+        ccid_fail_in_flight(s, CCID_ERR_HW_ERROR);
+    }
+}
+
+bool ccid_card_plug(CCIDCardState *card, GError **errp)
+{
+    USBCCIDState *s = ccid_of_card(card);
+
+    if (card->slot != 0) {
+        g_set_error(errp, VCCID_ERROR, 0, "Property '%s.slot' doesn't take value %u "
+                    "(the reader has one slot, 0)", DEVICE(card)->klass->name, card->slot);
+        return false;
+    }
+    s->card = card;
+    return true;
+}
+
+void ccid_card_unplug(CCIDCardState *card)
+{
+    USBCCIDState *s = ccid_of_card(card);
+
+    if (s && s->card == card) {
+        ccid_card_card_removed(card);
+        s->card = NULL;
+    }
+}
+
+/* ---- commands ---- */
+
+static void ccid_power_on(USBCCIDState *s, const CCIDCommand *c)
+{
+    uint32_t atr_len;
+    const uint8_t *atr;
+
+    if (c->hdr.specific[0] > 3) {
+        ccid_answer_error(s, &c->hdr, CCID_OFFSET_SPECIFIC);   /* bPowerSelect */
+        return;
+    }
+    atr = ccid_card_atr(s, &atr_len);
+    if (!s->icc_present || !atr || atr_len == 0) {
+        ccid_answer_error(s, &c->hdr, CCID_ERR_ICC_MUTE);
+        return;
+    }
+    atr_len = MIN(atr_len, CCID_MAX_ATR);
+    /* A power-on is a cold reset: whatever chain was in progress is gone. */
+    g_clear_pointer(&s->cmd_chain, g_byte_array_unref);
+    g_clear_pointer(&s->rsp_chain, g_byte_array_unref);
+    s->icc_powered = true;
+    ccid_reset_parameters(s, ccid_atr_protocol(atr, atr_len));
+    ccid_queue_answer(s, CCID_RDR_TO_PC_DATA_BLOCK, &c->hdr, 0, 0, atr, atr_len);
+}
+
+static void ccid_power_off(USBCCIDState *s, const CCIDCommand *c)
+{
+    if (s->icc_powered && s->card && CCID_CARD_GET_CLASS(s->card)->power_off) {
+        CCID_CARD_GET_CLASS(s->card)->power_off(s->card);
+    }
+    s->icc_powered = false;
+    g_clear_pointer(&s->cmd_chain, g_byte_array_unref);
+    g_clear_pointer(&s->rsp_chain, g_byte_array_unref);
+    ccid_answer_slot_status(s, &c->hdr);
+}
+
+/* XfrBlock with wLevelParameter: whole APDU, a chained piece, or "more". */
+static void ccid_xfr_block(USBCCIDState *s, const CCIDCommand *c)
+{
+    uint16_t level = ccid_le16(c->hdr.specific + 1);
+    const uint8_t *data = c->payload->data;
+    uint32_t len = c->payload->len;
+
+    if (!s->icc_present || !s->icc_powered) {
+        ccid_answer_error(s, &c->hdr, CCID_ERR_ICC_MUTE);
+        return;
+    }
+    switch (level) {
+    case CCID_CHAIN_NONE:
+        g_clear_pointer(&s->cmd_chain, g_byte_array_unref);
+        g_clear_pointer(&s->rsp_chain, g_byte_array_unref);
+        ccid_send_to_card(s, &c->hdr, data, len);
+        return;
+    case CCID_CHAIN_BEGIN:
+        g_clear_pointer(&s->cmd_chain, g_byte_array_unref);
+        g_clear_pointer(&s->rsp_chain, g_byte_array_unref);
+        s->cmd_chain = g_byte_array_new();
+        break;
+    case CCID_CHAIN_MIDDLE:
+    case CCID_CHAIN_END:
+        if (!s->cmd_chain) {
+            ccid_answer_error(s, &c->hdr, CCID_OFFSET_SPECIFIC + 1);   /* wLevelParameter */
+            return;
+        }
+        break;
+    case CCID_CHAIN_CONTINUE:
+        if (!s->rsp_chain || len != 0) {
+            ccid_answer_error(s, &c->hdr, CCID_OFFSET_SPECIFIC + 1);
+            return;
+        }
+        ccid_answer_next_chunk(s, &c->hdr);
+        return;
+    default:
+        ccid_answer_error(s, &c->hdr, CCID_OFFSET_SPECIFIC + 1);
+        return;
+    }
+    if (s->cmd_chain->len + len > CCID_MAX_APDU_COMMAND) {
+        g_clear_pointer(&s->cmd_chain, g_byte_array_unref);
+        ccid_answer_error(s, &c->hdr, CCID_ERR_XFR_OVERRUN);
+        return;
+    }
+    g_byte_array_append(s->cmd_chain, data, len);
+    if (level != CCID_CHAIN_END) {
+        /* Empty answer: send the next piece of the command. */
+        ccid_queue_answer(s, CCID_RDR_TO_PC_DATA_BLOCK, &c->hdr, 0, CCID_CHAIN_CONTINUE, NULL, 0);
+        return;
+    }
+    {
+        g_autoptr(GByteArray) apdu = g_steal_pointer(&s->cmd_chain);
+
+        ccid_send_to_card(s, &c->hdr, apdu->data, apdu->len);
+    }
+}
+
+static void ccid_set_parameters(USBCCIDState *s, const CCIDCommand *c)
+{
+    uint8_t protocol = c->hdr.specific[0];
+
+    if (protocol > 1) {
+        ccid_answer_error(s, &c->hdr, CCID_OFFSET_SPECIFIC);   /* bProtocolNum */
+        return;
+    }
+    if (c->payload->len != (protocol ? 7u : 5u)) {
+        ccid_answer_error(s, &c->hdr, CCID_OFFSET_LENGTH);
+        return;
+    }
+    if (!s->icc_present) {
+        ccid_answer_error(s, &c->hdr, CCID_ERR_ICC_MUTE);
+        return;
+    }
+    s->protocol = protocol;
+    memset(s->protocol_data, 0, sizeof(s->protocol_data));
+    memcpy(s->protocol_data, c->payload->data, c->payload->len);
+    ccid_answer_parameters(s, &c->hdr);
+}
+
+static void ccid_set_data_rate(USBCCIDState *s, const CCIDCommand *c)
+{
+    /* One clock and one rate: whatever is asked, these are what apply. */
+    static const uint8_t applied[8] = { LE32(CCID_DEFAULT_CLOCK_KHZ), LE32(CCID_DEFAULT_DATA_RATE) };
+
+    if (c->payload->len != 8) {
+        ccid_answer_error(s, &c->hdr, CCID_OFFSET_LENGTH);
+        return;
+    }
+    ccid_queue_answer(s, CCID_RDR_TO_PC_DATA_RATE_AND_CLOCK_FREQUENCY, &c->hdr, 0, 0,
+                      applied, sizeof(applied));
+}
+
+/* Fixed-length commands whose dwLength must be 0. */
+static bool ccid_expects_no_data(uint8_t type)
+{
+    switch (type) {
+    case CCID_PC_TO_RDR_ICC_POWER_ON:
+    case CCID_PC_TO_RDR_ICC_POWER_OFF:
+    case CCID_PC_TO_RDR_GET_SLOT_STATUS:
+    case CCID_PC_TO_RDR_GET_PARAMETERS:
+    case CCID_PC_TO_RDR_RESET_PARAMETERS:
+    case CCID_PC_TO_RDR_ICC_CLOCK:
+    case CCID_PC_TO_RDR_MECHANICAL:
+    case CCID_PC_TO_RDR_ABORT:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static void ccid_execute(USBCCIDState *s, const CCIDCommand *c)
+{
+    const CCIDHeader *h = &c->hdr;
+
+    ccid_debug(s, 1, "%s seq %u len %u", ccid_message_name(h->bMessageType), h->bSeq,
+               h->dwLength);
+    if (c->bError >= 0) {
+        ccid_answer_error(s, h, c->bError);
+        return;
+    }
+    if (h->bSlot != 0) {
+        ccid_answer_error(s, h, CCID_OFFSET_SLOT);
+        return;
+    }
+    if (ccid_expects_no_data(h->bMessageType) && h->dwLength != 0) {
+        ccid_answer_error(s, h, CCID_OFFSET_LENGTH);
+        return;
+    }
+    switch (h->bMessageType) {
+    case CCID_PC_TO_RDR_ICC_POWER_ON:
+        ccid_power_on(s, c);
+        break;
+    case CCID_PC_TO_RDR_ICC_POWER_OFF:
+        ccid_power_off(s, c);
+        break;
+    case CCID_PC_TO_RDR_GET_SLOT_STATUS:
+        ccid_answer_slot_status(s, h);
+        break;
+    case CCID_PC_TO_RDR_XFR_BLOCK:
+        ccid_xfr_block(s, c);
+        break;
+    case CCID_PC_TO_RDR_GET_PARAMETERS:
+        if (!s->icc_present) {
+            ccid_answer_error(s, h, CCID_ERR_ICC_MUTE);
+            break;
+        }
+        ccid_answer_parameters(s, h);
+        break;
+    case CCID_PC_TO_RDR_RESET_PARAMETERS: {
+        uint32_t atr_len;
+        const uint8_t *atr = ccid_card_atr(s, &atr_len);
+
+        if (!s->icc_present) {
+            ccid_answer_error(s, h, CCID_ERR_ICC_MUTE);
+            break;
+        }
+        ccid_reset_parameters(s, atr ? ccid_atr_protocol(atr, atr_len) : 0);
+        ccid_answer_parameters(s, h);
+        break;
+    }
+    case CCID_PC_TO_RDR_SET_PARAMETERS:
+        ccid_set_parameters(s, c);
+        break;
+    case CCID_PC_TO_RDR_SET_DATA_RATE_AND_CLOCK_FREQUENCY:
+        ccid_set_data_rate(s, c);
+        break;
+    case CCID_PC_TO_RDR_ABORT:
+        /* Whatever was in flight was answered when the Abort arrived. */
+        s->abort_requested = false;
+        ccid_answer_slot_status(s, h);
+        break;
+    default:
+        /*
+         * Escape (no vendor commands), IccClock (the clock never stops),
+         * T0APDU (APDU level only), Secure (no PIN pad), Mechanical (no
+         * mechanics) and unknown types.
+         */
+        ccid_answer_error(s, h, CCID_ERR_CMD_NOT_SUPPORTED);
+        break;
+    }
+}
+
+static void ccid_command_free(gpointer p)
+{
+    CCIDCommand *c = p;
+
+    g_byte_array_unref(c->payload);
+    g_free(c);
+}
+
+static void ccid_accept_held_out(USBCCIDState *s);
+
+/* Run queued commands while the slot is free and answers have room. */
+static void ccid_process_commands(USBCCIDState *s)
+{
+    /* Answers complete packets, which may call back in; one loop at a time. */
+    if (s->processing) {
+        return;
+    }
+    s->processing = true;
+    while (!s->busy && !g_queue_is_empty(&s->commands) &&
+           g_queue_get_length(&s->answers) < CCID_MAX_QUEUED_ANSWERS) {
+        CCIDCommand *c = g_queue_pop_head(&s->commands);
+
+        ccid_execute(s, c);
+        ccid_command_free(c);
+    }
+    s->processing = false;
+    ccid_accept_held_out(s);
+}
+
+static void ccid_queue_command(USBCCIDState *s, const CCIDHeader *h, const uint8_t *payload,
+                               uint32_t len, int bError)
+{
+    CCIDCommand *c = g_new0(CCIDCommand, 1);
+
+    c->hdr = *h;
+    c->payload = g_byte_array_sized_new(len);
+    g_byte_array_append(c->payload, payload, len);
+    c->bError = bError;
+    /*
+     * PC_to_RDR_Abort overtakes the APDU in flight (CCID 5.3.1): answer that
+     * APDU as aborted now, then the Abort itself in its turn.
+     */
+    if (h->bMessageType == CCID_PC_TO_RDR_ABORT && bError < 0) {
+        ccid_fail_in_flight(s, CCID_ERR_CMD_ABORTED);
+    }
+    g_queue_push_tail(&s->commands, c);
+    ccid_process_commands(s);
+}
+
+static void ccid_handle_bulk_out(USBCCIDState *s, USBPacket *p)
+{
+    CCIDAssembled msg;
+
+    switch (ccid_assembler_push(&s->assembler, p->data, p->size, &msg)) {
+    case CCID_ASM_MESSAGE:
+        ccid_queue_command(s, &msg.hdr, msg.payload, msg.len, -1);
+        break;
+    case CCID_ASM_ERROR:
+        g_message("%s: malformed %s (seq %u, dwLength %u): bError %u", DEVICE(s)->id,
+                  ccid_message_name(msg.hdr.bMessageType), msg.hdr.bSeq, msg.hdr.dwLength,
+                  msg.bError);
+        ccid_queue_command(s, &msg.hdr, NULL, 0, msg.bError);
+        break;
+    case CCID_ASM_DROPPED:
+        g_message("%s: dropped a %zu-byte bulk-out transfer too short to answer",
+                  DEVICE(s)->id, p->size);
+        break;
+    case CCID_ASM_NEED_MORE:
+        break;
+    }
+    p->actual_length = p->size;
+    p->status = USB_RET_SUCCESS;
+}
+
+/* Bulk-out packets that waited for room in the command queue. */
+static void ccid_accept_held_out(USBCCIDState *s)
+{
+    /* Completing in order: a nested call would complete a later packet first. */
+    if (s->accepting) {
+        return;
+    }
+    s->accepting = true;
+    while (!g_queue_is_empty(&s->held_out) &&
+           g_queue_get_length(&s->commands) < CCID_MAX_QUEUED_COMMANDS) {
+        USBPacket *p = g_queue_pop_head(&s->held_out);
+
+        ccid_handle_bulk_out(s, p);
+        usb_packet_complete(&s->dev, p);
+    }
+    s->accepting = false;
+}
+
+/* ---- USB callbacks ---- */
+
+static void ccid_handle_interrupt_in(USBCCIDState *s, USBPacket *p)
+{
+    uint8_t msg[2];
+
+    if (!s->notify_pending) {
+        p->status = USB_RET_NAK;
+        return;
+    }
+    msg[0] = CCID_RDR_TO_PC_NOTIFY_SLOT_CHANGE;
+    msg[1] = (s->icc_present ? 1 : 0) | (s->slot_changed ? 2 : 0);
+    s->notify_pending = false;
+    s->slot_changed = false;
+    usb_packet_copy_in(p, msg, sizeof(msg));
+    p->status = USB_RET_SUCCESS;
+}
+
+static void ccid_handle_data(USBDevice *dev, USBPacket *p)
+{
+    USBCCIDState *s = USB_CCID(dev);
+
+    if (p->pid == USB_TOKEN_OUT && p->ep == CCID_BULK_OUT_EP) {
+        if (g_queue_get_length(&s->commands) >= CCID_MAX_QUEUED_COMMANDS ||
+            !g_queue_is_empty(&s->held_out)) {
+            /* The host is writing faster than it reads: hold it back. */
+            g_queue_push_tail(&s->held_out, p);
+            p->status = USB_RET_ASYNC;
+            return;
+        }
+        ccid_handle_bulk_out(s, p);
+    } else if (p->pid == USB_TOKEN_IN && p->ep == CCID_BULK_IN_EP) {
+        if (!g_queue_is_empty(&s->answers) && g_queue_is_empty(&s->pending_in)) {
+            ccid_fill_bulk_in(s, p);
+            /* Room for another answer: queued commands may run now. */
+            ccid_process_commands(s);
+            return;
+        }
+        g_queue_push_tail(&s->pending_in, p);
+        p->status = USB_RET_ASYNC;
+    } else if (p->pid == USB_TOKEN_IN && p->ep == CCID_INT_IN_EP) {
+        ccid_handle_interrupt_in(s, p);
+    } else {
+        p->status = USB_RET_STALL;
+    }
+}
+
+static void ccid_cancel_packet(USBDevice *dev, USBPacket *p)
+{
+    USBCCIDState *s = USB_CCID(dev);
+
+    g_queue_remove(&s->pending_in, p);
+    g_queue_remove(&s->held_out, p);
+}
+
+static void ccid_handle_control(USBDevice *dev, USBPacket *p, int request, int value,
+                                int index, int length, uint8_t *data)
+{
+    USBCCIDState *s = USB_CCID(dev);
+    static const uint8_t clocks[4] = { LE32(CCID_DEFAULT_CLOCK_KHZ) };
+    static const uint8_t rates[4] = { LE32(CCID_DEFAULT_DATA_RATE) };
+
+    switch (request) {
+    case ClassInterfaceOutRequest | CCID_REQUEST_ABORT:
+        /* wValue: bSlot low byte, bSeq high byte; the bulk Abort follows. */
+        s->abort_requested = true;
+        s->abort_seq = value >> 8;
+        p->status = USB_RET_SUCCESS;
+        break;
+    case ClassInterfaceRequest | CCID_REQUEST_GET_CLOCK_FREQUENCIES:
+        memcpy(data, clocks, MIN(length, (int)sizeof(clocks)));
+        p->actual_length = MIN(length, (int)sizeof(clocks));
+        p->status = USB_RET_SUCCESS;
+        break;
+    case ClassInterfaceRequest | CCID_REQUEST_GET_DATA_RATES:
+        memcpy(data, rates, MIN(length, (int)sizeof(rates)));
+        p->actual_length = MIN(length, (int)sizeof(rates));
+        p->status = USB_RET_SUCCESS;
+        break;
+    default:
+        ccid_debug(s, 1, "unsupported control request %04x value %04x index %04x",
+                   request, value, index);
+        p->status = USB_RET_STALL;
+        break;
+    }
+}
+
+/* Forget everything the host asked for; the card stays, powered off. */
+static void ccid_handle_reset(USBDevice *dev)
+{
+    USBCCIDState *s = USB_CCID(dev);
+
+    ccid_debug(s, 1, "reset");
+    /* Held packets belong to the old host session; exports forget them too. */
+    g_queue_clear(&s->pending_in);
+    g_queue_clear(&s->held_out);
+    g_queue_clear_full(&s->commands, ccid_command_free);
+    g_queue_clear_full(&s->answers, ccid_answer_free);
+    s->answer_off = 0;
+    ccid_assembler_reset(&s->assembler);
+    if (s->busy) {
+        s->busy = false;
+        s->answers_to_drop++;
+    }
+    g_clear_pointer(&s->cmd_chain, g_byte_array_unref);
+    g_clear_pointer(&s->rsp_chain, g_byte_array_unref);
+    if (s->icc_powered && s->card && CCID_CARD_GET_CLASS(s->card)->power_off) {
+        CCID_CARD_GET_CLASS(s->card)->power_off(s->card);
+    }
+    s->icc_powered = false;
+    s->abort_requested = false;
+    ccid_reset_parameters(s, 0);
+    /* Tell the new host session what is in the slot. */
+    s->notify_pending = s->icc_present;
+    s->slot_changed = s->icc_present;
+}
+
+static void ccid_handle_attach(USBDevice *dev)
+{
+    USBCCIDState *s = USB_CCID(dev);
+
+    g_message("%s: host attached", DEVICE(s)->id);
+}
+
+static void ccid_handle_detach(USBDevice *dev)
+{
+    g_message("%s: host detached", DEVICE(dev)->id);
+}
+
+/* ---- realize ---- */
+
+static bool ccid_realize(DeviceState *d, GError **errp)
+{
+    USBCCIDState *s = USB_CCID(d);
+
+    for (int i = 0; i < STR_COUNT; i++) {
+        s->strings[i] = ccid_default_strings[i];
+    }
+    if (s->manufacturer) {
+        s->strings[STR_MANUFACTURER] = s->manufacturer;
+    }
+    if (s->product) {
+        s->strings[STR_PRODUCT] = s->product;
+    }
+    s->desc = (USBDesc) {
+        .id = {
+            .idVendor = s->vendorid,
+            .idProduct = s->productid,
+            .bcdDevice = 0x0100,
+            .iManufacturer = STR_MANUFACTURER,
+            .iProduct = STR_PRODUCT,
+            .iSerialNumber = STR_SERIALNUMBER,
+        },
+        .full = &ccid_desc_device_full,
+        .high = &ccid_desc_device_high,
+        .str = s->strings,
+    };
+    s->dev.desc = &s->desc;
+    if (!usb_device_realize(&s->dev, errp)) {
+        return false;
+    }
+    ccid_assembler_init(&s->assembler, CCID_MAX_MESSAGE, s->dev.speed == USB_SPEED_HIGH ? 512 : 64);
+    g_queue_init(&s->commands);
+    g_queue_init(&s->held_out);
+    g_queue_init(&s->answers);
+    g_queue_init(&s->pending_in);
+    ccid_reset_parameters(s, 0);
+    s->bus = bus_new(TYPE_CCID_BUS, d, 1);
+    return true;
+}
+
+static void ccid_unrealize(DeviceState *d)
+{
+    USBCCIDState *s = USB_CCID(d);
+
+    bus_free(s->bus);
+    ccid_handle_reset(&s->dev);
+    ccid_assembler_destroy(&s->assembler);
+}
+
+static const Property ccid_properties[] = {
+    DEFINE_USB_DEVICE_PROPERTIES(USBCCIDState),
+    DEFINE_PROP_UINT16("vendorid", USBCCIDState, vendorid, "0x08e6", "USB idVendor"),
+    DEFINE_PROP_UINT16("productid", USBCCIDState, productid, "0x4433", "USB idProduct"),
+    DEFINE_PROP_STRING("manufacturer", USBCCIDState, manufacturer, NULL,
+                       "iManufacturer string (default: QEMU)"),
+    DEFINE_PROP_STRING("product", USBCCIDState, product, NULL,
+                       "iProduct string (default: QEMU USB CCID)"),
+    DEFINE_PROP_UINT8("debug", USBCCIDState, debug, "0", "log level: 0 none, 1 commands, 2 all"),
+    DEFINE_PROP_END_OF_LIST(),
+};
+
+static const USBDeviceClass usb_ccid_class = {
+    .parent_class = {
+        .name = TYPE_USB_CCID,
+        .desc = "CCID Rev 1.1 smartcard reader",
+        .instance_size = sizeof(USBCCIDState),
+        .props = ccid_properties,
+        .user_creatable = true,
+        .realize = ccid_realize,
+        .unrealize = ccid_unrealize,
+    },
+    .handle_reset = ccid_handle_reset,
+    .handle_control = ccid_handle_control,
+    .handle_data = ccid_handle_data,
+    .cancel_packet = ccid_cancel_packet,
+    .handle_attach = ccid_handle_attach,
+    .handle_detach = ccid_handle_detach,
+};
+
+static void usb_ccid_register_types(void)
+{
+    device_class_register(&usb_ccid_class.parent_class);
+}
+
+device_type_init(usb_ccid_register_types)

@@ -1,0 +1,233 @@
+/*
+ * vccid: a virtual USB CCID smart-card reader daemon.
+ *
+ * The command line follows QEMU's: -chardev, -device and -export options
+ * are created in that order (chardevs first, then devices in the order
+ * given, then exports), and any error on the command line exits with status
+ * 2 and one line that names the bad option, before anything is served.
+ */
+#include "chardev/char.h"
+#include "export/export.h"
+#include "hw/qdev.h"
+
+#include <glib-unix.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config-host.h"
+
+#define EXIT_USAGE 2
+
+typedef struct CmdLine {
+    GPtrArray *chardevs;
+    GPtrArray *devices;
+    GPtrArray *exports;
+    bool verbose;
+} CmdLine;
+
+static void usage(void)
+{
+    printf("Usage: vccid [options]\n"
+           "\n"
+           "A virtual USB CCID smart-card reader. It serves a usb-ccid reader with an emulated\n"
+           "or passed-through card to a USB host: QEMU's -device usb-redir over usbredir.\n"
+           "\n"
+           "Options:\n"
+           "  -chardev socket,id=ID,(path=PATH|host=HOST,port=PORT)[,server=on|off]\n"
+           "          [,wait=on|off][,reconnect=SECONDS][,nodelay=on|off]\n"
+           "                       a socket for an export or a passthru card\n"
+           "  -device DRIVER[,id=ID][,PROP=VALUE...]\n"
+           "                       add a device (-device help lists them,\n"
+           "                       -device DRIVER,help lists a device's properties)\n"
+           "  -export usbredir,chardev=ID[,device=ID]\n"
+           "                       serve a USB device over usbredir on a chardev\n"
+           "  -v, --verbose        log debug messages\n"
+           "  -h, --help           print this help and exit\n"
+           "  -V, --version        print the version and exit\n"
+           "\n"
+           "Example (attach with QEMU: -chardev socket,id=r,path=/tmp/vccid.sock\n"
+           "                            -device usb-redir,chardev=r):\n"
+           "  vccid -chardev socket,id=r,path=/tmp/vccid.sock,server=on,wait=off \\\n"
+           "        -device usb-ccid \\\n"
+           "        -device ccid-card-emulated,backend=certificates,db=sql:$PWD,\\\n"
+           "cert1=id-cert,cert2=signing-cert,cert3=encryption-cert \\\n"
+           "        -export usbredir,chardev=r\n"
+           "\n"
+           "See vccid(1) and docs/ccid.txt.\n");
+}
+
+static void log_handler(const gchar *domain, GLogLevelFlags level, const gchar *message,
+                        gpointer opaque)
+{
+    const CmdLine *cl = opaque;
+    g_autoptr(GDateTime) now = NULL;
+    g_autofree char *stamp = NULL;
+    const char *tag = "";
+
+    if ((level & G_LOG_LEVEL_DEBUG) && !cl->verbose) {
+        return;
+    }
+    if (level & (G_LOG_LEVEL_ERROR | G_LOG_LEVEL_CRITICAL)) {
+        tag = "error: ";
+    } else if (level & G_LOG_LEVEL_WARNING) {
+        tag = "warning: ";
+    }
+    now = g_date_time_new_now_local();
+    stamp = g_date_time_format(now, "%H:%M:%S.%f");
+    stamp[12] = '\0';   /* milliseconds are enough */
+    fprintf(stderr, "%s vccid: %s%s\n", stamp, tag, message);
+}
+
+static G_NORETURN void usage_error(const char *fmt, ...)
+{
+    va_list ap;
+
+    fprintf(stderr, "vccid: ");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\n");
+    exit(EXIT_USAGE);
+}
+
+/* Accept "-opt" and "--opt" alike, as QEMU does. */
+static const char *option_name(const char *arg)
+{
+    if (arg[0] != '-') {
+        return NULL;
+    }
+    return arg[1] == '-' ? arg + 2 : arg + 1;
+}
+
+static void parse_args(int argc, char **argv, CmdLine *cl)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *opt = option_name(argv[i]);
+        GPtrArray *target = NULL;
+
+        if (!opt) {
+            usage_error("unexpected argument '%s' (try --help)", argv[i]);
+        }
+        if (strcmp(opt, "h") == 0 || strcmp(opt, "help") == 0) {
+            usage();
+            exit(0);
+        } else if (strcmp(opt, "V") == 0 || strcmp(opt, "version") == 0) {
+            printf("vccid %s\n", VCCID_VERSION);
+            exit(0);
+        } else if (strcmp(opt, "v") == 0 || strcmp(opt, "verbose") == 0) {
+            cl->verbose = true;
+            continue;
+        } else if (strcmp(opt, "chardev") == 0) {
+            target = cl->chardevs;
+        } else if (strcmp(opt, "device") == 0) {
+            target = cl->devices;
+        } else if (strcmp(opt, "export") == 0) {
+            target = cl->exports;
+        } else {
+            usage_error("invalid option '%s' (try --help)", argv[i]);
+        }
+        if (i + 1 >= argc) {
+            usage_error("option '%s' requires an argument", argv[i]);
+        }
+        g_ptr_array_add(target, argv[++i]);
+    }
+}
+
+static void handle_help_requests(CmdLine *cl)
+{
+    for (guint i = 0; i < cl->devices->len; i++) {
+        const char *d = g_ptr_array_index(cl->devices, i);
+
+        if (device_opts_want_help(d)) {
+            g_autofree char *driver = g_strndup(d, strcspn(d, ","));
+
+            device_print_help(driver);
+            exit(strcmp(driver, "help") == 0 || strcmp(driver, "?") == 0 ||
+                 device_class_find(driver) ? 0 : EXIT_USAGE);
+        }
+    }
+    for (guint i = 0; i < cl->exports->len; i++) {
+        if (strcmp(g_ptr_array_index(cl->exports, i), "help") == 0) {
+            export_print_help();
+            exit(0);
+        }
+    }
+}
+
+/* Create everything; any failure exits before the main loop runs. */
+static void create_objects(CmdLine *cl)
+{
+    GError *err = NULL;
+
+    for (guint i = 0; i < cl->chardevs->len; i++) {
+        if (!chardev_new_from_string(g_ptr_array_index(cl->chardevs, i), &err)) {
+            goto fail;
+        }
+    }
+    for (guint i = 0; i < cl->devices->len; i++) {
+        if (!device_create_from_string(g_ptr_array_index(cl->devices, i), &err)) {
+            g_prefix_error(&err, "-device %s: ", (char *)g_ptr_array_index(cl->devices, i));
+            goto fail;
+        }
+    }
+    for (guint i = 0; i < cl->exports->len; i++) {
+        if (!export_create_from_string(g_ptr_array_index(cl->exports, i), &err)) {
+            goto fail;
+        }
+    }
+    return;
+
+fail:
+    fprintf(stderr, "vccid: %s\n", err->message);
+    g_error_free(err);
+    export_destroy_all();
+    device_destroy_all();
+    chardev_destroy_all();
+    exit(EXIT_USAGE);
+}
+
+static gboolean on_signal(gpointer opaque)
+{
+    GMainLoop *loop = opaque;
+
+    g_message("shutting down");
+    g_main_loop_quit(loop);
+    return G_SOURCE_REMOVE;
+}
+
+int main(int argc, char **argv)
+{
+    CmdLine cl = {
+        .chardevs = g_ptr_array_new(),
+        .devices = g_ptr_array_new(),
+        .exports = g_ptr_array_new(),
+    };
+    GMainLoop *loop;
+
+    parse_args(argc, argv, &cl);
+    g_log_set_default_handler(log_handler, &cl);
+    handle_help_requests(&cl);
+    if (cl.devices->len == 0) {
+        usage_error("nothing to serve: give at least -device usb-ccid (try --help)");
+    }
+    create_objects(&cl);
+    if (cl.exports->len == 0) {
+        g_warning("no -export given: no USB host can reach the reader");
+    }
+    loop = g_main_loop_new(NULL, FALSE);
+    g_unix_signal_add(SIGINT, on_signal, loop);
+    g_unix_signal_add(SIGTERM, on_signal, loop);
+    chardev_wait_for_clients();
+    g_message("vccid %s ready", VCCID_VERSION);
+    g_main_loop_run(loop);
+
+    export_destroy_all();
+    device_destroy_all();
+    chardev_destroy_all();
+    g_main_loop_unref(loop);
+    g_ptr_array_free(cl.chardevs, TRUE);
+    g_ptr_array_free(cl.devices, TRUE);
+    g_ptr_array_free(cl.exports, TRUE);
+    return 0;
+}
