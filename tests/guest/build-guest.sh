@@ -1,0 +1,209 @@
+#!/bin/sh
+# Build (once) the small Linux guest that the guest tests and the benchmark
+# boot: Debian's own kernel and an initramfs holding busybox, pcscd + libccid,
+# OpenSC, pcsc_scan, lsusb, openssl and our APDU benchmark client.
+#
+# usage: build-guest.sh OUTDIR
+#   OUTDIR/vmlinuz        the kernel
+#   OUTDIR/initramfs.cpio the base initramfs (uncompressed newc: TCG boots
+#                         faster without decompressing, and the runner
+#                         appends a second archive with the scenario to it)
+#
+# Everything comes from Debian packages fetched with `apt-get download` and
+# unpacked with `dpkg -x`, so the guest does not depend on what the host has
+# installed (only the host's C library and compiler are used, for ldd and to
+# build the benchmark client). The result is cached: a second run with the
+# same inputs returns at once. Safe to run concurrently (flock).
+set -eu
+
+out=${1:?usage: build-guest.sh OUTDIR}
+here=$(cd "$(dirname "$0")" && pwd)
+srcroot=$(cd "$here/../.." && pwd)
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+
+# Parallel meson tests all call us; the first builds, the others wait.
+exec 9>"$out/.lock"
+flock 9
+
+# Userland packages. Libraries are listed too so that the ldd pass below
+# finds them in the unpacked tree even on a host that lacks them; libc6 is
+# taken from the host (every Debian host has it, and ldd runs its loader).
+USER_PKGS="busybox-static pcscd libccid libpcsclite1 opensc opensc-pkcs11
+pcsc-tools usbutils openssl libssl3 libusb-1.0-0 libudev1 libsystemd0 zlib1g
+libglib2.0-0 libffi8 libpcre2-8-0 libmount1 libblkid1 libselinux1 libgcrypt20
+libgpg-error0 liblz4-1 liblzma5 libzstd1 libcap2 libgcc-s1"
+
+# Kernel modules in load order (each one's dependencies come before it; the
+# build checks this against the modules' own depends= fields).
+MODULES="drivers/usb/common/usb-common drivers/usb/core/usbcore
+drivers/usb/host/xhci-hcd drivers/usb/host/xhci-pci
+drivers/usb/host/ehci-hcd drivers/usb/host/ehci-pci
+drivers/usb/host/uhci-hcd drivers/usb/host/ohci-hcd drivers/usb/host/ohci-pci
+drivers/usb/mon/usbmon
+drivers/usb/usbip/usbip-core drivers/usb/usbip/vhci-hcd"
+
+inputs_hash() {
+    {
+        cat "$here/build-guest.sh" "$here/init" "$srcroot/bench/apdu-bench.c"
+        echo "$USER_PKGS $MODULES"
+    } | sha256sum | cut -d' ' -f1
+}
+
+hash=$(inputs_hash)
+if [ -f "$out/stamp" ] && [ "$(cat "$out/stamp")" = "$hash" ] &&
+   [ -f "$out/vmlinuz" ] && [ -f "$out/initramfs.cpio" ]; then
+    exit 0
+fi
+echo "build-guest: building the guest in $out" >&2
+
+# --- fetch ---------------------------------------------------------------
+kernel_pkg=$(apt-cache depends linux-image-amd64 2>/dev/null |
+             sed -n 's/^ *Depends: \(linux-image-[0-9][^ ]*\)$/\1/p' | head -n1)
+if [ -z "$kernel_pkg" ]; then
+    # No package lists yet on a fresh machine.
+    apt-get update >&2
+    kernel_pkg=$(apt-cache depends linux-image-amd64 |
+                 sed -n 's/^ *Depends: \(linux-image-[0-9][^ ]*\)$/\1/p' | head -n1)
+fi
+[ -n "$kernel_pkg" ] || { echo "build-guest: cannot resolve linux-image-amd64" >&2; exit 1; }
+
+mkdir -p "$out/debs"
+missing=""
+for p in $kernel_pkg $USER_PKGS; do
+    ls "$out/debs/${p}_"*.deb >/dev/null 2>&1 || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+    # _apt cannot write into most build directories; download as ourselves.
+    (cd "$out/debs" && apt-get -q -o APT::Sandbox::User=root download $missing >&2)
+fi
+
+# --- unpack --------------------------------------------------------------
+pkgroot="$out/pkgroot"
+root="$out/root"
+rm -rf "$pkgroot" "$root"
+mkdir -p "$pkgroot"
+for p in $kernel_pkg $USER_PKGS; do
+    dpkg -x "$(ls "$out/debs/${p}_"*.deb | tail -n1)" "$pkgroot"
+done
+kver=${kernel_pkg#linux-image-}
+
+# --- assemble the initramfs tree -----------------------------------------
+mkdir -p "$root/usr/bin" "$root/usr/sbin" "$root/usr/lib/x86_64-linux-gnu" \
+         "$root/usr/lib64" "$root/etc" "$root/proc" "$root/sys" "$root/dev" \
+         "$root/run" "$root/tmp" "$root/var/run" "$root/modules" "$root/scenario"
+ln -s usr/bin "$root/bin"
+ln -s usr/sbin "$root/sbin"
+ln -s usr/lib "$root/lib"
+ln -s usr/lib64 "$root/lib64"
+
+# A package file may sit under /bin or /usr/bin depending on the package.
+pkgfile() {
+    for cand in "$pkgroot/$1" "$pkgroot/usr/$1" "$pkgroot/${1#/usr}"; do
+        [ -e "$cand" ] && { echo "$cand"; return 0; }
+    done
+    echo "build-guest: $1 not found in the unpacked packages" >&2
+    return 1
+}
+
+libpath="$pkgroot/lib/x86_64-linux-gnu:$pkgroot/usr/lib/x86_64-linux-gnu"
+
+# Copy an ELF file's shared libraries (resolved in the unpacked packages
+# first, the host second) into the tree.
+copy_libs() {
+    deps=$(LD_LIBRARY_PATH="$libpath" ldd "$1" 2>&1) || {
+        case "$deps" in
+        *"not a dynamic executable"*) return 0 ;;  # busybox-static
+        esac
+        echo "build-guest: ldd failed on $1: $deps" >&2; return 1; }
+    if echo "$deps" | grep -q 'not found'; then
+        echo "build-guest: unresolved libraries for $1:" >&2
+        echo "$deps" | grep 'not found' >&2
+        return 1
+    fi
+    echo "$deps" | awk '/=> \//{print $3} /^\t\/.*ld-linux/{print $1}' |
+    while read -r lib; do
+        case "$lib" in
+        */ld-linux-x86-64.so.2) dst="$root/usr/lib64/ld-linux-x86-64.so.2" ;;
+        *) dst="$root/usr/lib/x86_64-linux-gnu/$(basename "$lib")" ;;
+        esac
+        [ -e "$dst" ] || cp -L "$lib" "$dst"
+    done
+}
+
+install_elf() {  # install_elf SRC DEST-in-root
+    mkdir -p "$(dirname "$root/$2")"
+    cp -L "$1" "$root/$2"
+    copy_libs "$1"
+}
+
+install_elf "$(pkgfile /bin/busybox)" /usr/bin/busybox
+install_elf "$(pkgfile /usr/sbin/pcscd)" /usr/sbin/pcscd
+install_elf "$(pkgfile /usr/bin/opensc-tool)" /usr/bin/opensc-tool
+install_elf "$(pkgfile /usr/bin/pkcs11-tool)" /usr/bin/pkcs11-tool
+install_elf "$(pkgfile /usr/bin/pcsc_scan)" /usr/bin/pcsc_scan
+install_elf "$(pkgfile /usr/bin/lsusb)" /usr/bin/lsusb
+install_elf "$(pkgfile /usr/bin/openssl)" /usr/bin/openssl
+# dlopen()ed, so ldd of the programs does not see them.
+install_elf "$(pkgfile /usr/lib/x86_64-linux-gnu/opensc-pkcs11.so)" \
+    /usr/lib/x86_64-linux-gnu/opensc-pkcs11.so
+install_elf "$(pkgfile /usr/lib/x86_64-linux-gnu/libpcsclite.so.1)" \
+    /usr/lib/x86_64-linux-gnu/libpcsclite.so.1
+# glibc dlopen()s it for pthread_exit(), which pcscd calls.
+install_elf "$(pkgfile /lib/x86_64-linux-gnu/libgcc_s.so.1)" \
+    /usr/lib/x86_64-linux-gnu/libgcc_s.so.1
+
+# The CCID driver bundle: pcscd matches readers against its Info.plist.
+bundle=usr/lib/pcsc/drivers/ifd-ccid.bundle
+mkdir -p "$root/$(dirname $bundle)"
+# (Info.plist is a symlink to /etc/libccid_Info.plist: copy the file.)
+cp -RL "$pkgroot/$bundle" "$root/$bundle"
+copy_libs "$root/$bundle/Contents/Linux/libccid.so"
+
+mkdir -p "$root/etc/opensc" "$root/usr/lib/ssl"
+cp "$pkgroot/etc/opensc/opensc.conf" "$root/etc/opensc/opensc.conf"
+cp "$pkgroot/etc/ssl/openssl.cnf" "$root/usr/lib/ssl/openssl.cnf"
+printf 'root:x:0:0:root:/root:/bin/sh\n' > "$root/etc/passwd"
+printf 'root:x:0:\n' > "$root/etc/group"
+
+# The benchmark client, built on the host against libpcsclite.
+cc -O2 -Wall -Wextra -Werror -std=gnu11 -o "$out/apdu-bench" \
+    "$srcroot/bench/apdu-bench.c" \
+    $(pkg-config --cflags --libs libpcsclite)
+install_elf "$out/apdu-bench" /usr/bin/apdu-bench
+
+# Kernel modules, flat, with the load order for /init.
+moddir="$pkgroot/lib/modules/$kver/kernel"
+loaded=""
+for m in $MODULES; do
+    name=$(basename "$m")
+    ko="$moddir/$m.ko"
+    [ -f "$ko" ] || ko="$moddir/$m.ko.xz"
+    [ -f "$ko" ] || { echo "build-guest: module $m missing" >&2; exit 1; }
+    case "$ko" in
+    *.xz) xz -dc "$ko" > "$root/modules/$name.ko" ;;
+    *) cp "$ko" "$root/modules/$name.ko" ;;
+    esac
+    deps=$(strings "$root/modules/$name.ko" | sed -n 's/^depends=//p' | tr ',' ' ')
+    for d in $deps; do
+        case " $loaded " in
+        *" $d "*) ;;
+        *) echo "build-guest: module $name needs $d before it" >&2; exit 1 ;;
+        esac
+    done
+    loaded="$loaded $name"
+    echo "$name" >> "$root/modules/order"
+done
+
+cp "$here/init" "$root/init"
+chmod 755 "$root/init"
+
+cp "$pkgroot/boot/vmlinuz-$kver" "$out/vmlinuz.new"
+(cd "$root" && find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) \
+    > "$out/initramfs.cpio.new"
+mv "$out/vmlinuz.new" "$out/vmlinuz"
+mv "$out/initramfs.cpio.new" "$out/initramfs.cpio"
+echo "$kver" > "$out/kernel-version"
+rm -rf "$pkgroot"
+echo "$hash" > "$out/stamp"
+echo "build-guest: kernel $kver, initramfs $(du -h "$out/initramfs.cpio" | cut -f1)" >&2

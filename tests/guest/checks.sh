@@ -1,0 +1,252 @@
+#!/bin/sh
+# Runs inside the test guest (busybox sh), as /scenario/run.sh.
+#
+# Each check prints one machine-readable line on the console:
+#   RESULT <name>=pass|fail <detail>
+# and the benchmark prints "METRIC <key>=<value> ...". The host side
+# (guestrun.py) collects them. The checks to run and what to expect come from
+# /scenario/env, written by the host:
+#   CHECKS       space-separated check names, run in order
+#   EXPECT_VID   EXPECT_PID   the reader's USB ids (4 hex digits, lower case)
+#   EXPECT_ATR   the card's ATR, hex, no spaces
+#   PCSCD_DEBUG  1: run pcscd with --debug --apdu (checks read its log)
+#   BENCH_N      APDUs for the benchmark
+#   PIN          the PIN given to OpenSC (libcacard accepts any, see README)
+. /scenario/env
+
+MODULE=/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so
+PCSCD_LOG=/tmp/pcscd.log
+failures=0
+
+result() {  # result NAME pass|fail DETAIL...
+    name=$1 status=$2
+    shift 2
+    [ "$status" = pass ] || failures=$((failures + 1))
+    echo "RESULT $name=$status $*"
+}
+
+# Print a command's output on the console, each line tagged, for the log.
+show() {  # show TAG FILE
+    sed "s/^/$1 /" "$2"
+}
+
+p11() {
+    pkcs11-tool --module "$MODULE" "$@"
+}
+
+find_device() {
+    for d in /sys/bus/usb/devices/*; do
+        [ -f "$d/idVendor" ] || continue
+        if [ "$(cat "$d/idVendor")" = "$EXPECT_VID" ] &&
+           [ "$(cat "$d/idProduct")" = "$EXPECT_PID" ]; then
+            echo "$d"
+            return 0
+        fi
+    done
+    return 1
+}
+
+check_enumerate() {
+    i=0
+    while ! dev=$(find_device) && [ $i -lt 150 ]; do
+        sleep 0.2
+        i=$((i + 1))
+    done
+    if [ -z "$dev" ]; then
+        result enumerate fail "no USB device $EXPECT_VID:$EXPECT_PID after 30 s"
+        return
+    fi
+    # Give the kernel a moment to finish binding the interface.
+    sleep 0.5
+    result enumerate pass "$(basename "$dev") speed=$(cat "$dev/speed")" \
+        "version=$(cat "$dev/version" | tr -d ' ')" \
+        "controller=$(basename "$(readlink -f "$dev/../..")")" \
+        "waited_ms=$((i * 200))"
+}
+
+check_lsusb() {
+    lsusb -v -d "$EXPECT_VID:$EXPECT_PID" > /tmp/lsusb.txt 2>&1
+    rc=$?
+    show LSUSB /tmp/lsusb.txt
+    eps=$(grep -c 'bEndpointAddress' /tmp/lsusb.txt)
+    if [ $rc -eq 0 ] &&
+       grep -q 'bInterfaceClass *11 ' /tmp/lsusb.txt &&
+       grep -q 'ChipCard Interface Descriptor' /tmp/lsusb.txt &&
+       grep -q 'bcdCCID' /tmp/lsusb.txt && [ "$eps" -eq 3 ]; then
+        result lsusb pass "class=11 endpoints=$eps" \
+            "$(awk '/bcdCCID|dwFeatures|dwMaxCCIDMessageLength|dwProtocols/ \
+                   {printf "%s=%s ", $1, $2}' /tmp/lsusb.txt)"
+    else
+        result lsusb fail "rc=$rc endpoints=$eps (CCID class descriptor missing?)"
+    fi
+}
+
+start_pcscd() {
+    if [ "${PCSCD_DEBUG:-1}" = 1 ]; then
+        pcscd --foreground --debug --apdu > "$PCSCD_LOG" 2>&1 &
+    else
+        pcscd --foreground > "$PCSCD_LOG" 2>&1 &
+    fi
+    PCSCD_PID=$!
+    # Clients get "service not available" until the socket exists.
+    i=0
+    while [ ! -S /run/pcscd/pcscd.comm ] && [ $i -lt 100 ]; do
+        sleep 0.1
+        i=$((i + 1))
+    done
+}
+
+check_pcscd() {
+    start_pcscd
+    apdu-bench list -w 20 > /tmp/readers.txt 2>&1
+    show PCSC /tmp/readers.txt
+    reader=$(sed -n 's/^READER //p' /tmp/readers.txt | head -n1)
+    if [ -n "$reader" ]; then
+        result pcscd_reader pass "reader=\"$reader\""
+    else
+        result pcscd_reader fail "$(tr '\n' ' ' < /tmp/readers.txt)"
+    fi
+}
+
+check_atr() {
+    # The card may need a moment after the reader appears.
+    i=0
+    until apdu-bench atr > /tmp/atr.txt 2>&1 || [ $i -ge 10 ]; do
+        sleep 0.5
+        i=$((i + 1))
+    done
+    show PCSC /tmp/atr.txt
+    atr=$(sed -n 's/^ATR //p' /tmp/atr.txt)
+    # What libccid read from the reader's RDR_to_PC_DataBlock at power on.
+    log_atr=$(sed -n 's/.*Card ATR: *//p' "$PCSCD_LOG" | head -n1 | tr -d ' \r')
+    if [ -n "$atr" ] && [ "$atr" = "$EXPECT_ATR" ] &&
+       { [ -z "$log_atr" ] || [ "$log_atr" = "$atr" ]; }; then
+        result atr pass "atr=$atr pcscd_log_atr=${log_atr:-n/a}"
+    else
+        result atr fail "atr=${atr:-none} expected=$EXPECT_ATR" \
+            "pcscd_log_atr=${log_atr:-n/a}"
+    fi
+}
+
+check_opensc() {
+    opensc-tool --name > /tmp/name.txt 2>&1
+    show OPENSC /tmp/name.txt
+    p11 --list-slots > /tmp/slots.txt 2>&1
+    show OPENSC /tmp/slots.txt
+    p11 --login --pin "$PIN" --list-objects > /tmp/objects.txt 2>&1
+    rc=$?
+    show OPENSC /tmp/objects.txt
+    certs=$(grep -c '^Certificate Object' /tmp/objects.txt)
+    keys=$(grep -c '^Private Key Object' /tmp/objects.txt)
+    if [ $rc -eq 0 ] && [ "$certs" -eq 3 ] && [ "$keys" -eq 3 ]; then
+        result opensc_objects pass "card=\"$(head -n1 /tmp/name.txt)\"" \
+            "certificates=$certs private_keys=$keys pin=$PIN"
+    else
+        result opensc_objects fail "rc=$rc certificates=$certs private_keys=$keys" \
+            "card=\"$(head -n1 /tmp/name.txt)\""
+    fi
+}
+
+# Sign with the card's key and verify on the guest with openssl against the
+# certificate read from the card, which must chain to the test CA.
+sign_with() {  # sign_with ID
+    id=$1
+    p11 --read-object --type cert --id "$id" -o "/tmp/cert-$id.der" \
+        > "/tmp/sign-$id.txt" 2>&1 || return 1
+    openssl x509 -inform DER -in "/tmp/cert-$id.der" -out "/tmp/cert-$id.pem" || return 1
+    [ -f /tmp/ca.pem ] ||
+        openssl x509 -inform DER -in /scenario/ca.cer -out /tmp/ca.pem || return 1
+    openssl verify -CAfile /tmp/ca.pem "/tmp/cert-$id.pem" \
+        >> "/tmp/sign-$id.txt" 2>&1 || return 1
+    openssl x509 -in "/tmp/cert-$id.pem" -pubkey -noout > "/tmp/pub-$id.pem" || return 1
+    echo "vccid guest test $id $(date +%s)" > /tmp/data
+    p11 --login --pin "$PIN" --sign --id "$id" -m SHA256-RSA-PKCS \
+        -i /tmp/data -o "/tmp/sig-$id" >> "/tmp/sign-$id.txt" 2>&1 || return 1
+    openssl dgst -sha256 -verify "/tmp/pub-$id.pem" -signature "/tmp/sig-$id" \
+        /tmp/data >> "/tmp/sign-$id.txt" 2>&1
+}
+
+check_sign() {
+    ids=$(awk '/^Private Key Object/{k=1} k && /ID:/{print $2; k=0}' /tmp/objects.txt)
+    ok="" bad=""
+    for id in $ids; do
+        if sign_with "$id"; then
+            ok="$ok $id"
+        else
+            bad="$bad $id"
+        fi
+        show SIGN "/tmp/sign-$id.txt"
+    done
+    if [ -n "$ok" ] && [ -z "$bad" ]; then
+        result sign_verify pass "verified key ids:$ok"
+    else
+        result sign_verify fail "verified:${ok:- none} failed:${bad:- none}"
+    fi
+}
+
+check_sweep() {
+    apdu-bench sweep > /tmp/sweep.txt 2>&1
+    rc=$?
+    show SWEEP /tmp/sweep.txt
+    summary=$(grep '^sweep_ok' /tmp/sweep.txt)
+    if [ $rc -eq 0 ]; then
+        result response_lengths pass "$summary"
+    else
+        result response_lengths fail "$summary $(grep -E '^(SWEEP-FAILED|error)' \
+            /tmp/sweep.txt | head -n3 | tr '\n' ' ')"
+    fi
+}
+
+# libccid and pcscd log transport trouble at error level; in debug mode
+# every line carries the source location, so match the known messages.
+# GET_FIRMWARE_FEATURES is a Gemalto escape command that libccid tries on
+# any reader with Gemalto's USB ids (as QEMU's and vccid's have); an
+# emulated reader refusing it is expected, not a communication error.
+check_pcscd_log() {
+    [ "${PCSCD_DEBUG:-1}" = 1 ] || return 0
+    grep -nE 'LIBUSB_ERROR|ReadUSB|WriteUSB|Duplicate frame|bSeq|IFD_COMMUNICATION_ERROR|Card not transacted|not answering|reader is unresponsive|Protocol error|cannot|failed' \
+        "$PCSCD_LOG" | grep -v 'GET_FIRMWARE_FEATURES failed' \
+        > /tmp/pcscd-errors.txt
+    n=$(wc -l < /tmp/pcscd-errors.txt)
+    if [ "$n" -eq 0 ]; then
+        result pcscd_log pass "no communication errors in $(wc -l < "$PCSCD_LOG") lines"
+    else
+        show PCSCD-ERR /tmp/pcscd-errors.txt
+        result pcscd_log fail "$n error lines, first: $(head -n1 /tmp/pcscd-errors.txt)"
+    fi
+}
+
+check_kernel_log() {
+    dmesg | grep -iE 'usb.*(error|fail|timeout|reset|disabled|not accepting)' \
+        > /tmp/usb-errors.txt
+    n=$(wc -l < /tmp/usb-errors.txt)
+    if [ "$n" -eq 0 ]; then
+        result kernel_log pass "no USB errors in dmesg"
+    else
+        show DMESG-ERR /tmp/usb-errors.txt
+        result kernel_log fail "$n lines, first: $(head -n1 /tmp/usb-errors.txt)"
+    fi
+}
+
+check_bench() {
+    apdu-bench bench -n "${BENCH_N:-500}" > /tmp/bench.txt 2>&1
+    rc=$?
+    show BENCH /tmp/bench.txt
+    if [ $rc -eq 0 ]; then
+        echo "METRIC $(grep '^apdus=' /tmp/bench.txt) $(grep '^cert_bytes=' /tmp/bench.txt)"
+        result bench pass "$(grep '^apdus=' /tmp/bench.txt)"
+    else
+        result bench fail "$(tr '\n' ' ' < /tmp/bench.txt)"
+    fi
+}
+
+for c in $CHECKS; do
+    "check_$c"
+done
+
+if [ $failures -gt 0 ]; then
+    [ -f "$PCSCD_LOG" ] && tail -n 150 "$PCSCD_LOG" | sed 's/^/PCSCD /'
+    dmesg | tail -n 40 | sed 's/^/DMESG /'
+fi
+[ -n "${PCSCD_PID:-}" ] && kill "$PCSCD_PID" 2>/dev/null
+exit $failures
