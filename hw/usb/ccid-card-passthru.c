@@ -1,0 +1,359 @@
+/*
+ * ccid-card-passthru: a card that lives on a client machine, reached over a
+ * chardev speaking the VSCard protocol (include/proto/vscard.h), e.g. from
+ * contrib/vscclient or libcacard's vscclient.
+ *
+ *   -chardev socket,id=vsc,host=0.0.0.0,port=2001,server=on,wait=off
+ *   -device ccid-card-passthru,chardev=vsc[,debug=N]
+ *
+ * The exchange (docs/passthru.txt): the client sends Init and we answer with
+ * ours; ReaderAdd is answered with VSC_Error(VSC_SUCCESS) carrying reader id
+ * 0 in the header (the reader has one slot); ATR puts the card in the slot,
+ * CardRemove and ReaderRemove take it out, each acknowledged the same way.
+ * Command APDUs go to the client one at a time, its APDU (or Error) answers
+ * them. When the client goes away the guest sees the card leave, a command
+ * still waiting gets an error, and the next client starts from scratch.
+ */
+#include <string.h>
+
+#include "chardev/char.h"
+#include "hw/usb/ccid.h"
+#include "proto/vscard.h"
+
+#define TYPE_CCID_PASSTHRU "ccid-card-passthru"
+#define PASSTHRU_CCID(obj) ((PassthruState *)(obj))
+
+/* The one reader this card is; VSCard numbers readers from 0. */
+#define PASSTHRU_READER_ID VSCARD_MINIMAL_READER_ID
+
+G_STATIC_ASSERT(VSCARD_MAX_APDU_COMMAND == CCID_MAX_APDU_COMMAND);
+G_STATIC_ASSERT(VSCARD_MAX_APDU_RESPONSE == CCID_MAX_APDU_RESPONSE);
+G_STATIC_ASSERT(VSCARD_MAX_ATR == CCID_MAX_ATR);
+
+/* debug= levels */
+#define PT_WARN 1
+#define PT_INFO 2
+#define PT_VERBOSE 3
+
+typedef struct PassthruState {
+    CCIDCardState base;
+    Chardev *chr;
+    uint8_t debug;
+
+    VSCardStream *stream;
+    GByteArray *out;            /* one message being built */
+    uint8_t atr[CCID_MAX_ATR];
+    uint32_t atr_len;           /* 0: no card in the slot */
+    bool reader_added;
+    bool apdu_pending;          /* the guest waits for the client's answer */
+    bool flushing;              /* Flush sent: answers until FlushComplete are stale */
+} PassthruState;
+
+#define pt_log(s, level, fmt, ...) do { \
+        if ((s)->debug >= (level)) { \
+            g_message("%s: " fmt, DEVICE(s)->id, ## __VA_ARGS__); \
+        } \
+    } while (0)
+
+/* ---- output ---- */
+
+static void pt_send(PassthruState *s, VSCMsgType type, uint32_t reader_id,
+                    const void *payload, uint32_t len)
+{
+    g_byte_array_set_size(s->out, 0);
+    vscard_build(s->out, type, reader_id, payload, len);
+    pt_log(s, PT_VERBOSE, "-> %s reader %u length %u", vscard_type_name(type), reader_id, len);
+    chr_fe_write(s->chr, s->out->data, s->out->len);
+}
+
+static void pt_send_error(PassthruState *s, uint32_t reader_id, VSCErrorCode code)
+{
+    g_byte_array_set_size(s->out, 0);
+    vscard_build_error(s->out, reader_id, code);
+    pt_log(s, PT_VERBOSE, "-> Error %u reader %u", code, reader_id);
+    chr_fe_write(s->chr, s->out->data, s->out->len);
+}
+
+/* Our answer to the client's Init: our version, no capabilities defined yet. */
+static void pt_send_init(PassthruState *s)
+{
+    g_byte_array_set_size(s->out, 0);
+    vscard_build_init(s->out, VSCARD_UNDEFINED_READER_ID, 0);
+    pt_log(s, PT_VERBOSE, "-> Init");
+    chr_fe_write(s->chr, s->out->data, s->out->len);
+}
+
+/* ---- the card leaving ---- */
+
+/* The guest's command gets exactly one answer: here, a failure. */
+static void pt_fail_pending_apdu(PassthruState *s)
+{
+    if (s->apdu_pending) {
+        s->apdu_pending = false;
+        ccid_card_apdu_failed(&s->base);
+    }
+}
+
+static void pt_remove_card(PassthruState *s)
+{
+    pt_fail_pending_apdu(s);
+    if (s->atr_len) {
+        s->atr_len = 0;
+        ccid_card_card_removed(&s->base);
+    }
+}
+
+/* ---- messages from the client ---- */
+
+static bool atr_plausible(const uint8_t *atr, uint32_t len)
+{
+    /* TS: direct (0x3B) or inverse (0x3F) convention, ISO 7816-3 8.1. */
+    return len >= VSCARD_MIN_ATR && (atr[0] == 0x3b || atr[0] == 0x3f);
+}
+
+static void pt_handle_atr(PassthruState *s, const VSCardMsg *msg)
+{
+    if (!atr_plausible(msg->payload, msg->length)) {
+        pt_log(s, PT_WARN, "ATR with TS 0x%02x rejected", msg->payload[0]);
+        pt_send_error(s, msg->reader_id, VSC_GENERAL_ERROR);
+        return;
+    }
+    /* A new ATR while a card is in is a reset on the client's side. */
+    pt_fail_pending_apdu(s);
+    memcpy(s->atr, msg->payload, msg->length);
+    s->atr_len = msg->length;
+    pt_log(s, PT_INFO, "card inserted, ATR of %u bytes", msg->length);
+    ccid_card_card_inserted(&s->base);
+    pt_send_error(s, msg->reader_id, VSC_SUCCESS);
+}
+
+static void pt_handle_reader_add(PassthruState *s, const VSCardMsg *msg)
+{
+    g_autofree char *name = g_utf8_make_valid((const char *)msg->payload, msg->length);
+
+    if (s->reader_added) {
+        pt_log(s, PT_WARN, "second reader \"%s\" refused", name);
+        pt_send_error(s, VSCARD_UNDEFINED_READER_ID, VSC_CANNOT_ADD_MORE_READERS);
+        return;
+    }
+    s->reader_added = true;
+    pt_log(s, PT_INFO, "reader \"%s\" added as %u", name, PASSTHRU_READER_ID);
+    pt_send_error(s, PASSTHRU_READER_ID, VSC_SUCCESS);
+}
+
+static void pt_handle_apdu(PassthruState *s, const VSCardMsg *msg)
+{
+    if (s->flushing) {
+        pt_log(s, PT_INFO, "answer of %u bytes dropped: flushed", msg->length);
+        return;
+    }
+    if (!s->apdu_pending) {
+        pt_log(s, PT_WARN, "answer of %u bytes to no command", msg->length);
+        pt_send_error(s, msg->reader_id, VSC_GENERAL_ERROR);
+        return;
+    }
+    s->apdu_pending = false;
+    ccid_card_send_apdu_to_guest(&s->base, msg->payload, msg->length);
+}
+
+static void pt_handle_error(PassthruState *s, const VSCardMsg *msg)
+{
+    if (msg->u.error.code == VSC_SUCCESS) {
+        return;
+    }
+    pt_log(s, PT_WARN, "client reports error %u", msg->u.error.code);
+    /* libcacard's vscclient answers a command its card could not run this way. */
+    if (s->apdu_pending && !s->flushing) {
+        pt_fail_pending_apdu(s);
+    }
+}
+
+static void pt_on_message(void *opaque, const VSCardMsg *msg)
+{
+    PassthruState *s = opaque;
+
+    pt_log(s, PT_VERBOSE, "<- %s reader %u length %u", vscard_type_name(msg->type),
+           msg->reader_id, msg->length);
+    switch (msg->type) {
+    case VSC_Init:
+        pt_log(s, PT_INFO, "client speaks VSCard version 0x%x", msg->u.init.version);
+        pt_send_init(s);
+        break;
+    case VSC_ReaderAdd:
+        pt_handle_reader_add(s, msg);
+        break;
+    case VSC_ReaderRemove:
+        pt_remove_card(s);
+        s->reader_added = false;
+        pt_send_error(s, msg->reader_id, VSC_SUCCESS);
+        break;
+    case VSC_ATR:
+        pt_handle_atr(s, msg);
+        break;
+    case VSC_CardRemove:
+        pt_log(s, PT_INFO, "card removed");
+        pt_remove_card(s);
+        pt_send_error(s, msg->reader_id, VSC_SUCCESS);
+        break;
+    case VSC_APDU:
+        pt_handle_apdu(s, msg);
+        break;
+    case VSC_Error:
+        pt_handle_error(s, msg);
+        break;
+    case VSC_FlushComplete:
+        s->flushing = false;
+        break;
+    }
+}
+
+static void pt_on_stream_error(void *opaque, VSCardStreamError err, const VSCardMsg *msg)
+{
+    PassthruState *s = opaque;
+
+    pt_log(s, PT_WARN, "bad message (type %u, length %u): %s", msg->type, msg->length,
+           vscard_error_str(err));
+    pt_send_error(s, msg->reader_id, VSC_GENERAL_ERROR);
+    if (msg->type == VSC_APDU && s->apdu_pending && !s->flushing) {
+        pt_fail_pending_apdu(s);    /* the answer it waited for was malformed */
+    }
+    if (vscard_error_is_fatal(err)) {
+        /* No way to find the next header: drop the client; CLOSED cleans up. */
+        g_message("%s: dropping client: %s", DEVICE(s)->id, vscard_error_str(err));
+        chr_fe_disconnect(s->chr);
+    }
+}
+
+static const VSCardStreamOps pt_stream_ops = {
+    .message = pt_on_message,
+    .error = pt_on_stream_error,
+};
+
+/* ---- chardev ---- */
+
+static void pt_chr_read(void *opaque, const uint8_t *buf, size_t len)
+{
+    PassthruState *s = opaque;
+
+    vscard_stream_feed(s->stream, buf, len);
+}
+
+static void pt_chr_event(void *opaque, ChrEvent event)
+{
+    PassthruState *s = opaque;
+
+    vscard_stream_reset(s->stream);
+    s->flushing = false;
+    if (event == CHR_EVENT_OPENED) {
+        pt_log(s, PT_INFO, "client connected");
+        return;
+    }
+    g_message("%s: client gone%s", DEVICE(s)->id, s->atr_len ? ", card removed" : "");
+    pt_remove_card(s);
+    s->reader_added = false;
+}
+
+/* ---- CCIDCardClass ---- */
+
+static const uint8_t *pt_get_atr(CCIDCardState *card, uint32_t *len)
+{
+    PassthruState *s = PASSTHRU_CCID(card);
+
+    *len = s->atr_len;
+    return s->atr_len ? s->atr : NULL;
+}
+
+static void pt_apdu_from_guest(CCIDCardState *card, const uint8_t *apdu, uint32_t len)
+{
+    PassthruState *s = PASSTHRU_CCID(card);
+
+    if (!s->atr_len || !chr_fe_is_connected(s->chr)) {
+        ccid_card_apdu_failed(card);
+        return;
+    }
+    /* The reader sends one command at a time; a leftover one is already answered. */
+    s->apdu_pending = true;
+    pt_send(s, VSC_APDU, PASSTHRU_READER_ID, apdu, len);
+    if (!chr_fe_is_connected(s->chr)) {
+        pt_fail_pending_apdu(s);    /* the write found the client gone */
+    }
+}
+
+/*
+ * The guest powered the card off or reset the reader: an answer still on its
+ * way belongs to a command nobody waits for. Flush makes the client say
+ * when everything before it has been answered.
+ */
+static void pt_power_off(CCIDCardState *card)
+{
+    PassthruState *s = PASSTHRU_CCID(card);
+
+    if (s->apdu_pending) {
+        s->apdu_pending = false;
+        s->flushing = true;
+        pt_send(s, VSC_Flush, PASSTHRU_READER_ID, NULL, 0);
+    }
+}
+
+/* ---- realize ---- */
+
+static bool pt_realize(DeviceState *d, GError **errp)
+{
+    PassthruState *s = PASSTHRU_CCID(d);
+
+    if (!s->chr) {
+        g_set_error(errp, VCCID_ERROR, 0, "Property '%s.chardev' is required",
+                    TYPE_CCID_PASSTHRU);
+        return false;
+    }
+    if (!ccid_card_plug(&s->base, errp)) {
+        return false;
+    }
+    s->stream = vscard_stream_new(VSCARD_ROLE_HOST, &pt_stream_ops, s);
+    s->out = g_byte_array_new();
+    chr_fe_set_handlers(s->chr, pt_chr_read, pt_chr_event, s);
+    g_message("%s: waiting for a VSCard client on %s", d->id, chardev_describe(s->chr));
+    return true;
+}
+
+static void pt_unrealize(DeviceState *d)
+{
+    PassthruState *s = PASSTHRU_CCID(d);
+
+    chr_fe_set_handlers(s->chr, NULL, NULL, NULL);
+    pt_remove_card(s);
+    ccid_card_unplug(&s->base);
+    vscard_stream_free(s->stream);
+    g_byte_array_unref(s->out);
+}
+
+static const Property passthru_properties[] = {
+    DEFINE_CCID_CARD_PROPERTIES(PassthruState, base),
+    DEFINE_PROP_CHR("chardev", PassthruState, chr, "socket chardev a VSCard client connects to"),
+    DEFINE_PROP_UINT8("debug", PassthruState, debug, "0",
+                      "1: warnings, 2: card events, 3: every message"),
+    DEFINE_PROP_END_OF_LIST(),
+};
+
+static const CCIDCardClass passthru_card_class = {
+    .parent_class = {
+        .name = TYPE_CCID_PASSTHRU,
+        .desc = "card on a remote client, over the VSCard protocol (vscclient)",
+        .instance_size = sizeof(PassthruState),
+        .bus_type = TYPE_CCID_BUS,
+        .props = passthru_properties,
+        .user_creatable = true,
+        .realize = pt_realize,
+        .unrealize = pt_unrealize,
+    },
+    .get_atr = pt_get_atr,
+    .apdu_from_guest = pt_apdu_from_guest,
+    .power_off = pt_power_off,
+};
+
+static void passthru_card_register_types(void)
+{
+    device_class_register(&passthru_card_class.parent_class);
+}
+
+device_type_init(passthru_card_register_types)
