@@ -567,6 +567,29 @@ static void cmd_select(Client *c, const char *arg)
     vreader_free(r);
 }
 
+/*
+ * Send what is queued, then half-close and read the host's last answers:
+ * closing with unread input would make the host see a reset, not an end.
+ */
+static void close_gracefully(Client *c)
+{
+    gint64 deadline = g_get_monotonic_time() + G_USEC_PER_SEC;
+    uint8_t buf[4096];
+
+    g_socket_set_blocking(c->sock, TRUE);
+    flush_queue(c);
+    g_socket_shutdown(c->sock, FALSE, TRUE, NULL);
+    g_socket_set_blocking(c->sock, FALSE);
+    while (g_get_monotonic_time() < deadline) {
+        gint64 left = deadline - g_get_monotonic_time();
+
+        if (!g_socket_condition_timed_wait(c->sock, G_IO_IN, MAX(left, 0), NULL, NULL) ||
+            g_socket_receive(c->sock, (gchar *)buf, sizeof(buf), NULL, NULL) <= 0) {
+            break;
+        }
+    }
+}
+
 /* Leave the host clean: every card and reader we announced is withdrawn first. */
 static void cmd_exit(Client *c)
 {
@@ -586,8 +609,7 @@ static void cmd_exit(Client *c)
     }
     vreader_list_delete(list);
     if (c->sock) {
-        g_socket_set_blocking(c->sock, TRUE);
-        flush_queue(c);
+        close_gracefully(c);
     }
     c->exit_code = 0;
     g_main_loop_quit(c->loop);
