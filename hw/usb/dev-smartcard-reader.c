@@ -385,6 +385,11 @@ static void ccid_answer_next_chunk(USBCCIDState *s, const CCIDHeader *cmd)
 static void ccid_send_to_card(USBCCIDState *s, const CCIDHeader *cmd, const uint8_t *apdu,
                               uint32_t len)
 {
+    /* ISO 7816-4: an APDU has at least CLA INS P1 P2; a card has no answer to less. */
+    if (len < 4) {
+        ccid_answer_error(s, cmd, CCID_OFFSET_LENGTH);
+        return;
+    }
     s->busy = true;
     s->busy_hdr = *cmd;
     ccid_debug(s, 2, "apdu seq %u: %u bytes to the card", cmd->bSeq, len);

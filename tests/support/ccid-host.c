@@ -59,6 +59,11 @@ void ccid_host_drain_completed(CCIDHost *h)
     g_queue_clear_full(&h->completed, host_packet_free);
 }
 
+void ccid_host_forget_in_flight(CCIDHost *h)
+{
+    g_queue_clear_full(&h->in_flight, host_packet_free);
+}
+
 void ccid_host_free(CCIDHost *h)
 {
     for (GList *l = h->in_flight.head; l; l = l->next) {

@@ -39,6 +39,8 @@ size_t ccid_host_interrupt(CCIDHost *h, uint8_t *buf, size_t size);
 /* A control transfer; returns the status and fills data for IN requests. */
 int ccid_host_control(CCIDHost *h, uint8_t type, uint8_t req, uint16_t value, uint16_t index,
                       uint8_t *data, uint16_t length, size_t *actual);
+/* After a USB reset: the device dropped the packets it held; free ours. */
+void ccid_host_forget_in_flight(CCIDHost *h);
 /* Free packets that completed. */
 void ccid_host_drain_completed(CCIDHost *h);
 

@@ -27,7 +27,9 @@ uint32_t test_card_answer(const uint8_t *apdu, uint32_t len, uint8_t *out, uint3
         }
     } else {
         n = MIN(len, out_size - 2);
-        memcpy(out, apdu, n);
+        if (n) {
+            memcpy(out, apdu, n);
+        }
     }
     out[n] = 0x90;
     out[n + 1] = 0x00;

@@ -293,7 +293,7 @@ static void test_reset_in_flight(void)
     ccid_host_send(h, CCID_PC_TO_RDR_XFR_BLOCK, 2, no_specific, apdu, 4);
     ccid_host_bulk_in(h, 512);   /* held by the device */
     usb_device_reset(h->dev);
-    g_queue_clear(&h->in_flight);   /* the reset dropped it */
+    ccid_host_forget_in_flight(h);   /* the reset dropped it */
     test_card_set_hold(card, false);
     g_assert_true(test_card_release_one(card));
     /* The reset announces the card that is in the slot. */
