@@ -54,6 +54,7 @@ check_enumerate() {
     done
     if [ -z "$dev" ]; then
         result enumerate fail "no USB device $EXPECT_VID:$EXPECT_PID after 30 s"
+        no_device=1
         return
     fi
     # Give the kernel a moment to finish binding the interface.
@@ -241,6 +242,11 @@ check_bench() {
 }
 
 for c in $CHECKS; do
+    if [ "${no_device:-0}" = 1 ]; then
+        # Without the device every later check fails; say so quickly.
+        result "$c" fail "not run: the reader never appeared on the USB bus"
+        continue
+    fi
     "check_$c"
 done
 

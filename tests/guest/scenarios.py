@@ -259,18 +259,30 @@ def run_vccid_listen(wd, args, report, checks=FULL_CHECKS):
 
 
 def run_vccid_connect(wd, args, report, checks=FULL_CHECKS):
+    """QEMU listens, vccid connects with reconnect=1.
+
+    By default QEMU is up first, so vccid's very first connect succeeds
+    (during its start-up); with --vccid-first vccid starts first, fails to
+    connect and gets in through its reconnect timer.
+    """
     _, bus = guestrun.usb_controller_args(args.usb)
     tmp = tempfile.mkdtemp(prefix='vccid-sock-')
     sock = os.path.join(tmp, 'redir.sock')
-    tag = '%s-%s' % (args.scenario, args.usb)
+    tag = '%s-%s%s' % (args.scenario, args.usb,
+                       '-vccid-first' if args.vccid_first else '')
+    vccid = Vccid(args.vccid,
+                  vccid_args(wd, 'socket,id=redir,path=%s,reconnect=1' % sock),
+                  wd.log(tag + '.vccid.log'))
+    if args.vccid_first:
+        vccid.start()
+        time.sleep(1.5)
     guest = make_guest(wd, args, checks,
                        redir_args(bus, 'socket,id=r,path=%s,server=on,wait=off'
                                   % sock), tag + '.console.log').start()
-    if not wait_for_path(sock):
-        report.add('qemu_listening', False, 'QEMU made no socket at ' + sock)
-    vccid = Vccid(args.vccid,
-                  vccid_args(wd, 'socket,id=redir,path=%s,reconnect=1' % sock),
-                  wd.log(tag + '.vccid.log')).start()
+    if not args.vccid_first:
+        if not wait_for_path(sock):
+            report.add('qemu_listening', False, 'QEMU made no socket at ' + sock)
+        vccid.start()
     run = guest.wait()
     report.add_guest(run)
     finish_vccid(vccid, report)
@@ -278,29 +290,44 @@ def run_vccid_connect(wd, args, report, checks=FULL_CHECKS):
 
 
 def run_reconnect(wd, args, report):
-    """Two guests in turn against one listening vccid."""
+    """Two guests in turn against one vccid process.
+
+    --direction listen: vccid listens, each QEMU connects to it.
+    --direction connect: each QEMU listens on the same path in turn, vccid
+    (reconnect=1) finds the second one by itself.
+    """
     _, bus = guestrun.usb_controller_args(args.usb)
     tmp = tempfile.mkdtemp(prefix='vccid-sock-')
     sock = os.path.join(tmp, 'redir.sock')
-    tag = '%s-%s' % (args.scenario, args.usb)
-    vccid = Vccid(args.vccid,
-                  vccid_args(wd, 'socket,id=redir,path=%s,server=on,wait=off'
-                             % sock), wd.log(tag + '.vccid.log')).start()
-    up = vccid.wait_for_socket(sock)
-    report.add('vccid_listening', up, sock)
-    if up:
-        first = make_guest(wd, args, 'enumerate pcscd atr sweep',
-                           redir_args(bus, 'socket,id=r,path=' + sock),
-                           tag + '.first.console.log').boot()
-        report.add_guest(first, 'first.')
-        report.add('vccid_survives_disconnect', vccid.alive(),
-                   'running after the first guest left' if vccid.alive()
-                   else 'exited with %s' % vccid.proc.returncode)
-        if vccid.alive():
-            second = make_guest(wd, args, FULL_CHECKS,
-                                redir_args(bus, 'socket,id=r,path=' + sock),
-                                tag + '.second.console.log').boot()
-            report.add_guest(second, 'second.')
+    tag = '%s-%s-%s' % (args.scenario, args.direction, args.usb)
+    listen = args.direction == 'listen'
+    if listen:
+        vccid_chr = 'socket,id=redir,path=%s,server=on,wait=off' % sock
+        qemu_chr = 'socket,id=r,path=' + sock
+    else:
+        vccid_chr = 'socket,id=redir,path=%s,reconnect=1' % sock
+        qemu_chr = 'socket,id=r,path=%s,server=on,wait=off' % sock
+    vccid = Vccid(args.vccid, vccid_args(wd, vccid_chr),
+                  wd.log(tag + '.vccid.log')).start()
+    if listen:
+        up = vccid.wait_for_socket(sock)
+        report.add('vccid_listening', up, sock)
+        if not up:
+            finish_vccid(vccid, report)
+            return
+    else:
+        time.sleep(1.5)   # vccid is retrying: both guests come in by reconnect
+    first = make_guest(wd, args, 'enumerate pcscd atr sweep',
+                       redir_args(bus, qemu_chr),
+                       tag + '.first.console.log').boot()
+    report.add_guest(first, 'first.')
+    report.add('vccid_survives_disconnect', vccid.alive(),
+               'running after the first guest left' if vccid.alive()
+               else 'exited with %s' % vccid.proc.returncode)
+    if vccid.alive():
+        second = make_guest(wd, args, FULL_CHECKS, redir_args(bus, qemu_chr),
+                            tag + '.second.console.log').boot()
+        report.add_guest(second, 'second.')
     finish_vccid(vccid, report)
 
 
@@ -337,6 +364,11 @@ def main():
     ap.add_argument('scenario', choices=sorted(SCENARIOS))
     ap.add_argument('--usb', default='xhci',
                     choices=sorted(guestrun.CONTROLLERS))
+    ap.add_argument('--direction', default='listen',
+                    choices=['listen', 'connect'],
+                    help='reconnect: which side vccid plays')
+    ap.add_argument('--vccid-first', action='store_true',
+                    help='vccid-connect: start vccid before QEMU listens')
     args = ap.parse_args()
     needs_vccid = 'vccid' in args.scenario or args.scenario == 'reconnect'
     if needs_vccid and not (args.vccid and os.access(args.vccid, os.X_OK)):
