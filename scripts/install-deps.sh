@@ -1,0 +1,29 @@
+#!/bin/sh
+# Install what building and testing vccid needs on Debian 12, if missing.
+# usage: install-deps.sh [--test]   (--test adds what the tests need)
+set -eu
+
+build_pkgs="gcc meson ninja-build pkg-config libglib2.0-dev libcacard-dev libnss3-dev
+libnss3-tools libusbredirparser-dev"
+# clang + its runtime for the fuzzers; QEMU to boot test guests; python3 for
+# the guest runner; the guest's own packages are fetched by tests/guest.
+test_pkgs="clang libclang-rt-14-dev qemu-system-x86 python3 cpio busybox-static"
+
+pkgs=$build_pkgs
+[ "${1:-}" = "--test" ] && pkgs="$pkgs $test_pkgs"
+
+missing=""
+for p in $pkgs; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+        missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+
+echo "install-deps: installing$missing" >&2
+if [ "$(id -u)" -ne 0 ]; then
+    SUDO=sudo
+else
+    SUDO=
+fi
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing >&2

@@ -1,0 +1,54 @@
+#!/bin/sh
+# Install what is missing, build, and run every test:
+#   build/        gcc: unit, qtest and guest tests (a real Linux guest under QEMU)
+#   build-asan/   gcc with ASan+UBSan: unit and qtest
+#   build-fuzz/   clang libFuzzer targets, each for a bounded time
+# Prints "tests: N passed, N failed" last; exits non-zero if anything failed.
+set -u
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+"$top/scripts/install-deps.sh" --test || exit 1
+
+failed_setup=0
+setup() {
+    dir=$1; shift
+    if [ ! -f "$dir/build.ninja" ]; then
+        meson setup "$dir" "$@" >"$dir.setup.log" 2>&1 || {
+            cat "$dir.setup.log"; failed_setup=1; return 1; }
+    fi
+    ninja -C "$dir" || { failed_setup=1; return 1; }
+}
+
+run() {
+    dir=$1; shift
+    echo "=== meson test -C $dir $*"
+    meson test -C "$dir" --print-errorlogs "$@"
+}
+
+setup build && run build --suite unit --suite qtest --suite guest
+setup build-asan -Dsanitize=true -Dguest_tests=disabled && run build-asan --suite unit --suite qtest
+CC=clang setup build-fuzz -Dfuzzing=true -Dsanitize=true -Dguest_tests=disabled &&
+    run build-fuzz --suite fuzz
+
+# Count results from each build's machine-readable log.
+python3 - "$failed_setup" build build-asan build-fuzz <<'PY'
+import json, os, sys
+failed_setup = int(sys.argv[1])
+passed = failed = skipped = 0
+for d in sys.argv[2:]:
+    log = os.path.join(d, 'meson-logs', 'testlog.json')
+    if not os.path.exists(log):
+        continue
+    for line in open(log):
+        r = json.loads(line)['result']
+        if r in ('OK', 'EXPECTEDFAIL'):
+            passed += 1
+        elif r == 'SKIP':
+            skipped += 1
+        else:
+            failed += 1
+failed += failed_setup
+print(f"tests: {passed} passed, {failed} failed" + (f", {skipped} skipped" if skipped else ""))
+sys.exit(1 if failed or passed == 0 else 0)
+PY
