@@ -1,0 +1,694 @@
+/*
+ * qtests of ccid-card-passthru: the real vccid, a USB host on its usbredir
+ * socket, and this test as the VSCard client on the passthru chardev,
+ * well-behaved or hostile. The client runs in a thread of its own, like a
+ * card on another machine, so the USB host can wait for answers.
+ */
+#include <signal.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include <gio/gio.h>
+#include <gio/gunixsocketaddress.h>
+
+#include "ccid-host.h"
+#include "libqtest-vccid.h"
+#include "proto/vscard.h"
+
+#define PEER_TIMEOUT_MS 10000
+
+static const uint8_t test_atr[] = { 0x3b, 0x8b, 0x80, 0x01, 0x00, 0x31, 0xc1, 0x64,
+                                    0x08, 0x60, 0x32, 0x00, 0x00, 0x90, 0x00 };
+
+/* What the client does when the guest's command arrives. */
+typedef enum PeerMode {
+    PEER_ANSWER,        /* echo the command back, then 90 00 */
+    PEER_DIE_ON_APDU,   /* close the connection instead of answering */
+    PEER_ERROR_ON_APDU, /* VSC_Error instead of an answer, as libcacard's client does */
+} PeerMode;
+
+typedef struct PeerMsg {
+    uint32_t type;
+    uint32_t reader_id;
+    uint32_t code;      /* Error code, Init version */
+    GBytes *payload;
+} PeerMsg;
+
+typedef struct VscPeer {
+    GSocket *sock;
+    GThread *thread;
+    VSCardStream *stream;
+    GMutex lock;
+    GCond cond;
+    GQueue msgs;        /* PeerMsg *, everything but APDUs */
+    PeerMode mode;
+    unsigned apdus;
+    bool closed;        /* the daemon closed, or we died */
+} VscPeer;
+
+static void peer_msg_free(PeerMsg *m)
+{
+    g_clear_pointer(&m->payload, g_bytes_unref);
+    g_free(m);
+}
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(PeerMsg, peer_msg_free)
+
+static void peer_send_raw(VscPeer *p, const void *buf, size_t len)
+{
+    const uint8_t *b = buf;
+
+    while (len > 0) {
+        g_autoptr(GError) err = NULL;
+        gssize n = g_socket_send(p->sock, (const gchar *)b, len, NULL, &err);
+
+        g_assert_no_error(err);
+        b += n;
+        len -= n;
+    }
+}
+
+static void peer_send(VscPeer *p, VSCMsgType type, uint32_t reader_id, const void *payload,
+                      uint32_t len)
+{
+    g_autoptr(GByteArray) b = g_byte_array_new();
+
+    vscard_build(b, type, reader_id, payload, len);
+    peer_send_raw(p, b->data, b->len);
+}
+
+/* The card: echo the command (at most 65,536 bytes) and 90 00. */
+static void peer_answer_apdu(VscPeer *p, const VSCardMsg *msg)
+{
+    g_autoptr(GByteArray) rsp = g_byte_array_new();
+
+    g_byte_array_append(rsp, msg->payload, MIN(msg->length, 65536u));
+    g_byte_array_append(rsp, (const uint8_t *)"\x90\x00", 2);
+    peer_send(p, VSC_APDU, msg->reader_id, rsp->data, rsp->len);
+}
+
+static void peer_on_message(void *opaque, const VSCardMsg *msg)
+{
+    VscPeer *p = opaque;
+    PeerMsg *m;
+
+    if (msg->type == VSC_APDU) {
+        g_mutex_lock(&p->lock);
+        p->apdus++;
+        g_cond_broadcast(&p->cond);
+        g_mutex_unlock(&p->lock);
+        if (p->mode == PEER_DIE_ON_APDU) {
+            g_socket_close(p->sock, NULL);   /* as if killed: no goodbye */
+        } else if (p->mode == PEER_ERROR_ON_APDU) {
+            peer_send(p, VSC_Error, msg->reader_id, "\0\0\0\1", 4);
+        } else {
+            peer_answer_apdu(p, msg);
+        }
+        return;
+    }
+    m = g_new0(PeerMsg, 1);
+    m->type = msg->type;
+    m->reader_id = msg->reader_id;
+    m->code = msg->type == VSC_Init ? msg->u.init.version : msg->u.error.code;
+    m->payload = g_bytes_new(msg->payload, msg->length);
+    g_mutex_lock(&p->lock);
+    g_queue_push_tail(&p->msgs, m);
+    g_cond_broadcast(&p->cond);
+    g_mutex_unlock(&p->lock);
+}
+
+static void peer_on_error(void *opaque, VSCardStreamError err, const VSCardMsg *msg)
+{
+    g_error("the daemon sent a bad VSCard message (type %u, length %u): %s",
+            msg->type, msg->length, vscard_error_str(err));
+}
+
+static const VSCardStreamOps peer_ops = {
+    .message = peer_on_message,
+    .error = peer_on_error,
+};
+
+static gpointer peer_thread(gpointer opaque)
+{
+    VscPeer *p = opaque;
+    uint8_t buf[65536];
+
+    for (;;) {
+        gssize n = g_socket_receive(p->sock, (gchar *)buf, sizeof(buf), NULL, NULL);
+
+        if (n <= 0) {
+            break;
+        }
+        vscard_stream_feed(p->stream, buf, n);
+        if (g_socket_is_closed(p->sock)) {
+            break;
+        }
+    }
+    g_mutex_lock(&p->lock);
+    p->closed = true;
+    g_cond_broadcast(&p->cond);
+    g_mutex_unlock(&p->lock);
+    return NULL;
+}
+
+static VscPeer *peer_connect_address(GSocketAddress *addr)
+{
+    VscPeer *p = g_new0(VscPeer, 1);
+    g_autoptr(GError) err = NULL;
+
+    p->sock = g_socket_new(g_socket_address_get_family(addr), G_SOCKET_TYPE_STREAM,
+                           G_SOCKET_PROTOCOL_DEFAULT, &err);
+    g_assert_no_error(err);
+    g_socket_connect(p->sock, addr, NULL, &err);
+    g_assert_no_error(err);
+    g_mutex_init(&p->lock);
+    g_cond_init(&p->cond);
+    p->stream = vscard_stream_new(VSCARD_ROLE_CLIENT, &peer_ops, p);
+    p->thread = g_thread_new("vsc-peer", peer_thread, p);
+    return p;
+}
+
+static char *vsc_path(VccidProcess *v)
+{
+    return g_build_filename(v->tmpdir, "vsc.sock", NULL);
+}
+
+static VscPeer *peer_connect(VccidProcess *v)
+{
+    g_autofree char *path = vsc_path(v);
+    g_autoptr(GSocketAddress) addr = g_unix_socket_address_new(path);
+
+    return peer_connect_address(addr);
+}
+
+/* Next message from the daemon, which must come within the timeout. */
+static PeerMsg *peer_next(VscPeer *p)
+{
+    gint64 deadline = g_get_monotonic_time() + PEER_TIMEOUT_MS * 1000;
+    PeerMsg *m;
+
+    g_mutex_lock(&p->lock);
+    while (g_queue_is_empty(&p->msgs) && !p->closed) {
+        if (!g_cond_wait_until(&p->cond, &p->lock, deadline)) {
+            break;
+        }
+    }
+    m = g_queue_pop_head(&p->msgs);
+    g_mutex_unlock(&p->lock);
+    if (!m) {
+        g_error("no VSCard message from the daemon (connection %s)",
+                p->closed ? "closed" : "open");
+    }
+    return m;
+}
+
+static void peer_expect_error(VscPeer *p, uint32_t reader_id, uint32_t code)
+{
+    g_autoptr(PeerMsg) m = peer_next(p);
+
+    g_assert_cmpuint(m->type, ==, VSC_Error);
+    g_assert_cmpuint(m->code, ==, code);
+    g_assert_cmpuint(m->reader_id, ==, reader_id);
+}
+
+/* True if the daemon closed the connection within the timeout. */
+static bool peer_wait_closed(VscPeer *p)
+{
+    gint64 deadline = g_get_monotonic_time() + PEER_TIMEOUT_MS * 1000;
+    bool closed;
+
+    g_mutex_lock(&p->lock);
+    while (!p->closed && g_cond_wait_until(&p->cond, &p->lock, deadline)) {
+    }
+    closed = p->closed;
+    g_mutex_unlock(&p->lock);
+    return closed;
+}
+
+static void peer_free(VscPeer *p)
+{
+    if (!g_socket_is_closed(p->sock)) {
+        g_socket_shutdown(p->sock, TRUE, TRUE, NULL);
+    }
+    g_thread_join(p->thread);
+    g_object_unref(p->sock);
+    vscard_stream_free(p->stream);
+    g_queue_clear_full(&p->msgs, (GDestroyNotify)peer_msg_free);
+    g_mutex_clear(&p->lock);
+    g_cond_clear(&p->cond);
+    g_free(p);
+}
+
+/* Init both ways, then the reader: the opening every client makes. */
+static void peer_handshake(VscPeer *p)
+{
+    g_autoptr(GByteArray) init = g_byte_array_new();
+    g_autoptr(PeerMsg) m = NULL;
+    gsize len;
+    const uint8_t *data;
+
+    vscard_build_init(init, VSCARD_UNDEFINED_READER_ID, 0);
+    peer_send_raw(p, init->data, init->len);
+    m = peer_next(p);
+    g_assert_cmpuint(m->type, ==, VSC_Init);
+    g_assert_cmpuint(m->code, ==, VSCARD_VERSION);
+    data = g_bytes_get_data(m->payload, &len);
+    g_assert_cmpuint(len, >=, 8);
+    g_assert_cmpmem(data, 4, "VSCD", 4);
+
+    peer_send(p, VSC_ReaderAdd, VSCARD_UNDEFINED_READER_ID, "Test Reader", 11);
+    /* The reader id travels in the header of a VSC_Error(VSC_SUCCESS). */
+    peer_expect_error(p, VSCARD_MINIMAL_READER_ID, VSC_SUCCESS);
+}
+
+static void peer_insert_card(VscPeer *p)
+{
+    peer_send(p, VSC_ATR, 0, test_atr, sizeof(test_atr));
+    peer_expect_error(p, 0, VSC_SUCCESS);
+}
+
+/* ---- the USB side ---- */
+
+static VccidProcess *start_passthru(void)
+{
+    static const char *const args[] = {
+        "-chardev", "socket,id=vsc,path=@DIR@/vsc.sock,server=on,wait=off",
+        "-device", "usb-ccid,id=ccid",
+        "-device", "ccid-card-passthru,chardev=vsc,debug=3",
+        NULL,
+    };
+
+    return vccid_start(args);
+}
+
+static CcidHost *open_host(VccidProcess *v)
+{
+    CcidHost *c = ccid_host_open(v->sock_path);
+
+    g_assert_cmpint(urh_start_interrupt_receiving(c->usb, c->ep_int_in), ==, 0);
+    return c;
+}
+
+/*
+ * Wait for NotifySlotChange (CCID 6.3.1) saying slot 0 changed to the given
+ * state; earlier notifications (e.g. the one at connection) are skipped.
+ */
+static void wait_slot_change(CcidHost *c, bool present)
+{
+    gint64 deadline = g_get_monotonic_time() + URH_TIMEOUT_MS * 1000;
+
+    while (g_get_monotonic_time() < deadline) {
+        g_autoptr(GByteArray) n = urh_wait_interrupt(c->usb, c->ep_int_in, 200);
+
+        if (!n) {
+            continue;
+        }
+        g_assert_cmpuint(n->len, >=, 2);
+        g_assert_cmpuint(n->data[0], ==, RDR_to_PC_NotifySlotChange);
+        if ((n->data[1] & 3) == (present ? 3 : 2)) {
+            return;
+        }
+    }
+    g_error("no NotifySlotChange to card %s", present ? "present" : "absent");
+}
+
+static uint8_t slot_status(CcidHost *c)
+{
+    g_autoptr(CcidAnswer) a = ccid_command(c, PC_to_RDR_GetSlotStatus, 0, 0, 0, NULL, 0);
+
+    return ICC_STATUS(a->status);
+}
+
+static void check_apdu_echo(CcidHost *c, size_t data_len)
+{
+    g_autoptr(GByteArray) cmd = g_byte_array_new();
+    g_autoptr(GByteArray) rsp = NULL;
+
+    /* CLA INS P1 P2, then Lc short or extended, then the data. */
+    g_byte_array_append(cmd, (const uint8_t *)"\x80\xca\x00\x00", 4);
+    if (data_len <= 255) {
+        uint8_t lc = data_len;
+
+        g_byte_array_append(cmd, &lc, 1);
+    } else {
+        uint8_t lc[3] = { 0, data_len >> 8, data_len & 0xff };
+
+        g_byte_array_append(cmd, lc, 3);
+    }
+    for (size_t i = 0; i < data_len; i++) {
+        uint8_t b = i * 13;
+
+        g_byte_array_append(cmd, &b, 1);
+    }
+    rsp = ccid_xfr_apdu(c, cmd->data, cmd->len);
+    g_assert_cmpuint(rsp->len, ==, MIN(cmd->len, 65536u) + 2);
+    g_assert_cmpmem(rsp->data, rsp->len - 2, cmd->data, MIN(cmd->len, 65536u));
+    g_assert_cmpuint(apdu_sw(rsp), ==, 0x9000);
+}
+
+/* ---- tests ---- */
+
+/* The exchange of the reference document's section 7, end to end. */
+static void test_exchange(void)
+{
+    VccidProcess *v = start_passthru();
+    CcidHost *c = open_host(v);
+    VscPeer *p = peer_connect(v);
+    g_autoptr(GByteArray) atr = NULL;
+
+    g_assert_cmpuint(slot_status(c), ==, ICC_ABSENT);
+    peer_handshake(p);
+    peer_insert_card(p);
+    wait_slot_change(c, true);
+    atr = ccid_power_on(c);
+    g_assert_cmpmem(atr->data, atr->len, test_atr, sizeof(test_atr));
+
+    check_apdu_echo(c, 4);
+    check_apdu_echo(c, 255);
+    check_apdu_echo(c, 3000);          /* extended APDU, chained by the host */
+    check_apdu_echo(c, 65535);         /* the largest command and answer */
+    g_assert_cmpuint(p->apdus, ==, 4);
+
+    /* The client's card leaves and comes back. */
+    peer_send(p, VSC_CardRemove, 0, NULL, 0);
+    peer_expect_error(p, 0, VSC_SUCCESS);
+    wait_slot_change(c, false);
+    g_assert_cmpuint(slot_status(c), ==, ICC_ABSENT);
+    peer_insert_card(p);
+    wait_slot_change(c, true);
+    g_autoptr(GByteArray) atr2 = ccid_power_on(c);
+    check_apdu_echo(c, 10);
+
+    /* Removing the reader takes the card with it. */
+    peer_send(p, VSC_ReaderRemove, 0, NULL, 0);
+    peer_expect_error(p, 0, VSC_SUCCESS);
+    wait_slot_change(c, false);
+
+    peer_free(p);
+    ccid_host_free(c);
+    vccid_stop(v);
+}
+
+/* The whole opening, one byte per write: partial headers everywhere. */
+static void test_byte_by_byte(void)
+{
+    VccidProcess *v = start_passthru();
+    CcidHost *c = open_host(v);
+    VscPeer *p = peer_connect(v);
+    g_autoptr(GByteArray) b = g_byte_array_new();
+
+    vscard_build_init(b, VSCARD_UNDEFINED_READER_ID, 0);
+    vscard_build(b, VSC_ReaderAdd, VSCARD_UNDEFINED_READER_ID, NULL, 0);
+    vscard_build(b, VSC_ATR, 0, test_atr, sizeof(test_atr));
+    for (guint i = 0; i < b->len; i++) {
+        peer_send_raw(p, b->data + i, 1);
+        g_usleep(1000);
+    }
+    g_autoptr(PeerMsg) init = peer_next(p);
+    g_assert_cmpuint(init->type, ==, VSC_Init);
+    peer_expect_error(p, 0, VSC_SUCCESS);
+    peer_expect_error(p, 0, VSC_SUCCESS);
+    wait_slot_change(c, true);
+    g_autoptr(GByteArray) atr = ccid_power_on(c);
+    check_apdu_echo(c, 20);
+
+    peer_free(p);
+    ccid_host_free(c);
+    vccid_stop(v);
+}
+
+/*
+ * Malformed messages the stream survives: each is answered with
+ * VSC_Error(VSC_GENERAL_ERROR), changes nothing, and the connection goes on.
+ */
+static void test_malformed_in_sync(void)
+{
+    static const uint8_t long_atr[40] = { 0x3b };
+    static const uint8_t bad_ts_atr[] = { 0x00, 0x00, 0x01, 0x02 };
+    VccidProcess *v = start_passthru();
+    CcidHost *c = open_host(v);
+    VscPeer *p = peer_connect(v);
+
+    peer_handshake(p);
+    peer_send(p, 42, 0, "junk", 4);                           /* unknown type */
+    peer_expect_error(p, 0, VSC_GENERAL_ERROR);
+    peer_send(p, 0, 7, NULL, 0);                              /* type 0 */
+    peer_expect_error(p, 7, VSC_GENERAL_ERROR);
+    peer_send(p, VSC_Flush, 0, NULL, 0);                      /* wrong direction */
+    peer_expect_error(p, 0, VSC_GENERAL_ERROR);
+    peer_send(p, VSC_ATR, 0, long_atr, sizeof(long_atr));     /* ATR > 33 bytes */
+    peer_expect_error(p, 0, VSC_GENERAL_ERROR);
+    peer_send(p, VSC_ATR, 0, bad_ts_atr, sizeof(bad_ts_atr)); /* TS not 3B/3F */
+    peer_expect_error(p, 0, VSC_GENERAL_ERROR);
+    peer_send(p, VSC_CardRemove, 0, "x", 1);                  /* payload on an empty message */
+    peer_expect_error(p, 0, VSC_GENERAL_ERROR);
+    peer_send(p, VSC_Error, 0, "\0", 1);                      /* Error shorter than its code */
+    peer_expect_error(p, 0, VSC_GENERAL_ERROR);
+    peer_send(p, VSC_APDU, 0, "\x90\x00", 2);                 /* an answer to no command */
+    peer_expect_error(p, 0, VSC_GENERAL_ERROR);
+    peer_send(p, VSC_ReaderAdd, 0, NULL, 0);                  /* a second reader */
+    peer_expect_error(p, VSCARD_UNDEFINED_READER_ID, VSC_CANNOT_ADD_MORE_READERS);
+
+    /* None of it put a card in the slot, and the stream is still in step. */
+    g_assert_cmpuint(slot_status(c), ==, ICC_ABSENT);
+    peer_insert_card(p);
+    wait_slot_change(c, true);
+    g_autoptr(GByteArray) atr = ccid_power_on(c);
+    check_apdu_echo(c, 8);
+
+    peer_free(p);
+    ccid_host_free(c);
+    vccid_stop(v);
+}
+
+/*
+ * Messages after which the stream cannot be trusted: answered with
+ * VSC_Error, then the client is dropped. The daemon serves the next one.
+ */
+static void test_malformed_fatal(void)
+{
+    static const struct {
+        const char *what;
+        uint8_t bytes[24];
+        size_t len;
+    } cases[] = {
+        { "length that lies", { 0, 0, 0, 7, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xf0, 0x90, 0 }, 14 },
+        { "length one past the cap", { 0, 0, 0, 3, 0, 0, 0, 0, 0, 1, 0, 10 }, 12 },
+        { "wrong magic", { 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 12,
+                           'D', 'C', 'S', 'V', 0, 0, 0, 2, 0, 0, 0, 0 }, 24 },
+        { "wrong major version", { 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 12,
+                                   'V', 'S', 'C', 'D', 0, 0x40, 0, 2, 0, 0, 0, 0 }, 24 },
+    };
+    VccidProcess *v = start_passthru();
+    CcidHost *c = open_host(v);
+
+    for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+        VscPeer *p = peer_connect(v);
+
+        g_test_message("fatal case: %s", cases[i].what);
+        peer_send_raw(p, cases[i].bytes, cases[i].len);
+        peer_expect_error(p, 0, VSC_GENERAL_ERROR);
+        g_assert_true(peer_wait_closed(p));
+        peer_free(p);
+        g_assert_true(vccid_is_running(v));
+    }
+
+    /* A client that dies inside a header leaves nothing behind either. */
+    VscPeer *half = peer_connect(v);
+    peer_send_raw(half, "\0\0\0\7\0\0", 6);
+    peer_free(half);
+
+    VscPeer *p = peer_connect(v);
+    peer_handshake(p);
+    peer_insert_card(p);
+    wait_slot_change(c, true);
+    g_autoptr(GByteArray) atr = ccid_power_on(c);
+    check_apdu_echo(c, 16);
+    peer_free(p);
+    ccid_host_free(c);
+    vccid_stop(v);
+}
+
+/*
+ * A client killed while the guest waits for its answer: the guest gets a
+ * failed command and sees the card leave; the daemon keeps serving and the
+ * next client's card works.
+ */
+static void test_client_killed_mid_apdu(void)
+{
+    static const uint8_t select_cmd[] = { 0x00, 0xa4, 0x04, 0x00, 0x02, 0x3f, 0x00 };
+    VccidProcess *v = start_passthru();
+    CcidHost *c = open_host(v);
+    VscPeer *p = peer_connect(v);
+    g_autoptr(CcidAnswer) a = NULL;
+
+    peer_handshake(p);
+    peer_insert_card(p);
+    wait_slot_change(c, true);
+    g_autoptr(GByteArray) atr = ccid_power_on(c);
+    check_apdu_echo(c, 4);
+
+    p->mode = PEER_DIE_ON_APDU;
+    a = ccid_command(c, PC_to_RDR_XfrBlock, 0, 0, 0, select_cmd, sizeof(select_cmd));
+    g_assert_cmpuint(a->type, ==, RDR_to_PC_DataBlock);
+    g_assert_cmpuint(CMD_STATUS(a->status), ==, CMD_FAILED);
+    g_assert_cmpuint(a->dwLength, ==, 0);
+    g_assert_true(peer_wait_closed(p));
+    wait_slot_change(c, false);
+    g_assert_cmpuint(slot_status(c), ==, ICC_ABSENT);
+    peer_free(p);
+    g_assert_true(vccid_is_running(v));
+
+    /* With no client, the empty slot answers at once. */
+    g_autoptr(CcidAnswer) off = ccid_command(c, PC_to_RDR_IccPowerOn, 0, 0, 0, NULL, 0);
+    g_assert_cmpuint(CMD_STATUS(off->status), ==, CMD_FAILED);
+    g_assert_cmpuint(off->error, ==, CCID_ERR_ICC_MUTE);
+
+    p = peer_connect(v);
+    peer_handshake(p);
+    peer_insert_card(p);
+    wait_slot_change(c, true);
+    g_autoptr(GByteArray) atr2 = ccid_power_on(c);
+    check_apdu_echo(c, 100);
+    peer_free(p);
+    ccid_host_free(c);
+    vccid_stop(v);
+}
+
+/* A client error in place of an answer fails the guest's command, nothing more. */
+static void test_client_error_answer(void)
+{
+    static const uint8_t cmd[] = { 0x00, 0xb0, 0x00, 0x00, 0x10 };
+    VccidProcess *v = start_passthru();
+    CcidHost *c = open_host(v);
+    VscPeer *p = peer_connect(v);
+    g_autoptr(CcidAnswer) a = NULL;
+
+    peer_handshake(p);
+    peer_insert_card(p);
+    wait_slot_change(c, true);
+    g_autoptr(GByteArray) atr = ccid_power_on(c);
+    p->mode = PEER_ERROR_ON_APDU;
+    a = ccid_command(c, PC_to_RDR_XfrBlock, 0, 0, 0, cmd, sizeof(cmd));
+    g_assert_cmpuint(CMD_STATUS(a->status), ==, CMD_FAILED);
+    g_assert_cmpuint(a->error, ==, CCID_ERR_HW_ERROR);
+    g_assert_cmpuint(slot_status(c), !=, ICC_ABSENT);
+    p->mode = PEER_ANSWER;
+    check_apdu_echo(c, 5);
+    peer_free(p);
+    ccid_host_free(c);
+    vccid_stop(v);
+}
+
+/* A client that removes and re-adds its reader (libcacard's vscclient opens so). */
+static void test_reader_remove_readd(void)
+{
+    VccidProcess *v = start_passthru();
+    CcidHost *c = open_host(v);
+    VscPeer *p = peer_connect(v);
+
+    peer_handshake(p);
+    peer_insert_card(p);
+    wait_slot_change(c, true);
+    g_autoptr(GByteArray) atr = ccid_power_on(c);
+    /* A ReaderRemove then ReaderAdd by an unclean client: the card is gone. */
+    peer_send(p, VSC_ReaderRemove, 0, NULL, 0);
+    peer_expect_error(p, 0, VSC_SUCCESS);
+    wait_slot_change(c, false);
+    peer_send(p, VSC_ReaderAdd, VSCARD_UNDEFINED_READER_ID, NULL, 0);
+    peer_expect_error(p, 0, VSC_SUCCESS);
+    peer_insert_card(p);
+    wait_slot_change(c, true);
+    g_autoptr(GByteArray) atr2 = ccid_power_on(c);
+    check_apdu_echo(c, 30);
+    peer_free(p);
+    ccid_host_free(c);
+    vccid_stop(v);
+}
+
+/* ---- our vscclient against our passthru, over TCP ---- */
+
+static guint16 free_tcp_port(void)
+{
+    g_autoptr(GError) err = NULL;
+    g_autoptr(GSocket) s = g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM,
+                                        G_SOCKET_PROTOCOL_DEFAULT, &err);
+    g_autoptr(GInetAddress) lo = g_inet_address_new_loopback(G_SOCKET_FAMILY_IPV4);
+    g_autoptr(GSocketAddress) any = g_inet_socket_address_new(lo, 0);
+    g_autoptr(GSocketAddress) bound = NULL;
+
+    g_assert_no_error(err);
+    g_socket_bind(s, any, TRUE, &err);
+    g_assert_no_error(err);
+    bound = g_socket_get_local_address(s, &err);
+    g_assert_no_error(err);
+    return g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(bound));
+}
+
+static void test_vscclient_interop(void)
+{
+    const char *client = g_getenv("VSCCLIENT_BINARY");
+    g_autofree char *port = g_strdup_printf("%u", free_tcp_port());
+    g_autofree char *chardev = g_strdup_printf(
+        "socket,id=vsc,host=127.0.0.1,port=%s,server=on,wait=off", port);
+    const char *args[] = {
+        "-chardev", chardev, "-device", "usb-ccid,id=ccid",
+        "-device", "ccid-card-passthru,chardev=vsc", NULL,
+    };
+    /* SELECT the CAC PKI applet, as a PC/SC middleware does first. */
+    static const uint8_t select_pki[] = { 0x00, 0xa4, 0x04, 0x00, 0x07,
+                                          0xa0, 0x00, 0x00, 0x00, 0x79, 0x01, 0x00 };
+    g_autofree char *emul = NULL;
+    g_autoptr(GError) err = NULL;
+    VccidProcess *v;
+    CcidHost *c;
+    GPid pid;
+    int status;
+
+    if (!client) {
+        g_test_skip("VSCCLIENT_BINARY not set");
+        return;
+    }
+    v = vccid_start(args);
+    c = open_host(v);
+    emul = g_strdup_printf("db=\"sql:%s\" use_hw=no soft=(,Test,CAC,,id-cert,signing-cert,"
+                           "encryption-cert)", v->db_dir);
+    const char *argv[] = { client, "-e", emul, "127.0.0.1", port, NULL };
+    g_spawn_async(NULL, (char **)argv, NULL,
+                  G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_STDIN_FROM_DEV_NULL |
+                  G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL, &pid, &err);
+    g_assert_no_error(err);
+
+    wait_slot_change(c, true);
+    g_autoptr(GByteArray) atr = ccid_power_on(c);
+    g_assert_cmpuint(atr->len, >=, 2);
+    g_assert_cmpuint(atr->data[0], ==, 0x3b);
+    for (int i = 0; i < 20; i++) {
+        g_autoptr(GByteArray) rsp = ccid_transmit(c, select_pki, sizeof(select_pki));
+
+        g_assert_cmpuint(apdu_sw(rsp), ==, 0x9000);
+    }
+
+    /* The client dies: the card leaves the guest's slot. */
+    kill(pid, SIGKILL);
+    g_assert_cmpint(waitpid(pid, &status, 0), ==, pid);
+    g_spawn_close_pid(pid);
+    wait_slot_change(c, false);
+    g_assert_true(vccid_is_running(v));
+    ccid_host_free(c);
+    vccid_stop(v);
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    g_test_add_func("/passthru/exchange", test_exchange);
+    g_test_add_func("/passthru/byte-by-byte", test_byte_by_byte);
+    g_test_add_func("/passthru/malformed/in-sync", test_malformed_in_sync);
+    g_test_add_func("/passthru/malformed/fatal", test_malformed_fatal);
+    g_test_add_func("/passthru/client-killed-mid-apdu", test_client_killed_mid_apdu);
+    g_test_add_func("/passthru/client-error-answer", test_client_error_answer);
+    g_test_add_func("/passthru/reader-remove-readd", test_reader_remove_readd);
+    g_test_add_func("/passthru/vscclient-interop", test_vscclient_interop);
+    return g_test_run();
+}
