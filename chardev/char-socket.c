@@ -38,6 +38,7 @@ struct Chardev {
     GByteArray *outq;
     guint reconnect_timer;
     guint opened_idle;
+    guint close_idle;            /* a write failed: close from the main loop */
 
     char *owner;
     ChrReadHandler *fd_read;
@@ -93,6 +94,10 @@ static void chr_peer_close(Chardev *chr, const char *why)
         g_source_remove(chr->opened_idle);
         chr->opened_idle = 0;
     }
+    if (chr->close_idle) {
+        g_source_remove(chr->close_idle);
+        chr->close_idle = 0;
+    }
     g_socket_close(chr->peer, NULL);
     g_clear_object(&chr->peer);
     g_byte_array_set_size(chr->outq, 0);
@@ -124,6 +129,30 @@ static gboolean chr_readable(GSocket *sock, GIOCondition cond, gpointer opaque)
     return G_SOURCE_CONTINUE;
 }
 
+static gboolean chr_close_later_cb(gpointer opaque)
+{
+    Chardev *chr = opaque;
+
+    chr->close_idle = 0;
+    chr_peer_close(chr, "write failed");
+    return G_SOURCE_REMOVE;
+}
+
+/*
+ * A write failed. Frontends write from deep inside their own parsers; the
+ * CLOSED event that tears those down must not run under them, so the close
+ * happens from the main loop. Until then further output is discarded.
+ */
+static void chr_close_later(Chardev *chr, const char *why)
+{
+    if (!chr->close_idle) {
+        g_message("chardev %s: %s", chr->id, why);
+        g_byte_array_set_size(chr->outq, 0);
+        chr_drop_source(&chr->write_src);
+        chr->close_idle = g_idle_add(chr_close_later_cb, chr);
+    }
+}
+
 /* Send what we can without blocking; returns false if the peer failed. */
 static bool chr_flush(Chardev *chr)
 {
@@ -136,7 +165,7 @@ static bool chr_flush(Chardev *chr)
             return true;
         }
         if (n < 0) {
-            chr_peer_close(chr, err->message);
+            chr_close_later(chr, err->message);
             return false;
         }
         g_byte_array_remove_range(chr->outq, 0, n);
@@ -529,12 +558,12 @@ void chr_fe_set_handlers(Chardev *chr, ChrReadHandler *fd_read, ChrEventHandler 
 
 bool chr_fe_write(Chardev *chr, const void *buf, size_t len)
 {
-    if (!chr->peer) {
+    if (!chr->peer || chr->close_idle) {
         return false;
     }
     if (chr->outq->len + len > CHR_MAX_OUTPUT_QUEUE) {
         /* The peer stopped reading; holding more would let it grow us without bound. */
-        chr_peer_close(chr, "peer is not reading its input");
+        chr_close_later(chr, "peer is not reading its input");
         return false;
     }
     g_byte_array_append(chr->outq, buf, len);
