@@ -107,12 +107,13 @@ int usb_desc_config(const USBDescConfig *conf, bool other_speed, uint8_t *dest, 
     return w.pos;
 }
 
+/* The host picks the index: anything past the table simply does not exist. */
 static const char *usb_desc_string_text(USBDevice *dev, int index)
 {
     if (index == dev->desc->id.iSerialNumber && dev->serial) {
         return dev->serial;
     }
-    return dev->desc->str[index];
+    return (unsigned)index < dev->desc->nstr ? dev->desc->str[index] : NULL;
 }
 
 int usb_desc_string(USBDevice *dev, int index, uint8_t *dest, size_t len)
@@ -129,7 +130,7 @@ int usb_desc_string(USBDevice *dev, int index, uint8_t *dest, size_t len)
         desc_put(&w, langs, sizeof(langs));
         return w.pos;
     }
-    if (index > 255 || !(s = usb_desc_string_text(dev, index))) {
+    if (!(s = usb_desc_string_text(dev, index))) {
         return -1;
     }
     /* Descriptor strings are UTF-16LE; ours are ASCII, at most 126 chars. */

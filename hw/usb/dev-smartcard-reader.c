@@ -988,6 +988,7 @@ static bool ccid_realize(DeviceState *d, GError **errp)
         .full = &ccid_desc_device_full,
         .high = &ccid_desc_device_high,
         .str = s->strings,
+        .nstr = STR_COUNT,
     };
     s->dev.desc = &s->desc;
     if (!usb_device_realize(&s->dev, errp)) {

@@ -62,14 +62,12 @@ typedef struct USBDescDevice {
     const USBDescConfig *confs;
 } USBDescDevice;
 
-/* String indexes; index 0 is the language table. */
-typedef const char *USBDescStrings[256];
-
 struct USBDesc {
     USBDescID id;
     const USBDescDevice *full;
     const USBDescDevice *high;   /* NULL: full speed only */
     const char *const *str;      /* indexed by string number */
+    unsigned nstr;               /* entries in str; higher indexes do not exist */
 };
 
 /* The descriptor set for the device's current speed. */
