@@ -241,6 +241,22 @@ check_bench() {
     fi
 }
 
+# Diagnostic (not in the default lists): a usbmon trace of a few SELECTs,
+# printed on the console, to see where an exchange spends its time.
+check_usbmon() {
+    bus=$(basename "$(find_device)" | cut -d- -f1)
+    cat "/sys/kernel/debug/usb/usbmon/${bus}u" > /tmp/usbmon.txt &
+    mon=$!
+    sleep 0.5
+    apdu-bench bench -n 20 > /tmp/bench.txt 2>&1
+    rc=$?
+    sleep 0.2
+    kill $mon
+    show USBMON /tmp/usbmon.txt
+    result usbmon "$([ $rc -eq 0 ] && echo pass || echo fail)" \
+        "$(wc -l < /tmp/usbmon.txt) usbmon lines on bus $bus"
+}
+
 for c in $CHECKS; do
     if [ "${no_device:-0}" = 1 ]; then
         # Without the device every later check fails; say so quickly.

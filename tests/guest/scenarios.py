@@ -193,6 +193,7 @@ def guest_env(checks):
 
 
 def make_guest(wd, args, checks, qemu_args, log_name):
+    checks = getattr(args, 'checks', None) or checks
     with open(os.path.join(HERE, 'checks.sh'), 'rb') as f:
         script = f.read()
     return guestrun.Guest(wd.image, script, {'ca.cer': wd.ca_der},
@@ -367,6 +368,9 @@ def main():
     ap.add_argument('--direction', default='listen',
                     choices=['listen', 'connect'],
                     help='reconnect: which side vccid plays')
+    ap.add_argument('--checks', default=None,
+                    help='guest checks to run instead of the scenario\'s '
+                         '(e.g. "enumerate pcscd usbmon")')
     ap.add_argument('--vccid-first', action='store_true',
                     help='vccid-connect: start vccid before QEMU listens')
     args = ap.parse_args()

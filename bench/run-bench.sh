@@ -1,0 +1,79 @@
+#!/bin/sh
+# APDU benchmark in a real guest: QEMU's built-in reader (usb-ccid +
+# ccid-card-emulated) against vccid over usbredir, same card, same guest.
+#
+# usage: bench/run-bench.sh [BUILDDIR]     (default: build-guest)
+#   VCCID_BENCH_N=500   APDUs per run
+#   BENCH_USB="xhci uhci"  controllers to measure on
+#
+# Prints each setup's figures (APDU/s, p50, p99 of a SELECT of the CAC PKI
+# applet; time to read the whole first certificate with READ BUFFER) and the
+# ratio vccid/QEMU of each figure on the same controller. Not a pass/fail
+# test: it is kept out of `meson test`.
+set -eu
+
+here=$(cd "$(dirname "$0")" && pwd)
+srcroot=$(cd "$here/.." && pwd)
+builddir=$(cd "${1:-$srcroot/build-guest}" && pwd)
+vccid="$builddir/system/vccid"
+workdir="$builddir/tests/guest"
+usbs=${BENCH_USB:-xhci uhci}
+results=$(mktemp)
+trap 'rm -f "$results"' EXIT
+
+[ -x "$vccid" ] || { echo "run-bench: no vccid at $vccid (build it first)" >&2; exit 1; }
+
+run() {  # run SCENARIO USB
+    out=$(python3 "$srcroot/tests/guest/scenarios.py" --workdir "$workdir" \
+          --vccid "$vccid" "$1" --usb "$2" 2>&1) || true
+    line=$(echo "$out" | grep '^BENCH ' | tail -n1)
+    if [ -n "$line" ]; then
+        echo "$line" | tee -a "$results"
+    else
+        echo "run-bench: $1 on $2 produced no figures:" >&2
+        echo "$out" | grep -E '^[a-z_.]+: +(fail|XFAIL)|error=' | head -n 10 >&2
+        echo "BENCH setup=${1#bench-} usb=$2 failed=1" >> "$results"
+    fi
+}
+
+for usb in $usbs; do
+    run bench-reference "$usb"
+    run bench-vccid "$usb"
+done
+
+echo
+echo "date: $(date -u '+%Y-%m-%d %H:%M UTC'); host: $(nproc) cpus," \
+     "$(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -n1);" \
+     "accel: $(cat "$workdir/image/accel" 2>/dev/null || echo '?')"
+python3 - "$results" <<'EOF'
+import sys
+
+FIGURES = [('apdu_per_s', 'APDU/s', 'higher'), ('p50_ms', 'p50 ms', 'lower'),
+           ('p99_ms', 'p99 ms', 'lower'), ('cert_read_ms', 'cert read ms', 'lower')]
+rows = {}
+for line in open(sys.argv[1]):
+    kv = dict(f.split('=', 1) for f in line.split()[1:] if '=' in f)
+    rows[(kv['setup'], kv['usb'])] = kv
+
+print('%-10s %-5s %10s %9s %9s %13s %10s' % ('setup', 'usb', 'APDU/s', 'p50 ms',
+                                            'p99 ms', 'cert read ms', 'cert bytes'))
+for (setup, usb), kv in rows.items():
+    if 'failed' in kv:
+        print('%-10s %-5s %s' % (setup, usb, 'failed (see above)'))
+        continue
+    print('%-10s %-5s %10s %9s %9s %13s %10s' % (
+        setup, usb, kv['apdu_per_s'], kv['p50_ms'], kv['p99_ms'],
+        kv.get('cert_read_ms', '-'), kv.get('cert_bytes', '-')))
+print()
+for usb in sorted({u for _, u in rows}):
+    q, v = rows.get(('reference', usb)), rows.get(('vccid', usb))
+    if not q or not v or 'failed' in q or 'failed' in v:
+        print('ratio vccid/QEMU on %s: n/a (a run failed)' % usb)
+        continue
+    parts = []
+    for key, label, better in FIGURES:
+        if key in q and key in v and float(q[key]) > 0:
+            parts.append('%s %.2f' % (label, float(v[key]) / float(q[key])))
+    print('ratio vccid/QEMU on %s: %s' % (usb, ', '.join(parts)))
+print('(APDU/s: higher is better; times: lower is better)')
+EOF
