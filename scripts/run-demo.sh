@@ -30,7 +30,8 @@ vccid: serving a CAC card made of the certificates in $db
 Attach it to a QEMU guest with:
   qemu-system-x86_64 ... -device qemu-xhci,id=xhci \\
       -chardev $qemu_chardev -device usb-redir,chardev=vccid,bus=xhci.0
-In the guest, pcscd + libccid see "QEMU QEMU USB CCID" and OpenSC reads the card:
+In the guest, pcscd + libccid list the reader (libccid names 08e6:4433 "Gemalto Gemplus
+USB SmartCard Reader 433-Swap") and OpenSC reads the card:
   pkcs11-tool -O     (the CA certificate is $db/fake-smartcard-ca.cer)
 MSG
 
