@@ -1,0 +1,75 @@
+/*
+ * qtest harness: run the real vccid binary as a child process.
+ *
+ * Each VccidProcess gets its own temporary directory holding a copy of a
+ * freshly made NSS certificate database, the usbredir unix socket and a
+ * file that captures the daemon's stderr. When a test fails (an assertion
+ * aborts the test binary), that stderr is printed and the daemon killed, so
+ * a failure always shows what the daemon said and never leaves it running.
+ */
+#ifndef LIBQTEST_VCCID_H
+#define LIBQTEST_VCCID_H
+
+#include <glib.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+/* Bounds for anything the harness waits for; ASan builds start slowly. */
+#define VCCID_START_TIMEOUT_MS 20000
+#define VCCID_STOP_TIMEOUT_MS  10000
+
+typedef struct VccidProcess {
+    GPid pid;
+    char *tmpdir;        /* removed at vccid_stop() */
+    char *db_dir;        /* NSS database (copy), "sql:" + db_dir for db= */
+    char *sock_path;     /* the usbredir chardev's unix socket */
+    char *stderr_path;   /* the daemon's stderr */
+    bool exited;
+    int wait_status;     /* from waitpid, valid when exited */
+} VccidProcess;
+
+/* The DER encoding of a certificate of the master database, by nickname. */
+GBytes *vccid_cert_der(const char *nickname);
+
+/* Path of the binary under test ($VCCID_BINARY). */
+const char *vccid_binary(void);
+
+/*
+ * Directory of an NSS database made once per test binary with
+ * scripts/make-cert-db.sh ($VCCID_SOURCE_ROOT); removed at exit.
+ */
+const char *vccid_master_cert_db(void);
+
+/*
+ * Start vccid with the usbredir export on a fresh unix socket and the given
+ * device options. In the strings of device_args, "@DB@" is replaced by the
+ * process's database ("sql:DIR") and "@DIR@" by its temporary directory.
+ * Waits until the socket accepts connections; fails the test if the
+ * daemon exits or does not listen in time.
+ */
+VccidProcess *vccid_start(const char *const *device_args);
+/* usb-ccid with ccid-card-emulated on the three certificates. */
+VccidProcess *vccid_start_default(void);
+/* usb-ccid alone: an empty slot. */
+VccidProcess *vccid_start_no_card(void);
+
+/* True if the daemon is still running (reaps it if it exited). */
+bool vccid_is_running(VccidProcess *p);
+
+/*
+ * Stop the daemon (SIGTERM, then SIGKILL after a timeout), reap it and fail
+ * the test if it crashed, exited with an error or printed a sanitizer
+ * report. Frees p.
+ */
+void vccid_stop(VccidProcess *p);
+
+/* The daemon's stderr so far (for tests that check messages). */
+char *vccid_read_stderr(VccidProcess *p);
+
+/*
+ * Run vccid with argv (without argv[0]) to completion, with a timeout, and
+ * return its wait status and output. Fails the test on a timeout.
+ */
+int vccid_run_cli(const char *const *args, char **out, char **err);
+
+#endif
