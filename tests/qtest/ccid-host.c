@@ -154,7 +154,10 @@ CcidAnswer *ccid_read_answer(CcidHost *c, int timeout_ms)
         UrhTransfer *t = urh_bulk_submit(c->usb, c->ep_bulk_in, NULL, c->bulk_in_size);
         size_t got;
 
-        if (!urh_wait(c->usb, t, timeout_ms)) {
+        if (!urh_wait(c->usb, t, timeout_ms) && !urh_peer_alive(c->usb)) {
+            g_error("bulk-in: the device closed the connection");
+        }
+        if (!t->done) {
             g_error("bulk-in of %u bytes: no completion within %d ms; the answer so far "
                     "has %u bytes (type %02x, dwLength %u, bSeq %u)", c->bulk_in_size,
                     timeout_ms, a->raw->len, a->raw->len ? a->raw->data[0] : 0,

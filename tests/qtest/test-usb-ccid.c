@@ -103,6 +103,13 @@ static void assert_no_more_answers(CcidHost *c)
     urh_transfer_release(c->usb, t);
 }
 
+static gint compare_gint64(gconstpointer a, gconstpointer b)
+{
+    gint64 x = *(const gint64 *)a, y = *(const gint64 *)b;
+
+    return x < y ? -1 : x > y;
+}
+
 /* ---- descriptors ---- */
 
 static void test_device_descriptor(Fixture *f, gconstpointer data)
@@ -995,7 +1002,7 @@ static void test_short_header(Fixture *f, gconstpointer data)
 {
     CcidHost *c = f->c;
     static const uint8_t five[] = { PC_to_RDR_GetSlotStatus, 0, 0, 0, 0 };
-    uint8_t eight[8];
+    uint8_t eight[CCID_HDR];
     uint8_t seq;
 
     /* Too short to carry a bSeq: nothing to answer. The next command is answered. */
@@ -1011,7 +1018,7 @@ static void test_short_header(Fixture *f, gconstpointer data)
      * drop it; either way the next command gets its own answer.
      */
     seq = ccid_build(c, eight, PC_to_RDR_GetSlotStatus, 0, 0, 0, 0, 0);
-    ccid_send_raw(c, eight, sizeof(eight));
+    ccid_send_raw(c, eight, 8);
     {
         uint8_t msg[CCID_HDR];
         uint8_t good = ccid_build(c, msg, PC_to_RDR_GetSlotStatus, 0, 0, 0, 0, 0);
@@ -1297,6 +1304,86 @@ static void test_reconnect_in_flight(Fixture *f, gconstpointer data)
     assert_no_more_answers(f->c);
 }
 
+
+/*
+ * ABORT with a command in flight (CCID 5.3.1): the command gets its own
+ * answer (its result, or CMD_ABORTED), then the Abort gets a SlotStatus.
+ */
+static void test_abort_in_flight(Fixture *f, gconstpointer data)
+{
+    CcidHost *c = f->c;
+    uint8_t xfr[CCID_HDR + sizeof(select_pki0)], abort_msg[CCID_HDR];
+    g_autoptr(GByteArray) atr = ccid_power_on(c);
+    g_autoptr(CcidAnswer) first = NULL;
+    g_autoptr(CcidAnswer) second = NULL;
+    uint8_t s1, s2;
+
+    s1 = ccid_build(c, xfr, PC_to_RDR_XfrBlock, 0, sizeof(select_pki0), 0, 0, 0);
+    memcpy(xfr + CCID_HDR, select_pki0, sizeof(select_pki0));
+    ccid_send_raw(c, xfr, sizeof(xfr));
+    s2 = ccid_build(c, abort_msg, PC_to_RDR_Abort, 0, 0, 0, 0, 0);
+    g_assert_cmpint(urh_control(c->usb, 0x21, CCID_REQ_ABORT, s2 << 8, c->ifnum, NULL, 0,
+                                NULL, URH_TIMEOUT_MS), ==, usb_redir_success);
+    ccid_send_raw(c, abort_msg, sizeof(abort_msg));
+
+    first = ccid_read_answer(c, URH_TIMEOUT_MS);
+    ccid_check_answer(first, RDR_to_PC_DataBlock, 0, s1);
+    if (CMD_STATUS(first->status) != CMD_OK) {
+        g_assert_cmphex(first->error, ==, CCID_ERR_CMD_ABORTED);
+    }
+    second = ccid_read_answer(c, URH_TIMEOUT_MS);
+    ccid_check_answer(second, RDR_to_PC_SlotStatus, 0, s2);
+    assert_ok(second);
+    select_pki(c, 0);
+    assert_no_more_answers(c);
+}
+
+/* Many short APDUs in a row: none lost, and how fast (for the record). */
+static void test_throughput(Fixture *f, gconstpointer data)
+{
+    CcidHost *c = f->c;
+    enum { N = 500 };
+    g_autoptr(GArray) lat = g_array_sized_new(FALSE, FALSE, sizeof(gint64), N);
+    g_autoptr(GByteArray) atr = ccid_power_on(c);
+    gint64 start = g_get_monotonic_time(), total;
+
+    for (int i = 0; i < N; i++) {
+        gint64 t0 = g_get_monotonic_time();
+        g_autoptr(GByteArray) r = ccid_xfr_apdu(c, select_pki0, sizeof(select_pki0));
+        gint64 dt = g_get_monotonic_time() - t0;
+
+        g_assert_true(apdu_sw(r) == 0x9000 || (apdu_sw(r) >> 8) == 0x61);
+        g_array_append_val(lat, dt);
+    }
+    total = g_get_monotonic_time() - start;
+    g_array_sort(lat, (GCompareFunc)compare_gint64);
+    g_test_message("%d SELECTs over usbredir: %.0f APDU/s, p50 %.3f ms, p99 %.3f ms", N,
+                   N * 1e6 / total, g_array_index(lat, gint64, N / 2) / 1e3,
+                   g_array_index(lat, gint64, N * 99 / 100) / 1e3);
+    assert_no_more_answers(c);
+}
+
+/* A new host (a rebooted guest) is told about the card on interrupt-in. */
+static void test_reconnect_notify(Fixture *f, gconstpointer data)
+{
+    g_autoptr(GByteArray) atr = ccid_power_on(f->c);
+
+    ccid_host_free(f->c);
+    f->c = ccid_host_open(f->vccid->sock_path);
+    g_assert_cmpint(urh_start_interrupt_receiving(f->c->usb, f->c->ep_int_in), ==,
+                    usb_redir_success);
+    g_autoptr(GByteArray) n = urh_wait_interrupt(f->c->usb, f->c->ep_int_in, URH_TIMEOUT_MS);
+    if (!n) {
+        g_error("the new host got no NotifySlotChange within %d ms", URH_TIMEOUT_MS);
+    }
+    check_notify(f->c, n, true);
+    /* The card is still there for the new host, and works. */
+    g_autoptr(CcidAnswer) st = ccid_command(f->c, PC_to_RDR_GetSlotStatus, 0, 0, 0, NULL, 0);
+    assert_ok(st);
+    g_assert_cmpuint(ICC_STATUS(st->status), !=, ICC_ABSENT);
+    use_reader(f->c);
+}
+
 /* ---- command line ---- */
 
 static unsigned count_lines(const char *s)
@@ -1490,6 +1577,7 @@ static const QTestCase cases[] = {
     { "configuration", test_configuration, NULL },
     { "class-requests", test_class_requests, NULL },
     { "abort", test_abort, NULL },
+    { "abort-in-flight", test_abort_in_flight, NULL },
     { "slot/power-on", test_power_on, NULL },
     { "slot/power-off", test_power_off, NULL },
     { "slot/parameters", test_parameters, NULL },
@@ -1506,6 +1594,7 @@ static const QTestCase cases[] = {
     { "apdu/response-lengths-packetwise", test_response_lengths_packetwise, NULL },
     { "apdu/max-message-length", test_max_message_length, NULL },
     { "apdu/extended", test_extended_apdu, NULL },
+    { "apdu/throughput", test_throughput, NULL },
     { "malformed/bad-slot", test_bad_slot, NULL },
     { "malformed/length-mismatch", test_length_mismatch, NULL },
     { "malformed/too-long", test_too_long, NULL },
@@ -1518,6 +1607,7 @@ static const QTestCase cases[] = {
     { "interrupt/notify-slot-change", test_notify_slot_change, NULL },
     { "host/reconnect", test_reconnect, NULL },
     { "host/reconnect-in-flight", test_reconnect_in_flight, NULL },
+    { "host/reconnect-notify", test_reconnect_notify, NULL },
     { "cli/help", NULL, test_cli_help },
     { "cli/version", NULL, test_cli_version },
     { "cli/device-help", NULL, test_cli_device_help },

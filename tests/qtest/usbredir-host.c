@@ -528,13 +528,16 @@ int urh_control(UsbredirHost *h, uint8_t requesttype, uint8_t request, uint16_t 
     usbredirparser_send_control_packet(h->parser, t->id, &hdr, in ? NULL : data,
                                        in ? 0 : length);
     if (!urh_wait(h, t, timeout_ms)) {
-        g_error("control request %02x/%02x value %04x: no answer within %d ms",
-                requesttype, request, value, timeout_ms);
+        g_error("control request %02x/%02x value %04x: no answer within %d ms%s",
+                requesttype, request, value, timeout_ms,
+                h->alive ? "" : " (the device closed the connection)");
     }
     status = t->status;
     if (in) {
         g_assert_cmpuint(t->data->len, <=, length);
-        memcpy(data, t->data->data, t->data->len);
+        if (t->data->len) {
+            memcpy(data, t->data->data, t->data->len);
+        }
     }
     if (actual) {
         *actual = in ? (int)t->data->len : length;
