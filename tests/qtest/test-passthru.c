@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <gio/gio.h>
 #include <gio/gunixsocketaddress.h>
@@ -609,12 +610,12 @@ static void test_reader_remove_readd(void)
 
 /* ---- our vscclient against our passthru, over TCP ---- */
 
-static guint16 free_tcp_port(void)
+static guint16 free_tcp_port(GSocketFamily family)
 {
     g_autoptr(GError) err = NULL;
-    g_autoptr(GSocket) s = g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM,
+    g_autoptr(GSocket) s = g_socket_new(family, G_SOCKET_TYPE_STREAM,
                                         G_SOCKET_PROTOCOL_DEFAULT, &err);
-    g_autoptr(GInetAddress) lo = g_inet_address_new_loopback(G_SOCKET_FAMILY_IPV4);
+    g_autoptr(GInetAddress) lo = g_inet_address_new_loopback(family);
     g_autoptr(GSocketAddress) any = g_inet_socket_address_new(lo, 0);
     g_autoptr(GSocketAddress) bound = NULL;
 
@@ -626,56 +627,170 @@ static guint16 free_tcp_port(void)
     return g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(bound));
 }
 
-static void test_vscclient_interop(void)
+static bool ipv6_loopback_works(void)
 {
-    const char *client = g_getenv("VSCCLIENT_BINARY");
-    g_autofree char *port = g_strdup_printf("%u", free_tcp_port());
+    g_autoptr(GSocket) s = g_socket_new(G_SOCKET_FAMILY_IPV6, G_SOCKET_TYPE_STREAM,
+                                        G_SOCKET_PROTOCOL_DEFAULT, NULL);
+    g_autoptr(GInetAddress) lo = g_inet_address_new_loopback(G_SOCKET_FAMILY_IPV6);
+    g_autoptr(GSocketAddress) any = g_inet_socket_address_new(lo, 0);
+
+    return s && g_socket_bind(s, any, TRUE, NULL);
+}
+
+typedef struct Vscclient {
+    GPid pid;
+    int stdin_fd;
+} Vscclient;
+
+static Vscclient vscclient_spawn(VccidProcess *v, const char *host, const char *port)
+{
+    g_autofree char *emul = g_strdup_printf(
+        "db=\"sql:%s\" use_hw=no soft=(,Test,CAC,,id-cert,signing-cert,encryption-cert)",
+        v->db_dir);
+    const char *argv[] = { g_getenv("VSCCLIENT_BINARY"), "-e", emul, host, port, NULL };
+    g_autoptr(GError) err = NULL;
+    Vscclient vc;
+
+    g_spawn_async_with_pipes(NULL, (char **)argv, NULL,
+                             G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_STDOUT_TO_DEV_NULL,
+                             NULL, NULL, &vc.pid, &vc.stdin_fd, NULL, NULL, &err);
+    g_assert_no_error(err);
+    return vc;
+}
+
+static void vscclient_command(Vscclient *vc, const char *line)
+{
+    g_assert_cmpint(write(vc->stdin_fd, line, strlen(line)), ==, (ssize_t)strlen(line));
+}
+
+static int vscclient_wait(Vscclient *vc)
+{
+    int status;
+
+    g_assert_cmpint(waitpid(vc->pid, &status, 0), ==, vc->pid);
+    g_spawn_close_pid(vc->pid);
+    close(vc->stdin_fd);
+    return status;
+}
+
+/* SELECT the CAC PKI applet, as a PC/SC middleware does first. */
+static void select_pki_applet(CcidHost *c)
+{
+    static const uint8_t select_pki[] = { 0x00, 0xa4, 0x04, 0x00, 0x07,
+                                          0xa0, 0x00, 0x00, 0x00, 0x79, 0x01, 0x00 };
+    g_autoptr(GByteArray) rsp = ccid_transmit(c, select_pki, sizeof(select_pki));
+
+    g_assert_cmpuint(apdu_sw(rsp), ==, 0x9000);
+}
+
+/*
+ * Our vscclient, a libcacard certificate card, against our passthru over
+ * TCP: the card works, its stdin commands move it in and out of the
+ * guest's slot, "exit" leaves cleanly, and a killed client takes its card
+ * with it.
+ */
+static void vscclient_interop(const char *host, GSocketFamily family)
+{
+    g_autofree char *port = g_strdup_printf("%u", free_tcp_port(family));
     g_autofree char *chardev = g_strdup_printf(
-        "socket,id=vsc,host=127.0.0.1,port=%s,server=on,wait=off", port);
+        "socket,id=vsc,host=%s,port=%s,server=on,wait=off", host, port);
     const char *args[] = {
         "-chardev", chardev, "-device", "usb-ccid,id=ccid",
         "-device", "ccid-card-passthru,chardev=vsc", NULL,
     };
-    /* SELECT the CAC PKI applet, as a PC/SC middleware does first. */
-    static const uint8_t select_pki[] = { 0x00, 0xa4, 0x04, 0x00, 0x07,
-                                          0xa0, 0x00, 0x00, 0x00, 0x79, 0x01, 0x00 };
-    g_autofree char *emul = NULL;
-    g_autoptr(GError) err = NULL;
     VccidProcess *v;
     CcidHost *c;
-    GPid pid;
+    Vscclient vc;
     int status;
 
-    if (!client) {
+    if (!g_getenv("VSCCLIENT_BINARY")) {
         g_test_skip("VSCCLIENT_BINARY not set");
         return;
     }
     v = vccid_start(args);
     c = open_host(v);
-    emul = g_strdup_printf("db=\"sql:%s\" use_hw=no soft=(,Test,CAC,,id-cert,signing-cert,"
-                           "encryption-cert)", v->db_dir);
-    const char *argv[] = { client, "-e", emul, "127.0.0.1", port, NULL };
-    g_spawn_async(NULL, (char **)argv, NULL,
-                  G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_STDIN_FROM_DEV_NULL |
-                  G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL, &pid, &err);
-    g_assert_no_error(err);
-
+    vc = vscclient_spawn(v, host, port);
     wait_slot_change(c, true);
     g_autoptr(GByteArray) atr = ccid_power_on(c);
     g_assert_cmpuint(atr->len, >=, 2);
     g_assert_cmpuint(atr->data[0], ==, 0x3b);
     for (int i = 0; i < 20; i++) {
-        g_autoptr(GByteArray) rsp = ccid_transmit(c, select_pki, sizeof(select_pki));
-
-        g_assert_cmpuint(apdu_sw(rsp), ==, 0x9000);
+        select_pki_applet(c);
     }
 
-    /* The client dies: the card leaves the guest's slot. */
-    kill(pid, SIGKILL);
-    g_assert_cmpint(waitpid(pid, &status, 0), ==, pid);
-    g_spawn_close_pid(pid);
+    vscclient_command(&vc, "remove\n");
+    wait_slot_change(c, false);
+    vscclient_command(&vc, "insert\n");
+    wait_slot_change(c, true);
+    g_autoptr(GByteArray) atr2 = ccid_power_on(c);
+    select_pki_applet(c);
+
+    /* exit withdraws the card before it goes, and exits with 0. */
+    vscclient_command(&vc, "exit\n");
+    wait_slot_change(c, false);
+    status = vscclient_wait(&vc);
+    g_assert_true(WIFEXITED(status));
+    g_assert_cmpint(WEXITSTATUS(status), ==, 0);
+
+    /* A client killed outright: the card leaves all the same. */
+    vc = vscclient_spawn(v, host, port);
+    wait_slot_change(c, true);
+    g_autoptr(GByteArray) atr3 = ccid_power_on(c);
+    select_pki_applet(c);
+    kill(vc.pid, SIGKILL);
+    vscclient_wait(&vc);
     wait_slot_change(c, false);
     g_assert_true(vccid_is_running(v));
+    ccid_host_free(c);
+    vccid_stop(v);
+}
+
+static void test_vscclient_ipv4(void)
+{
+    vscclient_interop("127.0.0.1", G_SOCKET_FAMILY_IPV4);
+}
+
+static void test_vscclient_ipv6(void)
+{
+    if (!ipv6_loopback_works()) {
+        g_test_skip("no IPv6 loopback");
+        return;
+    }
+    vscclient_interop("::1", G_SOCKET_FAMILY_IPV6);
+}
+
+/*
+ * A client that floods the daemon with junk cannot starve the reader: the
+ * guest's commands are still answered while it goes on.
+ */
+static void test_flood(void)
+{
+    VccidProcess *v = start_passthru();
+    CcidHost *c = open_host(v);
+    VscPeer *p = peer_connect(v);
+    g_autoptr(GByteArray) junk = g_byte_array_new();
+    gint64 t0;
+
+    peer_handshake(p);
+    peer_insert_card(p);
+    wait_slot_change(c, true);
+    g_autoptr(GByteArray) atr = ccid_power_on(c);
+    for (int i = 0; i < 5000; i++) {
+        vscard_build(junk, 99, i, "junkjunk", 8);
+    }
+    peer_send_raw(p, junk->data, junk->len);
+    t0 = g_get_monotonic_time();
+    check_apdu_echo(c, 50);
+    g_assert_cmpint(g_get_monotonic_time() - t0, <, 5 * G_USEC_PER_SEC);
+    for (int i = 0; i < 5000; i++) {
+        g_autoptr(PeerMsg) m = peer_next(p);
+
+        g_assert_cmpuint(m->type, ==, VSC_Error);
+        g_assert_cmpuint(m->code, ==, VSC_GENERAL_ERROR);
+        g_assert_cmpuint(m->reader_id, ==, (uint32_t)i);
+    }
+    check_apdu_echo(c, 50);
+    peer_free(p);
     ccid_host_free(c);
     vccid_stop(v);
 }
@@ -691,6 +806,8 @@ int main(int argc, char **argv)
     g_test_add_func("/passthru/client-killed-mid-apdu", test_client_killed_mid_apdu);
     g_test_add_func("/passthru/client-error-answer", test_client_error_answer);
     g_test_add_func("/passthru/reader-remove-readd", test_reader_remove_readd);
-    g_test_add_func("/passthru/vscclient-interop", test_vscclient_interop);
+    g_test_add_func("/passthru/flood", test_flood);
+    g_test_add_func("/passthru/vscclient/ipv4", test_vscclient_ipv4);
+    g_test_add_func("/passthru/vscclient/ipv6", test_vscclient_ipv6);
     return g_test_run();
 }
