@@ -45,7 +45,8 @@ drivers/usb/usbip/usbip-core drivers/usb/usbip/vhci-hcd"
 
 inputs_hash() {
     {
-        cat "$here/build-guest.sh" "$here/init" "$srcroot/bench/apdu-bench.c"
+        cat "$here/build-guest.sh" "$here/init" "$srcroot/bench/apdu-bench.c" \
+            "$here/usbreset.c"
         echo "$USER_PKGS $MODULES"
     } | sha256sum | cut -d' ' -f1
 }
@@ -171,6 +172,8 @@ cc -O2 -Wall -Wextra -Werror -std=gnu11 -o "$out/apdu-bench" \
     "$srcroot/bench/apdu-bench.c" \
     $(pkg-config --cflags --libs libpcsclite)
 install_elf "$out/apdu-bench" /usr/bin/apdu-bench
+cc -O2 -Wall -Wextra -Werror -std=gnu11 -o "$out/usbreset" "$here/usbreset.c"
+install_elf "$out/usbreset" /usr/bin/usbreset
 
 # Kernel modules, flat, with the load order for /init.
 moddir="$pkgroot/lib/modules/$kver/kernel"

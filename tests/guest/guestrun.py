@@ -143,7 +143,7 @@ class Guest:
 
     def __init__(self, image_dir, script, files=None, env=None, usb='xhci',
                  qemu_args=(), timeout=300, log_path=None,
-                 qemu='qemu-system-x86_64', memory=512):
+                 qemu='qemu-system-x86_64', memory=512, on_line=None):
         self.image_dir = image_dir
         self.script = script
         self.files = dict(files or {})
@@ -154,6 +154,7 @@ class Guest:
         self.log_path = log_path
         self.qemu = qemu
         self.memory = memory
+        self.on_line = on_line   # called with each console line (reader thread)
         self.proc = None
         self.run = GuestRun()
         self._tmp = None
@@ -205,6 +206,8 @@ class Guest:
             m = DONE_RE.search(line)
             if m:
                 self.run.rc = int(m.group(1))
+            if self.on_line:
+                self.on_line(line)
         self._done.set()
 
     def start(self):

@@ -12,9 +12,15 @@ SCENARIO:
   vccid-listen    vccid listens on a UNIX socket, QEMU's usb-redir connects
   vccid-connect   QEMU listens (server=on,wait=off), vccid connects
                   (reconnect=1)
-  reconnect       one vccid (listening) serves two guests one after the
-                  other; the second must see a working reader
-  bench-reference, bench-vccid
+  reconnect       one vccid serves two guests one after the other; the
+                  second must see a working reader (--direction)
+  replug          one guest, two vccids in turn: the guest sees the reader
+                  go away and come back, working (--direction)
+  passthru        vccid's ccid-card-passthru, the card lent by vscclient
+                  over loopback TCP (--vscclient), exported over usbredir
+  reference-passthru
+                  the same card in QEMU's own ccid-card-passthru
+  bench-reference, bench-vccid, bench-reference-passthru, bench-passthru
                   the APDU benchmark (no pass/fail checks beyond running);
                   prints "BENCH key=value ..." (used by bench/run-bench.sh)
 
@@ -27,6 +33,7 @@ import argparse
 import fcntl
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -192,13 +199,13 @@ def guest_env(checks):
             'BENCH_N': os.environ.get('VCCID_BENCH_N', '500')}
 
 
-def make_guest(wd, args, checks, qemu_args, log_name):
+def make_guest(wd, args, checks, qemu_args, log_name, on_line=None):
     checks = getattr(args, 'checks', None) or checks
     with open(os.path.join(HERE, 'checks.sh'), 'rb') as f:
         script = f.read()
     return guestrun.Guest(wd.image, script, {'ca.cer': wd.ca_der},
                           guest_env(checks), args.usb, qemu_args,
-                          args.timeout, wd.log(log_name))
+                          args.timeout, wd.log(log_name), on_line=on_line)
 
 
 def card_args(wd):
@@ -332,9 +339,161 @@ def run_reconnect(wd, args, report):
     finish_vccid(vccid, report)
 
 
+REPLUG_CHECKS = ('enumerate pcscd atr sweep unplug pcscd_log kernel_log')
+
+
+def run_replug(wd, args, report):
+    """The guest keeps running while vccid stops and a new one starts.
+
+    The guest asks for it on its console (HOST-ACTION unplug / plug). With
+    --direction listen, vccid listens and QEMU's chardev reconnects
+    (reconnect=1) to the new vccid; with connect, QEMU listens and the new
+    vccid connects.
+    """
+    _, bus = guestrun.usb_controller_args(args.usb)
+    tmp = tempfile.mkdtemp(prefix='vccid-sock-')
+    sock = os.path.join(tmp, 'redir.sock')
+    tag = '%s-%s-%s' % (args.scenario, args.direction, args.usb)
+    listen = args.direction == 'listen'
+    if listen:
+        vccid_chr = 'socket,id=redir,path=%s,server=on,wait=off' % sock
+        qemu_chr = 'socket,id=r,path=%s,reconnect=1' % sock
+    else:
+        vccid_chr = 'socket,id=redir,path=%s,reconnect=1' % sock
+        qemu_chr = 'socket,id=r,path=%s,server=on,wait=off' % sock
+    daemons = []
+
+    def start_vccid():
+        n = len(daemons) + 1
+        v = Vccid(args.vccid, vccid_args(wd, vccid_chr),
+                  wd.log('%s.vccid%d.log' % (tag, n))).start()
+        daemons.append(v)
+        if listen:
+            report.add('vccid%d_listening' % n, v.wait_for_socket(sock), sock)
+
+    def host_action(line):
+        if 'HOST-ACTION unplug' in line:
+            status = daemons[-1].stop()
+            report.add('vccid1_stops', status == 0,
+                       'SIGTERM: exit status %s' % status)
+        elif 'HOST-ACTION plug' in line:
+            start_vccid()
+
+    if listen:
+        start_vccid()
+    guest = make_guest(wd, args, REPLUG_CHECKS, redir_args(bus, qemu_chr),
+                       tag + '.console.log', on_line=host_action).start()
+    if not listen:
+        wait_for_path(sock)
+        start_vccid()
+    run = guest.wait()
+    report.add_guest(run)
+    for v in daemons:
+        report.logs.append(('vccid output (%s)' % v.log_path, v.tail()))
+    finish_vccid(daemons[-1], report)
+
+
+def tcp_listening(port):
+    """Whether something listens on 127.0.0.1:@port (without connecting:
+    a probe connection would be taken for the one client a chardev takes)."""
+    want = ':%04X' % port
+    for table in ('/proc/net/tcp', '/proc/net/tcp6'):
+        try:
+            with open(table) as f:
+                for row in f.readlines()[1:]:
+                    local, state = row.split()[1], row.split()[3]
+                    if local.endswith(want) and state == '0A':
+                        return True
+        except OSError:
+            pass
+    return False
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+class Vscclient(Vccid):
+    """vscclient lending the database's three certificates as a CAC card."""
+
+    def __init__(self, exe, wd, port, log_path):
+        super().__init__(exe, ['-e', 'db="sql:%s"' % wd.certdb,
+                               '-c', 'id-cert', '-c', 'signing-cert',
+                               '-c', 'encryption-cert', '127.0.0.1', str(port)],
+                         log_path)
+
+    def start(self):
+        # It reads commands on stdin and may take end-of-file for "exit":
+        # keep a pipe open for its whole life.
+        self.log = open(self.log_path, 'w')
+        self.log.write('# ' + ' '.join(self.cmd) + '\n')
+        self.log.flush()
+        self.proc = subprocess.Popen(self.cmd, stdin=subprocess.PIPE,
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        return self
+
+
+def wait_for_port(port, timeout=15):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if tcp_listening(port):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def run_passthru(wd, args, report, checks=FULL_CHECKS):
+    """ccid-card-passthru with vscclient over loopback TCP: in vccid
+    (exported over usbredir) or, for reference-passthru, in QEMU."""
+    _, bus = guestrun.usb_controller_args(args.usb)
+    in_qemu = 'reference' in args.scenario
+    if not (args.vscclient and os.access(args.vscclient, os.X_OK)):
+        report.add('vscclient_found', False, 'no vscclient: %s' % args.vscclient)
+        return None
+    port = free_port()
+    vsc_chr = 'socket,id=vsc,host=127.0.0.1,port=%d,server=on,wait=off' % port
+    tag = '%s-%s' % (args.scenario, args.usb)
+    vccid = None
+    if in_qemu:
+        qemu_args = ['-chardev', vsc_chr, '-device', 'usb-ccid,id=ccid,bus=' + bus,
+                     '-device', 'ccid-card-passthru,chardev=vsc']
+    else:
+        tmp = tempfile.mkdtemp(prefix='vccid-sock-')
+        sock = os.path.join(tmp, 'redir.sock')
+        vccid = Vccid(args.vccid, [
+            '-chardev', 'socket,id=redir,path=%s,server=on,wait=off' % sock,
+            '-chardev', vsc_chr, '-device', 'usb-ccid,id=ccid',
+            '-device', 'ccid-card-passthru,chardev=vsc',
+            '-export', 'usbredir,chardev=redir'], wd.log(tag + '.vccid.log')).start()
+        report.add('vccid_listening', vccid.wait_for_socket(sock), sock)
+        qemu_args = redir_args(bus, 'socket,id=r,path=' + sock)
+    guest = make_guest(wd, args, checks, qemu_args, tag + '.console.log').start()
+    up = wait_for_port(port)
+    report.add('card_port_listening', up, '127.0.0.1:%d' % port)
+    client = Vscclient(args.vscclient, wd, port, wd.log(tag + '.vscclient.log')).start()
+    run = guest.wait()
+    report.add_guest(run)
+    if not in_qemu:
+        # (QEMU, the card's host, is gone by now: vscclient may leave too.)
+        report.add('vscclient_alive', client.alive(),
+                   'still connected after the guest' if client.alive()
+                   else 'exited with %s' % client.proc.returncode)
+    client.stop()
+    report.logs.append(('vscclient output (%s)' % client.log_path, client.tail()))
+    if vccid:
+        finish_vccid(vccid, report)
+    return run
+
+
 def run_bench(wd, args, report):
-    runner = run_reference if args.scenario == 'bench-reference' \
-        else run_vccid_listen
+    runner = {
+        'bench-reference': run_reference,
+        'bench-vccid': run_vccid_listen,
+        'bench-reference-passthru': run_passthru,
+        'bench-passthru': run_passthru,
+    }[args.scenario]
     run = runner(wd, args, report, BENCH_CHECKS)
     if run is not None and run.metrics:
         print('BENCH setup=%s usb=%s %s' % (
@@ -347,8 +506,13 @@ SCENARIOS = {
     'vccid-listen': run_vccid_listen,
     'vccid-connect': run_vccid_connect,
     'reconnect': run_reconnect,
+    'replug': run_replug,
+    'passthru': run_passthru,
+    'reference-passthru': run_passthru,
     'bench-reference': run_bench,
     'bench-vccid': run_bench,
+    'bench-reference-passthru': run_bench,
+    'bench-passthru': run_bench,
 }
 
 
@@ -358,6 +522,7 @@ def main():
     ap.add_argument('--workdir', default=os.path.join(SRCROOT, 'build-guest',
                                                       'tests', 'guest'))
     ap.add_argument('--vccid', help='path of the vccid binary')
+    ap.add_argument('--vscclient', help='path of vscclient (passthru scenarios)')
     ap.add_argument('--timeout', type=float, default=300,
                     help='seconds one guest may take')
     ap.add_argument('--known-failures', default='',
@@ -374,14 +539,14 @@ def main():
     ap.add_argument('--vccid-first', action='store_true',
                     help='vccid-connect: start vccid before QEMU listens')
     args = ap.parse_args()
-    needs_vccid = 'vccid' in args.scenario or args.scenario == 'reconnect'
+    needs_vccid = 'reference' not in args.scenario
     if needs_vccid and not (args.vccid and os.access(args.vccid, os.X_OK)):
         print('vccid binary not found: %s' % args.vccid, file=sys.stderr)
         return 1
     wd = Workdir(args.workdir)
     wd.prepare()
     known = [k for k in args.known_failures.split(',') if k]
-    if args.scenario == 'reference' and args.usb == 'xhci' \
+    if args.scenario.startswith('reference') and args.usb == 'xhci' \
             and not args.known_failures:
         known = QEMU_XHCI_KNOWN.split(',')
     report = Report(known)
