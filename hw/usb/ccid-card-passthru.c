@@ -46,7 +46,7 @@ typedef struct PassthruState {
     uint32_t atr_len;           /* 0: no card in the slot */
     bool reader_added;
     bool apdu_pending;          /* the guest waits for the client's answer */
-    bool flushing;              /* Flush sent: answers until FlushComplete are stale */
+    unsigned answers_to_skip;   /* answers still due for commands nobody waits for */
 } PassthruState;
 
 #define pt_log(s, level, fmt, ...) do { \
@@ -141,10 +141,20 @@ static void pt_handle_reader_add(PassthruState *s, const VSCardMsg *msg)
     pt_send_error(s, PASSTHRU_READER_ID, VSC_SUCCESS);
 }
 
+/* True if this answer belongs to a command given up at a power-off or reset. */
+static bool pt_skip_stale_answer(PassthruState *s)
+{
+    if (!s->answers_to_skip) {
+        return false;
+    }
+    s->answers_to_skip--;
+    pt_log(s, PT_INFO, "late answer to a command given up at power-off dropped");
+    return true;
+}
+
 static void pt_handle_apdu(PassthruState *s, const VSCardMsg *msg)
 {
-    if (s->flushing) {
-        pt_log(s, PT_INFO, "answer of %u bytes dropped: flushed", msg->length);
+    if (pt_skip_stale_answer(s)) {
         return;
     }
     if (!s->apdu_pending) {
@@ -163,7 +173,7 @@ static void pt_handle_error(PassthruState *s, const VSCardMsg *msg)
     }
     pt_log(s, PT_WARN, "client reports error %u", msg->u.error.code);
     /* libcacard's vscclient answers a command its card could not run this way. */
-    if (s->apdu_pending && !s->flushing) {
+    if (!pt_skip_stale_answer(s)) {
         pt_fail_pending_apdu(s);
     }
 }
@@ -202,7 +212,7 @@ static void pt_on_message(void *opaque, const VSCardMsg *msg)
         pt_handle_error(s, msg);
         break;
     case VSC_FlushComplete:
-        s->flushing = false;
+        pt_log(s, PT_INFO, "client flushed");
         break;
     }
 }
@@ -214,7 +224,7 @@ static void pt_on_stream_error(void *opaque, VSCardStreamError err, const VSCard
     pt_log(s, PT_WARN, "bad message (type %u, length %u): %s", msg->type, msg->length,
            vscard_error_str(err));
     pt_send_error(s, msg->reader_id, VSC_GENERAL_ERROR);
-    if (msg->type == VSC_APDU && s->apdu_pending && !s->flushing) {
+    if (msg->type == VSC_APDU && !pt_skip_stale_answer(s)) {
         pt_fail_pending_apdu(s);    /* the answer it waited for was malformed */
     }
     if (vscard_error_is_fatal(err)) {
@@ -243,7 +253,7 @@ static void pt_chr_event(void *opaque, ChrEvent event)
     PassthruState *s = opaque;
 
     vscard_stream_reset(s->stream);
-    s->flushing = false;
+    s->answers_to_skip = 0;
     if (event == CHR_EVENT_OPENED) {
         pt_log(s, PT_INFO, "client connected");
         return;
@@ -280,17 +290,19 @@ static void pt_apdu_from_guest(CCIDCardState *card, const uint8_t *apdu, uint32_
 }
 
 /*
- * The guest powered the card off or reset the reader: an answer still on its
- * way belongs to a command nobody waits for. Flush makes the client say
- * when everything before it has been answered.
+ * The guest reset the reader while a command was out (the reader runs one
+ * command at a time, so a power-off cannot overtake one otherwise). The
+ * reader is told now, and the client's answer, when it comes, is skipped
+ * by count: a client that ignores Flush must not stall us. The Flush asks
+ * the client to finish what it has before anything new.
  */
 static void pt_power_off(CCIDCardState *card)
 {
     PassthruState *s = PASSTHRU_CCID(card);
 
     if (s->apdu_pending) {
-        s->apdu_pending = false;
-        s->flushing = true;
+        pt_fail_pending_apdu(s);
+        s->answers_to_skip++;
         pt_send(s, VSC_Flush, PASSTHRU_READER_ID, NULL, 0);
     }
 }

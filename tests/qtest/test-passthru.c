@@ -26,6 +26,7 @@ typedef enum PeerMode {
     PEER_ANSWER,        /* echo the command back, then 90 00 */
     PEER_DIE_ON_APDU,   /* close the connection instead of answering */
     PEER_ERROR_ON_APDU, /* VSC_Error instead of an answer, as libcacard's client does */
+    PEER_HOLD,          /* keep the command; peer_release() answers it later */
 } PeerMode;
 
 typedef struct PeerMsg {
@@ -44,6 +45,8 @@ typedef struct VscPeer {
     GQueue msgs;        /* PeerMsg *, everything but APDUs */
     PeerMode mode;
     unsigned apdus;
+    GByteArray *held;   /* a command kept in PEER_HOLD mode */
+    unsigned flushes;   /* Flush messages seen */
     bool closed;        /* the daemon closed, or we died */
 } VscPeer;
 
@@ -99,11 +102,24 @@ static void peer_on_message(void *opaque, const VSCardMsg *msg)
         g_mutex_unlock(&p->lock);
         if (p->mode == PEER_DIE_ON_APDU) {
             g_socket_close(p->sock, NULL);   /* as if killed: no goodbye */
+        } else if (p->mode == PEER_HOLD) {
+            g_mutex_lock(&p->lock);
+            p->held = g_byte_array_new_take(g_memdup2(msg->payload, msg->length), msg->length);
+            g_cond_broadcast(&p->cond);
+            g_mutex_unlock(&p->lock);
         } else if (p->mode == PEER_ERROR_ON_APDU) {
             peer_send(p, VSC_Error, msg->reader_id, "\0\0\0\1", 4);
         } else {
             peer_answer_apdu(p, msg);
         }
+        return;
+    }
+    if (msg->type == VSC_Flush) {
+        /* A client answers once what came before is answered: in order, here. */
+        g_mutex_lock(&p->lock);
+        p->flushes++;
+        g_mutex_unlock(&p->lock);
+        peer_send(p, VSC_FlushComplete, msg->reader_id, NULL, 0);
         return;
     }
     m = g_new0(PeerMsg, 1);
@@ -233,6 +249,9 @@ static void peer_free(VscPeer *p)
     g_thread_join(p->thread);
     g_object_unref(p->sock);
     vscard_stream_free(p->stream);
+    if (p->held) {
+        g_byte_array_unref(p->held);
+    }
     g_queue_clear_full(&p->msgs, (GDestroyNotify)peer_msg_free);
     g_mutex_clear(&p->lock);
     g_cond_clear(&p->cond);
@@ -265,6 +284,25 @@ static void peer_insert_card(VscPeer *p)
 {
     peer_send(p, VSC_ATR, 0, test_atr, sizeof(test_atr));
     peer_expect_error(p, 0, VSC_SUCCESS);
+}
+
+/* Wait for a held command, then answer it as the card would. */
+static void peer_release_held(VscPeer *p)
+{
+    gint64 deadline = g_get_monotonic_time() + PEER_TIMEOUT_MS * 1000;
+    g_autoptr(GByteArray) held = NULL;
+    g_autoptr(GByteArray) rsp = g_byte_array_new();
+    VSCardMsg msg = { .type = VSC_APDU };
+
+    g_mutex_lock(&p->lock);
+    while (!p->held && g_cond_wait_until(&p->cond, &p->lock, deadline)) {
+    }
+    held = g_steal_pointer(&p->held);
+    g_mutex_unlock(&p->lock);
+    g_assert_nonnull(held);
+    msg.payload = held->data;
+    msg.length = held->len;
+    peer_answer_apdu(p, &msg);
 }
 
 /* ---- the USB side ---- */
@@ -608,6 +646,49 @@ static void test_reader_remove_readd(void)
     vccid_stop(v);
 }
 
+/*
+ * The host resets the reader while the client still works on a command:
+ * the late answer must not be taken for the answer to the next command.
+ */
+static void test_reset_during_apdu(void)
+{
+    static const uint8_t old_cmd[] = { 0x00, 0xb0, 0x00, 0x00, 0x01 };
+    VccidProcess *v = start_passthru();
+    CcidHost *c = open_host(v);
+    VscPeer *p = peer_connect(v);
+    uint8_t msg[CCID_HDR + sizeof(old_cmd)];
+    UrhTransfer *t;
+    uint8_t cfg;
+
+    peer_handshake(p);
+    peer_insert_card(p);
+    wait_slot_change(c, true);
+    g_autoptr(GByteArray) atr = ccid_power_on(c);
+
+    p->mode = PEER_HOLD;
+    ccid_build(c, msg, PC_to_RDR_XfrBlock, 0, sizeof(old_cmd), 0, 0, 0);
+    memcpy(msg + CCID_HDR, old_cmd, sizeof(old_cmd));
+    ccid_send_raw(c, msg, sizeof(msg));
+    t = urh_bulk_submit(c->usb, c->ep_bulk_in, NULL, c->bulk_in_size);
+    urh_reset(c->usb);
+    urh_cancel(c->usb, t);
+    g_assert_true(urh_wait(c->usb, t, URH_TIMEOUT_MS));
+    urh_transfer_release(c->usb, t);
+    g_assert_cmpint(urh_set_configuration(c->usb, 1, &cfg), ==, usb_redir_success);
+    c->seq = 0x40;
+
+    /* The client answers the old command only now, after the reset. */
+    p->mode = PEER_ANSWER;
+    peer_release_held(p);
+    g_autoptr(GByteArray) atr2 = ccid_power_on(c);
+    check_apdu_echo(c, 7);
+    check_apdu_echo(c, 9);
+    g_assert_cmpuint(p->flushes, ==, 1);
+    peer_free(p);
+    ccid_host_free(c);
+    vccid_stop(v);
+}
+
 /* ---- our vscclient against our passthru, over TCP ---- */
 
 static guint16 free_tcp_port(GSocketFamily family)
@@ -807,6 +888,7 @@ int main(int argc, char **argv)
     g_test_add_func("/passthru/client-error-answer", test_client_error_answer);
     g_test_add_func("/passthru/reader-remove-readd", test_reader_remove_readd);
     g_test_add_func("/passthru/flood", test_flood);
+    g_test_add_func("/passthru/reset-during-apdu", test_reset_during_apdu);
     g_test_add_func("/passthru/vscclient/ipv4", test_vscclient_ipv4);
     g_test_add_func("/passthru/vscclient/ipv6", test_vscclient_ipv6);
     return g_test_run();
