@@ -7,7 +7,11 @@
 #include <fcntl.h>
 #include <glib/gstdio.h>
 #include <limits.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -262,14 +266,15 @@ static bool socket_ready(const char *path)
     return stat(path, &st) == 0 && S_ISSOCK(st.st_mode);
 }
 
-static GPtrArray *build_argv(VccidProcess *p, const char *const *device_args)
+static GPtrArray *build_argv(VccidProcess *p, const char *chardev,
+                             const char *const *device_args)
 {
     GPtrArray *argv = g_ptr_array_new_with_free_func(g_free);
+    g_auto(GStrv) parts = g_strsplit(chardev, "@SOCK@", -1);
 
     g_ptr_array_add(argv, g_strdup(vccid_binary()));
     g_ptr_array_add(argv, g_strdup("-chardev"));
-    g_ptr_array_add(argv, g_strdup_printf("socket,id=redir,path=%s,server=on,wait=off",
-                                          p->sock_path));
+    g_ptr_array_add(argv, g_strjoinv(p->sock_path, parts));
     for (int i = 0; device_args && device_args[i]; i++) {
         g_ptr_array_add(argv, substitute(device_args[i], p));
     }
@@ -297,7 +302,8 @@ static void wait_until_listening(VccidProcess *p)
     }
 }
 
-VccidProcess *vccid_start(const char *const *device_args)
+VccidProcess *vccid_start_full(const char *chardev, const char *const *device_args,
+                               bool wait_socket)
 {
     VccidProcess *p = g_new0(VccidProcess, 1);
     g_autoptr(GError) error = NULL;
@@ -313,7 +319,7 @@ VccidProcess *vccid_start(const char *const *device_args)
     p->sock_path = g_build_filename(p->tmpdir, "usbredir.sock", NULL);
     p->stderr_path = g_build_filename(p->tmpdir, "vccid.stderr", NULL);
 
-    argv = build_argv(p, device_args);
+    argv = build_argv(p, chardev, device_args);
     cmdline = g_strjoinv(" ", (char **)argv->pdata);
     g_test_message("starting: %s", cmdline);
 
@@ -326,20 +332,67 @@ VccidProcess *vccid_start(const char *const *device_args)
     g_assert_no_error(error);
     live_add(p->pid, p->stderr_path);
 
-    wait_until_listening(p);
+    if (wait_socket) {
+        wait_until_listening(p);
+    }
     return p;
 }
 
+VccidProcess *vccid_start(const char *const *device_args)
+{
+    return vccid_start_full("socket,id=redir,path=@SOCK@,server=on,wait=off", device_args,
+                            true);
+}
+
+const char *const vccid_default_devices[] = {
+    "-device", "usb-ccid,id=ccid",
+    "-device", "ccid-card-emulated,backend=certificates,db=@DB@,"
+               "cert1=id-cert,cert2=signing-cert,cert3=encryption-cert",
+    NULL,
+};
+
 VccidProcess *vccid_start_default(void)
 {
-    static const char *const args[] = {
-        "-device", "usb-ccid,id=ccid",
-        "-device", "ccid-card-emulated,backend=certificates,db=@DB@,"
-                   "cert1=id-cert,cert2=signing-cert,cert3=encryption-cert",
-        NULL,
-    };
+    return vccid_start(vccid_default_devices);
+}
 
-    return vccid_start(args);
+uint16_t qtest_free_tcp_port(void)
+{
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t len = sizeof(sa);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    g_assert_cmpint(fd, >=, 0);
+    g_assert_cmpint(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), ==, 0);
+    g_assert_cmpint(getsockname(fd, (struct sockaddr *)&sa, &len), ==, 0);
+    close(fd);
+    return ntohs(sa.sin_port);
+}
+
+int qtest_unix_listen(const char *path)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    g_assert_cmpint(fd, >=, 0);
+    g_strlcpy(sa.sun_path, path, sizeof(sa.sun_path));
+    g_assert_cmpint(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), ==, 0);
+    g_assert_cmpint(listen(fd, 4), ==, 0);
+    return fd;
+}
+
+int qtest_accept(int listen_fd, int timeout_ms)
+{
+    struct pollfd pfd = { .fd = listen_fd, .events = POLLIN };
+    int r;
+
+    do {
+        r = poll(&pfd, 1, timeout_ms);
+    } while (r < 0 && errno == EINTR);
+    if (r <= 0) {
+        return -1;
+    }
+    return accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
 }
 
 VccidProcess *vccid_start_no_card(void)
@@ -463,13 +516,13 @@ int vccid_run_cli(const char *const *args, char **out, char **err)
     g_assert_no_error(error);
 
     /* A command line that never returns must fail the test, not hang it. */
-    deadline = g_get_monotonic_time() + VCCID_START_TIMEOUT_MS * 1000;
+    deadline = g_get_monotonic_time() + VCCID_CLI_TIMEOUT_MS * 1000;
     while ((r = waitpid(pid, &status, WNOHANG)) == 0) {
         if (g_get_monotonic_time() > deadline) {
             kill(pid, SIGKILL);
             waitpid(pid, &status, 0);
             g_autofree char *e = read_all_fd(err_fd);
-            g_error("vccid did not exit within %d ms:\n%s", VCCID_START_TIMEOUT_MS, e);
+            g_error("vccid did not exit within %d ms:\n%s", VCCID_CLI_TIMEOUT_MS, e);
         }
         g_usleep(2000);
     }

@@ -12,11 +12,14 @@
 
 #include <glib.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 /* Bounds for anything the harness waits for; ASan builds start slowly. */
 #define VCCID_START_TIMEOUT_MS 20000
 #define VCCID_STOP_TIMEOUT_MS  10000
+/* A command line that only prints or fails must be done by then. */
+#define VCCID_CLI_TIMEOUT_MS   5000
 
 typedef struct VccidProcess {
     GPid pid;
@@ -48,6 +51,22 @@ const char *vccid_master_cert_db(void);
  * daemon exits or does not listen in time.
  */
 VccidProcess *vccid_start(const char *const *device_args);
+/*
+ * The general form: chardev is the -chardev value for id "redir" ("@SOCK@"
+ * becomes the process's socket path); with wait_socket, wait until the
+ * unix socket at sock_path exists (a server), else return once started.
+ */
+VccidProcess *vccid_start_full(const char *chardev, const char *const *device_args,
+                               bool wait_socket);
+/* The device options of vccid_start_default(), for vccid_start_full(). */
+extern const char *const vccid_default_devices[];
+
+/* A TCP port on 127.0.0.1 that was free a moment ago. */
+uint16_t qtest_free_tcp_port(void);
+/* A listening unix socket at path; accept one peer within timeout_ms (-1 if none). */
+int qtest_unix_listen(const char *path);
+int qtest_accept(int listen_fd, int timeout_ms);
+
 /* usb-ccid with ccid-card-emulated on the three certificates. */
 VccidProcess *vccid_start_default(void);
 /* usb-ccid alone: an empty slot. */

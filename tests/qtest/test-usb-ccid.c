@@ -9,6 +9,7 @@
 #include <glib/gstdio.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #define QEMU_CCID_VENDOR  0x08e6
 #define QEMU_CCID_PRODUCT 0x4433
@@ -41,7 +42,9 @@ static void fixture_setup(Fixture *f, gconstpointer data)
 static void fixture_teardown(Fixture *f, gconstpointer data)
 {
     /* No completion may arrive for a packet that had none pending. */
-    g_assert_cmpuint(urh_stray_completions(f->c->usb), ==, 0);
+    if (f->c) {
+        g_assert_cmpuint(urh_stray_completions(f->c->usb), ==, 0);
+    }
     ccid_host_free(f->c);
     vccid_stop(f->vccid);
 }
@@ -102,6 +105,8 @@ static void assert_no_more_answers(CcidHost *c)
     g_assert_cmpuint(t->data->len, ==, 0);
     urh_transfer_release(c->usb, t);
 }
+
+static void use_reader(CcidHost *c);
 
 static gint compare_gint64(gconstpointer a, gconstpointer b)
 {
@@ -1071,6 +1076,72 @@ static void test_packetwise_bulk_out(Fixture *f, gconstpointer data)
     assert_no_more_answers(c);
 }
 
+
+/* Standard requests a host driver sends: CLEAR_FEATURE(HALT), GET_STATUS, SET_INTERFACE. */
+static void test_standard_requests(Fixture *f, gconstpointer data)
+{
+    CcidHost *c = f->c;
+    const uint8_t eps[] = { c->ep_bulk_in, c->ep_bulk_out, c->ep_int_in };
+    uint8_t status[2] = { 0xff, 0xff };
+    uint8_t alt = 0xff;
+    int actual = 0;
+
+    for (size_t i = 0; i < G_N_ELEMENTS(eps); i++) {
+        /* CLEAR_FEATURE(ENDPOINT_HALT), as libusb_clear_halt() sends. */
+        g_assert_cmpint(urh_control(c->usb, 0x02, 0x01, 0, eps[i], NULL, 0, NULL,
+                                    URH_TIMEOUT_MS), ==, usb_redir_success);
+        g_assert_cmpint(urh_control(c->usb, 0x82, 0x00, 0, eps[i], status, 2, &actual,
+                                    URH_TIMEOUT_MS), ==, usb_redir_success);
+        g_assert_cmpint(actual, ==, 2);
+        g_assert_cmpuint(status[0] & 1, ==, 0);          /* not halted */
+    }
+    g_assert_cmpint(urh_set_alt_setting(c->usb, c->ifnum, 0), ==, usb_redir_success);
+    g_assert_cmpint(urh_get_alt_setting(c->usb, c->ifnum, &alt), ==, usb_redir_success);
+    g_assert_cmpuint(alt, ==, 0);
+    /* There is no alternate setting 1. */
+    g_assert_cmpint(urh_set_alt_setting(c->usb, c->ifnum, 1), !=, usb_redir_success);
+    use_reader(c);
+    assert_no_more_answers(c);
+}
+
+/* XfrBlock chaining out of order: the error names wLevelParameter (offset 8). */
+static void test_bad_chain(Fixture *f, gconstpointer data)
+{
+    CcidHost *c = f->c;
+    g_autoptr(GByteArray) atr = ccid_power_on(c);
+
+    if (!(c->desc.dwFeatures & CCID_FEAT_EXTENDED_APDU)) {
+        g_test_skip("the reader does not advertise extended APDU exchange");
+        return;
+    }
+    /* A chain that ends or continues without having begun. */
+    static const uint16_t levels[] = { CCID_CHAIN_END, CCID_CHAIN_MIDDLE, CCID_CHAIN_CONTINUE };
+    for (size_t i = 0; i < G_N_ELEMENTS(levels); i++) {
+        g_autoptr(CcidAnswer) a = ccid_command(c, PC_to_RDR_XfrBlock, 0, levels[i] & 0xff,
+                                               levels[i] >> 8, select_pki0,
+                                               levels[i] == CCID_CHAIN_CONTINUE ? 0 :
+                                               sizeof(select_pki0));
+        assert_failed(a, 8);
+    }
+    /* A wLevelParameter the spec does not define. */
+    {
+        g_autoptr(CcidAnswer) a = ccid_command(c, PC_to_RDR_XfrBlock, 0, 0x07, 0x00,
+                                               select_pki0, sizeof(select_pki0));
+        assert_failed(a, 8);
+    }
+    /* A chain abandoned halfway: the next whole APDU is answered on its own. */
+    {
+        g_autoptr(GByteArray) apdu = sign_piece_apdu(600);
+        g_autoptr(CcidAnswer) a = ccid_command(c, PC_to_RDR_XfrBlock, 0, CCID_CHAIN_BEGIN, 0,
+                                               apdu->data, 200);
+        assert_ok(a);
+        g_assert_cmphex(a->specific, ==, CCID_CHAIN_CONTINUE);
+    }
+    g_autoptr(GByteArray) r = ccid_transmit(c, select_pki0, sizeof(select_pki0));
+    g_assert_cmphex(apdu_sw(r), ==, 0x9000);
+    assert_no_more_answers(c);
+}
+
 /* ---- ordering, pending and cancelled packets ---- */
 
 static void test_pipelined_commands(Fixture *f, gconstpointer data)
@@ -1384,6 +1455,109 @@ static void test_reconnect_notify(Fixture *f, gconstpointer data)
     use_reader(f->c);
 }
 
+
+/* A second host waits while the first is served, then gets the device. */
+static void test_second_host_waits(Fixture *f, gconstpointer data)
+{
+    g_autoptr(GError) error = NULL;
+    UsbredirHost *second = urh_connect_raw(f->vccid->sock_path, URH_TIMEOUT_MS, &error);
+    CcidHost *c2;
+
+    g_assert_no_error(error);
+    urh_idle(second, 200);
+    /* The first host is not disturbed. */
+    use_reader(f->c);
+    assert_no_more_answers(f->c);
+    ccid_host_free(f->c);
+    f->c = NULL;
+
+    g_assert_true(urh_wait_device(second, URH_TIMEOUT_MS));
+    c2 = ccid_host_new(second);
+    c2->seq = 0x33;
+    use_reader(c2);
+    f->c = c2;
+}
+
+/* A peer that sends bytes that are not usbredir does not hurt the daemon. */
+static void test_garbage_peer(Fixture *f, gconstpointer data)
+{
+    uint8_t junk[4096];
+
+    ccid_host_free(f->c);
+    f->c = NULL;
+    for (int round = 0; round < 3; round++) {
+        g_autoptr(GError) error = NULL;
+        UsbredirHost *h = urh_connect_raw(f->vccid->sock_path, URH_TIMEOUT_MS, &error);
+
+        g_assert_no_error(error);
+        for (size_t i = 0; i < sizeof(junk); i++) {
+            junk[i] = (i * 7 + round * 13) ^ 0x5a;
+        }
+        /* Bytes as if written at the peer's end, ahead of any hello. */
+        g_assert_cmpint(write(urh_fd(h), junk, sizeof(junk)), >, 0);
+        urh_free(h);
+    }
+    f->c = ccid_host_open(f->vccid->sock_path);
+    use_reader(f->c);
+    g_assert_true(vccid_is_running(f->vccid));
+}
+
+/* The usbredir chardev on TCP (host=, port=), as QEMU's socket chardev uses it. */
+static void test_tcp_server(void)
+{
+    uint16_t port = qtest_free_tcp_port();
+    g_autofree char *chardev = g_strdup_printf("socket,id=redir,host=127.0.0.1,port=%u,"
+                                               "server=on,wait=off", port);
+    VccidProcess *v = vccid_start_full(chardev, vccid_default_devices, false);
+    g_autoptr(GError) error = NULL;
+    UsbredirHost *usb = urh_connect_tcp(port, VCCID_START_TIMEOUT_MS, &error);
+    CcidHost *c;
+
+    g_assert_no_error(error);
+    c = ccid_host_new(usb);
+    use_reader(c);
+    ccid_host_free(c);
+    /* And again, on a new connection. */
+    c = ccid_host_new(urh_connect_tcp(port, URH_TIMEOUT_MS, &error));
+    g_assert_no_error(error);
+    use_reader(c);
+    ccid_host_free(c);
+    vccid_stop(v);
+}
+
+/* vccid as the client (server=off, reconnect=): it comes back after the host leaves. */
+static void test_client_reconnect(void)
+{
+    g_autofree char *dir = g_dir_make_tmp("vccid-listen-XXXXXX", NULL);
+    g_autofree char *path = g_build_filename(dir, "host.sock", NULL);
+    g_autofree char *chardev = g_strdup_printf("socket,id=redir,path=%s,server=off,"
+                                               "reconnect=1", path);
+    int lfd = qtest_unix_listen(path);
+    VccidProcess *v = vccid_start_full(chardev, vccid_default_devices, false);
+
+    for (int round = 0; round < 2; round++) {
+        g_autoptr(GError) error = NULL;
+        int fd = qtest_accept(lfd, VCCID_START_TIMEOUT_MS);
+        UsbredirHost *usb;
+        CcidHost *c;
+
+        if (fd < 0) {
+            g_error("vccid did not connect (round %d) within %d ms", round,
+                    VCCID_START_TIMEOUT_MS);
+        }
+        usb = urh_new_from_fd(fd, URH_TIMEOUT_MS, &error);
+        g_assert_no_error(error);
+        c = ccid_host_new(usb);
+        c->seq = round * 0x50;
+        use_reader(c);
+        ccid_host_free(c);
+    }
+    close(lfd);
+    vccid_stop(v);
+    g_unlink(path);
+    g_rmdir(dir);
+}
+
 /* ---- command line ---- */
 
 static unsigned count_lines(const char *s)
@@ -1599,6 +1773,8 @@ static const QTestCase cases[] = {
     { "malformed/length-mismatch", test_length_mismatch, NULL },
     { "malformed/too-long", test_too_long, NULL },
     { "malformed/short-header", test_short_header, NULL },
+    { "malformed/bad-chain", test_bad_chain, NULL },
+    { "standard-requests", test_standard_requests, NULL },
     { "bulk/packetwise-out", test_packetwise_bulk_out, NULL },
     { "bulk/pipelined", test_pipelined_commands, NULL },
     { "bulk/pending-in", test_pending_bulk_in, NULL },
@@ -1608,6 +1784,10 @@ static const QTestCase cases[] = {
     { "host/reconnect", test_reconnect, NULL },
     { "host/reconnect-in-flight", test_reconnect_in_flight, NULL },
     { "host/reconnect-notify", test_reconnect_notify, NULL },
+    { "host/second-waits", test_second_host_waits, NULL },
+    { "host/garbage-peer", test_garbage_peer, NULL },
+    { "host/tcp-server", NULL, test_tcp_server },
+    { "host/client-reconnect", NULL, test_client_reconnect },
     { "cli/help", NULL, test_cli_help },
     { "cli/version", NULL, test_cli_version },
     { "cli/device-help", NULL, test_cli_device_help },
@@ -1630,6 +1810,17 @@ static void test_all_registered(void)
     for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
         if (!g_strv_contains((const char *const *)names, cases[i].path)) {
             g_error("test %s is missing from tests/qtest/meson.build", cases[i].path);
+        }
+    }
+    /* A path meson runs that no case has would "pass" by running nothing. */
+    for (int i = 0; names[i]; i++) {
+        bool found = false;
+
+        for (size_t j = 0; j < G_N_ELEMENTS(cases); j++) {
+            found |= !strcmp(names[i], cases[j].path);
+        }
+        if (!found) {
+            g_error("meson.build lists %s, which test-usb-ccid.c does not have", names[i]);
         }
     }
 }

@@ -4,11 +4,13 @@
 #include "usbredir-host.h"
 
 #include <errno.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
+#include <glib-unix.h>
 #include <usbredirfilter.h>
 
 #define URH_VERSION "vccid-qtest usb host 1"
@@ -42,6 +44,10 @@ struct UsbredirHost {
     uint64_t irq_id;
     bool irq_done;
     uint8_t irq_status;
+    uint64_t alt_id;
+    bool alt_done;
+    uint8_t alt_status;
+    uint8_t alt_value;
 
     GQueue interrupts[URH_EP_SLOTS]; /* GByteArray *, per usbredir ep index */
 };
@@ -164,6 +170,20 @@ static void urh_on_configuration_status(void *priv, uint64_t id,
     h->config_value = st->configuration;
 }
 
+static void urh_on_alt_setting_status(void *priv, uint64_t id,
+                                      struct usb_redir_alt_setting_status_header *st)
+{
+    UsbredirHost *h = priv;
+
+    if (id != h->alt_id || h->alt_done) {
+        h->stray++;
+        return;
+    }
+    h->alt_done = true;
+    h->alt_status = st->status;
+    h->alt_value = st->alt;
+}
+
 static void urh_on_interrupt_receiving_status(void *priv, uint64_t id,
                                               struct usb_redir_interrupt_receiving_status_header *st)
 {
@@ -262,6 +282,7 @@ static void urh_setup_parser(UsbredirHost *h)
     p->ep_info_func = urh_on_ep_info;
     p->configuration_status_func = urh_on_configuration_status;
     p->interrupt_receiving_status_func = urh_on_interrupt_receiving_status;
+    p->alt_setting_status_func = urh_on_alt_setting_status;
     p->control_packet_func = urh_on_control_packet;
     p->bulk_packet_func = urh_on_bulk_packet;
     p->interrupt_packet_func = urh_on_interrupt_packet;
@@ -304,15 +325,10 @@ static int connect_unix(const char *path, int timeout_ms, GError **errp)
     }
 }
 
-UsbredirHost *urh_connect_raw(const char *path, int timeout_ms, GError **errp)
+static UsbredirHost *urh_new(int fd)
 {
-    UsbredirHost *h;
-    int fd = connect_unix(path, timeout_ms, errp);
+    UsbredirHost *h = g_new0(UsbredirHost, 1);
 
-    if (fd < 0) {
-        return NULL;
-    }
-    h = g_new0(UsbredirHost, 1);
     h->fd = fd;
     h->alive = true;
     h->next_id = 1;
@@ -325,18 +341,49 @@ UsbredirHost *urh_connect_raw(const char *path, int timeout_ms, GError **errp)
     return h;
 }
 
+UsbredirHost *urh_connect_raw(const char *path, int timeout_ms, GError **errp)
+{
+    int fd = connect_unix(path, timeout_ms, errp);
+
+    return fd < 0 ? NULL : urh_new(fd);
+}
+
+static int connect_tcp(uint16_t port, int timeout_ms, GError **errp)
+{
+    gint64 deadline = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
+    struct sockaddr_in sa = {
+        .sin_family = AF_INET,
+        .sin_port = htons(port),
+        .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+    };
+
+    for (;;) {
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+        g_assert_cmpint(fd, >=, 0);
+        if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+            g_unix_set_fd_nonblocking(fd, TRUE, NULL);
+            return fd;
+        }
+        int err = errno;
+        close(fd);
+        if (err != ECONNREFUSED || g_get_monotonic_time() > deadline) {
+            g_set_error(errp, G_FILE_ERROR, g_file_error_from_errno(err),
+                        "connect(127.0.0.1:%u): %s", port, g_strerror(err));
+            return -1;
+        }
+        g_usleep(5000);
+    }
+}
+
 static bool device_ready(UsbredirHost *h, void *opaque)
 {
     return h->hello && h->connected && h->have_interface_info && h->have_ep_info;
 }
 
-UsbredirHost *urh_connect(const char *path, int timeout_ms, GError **errp)
+/* Wait for the device on a fresh connection; frees h on failure. */
+static UsbredirHost *urh_wait_ready(UsbredirHost *h, int timeout_ms, GError **errp)
 {
-    UsbredirHost *h = urh_connect_raw(path, timeout_ms, errp);
-
-    if (!h) {
-        return NULL;
-    }
     if (!urh_run_until(h, device_ready, NULL, timeout_ms)) {
         g_set_error(errp, G_FILE_ERROR, G_FILE_ERROR_FAILED,
                     "no device announced within %d ms (hello %d, connect %d, "
@@ -347,6 +394,31 @@ UsbredirHost *urh_connect(const char *path, int timeout_ms, GError **errp)
         return NULL;
     }
     return h;
+}
+
+UsbredirHost *urh_connect(const char *path, int timeout_ms, GError **errp)
+{
+    UsbredirHost *h = urh_connect_raw(path, timeout_ms, errp);
+
+    return h ? urh_wait_ready(h, timeout_ms, errp) : NULL;
+}
+
+UsbredirHost *urh_connect_tcp(uint16_t port, int timeout_ms, GError **errp)
+{
+    int fd = connect_tcp(port, timeout_ms, errp);
+
+    return fd < 0 ? NULL : urh_wait_ready(urh_new(fd), timeout_ms, errp);
+}
+
+UsbredirHost *urh_new_from_fd(int fd, int timeout_ms, GError **errp)
+{
+    g_unix_set_fd_nonblocking(fd, TRUE, NULL);
+    return urh_wait_ready(urh_new(fd), timeout_ms, errp);
+}
+
+int urh_fd(const UsbredirHost *h)
+{
+    return h->fd;
 }
 
 void urh_free(UsbredirHost *h)
@@ -593,6 +665,43 @@ int urh_set_configuration(UsbredirHost *h, uint8_t config, uint8_t *status_confi
 int urh_get_configuration(UsbredirHost *h, uint8_t *config)
 {
     return urh_config_request(h, false, 0, config);
+}
+
+static bool alt_done(UsbredirHost *h, void *opaque)
+{
+    return h->alt_done;
+}
+
+static int urh_alt_request(UsbredirHost *h, bool set, uint8_t iface, uint8_t alt,
+                           uint8_t *out)
+{
+    h->alt_id = h->next_id++;
+    h->alt_done = false;
+    if (set) {
+        struct usb_redir_set_alt_setting_header hdr = { .interface = iface, .alt = alt };
+        usbredirparser_send_set_alt_setting(h->parser, h->alt_id, &hdr);
+    } else {
+        struct usb_redir_get_alt_setting_header hdr = { .interface = iface };
+        usbredirparser_send_get_alt_setting(h->parser, h->alt_id, &hdr);
+    }
+    if (!urh_run_until(h, alt_done, NULL, URH_TIMEOUT_MS)) {
+        g_error("%s_alt_setting: no alt_setting_status within %d ms",
+                set ? "set" : "get", URH_TIMEOUT_MS);
+    }
+    if (out) {
+        *out = h->alt_value;
+    }
+    return h->alt_status;
+}
+
+int urh_set_alt_setting(UsbredirHost *h, uint8_t iface, uint8_t alt)
+{
+    return urh_alt_request(h, true, iface, alt, NULL);
+}
+
+int urh_get_alt_setting(UsbredirHost *h, uint8_t iface, uint8_t *alt)
+{
+    return urh_alt_request(h, false, iface, 0, alt);
 }
 
 UrhTransfer *urh_bulk_submit(UsbredirHost *h, uint8_t ep, const uint8_t *data,

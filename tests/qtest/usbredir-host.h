@@ -40,6 +40,15 @@ typedef struct UrhTransfer {
 UsbredirHost *urh_connect(const char *path, int timeout_ms, GError **errp);
 /* Connect without waiting for a device (to watch the handshake itself). */
 UsbredirHost *urh_connect_raw(const char *path, int timeout_ms, GError **errp);
+/* The same over TCP to 127.0.0.1:port. */
+UsbredirHost *urh_connect_tcp(uint16_t port, int timeout_ms, GError **errp);
+/*
+ * Take over a connected socket (say, one vccid connected to as a client)
+ * and wait for the device on it. Returns NULL with errp set on a timeout.
+ */
+UsbredirHost *urh_new_from_fd(int fd, int timeout_ms, GError **errp);
+/* A connected socket's raw fd (to send bytes that are not usbredir). */
+int urh_fd(const UsbredirHost *h);
 /* Close the connection abruptly, as a dying QEMU would. */
 void urh_free(UsbredirHost *h);
 
@@ -82,6 +91,10 @@ GByteArray *urh_get_descriptor(UsbredirHost *h, uint8_t type, uint8_t index,
 /* usbredir's set_configuration / get_configuration (as QEMU sends them). */
 int urh_set_configuration(UsbredirHost *h, uint8_t config, uint8_t *status_config);
 int urh_get_configuration(UsbredirHost *h, uint8_t *config);
+
+/* usbredir's set_alt_setting / get_alt_setting (SET_INTERFACE / GET_INTERFACE). */
+int urh_set_alt_setting(UsbredirHost *h, uint8_t iface, uint8_t alt);
+int urh_get_alt_setting(UsbredirHost *h, uint8_t iface, uint8_t *alt);
 
 /* Bulk: submit, then wait. length is the IN request size or OUT payload. */
 UrhTransfer *urh_bulk_submit(UsbredirHost *h, uint8_t ep, const uint8_t *data,
