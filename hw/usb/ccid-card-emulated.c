@@ -12,7 +12,10 @@
 #include "hw/usb/ccid.h"
 
 #include <cacard/libcacard.h>
+#include <cert.h>
 #include <glib-unix.h>
+#include <keyhi.h>
+#include <pk11pub.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -309,6 +312,34 @@ static char *emul_build_options(EmulatedState *s, GError **errp)
                            EMULATED_READER_NAME, certs[0], certs[1], certs[2]);
 }
 
+/*
+ * libcacard builds a card even when a nickname names nothing; a user who
+ * asked for three certificates should hear which one is missing.
+ */
+static bool emul_check_certificates(EmulatedState *s, GError **errp)
+{
+    const char *certs[3] = { s->cert1, s->cert2, s->cert3 };
+    static const char *const names[3] = { "cert1", "cert2", "cert3" };
+
+    for (int i = 0; i < 3; i++) {
+        CERTCertificate *cert = CERT_FindCertByNickname(CERT_GetDefaultCertDB(), certs[i]);
+        SECKEYPrivateKey *key = cert ? PK11_FindKeyByAnyCert(cert, NULL) : NULL;
+
+        if (cert) {
+            CERT_DestroyCertificate(cert);
+        }
+        if (!key) {
+            g_set_error(errp, VCCID_ERROR, 0, "Property '%s.%s': %s '%s' in %s",
+                        TYPE_EMULATED_CCID, names[i],
+                        cert ? "no private key for certificate" : "no certificate named",
+                        certs[i], s->db ? s->db : DEFAULT_CERT_DB);
+            return false;
+        }
+        SECKEY_DestroyPrivateKey(key);
+    }
+    return true;
+}
+
 static bool emul_init_cacard(EmulatedState *s, GError **errp)
 {
     g_autofree char *args = emul_build_options(s, errp);
@@ -329,7 +360,7 @@ static bool emul_init_cacard(EmulatedState *s, GError **errp)
                     args, s->db ? s->db : DEFAULT_CERT_DB);
         return false;
     }
-    return true;
+    return strcmp(s->backend, BACKEND_CERTIFICATES) != 0 || emul_check_certificates(s, errp);
 }
 
 static void emul_stop_threads(EmulatedState *s)
