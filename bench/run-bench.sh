@@ -3,8 +3,12 @@
 # ccid-card-emulated) against vccid over usbredir, same card, same guest.
 #
 # usage: bench/run-bench.sh [BUILDDIR]     (default: build-guest)
-#   VCCID_BENCH_N=500   APDUs per run
+#   VCCID_BENCH_N=500      APDUs per run
 #   BENCH_USB="xhci uhci"  controllers to measure on
+#   BENCH_REPEAT=3         runs of each setup (interleaved); the median of
+#                          each figure is reported (this machine is shared)
+#   BENCH_PASSTHRU=1       also the passthru card (vscclient over loopback
+#                          TCP) in QEMU's ccid-card-passthru and in vccid's
 #
 # Prints each setup's figures (APDU/s, p50, p99 of a SELECT of the CAC PKI
 # applet; time to read the whole first certificate with READ BUFFER) and the
@@ -16,6 +20,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 srcroot=$(cd "$here/.." && pwd)
 builddir=$(cd "${1:-$srcroot/build-guest}" && pwd)
 vccid="$builddir/system/vccid"
+vscclient="$builddir/contrib/vscclient/vscclient"
 workdir="$builddir/tests/guest"
 usbs=${BENCH_USB:-xhci uhci}
 results=$(mktemp)
@@ -25,7 +30,7 @@ trap 'rm -f "$results"' EXIT
 
 run() {  # run SCENARIO USB
     out=$(python3 "$srcroot/tests/guest/scenarios.py" --workdir "$workdir" \
-          --vccid "$vccid" "$1" --usb "$2" 2>&1) || true
+          --vccid "$vccid" --vscclient "$vscclient" "$1" --usb "$2" 2>&1) || true
     line=$(echo "$out" | grep '^BENCH ' | tail -n1)
     if [ -n "$line" ]; then
         echo "$line" | tee -a "$results"
@@ -36,9 +41,17 @@ run() {  # run SCENARIO USB
     fi
 }
 
-for usb in $usbs; do
-    run bench-reference "$usb"
-    run bench-vccid "$usb"
+i=0
+while [ $i -lt "${BENCH_REPEAT:-3}" ]; do
+    for usb in $usbs; do
+        run bench-reference "$usb"
+        run bench-vccid "$usb"
+        if [ "${BENCH_PASSTHRU:-1}" = 1 ]; then
+            run bench-reference-passthru "$usb"
+            run bench-passthru "$usb"
+        fi
+    done
+    i=$((i + 1))
 done
 
 echo
@@ -46,34 +59,56 @@ echo "date: $(date -u '+%Y-%m-%d %H:%M UTC'); host: $(nproc) cpus," \
      "$(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -n1);" \
      "accel: $(cat "$workdir/image/accel" 2>/dev/null || echo '?')"
 python3 - "$results" <<'EOF'
+import statistics
 import sys
 
 FIGURES = [('apdu_per_s', 'APDU/s', 'higher'), ('p50_ms', 'p50 ms', 'lower'),
            ('p99_ms', 'p99 ms', 'lower'), ('cert_read_ms', 'cert read ms', 'lower')]
-rows = {}
+runs = {}
 for line in open(sys.argv[1]):
     kv = dict(f.split('=', 1) for f in line.split()[1:] if '=' in f)
-    rows[(kv['setup'], kv['usb'])] = kv
+    runs.setdefault((kv['setup'], kv['usb']), []).append(kv)
 
-print('%-10s %-5s %10s %9s %9s %13s %10s' % ('setup', 'usb', 'APDU/s', 'p50 ms',
-                                            'p99 ms', 'cert read ms', 'cert bytes'))
-for (setup, usb), kv in rows.items():
+# The median of each figure over the runs that produced figures; a setup
+# that never did is "failed".
+rows = {}
+for key, kvs in runs.items():
+    good = [kv for kv in kvs if 'failed' not in kv]
+    if not good:
+        rows[key] = {'failed': '1'}
+        continue
+    row = dict(good[0])
+    for fig, _, _ in FIGURES:
+        if all(fig in kv for kv in good):
+            row[fig] = '%.3f' % statistics.median(float(kv[fig]) for kv in good)
+    row['runs'] = '%d/%d' % (len(good), len(kvs))
+    rows[key] = row
+
+FMT = '%-18s %-5s %9s %8s %8s %13s %10s %5s'
+print(FMT % ('setup', 'usb', 'APDU/s', 'p50 ms', 'p99 ms', 'cert read ms',
+             'cert bytes', 'runs'))
+for (setup, usb), kv in sorted(rows.items(), key=lambda r: (r[0][1], r[0][0])):
     if 'failed' in kv:
-        print('%-10s %-5s %s' % (setup, usb, 'failed (see above)'))
+        print('%-18s %-5s %s' % (setup, usb, 'failed (see above)'))
         continue
-    print('%-10s %-5s %10s %9s %9s %13s %10s' % (
-        setup, usb, kv['apdu_per_s'], kv['p50_ms'], kv['p99_ms'],
-        kv.get('cert_read_ms', '-'), kv.get('cert_bytes', '-')))
+    print(FMT % (setup, usb, '%.0f' % float(kv['apdu_per_s']), kv['p50_ms'],
+                 kv['p99_ms'], kv.get('cert_read_ms', '-'),
+                 kv.get('cert_bytes', '-'), kv['runs']))
 print()
+PAIRS = [('reference', 'vccid', 'emulated card'),
+         ('reference-passthru', 'passthru', 'passthru card')]
 for usb in sorted({u for _, u in rows}):
-    q, v = rows.get(('reference', usb)), rows.get(('vccid', usb))
-    if not q or not v or 'failed' in q or 'failed' in v:
-        print('ratio vccid/QEMU on %s: n/a (a run failed)' % usb)
-        continue
-    parts = []
-    for key, label, better in FIGURES:
-        if key in q and key in v and float(q[key]) > 0:
-            parts.append('%s %.2f' % (label, float(v[key]) / float(q[key])))
-    print('ratio vccid/QEMU on %s: %s' % (usb, ', '.join(parts)))
+    for qemu, ours, card in PAIRS:
+        q, v = rows.get((qemu, usb)), rows.get((ours, usb))
+        if not q and not v:
+            continue
+        if not q or not v or 'failed' in q or 'failed' in v:
+            print('ratio vccid/QEMU, %s on %s: n/a (a run failed)' % (card, usb))
+            continue
+        parts = []
+        for key, label, better in FIGURES:
+            if key in q and key in v and float(q[key]) > 0:
+                parts.append('%s %.2f' % (label, float(v[key]) / float(q[key])))
+        print('ratio vccid/QEMU, %s on %s: %s' % (card, usb, ', '.join(parts)))
 print('(APDU/s: higher is better; times: lower is better)')
 EOF
