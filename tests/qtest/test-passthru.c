@@ -108,7 +108,10 @@ static void peer_on_message(void *opaque, const VSCardMsg *msg)
             g_cond_broadcast(&p->cond);
             g_mutex_unlock(&p->lock);
         } else if (p->mode == PEER_ERROR_ON_APDU) {
-            peer_send(p, VSC_Error, msg->reader_id, "\0\0\0\1", 4);
+            /* libcacard's client puts its status in host byte order. */
+            const uint32_t status = 1;
+
+            peer_send(p, VSC_Error, msg->reader_id, &status, sizeof(status));
         } else {
             peer_answer_apdu(p, msg);
         }
@@ -284,6 +287,16 @@ static void peer_insert_card(VscPeer *p)
 {
     peer_send(p, VSC_ATR, 0, test_atr, sizeof(test_atr));
     peer_expect_error(p, 0, VSC_SUCCESS);
+}
+
+static bool peer_has_held(VscPeer *p)
+{
+    bool held;
+
+    g_mutex_lock(&p->lock);
+    held = p->held != NULL;
+    g_mutex_unlock(&p->lock);
+    return held;
 }
 
 /* Wait for a held command, then answer it as the card would. */
@@ -670,6 +683,11 @@ static void test_reset_during_apdu(void)
     memcpy(msg + CCID_HDR, old_cmd, sizeof(old_cmd));
     ccid_send_raw(c, msg, sizeof(msg));
     t = urh_bulk_submit(c->usb, c->ep_bulk_in, NULL, c->bulk_in_size);
+    /* Reset only once the command is with the client. */
+    for (int i = 0; !peer_has_held(p); i++) {
+        g_assert_cmpint(i, <, PEER_TIMEOUT_MS / 5);
+        urh_idle(c->usb, 5);
+    }
     urh_reset(c->usb);
     urh_cancel(c->usb, t);
     g_assert_true(urh_wait(c->usb, t, URH_TIMEOUT_MS));
@@ -684,6 +702,48 @@ static void test_reset_during_apdu(void)
     check_apdu_echo(c, 7);
     check_apdu_echo(c, 9);
     g_assert_cmpuint(p->flushes, ==, 1);
+    peer_free(p);
+    ccid_host_free(c);
+    vccid_stop(v);
+}
+
+/*
+ * The opening of libcacard 2.8's vscclient, byte for byte as it sends it:
+ * reader id 0 in every header (even Init and ReaderAdd), a ReaderRemove
+ * before its ReaderAdd, a ReaderAdd without a name, and its failure answer
+ * an Error whose code is in host byte order.
+ */
+static void test_libcacard_client_opening(void)
+{
+    static const uint8_t init[] = { 'V', 'S', 'C', 'D', 0, 0, 0, 2, 0, 0, 0, 0 };
+    static const uint8_t cmd[] = { 0x00, 0xca, 0x01, 0x02, 0x00 };
+    VccidProcess *v = start_passthru();
+    CcidHost *c = open_host(v);
+    VscPeer *p = peer_connect(v);
+    g_autoptr(PeerMsg) m = NULL;
+    g_autoptr(CcidAnswer) a = NULL;
+
+    peer_send(p, VSC_Init, 0, init, sizeof(init));
+    m = peer_next(p);
+    g_assert_cmpuint(m->type, ==, VSC_Init);
+    peer_send(p, VSC_ReaderRemove, 0, NULL, 0);
+    peer_expect_error(p, 0, VSC_SUCCESS);
+    peer_send(p, VSC_ReaderAdd, 0, NULL, 0);
+    peer_expect_error(p, 0, VSC_SUCCESS);
+    peer_insert_card(p);
+    wait_slot_change(c, true);
+    g_autoptr(GByteArray) atr = ccid_power_on(c);
+
+    p->mode = PEER_ERROR_ON_APDU;
+    a = ccid_command(c, PC_to_RDR_XfrBlock, 0, 0, 0, cmd, sizeof(cmd));
+    g_assert_cmpuint(CMD_STATUS(a->status), ==, CMD_FAILED);
+    p->mode = PEER_ANSWER;
+    check_apdu_echo(c, 12);
+
+    /* The daemon spoke Init once only: libcacard's client would start over on a second. */
+    g_mutex_lock(&p->lock);
+    g_assert_true(g_queue_is_empty(&p->msgs));
+    g_mutex_unlock(&p->lock);
     peer_free(p);
     ccid_host_free(c);
     vccid_stop(v);
@@ -888,6 +948,7 @@ int main(int argc, char **argv)
     g_test_add_func("/passthru/client-error-answer", test_client_error_answer);
     g_test_add_func("/passthru/reader-remove-readd", test_reader_remove_readd);
     g_test_add_func("/passthru/flood", test_flood);
+    g_test_add_func("/passthru/libcacard-client-opening", test_libcacard_client_opening);
     g_test_add_func("/passthru/reset-during-apdu", test_reset_during_apdu);
     g_test_add_func("/passthru/vscclient/ipv4", test_vscclient_ipv4);
     g_test_add_func("/passthru/vscclient/ipv6", test_vscclient_ipv6);
