@@ -909,6 +909,51 @@ static void test_extended_apdu(Fixture *f, gconstpointer data)
     assert_no_more_answers(c);
 }
 
+
+/*
+ * Answers longer than one message: with an extended Le the CAC ACA applet's
+ * GET ACR returns up to 480 bytes in one response APDU, which the reader
+ * hands out in chained DataBlocks. The bytes equal what the card gives in
+ * 61xx / GET RESPONSE pieces to a short Le.
+ */
+static void test_long_response(Fixture *f, gconstpointer data)
+{
+    CcidHost *c = f->c;
+    static const uint8_t select_aca[] = {
+        0x00, 0xa4, 0x04, 0x00, 0x07, 0xa0, 0x00, 0x00, 0x00, 0x79, 0x03, 0x00,
+    };
+    static const uint8_t p1s[] = { 0x10, 0x50, 0x21, 0x00 };
+    g_autoptr(GByteArray) atr = ccid_power_on(c);
+    g_autoptr(GByteArray) sel = ccid_transmit(c, select_aca, sizeof(select_aca));
+    bool chained = false;
+
+    if (!(c->desc.dwFeatures & CCID_FEAT_EXTENDED_APDU)) {
+        g_test_skip("the reader does not advertise extended APDU exchange");
+        return;
+    }
+    g_assert_cmphex(apdu_sw(sel), ==, 0x9000);
+    for (size_t i = 0; i < G_N_ELEMENTS(p1s); i++) {
+        const uint8_t ext[] = { 0x80, 0x4c, p1s[i], 0x00, 0x00, 0x00, 0x00 };
+        const uint8_t shrt[] = { 0x80, 0x4c, p1s[i], 0x00, 0x00 };
+        g_autoptr(GByteArray) whole = ccid_xfr_apdu(c, ext, sizeof(ext));
+        g_autoptr(GByteArray) pieces = ccid_transmit(c, shrt, sizeof(shrt));
+
+        g_test_message("GET ACR %02x: %u bytes", p1s[i], whole->len);
+        g_assert_cmphex(apdu_sw(whole), ==, 0x9000);
+        g_assert_cmpmem(whole->data, whole->len, pieces->data, pieces->len);
+        chained |= whole->len > c->desc.dwMaxCCIDMessageLength - CCID_HDR;
+    }
+    /* At least one answer needed the reader's response chaining. */
+    g_assert_true(chained);
+    assert_no_more_answers(c);
+}
+
+static void test_long_response_packetwise(Fixture *f, gconstpointer data)
+{
+    f->c->bulk_in_size = f->c->bulk_in_mps;
+    test_long_response(f, data);
+}
+
 /* ---- malformed messages ---- */
 
 static void test_bad_slot(Fixture *f, gconstpointer data)
@@ -1768,6 +1813,8 @@ static const QTestCase cases[] = {
     { "apdu/response-lengths-packetwise", test_response_lengths_packetwise, NULL },
     { "apdu/max-message-length", test_max_message_length, NULL },
     { "apdu/extended", test_extended_apdu, NULL },
+    { "apdu/long-response", test_long_response, NULL },
+    { "apdu/long-response-packetwise", test_long_response_packetwise, NULL },
     { "apdu/throughput", test_throughput, NULL },
     { "malformed/bad-slot", test_bad_slot, NULL },
     { "malformed/length-mismatch", test_length_mismatch, NULL },
