@@ -1,0 +1,129 @@
+#!/usr/bin/env python3
+"""Guest scenarios for the passthru card, on the tests/guest harness.
+
+    qemu-passthru   our vscclient -> Debian QEMU's own ccid-card-passthru
+                    (usb-ccid inside QEMU); QEMU's end nobody here wrote.
+    vccid-passthru  our vscclient -> vccid's ccid-card-passthru, exported to
+                    QEMU over usbredir.
+
+The client lends a libcacard certificate card made from the harness's NSS
+database; the guest runs the usual checks (pcscd sees the reader and the
+card's ATR, every response length, OpenSC reads and signs). Afterwards the
+client is told "exit" when its host is still there (vccid), or must have
+noticed its host go away (QEMU powers off with the guest).
+
+    guest-passthru.py --vccid B/system/vccid --vscclient B/contrib/vscclient/vscclient \
+                      vccid-passthru --usb xhci [--checks 'enumerate pcscd bench']
+"""
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+SRCROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(SRCROOT, 'tests', 'guest'))
+import guestrun  # noqa: E402
+import scenarios  # noqa: E402
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(('127.0.0.1', 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_port(port, timeout=30):
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            socket.create_connection(('127.0.0.1', port), 0.5).close()
+            return True
+        except OSError:
+            time.sleep(0.1)
+    return False
+
+
+def start_client(args, wd, port, log):
+    emul = ('db="sql:%s" use_hw=no soft=(,Test,CAC,,id-cert,signing-cert,'
+            'encryption-cert)' % wd.certdb)
+    return subprocess.Popen([args.vscclient, '-d', '1', '-e', emul, '127.0.0.1', str(port)],
+                            stdin=subprocess.PIPE, stdout=open(log, 'w'),
+                            stderr=subprocess.STDOUT)
+
+
+def stop_client(client, host_alive, report):
+    """vccid still serves: "exit" must end the client with 0. QEMU is gone: it must have left."""
+    if host_alive:
+        try:
+            client.stdin.write(b'exit\n')
+            client.stdin.flush()
+            rc = client.wait(10)
+        except (OSError, subprocess.TimeoutExpired):
+            client.kill()
+            rc = 'killed'
+        report.add('vscclient_exit', rc == 0, 'rc=%s after "exit"' % rc)
+    else:
+        try:
+            rc = client.wait(10)
+        except subprocess.TimeoutExpired:
+            client.kill()
+            rc = 'still running'
+        report.add('vscclient_host_gone', rc == 1, 'rc=%s after QEMU went away' % rc)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('scenario', choices=['qemu-passthru', 'vccid-passthru'])
+    ap.add_argument('--usb', default='xhci', choices=sorted(guestrun.CONTROLLERS))
+    ap.add_argument('--vccid', help='vccid binary (vccid-passthru)')
+    ap.add_argument('--vscclient', required=True)
+    ap.add_argument('--workdir', default=os.path.join(SRCROOT, 'build-guest', 'tests', 'guest'))
+    ap.add_argument('--checks', default=scenarios.FULL_CHECKS)
+    ap.add_argument('--timeout', type=float, default=400)
+    args = ap.parse_args()
+
+    wd = scenarios.Workdir(args.workdir)
+    wd.prepare()
+    _, bus = guestrun.usb_controller_args(args.usb)
+    on_qemu = args.scenario == 'qemu-passthru'
+    # QEMU's own reader on xHCI has its known failures (baselines.md).
+    known = scenarios.QEMU_XHCI_KNOWN.split(',') if on_qemu and args.usb == 'xhci' else ()
+    report = scenarios.Report(known)
+    tag = '%s-%s' % (args.scenario, args.usb)
+    port = free_port()
+    chardev = 'socket,id=vsc,host=127.0.0.1,port=%d,server=on,wait=off' % port
+
+    vccid = None
+    if on_qemu:
+        qemu_args = ['-chardev', chardev, '-device', 'usb-ccid,id=ccid,bus=' + bus,
+                     '-device', 'ccid-card-passthru,chardev=vsc']
+    else:
+        sock = os.path.join(tempfile.mkdtemp(prefix='vccid-sock-'), 'redir.sock')
+        vccid = scenarios.Vccid(args.vccid, [
+            '-chardev', 'socket,id=redir,path=%s,server=on,wait=off' % sock,
+            '-chardev', chardev, '-device', 'usb-ccid,id=ccid',
+            '-device', 'ccid-card-passthru,chardev=vsc,debug=2',
+            '-export', 'usbredir,chardev=redir'], wd.log(tag + '.vccid.log')).start()
+        report.add('vccid_listening', vccid.wait_for_socket(sock), sock)
+        qemu_args = scenarios.redir_args(bus, 'socket,id=r,path=' + sock)
+
+    guest = scenarios.make_guest(wd, args, args.checks, qemu_args,
+                                 tag + '.console.log').start()
+    report.add('passthru_listening', wait_port(port), 'port %d' % port)
+    client = start_client(args, wd, port, wd.log(tag + '.vscclient.log'))
+    run = guest.wait()
+    report.add_guest(run)
+    stop_client(client, not on_qemu, report)
+    if vccid:
+        scenarios.finish_vccid(vccid, report)
+    return report.print(tag)
+
+
+if __name__ == '__main__':
+    sys.exit(main())
