@@ -190,12 +190,25 @@ static void chr_watch(Chardev *chr, GSource **slot, GIOCondition cond, GSocketSo
     g_source_attach(*slot, NULL);
 }
 
+/*
+ * Reading starts only once a frontend has seen OPENED: bytes that arrive
+ * earlier (a client chardev connects before its frontend exists) wait in
+ * the socket instead of being read for nobody.
+ */
+static void chr_open_frontend(Chardev *chr)
+{
+    chr_emit(chr, CHR_EVENT_OPENED);
+    if (chr->peer && !chr->read_src && chr->fd_read) {
+        chr_watch(chr, &chr->read_src, G_IO_IN | G_IO_HUP | G_IO_ERR, chr_readable);
+    }
+}
+
 static gboolean chr_send_opened(gpointer opaque)
 {
     Chardev *chr = opaque;
 
     chr->opened_idle = 0;
-    chr_emit(chr, CHR_EVENT_OPENED);
+    chr_open_frontend(chr);
     return G_SOURCE_REMOVE;
 }
 
@@ -207,9 +220,10 @@ static void chr_peer_attach(Chardev *chr, GSocket *sock)
         /* Small request/response messages: Nagle + delayed ACK would add ~40 ms. */
         g_socket_set_option(sock, IPPROTO_TCP, TCP_NODELAY, 1, NULL);
     }
-    chr_watch(chr, &chr->read_src, G_IO_IN | G_IO_HUP | G_IO_ERR, chr_readable);
     g_message("chardev %s: peer connected", chr->id);
-    chr_emit(chr, CHR_EVENT_OPENED);
+    if (chr->fd_read || chr->fd_event) {
+        chr_open_frontend(chr);
+    }
 }
 
 /* ---- server side ---- */
@@ -416,7 +430,11 @@ static bool chr_start(Chardev *chr, GError **errp)
     g_autoptr(GError) err = NULL;
 
     if (chr->server) {
-        return chr_listen(chr, errp);
+        if (!chr_listen(chr, errp)) {
+            g_prefix_error(errp, "chardev '%s': cannot listen on %s: ", chr->id, chr->label);
+            return false;
+        }
+        return true;
     }
     if (chr_client_connect(chr, &err)) {
         return true;
@@ -551,7 +569,9 @@ void chr_fe_set_handlers(Chardev *chr, ChrReadHandler *fd_read, ChrEventHandler 
         g_source_remove(chr->opened_idle);
         chr->opened_idle = 0;
     }
-    if (fd_event && chr->peer) {
+    /* A new frontend starts reading after its OPENED, from the main loop. */
+    chr_drop_source(&chr->read_src);
+    if ((fd_event || fd_read) && chr->peer) {
         chr->opened_idle = g_idle_add(chr_send_opened, chr);
     }
 }

@@ -176,6 +176,11 @@ static void create_objects(CmdLine *cl)
             goto fail;
         }
     }
+    if (cl->exports->len == 0) {
+        err = g_error_new(VCCID_ERROR, 0, "nothing exports the reader: add "
+                          "-export usbredir,chardev=ID (try --help)");
+        goto fail;
+    }
     return;
 
 fail:
@@ -212,9 +217,6 @@ int main(int argc, char **argv)
         usage_error("nothing to serve: give at least -device usb-ccid (try --help)");
     }
     create_objects(&cl);
-    if (cl.exports->len == 0) {
-        g_warning("no -export given: no USB host can reach the reader");
-    }
     loop = g_main_loop_new(NULL, FALSE);
     g_unix_signal_add(SIGINT, on_signal, loop);
     g_unix_signal_add(SIGTERM, on_signal, loop);

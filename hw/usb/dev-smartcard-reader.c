@@ -186,6 +186,7 @@ typedef struct USBCCIDState {
     /* answers */
     GQueue answers;          /* GByteArray *, whole RDR_to_PC messages */
     size_t answer_off;       /* bytes of the head answer already sent */
+    bool zlp_pending;        /* the last answer filled a packet: end it with a ZLP */
     GQueue pending_in;       /* bulk-in USBPacket * waiting for answers */
 } USBCCIDState;
 
@@ -262,19 +263,36 @@ static void ccid_answer_free(gpointer p)
 static void ccid_fill_bulk_in(USBCCIDState *s, USBPacket *p)
 {
     GByteArray *ans = g_queue_peek_head(&s->answers);
+    uint16_t mps = s->dev.ep_in[CCID_BULK_IN_EP].max_packet_size;
 
+    p->status = USB_RET_SUCCESS;
+    if (s->zlp_pending) {
+        s->zlp_pending = false;
+        return;
+    }
     s->answer_off += usb_packet_copy_in(p, ans->data + s->answer_off, ans->len - s->answer_off);
     if (s->answer_off == ans->len) {
         g_byte_array_unref(g_queue_pop_head(&s->answers));
         s->answer_off = 0;
+        /*
+         * A host that reads packet by packet (UHCI) cannot tell that an answer
+         * ending on a full packet is over; USB ends such a transfer with a
+         * zero-length packet. A host that asks for whole transfers (xHCI,
+         * EHCI) got a short transfer already and must not see a stray ZLP.
+         */
+        s->zlp_pending = p->size == mps && p->actual_length == mps;
     }
-    p->status = USB_RET_SUCCESS;
+}
+
+static bool ccid_bulk_in_ready(USBCCIDState *s)
+{
+    return s->zlp_pending || !g_queue_is_empty(&s->answers);
 }
 
 /* Hand queued answers to bulk-in packets that were waiting for them. */
 static void ccid_flush_answers(USBCCIDState *s)
 {
-    while (!g_queue_is_empty(&s->answers) && !g_queue_is_empty(&s->pending_in)) {
+    while (ccid_bulk_in_ready(s) && !g_queue_is_empty(&s->pending_in)) {
         USBPacket *p = g_queue_pop_head(&s->pending_in);
 
         ccid_fill_bulk_in(s, p);
@@ -864,7 +882,7 @@ static void ccid_handle_data(USBDevice *dev, USBPacket *p)
         }
         ccid_handle_bulk_out(s, p);
     } else if (p->pid == USB_TOKEN_IN && p->ep == CCID_BULK_IN_EP) {
-        if (!g_queue_is_empty(&s->answers) && g_queue_is_empty(&s->pending_in)) {
+        if (ccid_bulk_in_ready(s) && g_queue_is_empty(&s->pending_in)) {
             ccid_fill_bulk_in(s, p);
             /* Room for another answer: queued commands may run now. */
             ccid_process_commands(s);
@@ -931,6 +949,7 @@ static void ccid_handle_reset(USBDevice *dev)
     g_queue_clear_full(&s->commands, ccid_command_free);
     g_queue_clear_full(&s->answers, ccid_answer_free);
     s->answer_off = 0;
+    s->zlp_pending = false;
     ccid_assembler_reset(&s->assembler);
     if (s->busy) {
         s->busy = false;

@@ -49,6 +49,9 @@ static void check_completed(CCIDHost *h)
         if (p->pid != USB_TOKEN_IN || p->ep != CCID_HOST_BULK_IN || p->status != USB_RET_SUCCESS) {
             continue;
         }
+        if (answer_remaining == 0 && p->actual_length == 0) {
+            continue;   /* a ZLP ending an answer that filled its last packet */
+        }
         if (answer_remaining == 0) {
             g_assert_cmpuint(p->actual_length, >=, CCID_HEADER_SIZE);
             ccid_header_parse(p->data, &hdr);

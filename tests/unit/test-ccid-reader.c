@@ -154,6 +154,42 @@ static void test_short_bulk_in(void)
     ccid_host_free(h);
 }
 
+/*
+ * Packet-by-packet reading (UHCI): an answer that ends on a full packet is
+ * followed by a zero-length packet; one read in a larger transfer is not.
+ */
+static void test_zlp(void)
+{
+    CCIDHost *h = ccid_host_new(NULL, true);
+    uint8_t apdu[5] = { 0x00, TEST_CARD_INS_GET_LENGTH, 0, 64 + 54 - 2, 0 };
+    USBPacket *p;
+
+    power_on(h, 1);
+    ccid_host_drain_completed(h);
+    ccid_host_send(h, CCID_PC_TO_RDR_XFR_BLOCK, 2, no_specific, apdu, 5);   /* 128 bytes */
+    p = ccid_host_bulk_in(h, 64);
+    g_assert_cmpuint(p->actual_length, ==, 64);
+    p = ccid_host_bulk_in(h, 64);
+    g_assert_cmpuint(p->actual_length, ==, 64);
+    p = ccid_host_bulk_in(h, 64);
+    g_assert_cmpint(p->status, ==, USB_RET_SUCCESS);
+    g_assert_cmpuint(p->actual_length, ==, 0);
+    /* Nothing more: the next bulk-in waits. */
+    p = ccid_host_bulk_in(h, 64);
+    g_assert_cmpint(p->status, ==, USB_RET_ASYNC);
+    ccid_host_free(h);
+
+    h = ccid_host_new(NULL, true);
+    power_on(h, 1);
+    ccid_host_drain_completed(h);
+    ccid_host_send(h, CCID_PC_TO_RDR_XFR_BLOCK, 2, no_specific, apdu, 5);
+    p = ccid_host_bulk_in(h, 271);
+    g_assert_cmpuint(p->actual_length, ==, 128);
+    p = ccid_host_bulk_in(h, 271);
+    g_assert_cmpint(p->status, ==, USB_RET_ASYNC);
+    ccid_host_free(h);
+}
+
 static void test_command_chaining(void)
 {
     CCIDHost *h = ccid_host_new(NULL, true);
@@ -555,6 +591,7 @@ int main(int argc, char **argv)
     g_test_add_func("/ccid-reader/xfr-unpowered", test_xfr_unpowered);
     g_test_add_func("/ccid-reader/answer-lengths", test_answer_lengths);
     g_test_add_func("/ccid-reader/short-bulk-in", test_short_bulk_in);
+    g_test_add_func("/ccid-reader/zlp", test_zlp);
     g_test_add_func("/ccid-reader/command-chaining", test_command_chaining);
     g_test_add_func("/ccid-reader/chain-errors", test_chain_errors);
     g_test_add_func("/ccid-reader/ordering-slow-card", test_ordering_with_slow_card);
