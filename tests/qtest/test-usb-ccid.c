@@ -1279,9 +1279,15 @@ static void test_reset_pending_bulk_in(Fixture *f, gconstpointer data)
     uint8_t cfg;
     g_autoptr(GByteArray) atr = ccid_power_on(c);
 
-    ccid_build(c, msg, PC_to_RDR_XfrBlock, 0, sizeof(select_pki0), 0, 0, 0);
-    memcpy(msg + CCID_HDR, select_pki0, sizeof(select_pki0));
-    ccid_send_raw(c, msg, sizeof(msg));
+    /* Three APDUs and a GetSlotStatus queued, the first answer awaited. */
+    for (int i = 0; i < 4; i++) {
+        bool xfr = i < 3;
+
+        ccid_build(c, msg, xfr ? PC_to_RDR_XfrBlock : PC_to_RDR_GetSlotStatus, 0,
+                   xfr ? sizeof(select_pki0) : 0, 0, 0, 0);
+        memcpy(msg + CCID_HDR, select_pki0, sizeof(select_pki0));
+        ccid_send_raw(c, msg, xfr ? sizeof(msg) : CCID_HDR);
+    }
     t = urh_bulk_submit(c->usb, c->ep_bulk_in, NULL, c->bulk_in_size);
     urh_reset(c->usb);
     /* As QEMU does on reset: cancel what is in flight. */
