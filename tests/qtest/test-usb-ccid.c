@@ -1270,6 +1270,45 @@ static void test_cancel_bulk_in(Fixture *f, gconstpointer data)
     assert_no_more_answers(c);
 }
 
+
+/*
+ * A host that sends far more commands than the reader queues before reading
+ * any answer: the reader may hold bulk-out packets (flow control) but must
+ * answer every command, once, in order.
+ */
+static void test_flood(Fixture *f, gconstpointer data)
+{
+    CcidHost *c = f->c;
+    enum { N = 100 };
+    UrhTransfer *outs[N];
+    uint8_t seqs[N];
+    g_autoptr(GByteArray) atr = ccid_power_on(c);
+
+    for (int i = 0; i < N; i++) {
+        uint8_t msg[CCID_HDR + sizeof(select_pki0)];
+        bool xfr = i % 3 != 0;
+
+        seqs[i] = ccid_build(c, msg, xfr ? PC_to_RDR_XfrBlock : PC_to_RDR_GetSlotStatus, 0,
+                             xfr ? sizeof(select_pki0) : 0, 0, 0, 0);
+        memcpy(msg + CCID_HDR, select_pki0, sizeof(select_pki0));
+        outs[i] = urh_bulk_submit(c->usb, c->ep_bulk_out, msg,
+                                  xfr ? sizeof(msg) : CCID_HDR);
+    }
+    for (int i = 0; i < N; i++) {
+        g_autoptr(CcidAnswer) a = ccid_read_answer(c, URH_TIMEOUT_MS);
+
+        ccid_check_answer(a, i % 3 ? RDR_to_PC_DataBlock : RDR_to_PC_SlotStatus, 0, seqs[i]);
+        assert_ok(a);
+    }
+    for (int i = 0; i < N; i++) {
+        g_assert_true(urh_wait(c->usb, outs[i], URH_TIMEOUT_MS));
+        g_assert_cmpuint(outs[i]->status, ==, usb_redir_success);
+        g_assert_cmpuint(outs[i]->completions, ==, 1);
+        urh_transfer_release(c->usb, outs[i]);
+    }
+    assert_no_more_answers(c);
+}
+
 /* A bus reset while a bulk-in waits for the answer to an APDU. */
 static void test_reset_pending_bulk_in(Fixture *f, gconstpointer data)
 {
@@ -1609,6 +1648,33 @@ static void test_client_reconnect(void)
     g_rmdir(dir);
 }
 
+
+/* The host leaves with commands queued and bulk-out packets held. */
+static void test_leave_during_flood(Fixture *f, gconstpointer data)
+{
+    g_autoptr(GByteArray) atr = ccid_power_on(f->c);
+
+    for (int i = 0; i < 100; i++) {
+        uint8_t msg[CCID_HDR + sizeof(select_pki0)];
+
+        ccid_build(f->c, msg, PC_to_RDR_XfrBlock, 0, sizeof(select_pki0), 0, 0, 0);
+        memcpy(msg + CCID_HDR, select_pki0, sizeof(select_pki0));
+        urh_bulk_submit(f->c->usb, f->c->ep_bulk_out, msg, sizeof(msg));
+    }
+    for (int i = 0; i < 5; i++) {
+        g_autoptr(CcidAnswer) a = ccid_read_answer(f->c, URH_TIMEOUT_MS);
+        assert_ok(a);
+    }
+    for (int i = 0; i < 4; i++) {
+        urh_bulk_submit(f->c->usb, f->c->ep_bulk_in, NULL, f->c->bulk_in_size);
+    }
+    ccid_host_free(f->c);
+    f->c = ccid_host_open(f->vccid->sock_path);
+    f->c->seq = 0x90;
+    use_reader(f->c);
+    assert_no_more_answers(f->c);
+}
+
 /* ---- command line ---- */
 
 static unsigned count_lines(const char *s)
@@ -1831,6 +1897,7 @@ static const QTestCase cases[] = {
     { "bulk/packetwise-out", test_packetwise_bulk_out, NULL },
     { "bulk/pipelined", test_pipelined_commands, NULL },
     { "bulk/pending-in", test_pending_bulk_in, NULL },
+    { "bulk/flood", test_flood, NULL },
     { "bulk/cancel-in", test_cancel_bulk_in, NULL },
     { "bulk/reset-pending-in", test_reset_pending_bulk_in, NULL },
     { "interrupt/notify-slot-change", test_notify_slot_change, NULL },
@@ -1839,6 +1906,7 @@ static const QTestCase cases[] = {
     { "host/reconnect-notify", test_reconnect_notify, NULL },
     { "host/second-waits", test_second_host_waits, NULL },
     { "host/garbage-peer", test_garbage_peer, NULL },
+    { "host/leave-during-flood", test_leave_during_flood, NULL },
     { "host/tcp-server", NULL, test_tcp_server },
     { "host/client-reconnect", NULL, test_client_reconnect },
     { "cli/help", NULL, test_cli_help },
