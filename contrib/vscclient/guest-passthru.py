@@ -6,6 +6,11 @@
     vccid-passthru  our vscclient -> vccid's ccid-card-passthru, exported to
                     QEMU over usbredir.
 
+With --card-events, instead of the usual checks the guest watches while
+the client's card is removed and inserted again (vscclient's "remove" and
+"insert" commands, sent when the guest asks on its console): pcscd must
+report both, the card must be gone in between, and answer again after.
+
 The client lends a libcacard certificate card made from the harness's NSS
 database; the guest runs the usual checks (pcscd sees the reader and the
 card's ATR, every response length, OpenSC reads and signs). Afterwards the
@@ -27,6 +32,43 @@ SRCROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file
 sys.path.insert(0, os.path.join(SRCROOT, 'tests', 'guest'))
 import guestrun  # noqa: E402
 import scenarios  # noqa: E402
+
+
+# The guest side of --card-events (busybox sh, tools of tests/guest's image).
+CARD_EVENTS_SCRIPT = rb"""#!/bin/sh
+. /scenario/env
+LOG=/tmp/pcscd.log
+fails=0
+result() { [ "$2" = pass ] || fails=$((fails + 1)); echo "RESULT $1=$2 $3"; }
+# wait_for SECONDS COMMAND...: poll until COMMAND succeeds
+wait_for() {
+    n=$(($1 * 5)); shift
+    while [ $n -gt 0 ]; do "$@" > /dev/null 2>&1 && return 0; sleep 0.2; n=$((n - 1)); done
+    return 1
+}
+card_answers() { apdu-bench atr > /tmp/atr.txt 2>&1 && grep -q "^ATR $EXPECT_ATR" /tmp/atr.txt; }
+card_gone() { ! apdu-bench atr > /dev/null 2>&1; }
+# No udevd here: pcscd only finds readers present when it starts.
+reader_on_bus() { grep -qs "$EXPECT_VID" /sys/bus/usb/devices/*/idVendor; }
+wait_for 30 reader_on_bus || result reader_on_bus fail "the reader never appeared"
+sleep 1
+pcscd --foreground --debug > $LOG 2>&1 &
+wait_for 10 test -S /run/pcscd/pcscd.comm
+apdu-bench list -w 20 > /dev/null 2>&1
+if wait_for 20 card_answers; then result card_present pass "atr=$EXPECT_ATR"
+else result card_present fail "$(cat /tmp/atr.txt | tr '\n' ' ')"; fi
+echo "CARD-EVENTS remove-now"
+if wait_for 20 grep -qi 'card removed' $LOG && card_gone; then
+    result card_removed pass "pcscd: $(grep -i 'card removed' $LOG | head -n1 | sed 's/.*() //')"
+else result card_removed fail "pcscd saw no removal"; fi
+echo "CARD-EVENTS insert-now"
+if wait_for 20 grep -qi 'card inserted' $LOG && wait_for 20 card_answers &&
+   apdu-bench sweep > /tmp/sweep.txt 2>&1; then
+    result card_inserted pass "pcscd: $(grep -i 'card inserted' $LOG | head -n1 | sed 's/.*() //'); all lengths answer"
+else result card_inserted fail "$(grep -E '^(sweep_ok|error)' /tmp/sweep.txt 2>/dev/null | tr '\n' ' ')"; fi
+[ $fails -gt 0 ] && tail -n 60 $LOG | sed 's/^/PCSCD /'
+exit $fails
+"""
 
 
 def free_port():
@@ -86,6 +128,8 @@ def main():
     ap.add_argument('--workdir', default=os.path.join(SRCROOT, 'build-guest', 'tests', 'guest'))
     ap.add_argument('--checks', default=scenarios.FULL_CHECKS)
     ap.add_argument('--timeout', type=float, default=400)
+    ap.add_argument('--card-events', action='store_true',
+                    help='remove and insert the card while the guest watches')
     args = ap.parse_args()
 
     wd = scenarios.Workdir(args.workdir)
@@ -113,10 +157,27 @@ def main():
         report.add('vccid_listening', vccid.wait_for_socket(sock), sock)
         qemu_args = scenarios.redir_args(bus, 'socket,id=r,path=' + sock)
 
-    guest = scenarios.make_guest(wd, args, args.checks, qemu_args,
-                                 tag + '.console.log').start()
+    if args.card_events:
+        tag += '-card-events'
+        holder = {}
+
+        def on_line(line):
+            # The guest asks on its console; the client's stdin does it.
+            for word, cmd in (('remove-now', b'remove\n'), ('insert-now', b'insert\n')):
+                if 'CARD-EVENTS ' + word in line and 'client' in holder:
+                    holder['client'].stdin.write(cmd)
+                    holder['client'].stdin.flush()
+        guest = guestrun.Guest(wd.image, CARD_EVENTS_SCRIPT, {}, scenarios.guest_env(''),
+                               args.usb, qemu_args, args.timeout,
+                               wd.log(tag + '.console.log'), on_line=on_line).start()
+    else:
+        holder = None
+        guest = scenarios.make_guest(wd, args, args.checks, qemu_args,
+                                     tag + '.console.log').start()
     report.add('passthru_listening', wait_port(port), 'port %d' % port)
     client = start_client(args, wd, port, wd.log(tag + '.vscclient.log'))
+    if holder is not None:
+        holder['client'] = client
     run = guest.wait()
     report.add_guest(run)
     stop_client(client, not on_qemu, report)
