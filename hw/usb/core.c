@@ -103,17 +103,31 @@ void usb_device_handle_control(USBDevice *dev, USBPacket *p, const uint8_t setup
     int length = setup[6] | (setup[7] << 8);
     const USBDeviceClass *uc = USB_DEVICE_GET_CLASS(dev);
 
+    /*
+     * Handlers write small fixed answers (a status word, a configuration
+     * byte) whatever wLength the host chose; they work in a buffer of the
+     * largest size and only wLength bytes go back.
+     */
+    uint8_t buf[USB_MAX_CONTROL_DATA];
+    bool in = setup[0] & USB_DIR_IN;
+
     memcpy(dev->setup_buf, setup, 8);
     p->actual_length = 0;
     p->status = USB_RET_STALL;
     if (length > USB_MAX_CONTROL_DATA) {
         return;
     }
-    if (usb_desc_handle_control(dev, p, request, value, index, length, data)) {
-        return;
+    memset(buf, 0, sizeof(buf));
+    if (!in && length) {
+        memcpy(buf, data, length);
     }
-    if (uc->handle_control) {
-        uc->handle_control(dev, p, request, value, index, length, data);
+    if (!usb_desc_handle_control(dev, p, request, value, index, length, buf) &&
+        uc->handle_control) {
+        uc->handle_control(dev, p, request, value, index, length, buf);
+    }
+    if (in && p->status == USB_RET_SUCCESS) {
+        p->actual_length = MIN(p->actual_length, (size_t)length);
+        memcpy(data, buf, p->actual_length);
     }
 }
 

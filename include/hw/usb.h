@@ -176,8 +176,9 @@ void usb_device_attach(USBDevice *dev, USBPort *port);
 void usb_device_detach(USBDevice *dev);
 void usb_device_reset(USBDevice *dev);
 /*
- * A complete control transfer: setup[8] plus data (IN: buffer of wLength
- * bytes; OUT: payload). Sets p->status and p->actual_length.
+ * A complete control transfer: setup[8] plus data (IN: room for wLength
+ * bytes, no more is written; OUT: wLength bytes of payload). Sets p->status
+ * and p->actual_length.
  */
 void usb_device_handle_control(USBDevice *dev, USBPacket *p, const uint8_t setup[8],
                                uint8_t *data);

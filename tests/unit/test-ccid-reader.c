@@ -579,6 +579,18 @@ static void test_descriptors(void)
     g_assert_cmpuint(buf[2], ==, 'X');
     g_assert_cmpint(ccid_host_control(h, 0x80, USB_REQ_GET_DESCRIPTOR, USB_DT_STRING << 8 | 99,
                                       0x409, buf, sizeof(buf), &n), ==, USB_RET_STALL);
+    {
+        /* A host may ask for fewer bytes than the answer has: no more is written. */
+        g_autofree uint8_t *one = g_malloc(1);
+
+        g_assert_cmpint(ccid_host_control(h, 0x80, USB_REQ_GET_STATUS, 0, 0, one, 1, &n), ==,
+                        USB_RET_SUCCESS);
+        g_assert_cmpuint(n, ==, 1);
+        g_assert_cmpint(ccid_host_control(h, 0x80, USB_REQ_GET_DESCRIPTOR, USB_DT_CONFIG << 8,
+                                          0, one, 1, &n), ==, USB_RET_SUCCESS);
+        g_assert_cmpuint(n, ==, 1);
+        g_assert_cmpuint(one[0], ==, 9);
+    }
     ccid_host_free(h);
 }
 
