@@ -26,7 +26,49 @@
 static struct {
     pid_t pid;
     char stderr_path[PATH_MAX];
+    char tmpdir[PATH_MAX];
 } live[MAX_LIVE];
+
+/* What the temporary directories hold, so a failing test can remove them. */
+#define MAX_DB_FILES 16
+static char db_files[MAX_DB_FILES][64];
+static char master_db_path[PATH_MAX];
+
+/* dir + "/" + name into buf, with async-signal-safe calls only. */
+static const char *join_path(char *buf, size_t size, const char *dir, const char *name)
+{
+    size_t n = strlen(dir), m = strlen(name);
+
+    if (n + 1 + m + 1 > size) {
+        buf[0] = '\0';
+        return buf;
+    }
+    memcpy(buf, dir, n);
+    buf[n] = '/';
+    memcpy(buf + n + 1, name, m + 1);
+    return buf;
+}
+
+static void remove_db_files(const char *dir)
+{
+    char path[PATH_MAX];
+
+    for (int i = 0; i < MAX_DB_FILES && db_files[i][0]; i++) {
+        unlink(join_path(path, sizeof(path), dir, db_files[i]));
+    }
+    rmdir(dir);
+}
+
+/* The daemon's directory: its socket, stderr and database copy. */
+static void remove_tmpdir_signal_safe(const char *tmpdir)
+{
+    char path[PATH_MAX];
+
+    unlink(join_path(path, sizeof(path), tmpdir, "usbredir.sock"));
+    unlink(join_path(path, sizeof(path), tmpdir, "vccid.stderr"));
+    remove_db_files(join_path(path, sizeof(path), tmpdir, "db"));
+    rmdir(tmpdir);
+}
 
 static void dump_file_to_stderr(const char *path)
 {
@@ -60,13 +102,18 @@ static void abort_handler(int sig)
             if (write(STDERR_FILENO, end, sizeof(end) - 1) < 0) {
                 break;
             }
+            /* Its stderr is shown: the directory has nothing else to tell. */
+            remove_tmpdir_signal_safe(live[i].tmpdir);
         }
+    }
+    if (master_db_path[0]) {
+        remove_db_files(master_db_path);
     }
     signal(sig, SIG_DFL);
     raise(sig);
 }
 
-static void live_add(pid_t pid, const char *stderr_path)
+static void live_add(pid_t pid, const char *stderr_path, const char *tmpdir)
 {
     static bool installed;
 
@@ -80,6 +127,7 @@ static void live_add(pid_t pid, const char *stderr_path)
     for (int i = 0; i < MAX_LIVE; i++) {
         if (live[i].pid == 0) {
             g_strlcpy(live[i].stderr_path, stderr_path, sizeof(live[i].stderr_path));
+            g_strlcpy(live[i].tmpdir, tmpdir, sizeof(live[i].tmpdir));
             live[i].pid = pid;
             return;
         }
@@ -130,11 +178,26 @@ static void remove_tree(const char *dir)
     g_rmdir(dir);
 }
 
+static void record_db_files(const char *dir)
+{
+    GDir *d = g_dir_open(dir, 0, NULL);
+    const char *name;
+    int n = 0;
+
+    while (d && (name = g_dir_read_name(d)) && n < MAX_DB_FILES) {
+        g_strlcpy(db_files[n++], name, sizeof(db_files[0]));
+    }
+    if (d) {
+        g_dir_close(d);
+    }
+}
+
 static void master_db_cleanup(void)
 {
     if (master_db) {
         remove_tree(master_db);
         g_clear_pointer(&master_db, g_free);
+        master_db_path[0] = '\0';
     }
 }
 
@@ -154,6 +217,7 @@ const char *vccid_master_cert_db(void)
     }
     master_db = g_dir_make_tmp("vccid-qtest-db-XXXXXX", &error);
     g_assert_no_error(error);
+    g_strlcpy(master_db_path, master_db, sizeof(master_db_path));
     atexit(master_db_cleanup);
     script = g_build_filename(root, "scripts", "make-cert-db.sh", NULL);
 
@@ -164,6 +228,7 @@ const char *vccid_master_cert_db(void)
     if (!g_spawn_check_wait_status(status, NULL)) {
         g_error("make-cert-db.sh failed: %s", err);
     }
+    record_db_files(master_db);
     return master_db;
 }
 
@@ -291,6 +356,7 @@ static void wait_until_listening(VccidProcess *p)
     while (!socket_ready(p->sock_path)) {
         if (reap(p, false)) {
             g_autofree char *err = vccid_read_stderr(p);
+            remove_tree(p->tmpdir);
             g_error("vccid exited before listening (wait status 0x%x):\n%s",
                     p->wait_status, err);
         }
@@ -330,7 +396,7 @@ VccidProcess *vccid_start_full(const char *chardev, const char *const *device_ar
                            NULL, NULL, &p->pid, -1, err_fd, err_fd, &error);
     close(err_fd);
     g_assert_no_error(error);
-    live_add(p->pid, p->stderr_path);
+    live_add(p->pid, p->stderr_path, p->tmpdir);
 
     if (wait_socket) {
         wait_until_listening(p);
@@ -414,6 +480,7 @@ static void check_stderr_clean(VccidProcess *p)
 
     for (size_t i = 0; i < G_N_ELEMENTS(bad_markers); i++) {
         if (strstr(err, bad_markers[i])) {
+            remove_tree(p->tmpdir);
             g_error("vccid printed \"%s\":\n%s", bad_markers[i], err);
         }
     }
@@ -432,9 +499,11 @@ static void check_exit(VccidProcess *p)
     }
     g_autofree char *err = vccid_read_stderr(p);
     if (WIFSIGNALED(st)) {
+        remove_tree(p->tmpdir);
         g_error("vccid died of signal %d (%s):\n%s", WTERMSIG(st),
                 g_strsignal(WTERMSIG(st)), err);
     }
+    remove_tree(p->tmpdir);
     g_error("vccid exited with status %d:\n%s", WEXITSTATUS(st), err);
 }
 
@@ -445,6 +514,7 @@ void vccid_stop(VccidProcess *p)
     if (reap(p, false)) {
         /* It was not asked to leave: whatever the status, that is a bug. */
         g_autofree char *err = vccid_read_stderr(p);
+        remove_tree(p->tmpdir);
         g_error("vccid exited on its own during the test (wait status 0x%x):\n%s",
                 p->wait_status, err);
     }
@@ -455,6 +525,7 @@ void vccid_stop(VccidProcess *p)
             kill(p->pid, SIGKILL);
             reap(p, true);
             g_autofree char *err = vccid_read_stderr(p);
+            remove_tree(p->tmpdir);
             g_error("vccid did not exit within %d ms of SIGTERM:\n%s",
                     VCCID_STOP_TIMEOUT_MS, err);
         }

@@ -1149,6 +1149,38 @@ static void test_standard_requests(Fixture *f, gconstpointer data)
     assert_no_more_answers(c);
 }
 
+
+/* IN control requests with a short wLength get at most wLength bytes (USB 2.0 9.3.5). */
+static void test_short_control_reads(Fixture *f, gconstpointer data)
+{
+    CcidHost *c = f->c;
+    const struct { uint8_t type, req; uint16_t value, index; } reqs[] = {
+        { 0x80, 0x00, 0, 0 },                           /* GET_STATUS device */
+        { 0x81, 0x00, 0, c->ifnum },                    /* GET_STATUS interface */
+        { 0x82, 0x00, 0, c->ep_bulk_in },               /* GET_STATUS endpoint */
+        { 0x80, 0x06, USB_DT_DEVICE << 8, 0 },
+        { 0x80, 0x06, USB_DT_CONFIG << 8, 0 },
+        { 0x80, 0x06, USB_DT_STRING << 8, 0 },
+        { 0x80, 0x06, USB_DT_STRING << 8 | 2, LANG_EN_US },
+        { 0x80, 0x08, 0, 0 },                           /* GET_CONFIGURATION */
+        { 0xa1, CCID_REQ_GET_CLOCK_FREQUENCIES, 0, c->ifnum },
+        { 0xa1, CCID_REQ_GET_DATA_RATES, 0, c->ifnum },
+    };
+
+    for (size_t i = 0; i < G_N_ELEMENTS(reqs); i++) {
+        for (uint16_t len = 0; len <= 3; len++) {
+            uint8_t buf[4] = { 0 };
+            int actual = -1;
+            int st = urh_control(c->usb, reqs[i].type, reqs[i].req, reqs[i].value,
+                                 reqs[i].index, buf, len, &actual, URH_TIMEOUT_MS);
+
+            g_assert_cmpint(st, ==, usb_redir_success);
+            g_assert_cmpint(actual, <=, len);
+        }
+    }
+    use_reader(c);
+}
+
 /* XfrBlock chaining out of order: the error names wLevelParameter (offset 8). */
 static void test_bad_chain(Fixture *f, gconstpointer data)
 {
@@ -1894,6 +1926,7 @@ static const QTestCase cases[] = {
     { "malformed/short-header", test_short_header, NULL },
     { "malformed/bad-chain", test_bad_chain, NULL },
     { "standard-requests", test_standard_requests, NULL },
+    { "short-control-reads", test_short_control_reads, NULL },
     { "bulk/packetwise-out", test_packetwise_bulk_out, NULL },
     { "bulk/pipelined", test_pipelined_commands, NULL },
     { "bulk/pending-in", test_pending_bulk_in, NULL },
