@@ -304,7 +304,6 @@ static void peer_release_held(VscPeer *p)
 {
     gint64 deadline = g_get_monotonic_time() + PEER_TIMEOUT_MS * 1000;
     g_autoptr(GByteArray) held = NULL;
-    g_autoptr(GByteArray) rsp = g_byte_array_new();
     VSCardMsg msg = { .type = VSC_APDU };
 
     g_mutex_lock(&p->lock);
@@ -370,6 +369,23 @@ static uint8_t slot_status(CcidHost *c)
     return ICC_STATUS(a->status);
 }
 
+/* Power the card on; the guest must read the ATR the client announced. */
+static void power_on_test_card(CcidHost *c)
+{
+    g_autoptr(GByteArray) atr = ccid_power_on(c);
+
+    g_assert_cmpmem(atr->data, atr->len, test_atr, sizeof(test_atr));
+}
+
+/* libcacard's CAC card (its ATR starts with TS 3B, direct convention). */
+static void power_on_cac(CcidHost *c)
+{
+    g_autoptr(GByteArray) atr = ccid_power_on(c);
+
+    g_assert_cmpuint(atr->len, >=, 2);
+    g_assert_cmpuint(atr->data[0], ==, 0x3b);
+}
+
 static void check_apdu_echo(CcidHost *c, size_t data_len)
 {
     g_autoptr(GByteArray) cmd = g_byte_array_new();
@@ -427,7 +443,7 @@ static void test_exchange(void)
     g_assert_cmpuint(slot_status(c), ==, ICC_ABSENT);
     peer_insert_card(p);
     wait_slot_change(c, true);
-    g_autoptr(GByteArray) atr2 = ccid_power_on(c);
+    power_on_test_card(c);
     check_apdu_echo(c, 10);
 
     /* Removing the reader takes the card with it. */
@@ -460,7 +476,7 @@ static void test_byte_by_byte(void)
     peer_expect_error(p, 0, VSC_SUCCESS);
     peer_expect_error(p, 0, VSC_SUCCESS);
     wait_slot_change(c, true);
-    g_autoptr(GByteArray) atr = ccid_power_on(c);
+    power_on_test_card(c);
     check_apdu_echo(c, 20);
 
     peer_free(p);
@@ -504,7 +520,7 @@ static void test_malformed_in_sync(void)
     g_assert_cmpuint(slot_status(c), ==, ICC_ABSENT);
     peer_insert_card(p);
     wait_slot_change(c, true);
-    g_autoptr(GByteArray) atr = ccid_power_on(c);
+    power_on_test_card(c);
     check_apdu_echo(c, 8);
 
     peer_free(p);
@@ -555,7 +571,7 @@ static void test_malformed_fatal(void)
     peer_handshake(p);
     peer_insert_card(p);
     wait_slot_change(c, true);
-    g_autoptr(GByteArray) atr = ccid_power_on(c);
+    power_on_test_card(c);
     check_apdu_echo(c, 16);
     peer_free(p);
     ccid_host_free(c);
@@ -578,7 +594,7 @@ static void test_client_killed_mid_apdu(void)
     peer_handshake(p);
     peer_insert_card(p);
     wait_slot_change(c, true);
-    g_autoptr(GByteArray) atr = ccid_power_on(c);
+    power_on_test_card(c);
     check_apdu_echo(c, 4);
 
     p->mode = PEER_DIE_ON_APDU;
@@ -601,7 +617,7 @@ static void test_client_killed_mid_apdu(void)
     peer_handshake(p);
     peer_insert_card(p);
     wait_slot_change(c, true);
-    g_autoptr(GByteArray) atr2 = ccid_power_on(c);
+    power_on_test_card(c);
     check_apdu_echo(c, 100);
     peer_free(p);
     ccid_host_free(c);
@@ -620,7 +636,7 @@ static void test_client_error_answer(void)
     peer_handshake(p);
     peer_insert_card(p);
     wait_slot_change(c, true);
-    g_autoptr(GByteArray) atr = ccid_power_on(c);
+    power_on_test_card(c);
     p->mode = PEER_ERROR_ON_APDU;
     a = ccid_command(c, PC_to_RDR_XfrBlock, 0, 0, 0, cmd, sizeof(cmd));
     g_assert_cmpuint(CMD_STATUS(a->status), ==, CMD_FAILED);
@@ -643,7 +659,7 @@ static void test_reader_remove_readd(void)
     peer_handshake(p);
     peer_insert_card(p);
     wait_slot_change(c, true);
-    g_autoptr(GByteArray) atr = ccid_power_on(c);
+    power_on_test_card(c);
     /* A ReaderRemove then ReaderAdd by an unclean client: the card is gone. */
     peer_send(p, VSC_ReaderRemove, 0, NULL, 0);
     peer_expect_error(p, 0, VSC_SUCCESS);
@@ -652,7 +668,7 @@ static void test_reader_remove_readd(void)
     peer_expect_error(p, 0, VSC_SUCCESS);
     peer_insert_card(p);
     wait_slot_change(c, true);
-    g_autoptr(GByteArray) atr2 = ccid_power_on(c);
+    power_on_test_card(c);
     check_apdu_echo(c, 30);
     peer_free(p);
     ccid_host_free(c);
@@ -676,7 +692,7 @@ static void test_reset_during_apdu(void)
     peer_handshake(p);
     peer_insert_card(p);
     wait_slot_change(c, true);
-    g_autoptr(GByteArray) atr = ccid_power_on(c);
+    power_on_test_card(c);
 
     p->mode = PEER_HOLD;
     ccid_build(c, msg, PC_to_RDR_XfrBlock, 0, sizeof(old_cmd), 0, 0, 0);
@@ -698,7 +714,7 @@ static void test_reset_during_apdu(void)
     /* The client answers the old command only now, after the reset. */
     p->mode = PEER_ANSWER;
     peer_release_held(p);
-    g_autoptr(GByteArray) atr2 = ccid_power_on(c);
+    power_on_test_card(c);
     check_apdu_echo(c, 7);
     check_apdu_echo(c, 9);
     g_assert_cmpuint(p->flushes, ==, 1);
@@ -732,7 +748,7 @@ static void test_libcacard_client_opening(void)
     peer_expect_error(p, 0, VSC_SUCCESS);
     peer_insert_card(p);
     wait_slot_change(c, true);
-    g_autoptr(GByteArray) atr = ccid_power_on(c);
+    power_on_test_card(c);
 
     p->mode = PEER_ERROR_ON_APDU;
     a = ccid_command(c, PC_to_RDR_XfrBlock, 0, 0, 0, cmd, sizeof(cmd));
@@ -852,9 +868,7 @@ static void vscclient_interop(const char *host, GSocketFamily family)
     c = open_host(v);
     vc = vscclient_spawn(v, host, port);
     wait_slot_change(c, true);
-    g_autoptr(GByteArray) atr = ccid_power_on(c);
-    g_assert_cmpuint(atr->len, >=, 2);
-    g_assert_cmpuint(atr->data[0], ==, 0x3b);
+    power_on_cac(c);
     for (int i = 0; i < 20; i++) {
         select_pki_applet(c);
     }
@@ -863,7 +877,7 @@ static void vscclient_interop(const char *host, GSocketFamily family)
     wait_slot_change(c, false);
     vscclient_command(&vc, "insert\n");
     wait_slot_change(c, true);
-    g_autoptr(GByteArray) atr2 = ccid_power_on(c);
+    power_on_cac(c);
     select_pki_applet(c);
 
     /* exit withdraws the card before it goes, and exits with 0. */
@@ -876,7 +890,7 @@ static void vscclient_interop(const char *host, GSocketFamily family)
     /* A client killed outright: the card leaves all the same. */
     vc = vscclient_spawn(v, host, port);
     wait_slot_change(c, true);
-    g_autoptr(GByteArray) atr3 = ccid_power_on(c);
+    power_on_cac(c);
     select_pki_applet(c);
     kill(vc.pid, SIGKILL);
     vscclient_wait(&vc);
@@ -915,7 +929,7 @@ static void test_flood(void)
     peer_handshake(p);
     peer_insert_card(p);
     wait_slot_change(c, true);
-    g_autoptr(GByteArray) atr = ccid_power_on(c);
+    power_on_test_card(c);
     for (int i = 0; i < 5000; i++) {
         vscard_build(junk, 99, i, "junkjunk", 8);
     }
