@@ -672,6 +672,15 @@ static void run_command(Client *c, char *line)
     }
 }
 
+/* A prompt for a person at a terminal; scripts feeding stdin get none. */
+static void prompt(void)
+{
+    if (isatty(STDIN_FILENO)) {
+        fputs("> ", stdout);
+    }
+    fflush(stdout);
+}
+
 static gboolean on_stdin(GIOChannel *ch, GIOCondition cond, gpointer opaque)
 {
     Client *c = opaque;
@@ -687,7 +696,9 @@ static gboolean on_stdin(GIOChannel *ch, GIOCondition cond, gpointer opaque)
         return G_SOURCE_REMOVE;
     }
     run_command(c, line);
-    fflush(stdout);
+    if (g_main_loop_is_running(c->loop)) {
+        prompt();
+    }
     return G_SOURCE_CONTINUE;
 }
 
@@ -863,6 +874,7 @@ int main(int argc, char **argv)
 
     in = g_io_channel_unix_new(STDIN_FILENO);
     g_io_add_watch(in, G_IO_IN | G_IO_HUP | G_IO_ERR, on_stdin, &c);
+    prompt();
     g_main_loop_run(c.loop);
 
     if (c.conn) {
