@@ -8,6 +8,9 @@
  *   apdu-bench bench [-n N]        N SELECTs of the CAC PKI applet: APDU/s,
  *                                  p50, p99; then the time to read the whole
  *                                  first certificate with READ BUFFER
+ *   apdu-bench wait present|absent [-w SECONDS]
+ *                                  wait (SCardGetStatusChange) until the
+ *                                  first reader has a card / has none
  *   apdu-bench sweep               READ BUFFER of every length 1..255 and
  *                                  compare each answer with the certificate
  *                                  read whole: catches readers that lose or
@@ -384,10 +387,60 @@ static int cmd_sweep(void)
     return rc;
 }
 
+/*
+ * Wait until the first reader's card is present (or absent): the reader
+ * tells pcscd through its interrupt endpoint (RDR_to_PC_NotifySlotChange),
+ * so this checks that path end to end.
+ */
+static int cmd_wait(const char *what, int wait_s)
+{
+    SCARDCONTEXT ctx;
+    SCARD_READERSTATE rs;
+    char reader[4096];
+    bool want_present = strcmp(what, "present") == 0;
+    double t0 = now_ms(), deadline = t0 + wait_s * 1e3;
+    LONG rv;
+
+    if (!want_present && strcmp(what, "absent") != 0) {
+        return 2;
+    }
+    rv = SCardEstablishContext(SCARD_SCOPE_SYSTEM, NULL, NULL, &ctx);
+    if (rv != SCARD_S_SUCCESS || !first_reader(ctx, reader, sizeof(reader))) {
+        printf("error=no-reader\n");
+        return 1;
+    }
+    memset(&rs, 0, sizeof(rs));
+    rs.szReader = reader;
+    rs.dwCurrentState = SCARD_STATE_UNAWARE;
+    for (;;) {
+        double left = deadline - now_ms();
+        bool present;
+
+        rv = SCardGetStatusChange(ctx, left > 0 ? (DWORD)left : 0, &rs, 1);
+        if (rv != SCARD_S_SUCCESS && rv != SCARD_E_TIMEOUT) {
+            printf("error=SCardGetStatusChange:%s\n", pcsc_stringify_error(rv));
+            break;
+        }
+        present = rs.dwEventState & SCARD_STATE_PRESENT;
+        if (present == want_present) {
+            printf("state=%s after_ms=%.0f\n", what, now_ms() - t0);
+            SCardReleaseContext(ctx);
+            return 0;
+        }
+        if (rv == SCARD_E_TIMEOUT || now_ms() >= deadline) {
+            printf("error=timeout state=0x%lx\n", (unsigned long)rs.dwEventState);
+            break;
+        }
+        rs.dwCurrentState = rs.dwEventState;
+    }
+    SCardReleaseContext(ctx);
+    return 1;
+}
+
 static int usage(void)
 {
     fprintf(stderr, "usage: apdu-bench list [-w SECONDS] | atr | "
-            "bench [-n N] | sweep\n");
+            "bench [-n N] | sweep | wait present|absent [-w SECONDS]\n");
     return 2;
 }
 
@@ -401,6 +454,12 @@ int main(int argc, char **argv)
     }
     cmd = argv[1];
     optind = 2;
+    if (strcmp(cmd, "wait") == 0) {
+        if (argc < 3) {
+            return usage();
+        }
+        optind = 3;
+    }
     while ((opt = getopt(argc, argv, "n:w:")) != -1) {
         switch (opt) {
         case 'n':
@@ -425,6 +484,8 @@ int main(int argc, char **argv)
         return cmd_bench(count);
     } else if (strcmp(cmd, "sweep") == 0) {
         return cmd_sweep();
+    } else if (strcmp(cmd, "wait") == 0) {
+        return cmd_wait(argv[2], wait_s ? wait_s : 10);
     }
     return usage();
 }

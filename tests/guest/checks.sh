@@ -187,6 +187,28 @@ check_unplug() {
     reader_works_again replug "back after $((i * 200)) ms"
 }
 
+# The card leaves and comes back (the host asks vscclient to remove and
+# insert it): the reader must report both through its interrupt endpoint,
+# and the card must work again.
+check_card_events() {
+    echo "HOST-ACTION remove at $(cut -d' ' -f1 /proc/uptime)"
+    apdu-bench wait absent -w 20 > /tmp/events.txt 2>&1
+    gone=$?
+    echo "HOST-ACTION insert at $(cut -d' ' -f1 /proc/uptime)"
+    apdu-bench wait present -w 20 >> /tmp/events.txt 2>&1
+    back=$?
+    show EVENTS /tmp/events.txt
+    if [ $gone -ne 0 ] || [ $back -ne 0 ]; then
+        result card_events fail "$(tr '\n' ' ' < /tmp/events.txt)"
+    elif ! apdu-bench sweep > /tmp/events-sweep.txt 2>&1; then
+        show EVENTS /tmp/events-sweep.txt
+        result card_events fail "removal and insertion seen; then $(grep -E \
+            '^(sweep_ok|error)' /tmp/events-sweep.txt | tr '\n' ' ')"
+    else
+        result card_events pass "$(tr '\n' ' ' < /tmp/events.txt); then all 255 lengths work"
+    fi
+}
+
 check_pcscd() {
     start_pcscd
     apdu-bench list -w 20 > /tmp/readers.txt 2>&1
@@ -348,6 +370,20 @@ check_usbmon() {
     show USBMON /tmp/usbmon.txt
     result usbmon "$([ $rc -eq 0 ] && echo pass || echo fail)" \
         "$(wc -l < /tmp/usbmon.txt) usbmon lines on bus $bus"
+}
+
+# Diagnostics: a usbmon trace around other checks
+# (--checks "... usbmon_start card_events usbmon_stop").
+check_usbmon_start() {
+    bus=$(basename "$(find_device)" | cut -d- -f1)
+    cat "/sys/kernel/debug/usb/usbmon/${bus}u" > /tmp/usbmon-bg.txt &
+    USBMON_PID=$!
+}
+
+check_usbmon_stop() {
+    sleep 0.2
+    kill "$USBMON_PID"
+    show USBMON /tmp/usbmon-bg.txt
 }
 
 for c in $CHECKS; do

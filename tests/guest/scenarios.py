@@ -59,11 +59,14 @@ PIN = '77777777'
 FULL_CHECKS = ('enumerate lsusb pcscd atr sweep opensc sign pcscd_log '
                'kernel_log')
 BENCH_CHECKS = 'enumerate pcscd bench'
+# The passthru card can also leave and come back (vscclient's commands).
+PASSTHRU_CHECKS = FULL_CHECKS.replace('pcscd_log', 'card_events pcscd_log')
 
 # QEMU 7.2's reader on xHCI falls one answer behind after an answer of
 # exactly 64 bytes (baselines.md): everything that reads more than a few
 # bytes from the card fails there. These are recorded, not held against it.
-QEMU_XHCI_KNOWN = 'opensc_objects,sign_verify,response_lengths,pcscd_log'
+QEMU_XHCI_KNOWN = ('opensc_objects,sign_verify,response_lengths,pcscd_log,'
+                   'card_events')
 
 
 class Workdir:
@@ -93,8 +96,10 @@ class Workdir:
 class Vccid:
     """The daemon under test, started with QEMU-style options."""
 
+    extra_args = []   # --vccid-arg: e.g. -v for vccid's debug log
+
     def __init__(self, exe, args, log_path):
-        self.cmd = [exe] + args
+        self.cmd = [exe] + args + (self.extra_args if type(self) is Vccid else [])
         self.log_path = log_path
         self.proc = None
 
@@ -444,7 +449,7 @@ def wait_for_port(port, timeout=15):
     return False
 
 
-def run_passthru(wd, args, report, checks=FULL_CHECKS):
+def run_passthru(wd, args, report, checks=PASSTHRU_CHECKS):
     """ccid-card-passthru with vscclient over loopback TCP: in vccid
     (exported over usbredir) or, for reference-passthru, in QEMU."""
     _, bus = guestrun.usb_controller_args(args.usb)
@@ -472,7 +477,21 @@ def run_passthru(wd, args, report, checks=FULL_CHECKS):
     guest = make_guest(wd, args, checks, qemu_args, tag + '.console.log').start()
     up = wait_for_port(port)
     report.add('card_port_listening', up, '127.0.0.1:%d' % port)
-    client = Vscclient(args.vscclient, wd, port, wd.log(tag + '.vscclient.log')).start()
+    client = Vscclient(args.vscclient, wd, port, wd.log(tag + '.vscclient.log'))
+
+    def host_action(line):
+        # vscclient's own commands take the card out and put it back.
+        for action in ('remove', 'insert'):
+            if 'HOST-ACTION ' + action in line and client.alive():
+                client.proc.stdin.write(action.encode() + b'\n')
+                client.proc.stdin.flush()
+                client.log.write('# %s: sent "%s" on the guest\'s request\n'
+                                 % (time.strftime('%H:%M:%S')
+                                    + '.%03d' % (time.time() % 1 * 1000), action))
+                client.log.flush()
+
+    guest.on_line = host_action
+    client.start()
     run = guest.wait()
     report.add_guest(run)
     if not in_qemu:
@@ -533,6 +552,8 @@ def main():
     ap.add_argument('--direction', default='listen',
                     choices=['listen', 'connect'],
                     help='reconnect: which side vccid plays')
+    ap.add_argument('--vccid-arg', action='append', default=[],
+                    help='an extra argument for vccid (e.g. -v)')
     ap.add_argument('--checks', default=None,
                     help='guest checks to run instead of the scenario\'s '
                          '(e.g. "enumerate pcscd usbmon")')
@@ -543,6 +564,7 @@ def main():
     if needs_vccid and not (args.vccid and os.access(args.vccid, os.X_OK)):
         print('vccid binary not found: %s' % args.vccid, file=sys.stderr)
         return 1
+    Vccid.extra_args = args.vccid_arg
     wd = Workdir(args.workdir)
     wd.prepare()
     known = [k for k in args.known_failures.split(',') if k]
