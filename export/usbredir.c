@@ -529,7 +529,7 @@ static void redir_control_packet(void *priv, uint64_t id,
     USBPacket p = { .pid = in ? USB_TOKEN_IN : USB_TOKEN_OUT, .id = id };
     struct usb_redir_control_packet_header reply = *h;
 
-    if (!in) {
+    if (!in && data_len > 0) {
         memcpy(buf, data, MIN(data_len, (int)h->length));
     }
     usbredirparser_free_packet_data(e->parser, data);

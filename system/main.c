@@ -140,11 +140,13 @@ static void handle_help_requests(CmdLine *cl)
         const char *d = g_ptr_array_index(cl->devices, i);
 
         if (device_opts_want_help(d)) {
-            g_autofree char *driver = g_strndup(d, strcspn(d, ","));
+            char *driver = g_strndup(d, strcspn(d, ","));
+            bool known = strcmp(driver, "help") == 0 || strcmp(driver, "?") == 0 ||
+                         device_class_find(driver);
 
             device_print_help(driver);
-            exit(strcmp(driver, "help") == 0 || strcmp(driver, "?") == 0 ||
-                 device_class_find(driver) ? 0 : EXIT_USAGE);
+            g_free(driver);
+            exit(known ? 0 : EXIT_USAGE);
         }
     }
     for (guint i = 0; i < cl->exports->len; i++) {

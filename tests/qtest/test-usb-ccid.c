@@ -473,7 +473,7 @@ static void test_abort(Fixture *f, gconstpointer data)
     ccid_check_answer(a, RDR_to_PC_SlotStatus, 0, seq);
     assert_ok(a);
     assert_slot_works(c);
-    g_autoptr(GByteArray) atr = ccid_power_on(c);
+    g_byte_array_unref(ccid_power_on(c));
     g_autoptr(GByteArray) r = ccid_transmit(c, select_pki0, sizeof(select_pki0));
     g_assert_true(apdu_sw(r) == 0x9000 || (apdu_sw(r) >> 8) == 0x61);
 }
@@ -545,7 +545,7 @@ static void test_parameters(Fixture *f, gconstpointer data)
     CcidHost *c = f->c;
     static const uint8_t t0[5] = { 0x11, 0x00, 0x00, 0x0a, 0x00 };
     static const uint8_t t1[7] = { 0x11, 0x10, 0x00, 0x4d, 0x00, 0xfe, 0x00 };
-    g_autoptr(GByteArray) atr = ccid_power_on(c);
+    g_byte_array_unref(ccid_power_on(c));
     g_autoptr(CcidAnswer) get = ccid_command(c, PC_to_RDR_GetParameters, 0, 0, 0, NULL, 0);
     g_autoptr(CcidAnswer) reset = NULL;
     g_autoptr(CcidAnswer) bad = NULL;
@@ -590,7 +590,7 @@ static void test_escape(Fixture *f, gconstpointer data)
 static void test_icc_clock(Fixture *f, gconstpointer data)
 {
     CcidHost *c = f->c;
-    g_autoptr(GByteArray) atr = ccid_power_on(c);
+    g_byte_array_unref(ccid_power_on(c));
 
     /* bClockCommand 0 restarts the clock, 1 stops it. */
     for (int cmd = 1; cmd >= 0; cmd--) {
@@ -627,7 +627,7 @@ static void test_secure(Fixture *f, gconstpointer data)
         0x00, 0x82, 0x00, 0x00, 0x00, 0x04, 0x08, 0x02, 0x01, 0x00, 0x00, 0x00, 0x00,
         0x00, 0x20, 0x00, 0x00, 0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
     };
-    g_autoptr(GByteArray) atr = ccid_power_on(f->c);
+    g_byte_array_unref(ccid_power_on(f->c));
     g_autoptr(CcidAnswer) a = ccid_command(f->c, PC_to_RDR_Secure, 0, 0, 0, pin_verify,
                                            sizeof(pin_verify));
 
@@ -653,7 +653,7 @@ static void test_set_data_rate(Fixture *f, gconstpointer data)
 {
     CcidHost *c = f->c;
     uint8_t rate[8];
-    g_autoptr(GByteArray) atr = ccid_power_on(c);
+    g_byte_array_unref(ccid_power_on(c));
     g_autoptr(CcidAnswer) a = NULL;
 
     for (int i = 0; i < 4; i++) {
@@ -738,7 +738,7 @@ static void test_select_and_read_cert(Fixture *f, gconstpointer data)
     static const uint8_t select_missing[] = {
         0x00, 0xa4, 0x04, 0x00, 0x07, 0xa0, 0x00, 0x00, 0x00, 0x79, 0x7f, 0x7f,
     };
-    g_autoptr(GByteArray) atr = ccid_power_on(c);
+    g_byte_array_unref(ccid_power_on(c));
     g_autoptr(GByteArray) raw = ccid_xfr_apdu(c, select_pki0, sizeof(select_pki0));
     g_autoptr(GByteArray) missing = NULL;
     g_autoptr(GByteArray) value = NULL;
@@ -783,7 +783,7 @@ static GByteArray *sign_256(CcidHost *c)
 
 static void response_lengths(CcidHost *c)
 {
-    g_autoptr(GByteArray) atr = ccid_power_on(c);
+    g_byte_array_unref(ccid_power_on(c));
     g_autoptr(GByteArray) value = NULL;
     g_autoptr(GByteArray) sig = NULL;
 
@@ -851,7 +851,7 @@ static void test_max_message_length(Fixture *f, gconstpointer data)
 {
     CcidHost *c = f->c;
     uint32_t max = c->desc.dwMaxCCIDMessageLength;
-    g_autoptr(GByteArray) atr = ccid_power_on(c);
+    g_byte_array_unref(ccid_power_on(c));
     g_autoptr(GByteArray) apdu = NULL;
     g_autoptr(GByteArray) big = NULL;
     g_autoptr(CcidAnswer) a = NULL;
@@ -885,7 +885,7 @@ static void test_extended_apdu(Fixture *f, gconstpointer data)
 {
     CcidHost *c = f->c;
     static const size_t lengths[] = { 262, 300, 1000, 4096, 65535 + 7 };
-    g_autoptr(GByteArray) atr = ccid_power_on(c);
+    g_byte_array_unref(ccid_power_on(c));
 
     if (!(c->desc.dwFeatures & CCID_FEAT_EXTENDED_APDU)) {
         g_test_skip("the reader does not advertise extended APDU exchange");
@@ -923,7 +923,7 @@ static void test_long_response(Fixture *f, gconstpointer data)
         0x00, 0xa4, 0x04, 0x00, 0x07, 0xa0, 0x00, 0x00, 0x00, 0x79, 0x03, 0x00,
     };
     static const uint8_t p1s[] = { 0x10, 0x50, 0x21, 0x00 };
-    g_autoptr(GByteArray) atr = ccid_power_on(c);
+    g_byte_array_unref(ccid_power_on(c));
     g_autoptr(GByteArray) sel = ccid_transmit(c, select_aca, sizeof(select_aca));
     bool chained = false;
 
@@ -998,7 +998,7 @@ static void test_length_mismatch(Fixture *f, gconstpointer data)
     CcidHost *c = f->c;
     uint8_t msg[CCID_HDR + 32];
     uint8_t seq;
-    g_autoptr(GByteArray) atr = ccid_power_on(c);
+    g_byte_array_unref(ccid_power_on(c));
 
     /* dwLength says 20, the transfer ends after 5 bytes of data. */
     seq = ccid_build(c, msg, PC_to_RDR_XfrBlock, 0, 20, 0, 0, 0);
@@ -1027,7 +1027,7 @@ static void test_too_long(Fixture *f, gconstpointer data)
 {
     CcidHost *c = f->c;
     const uint32_t sizes[] = { c->desc.dwMaxCCIDMessageLength + 100, 70000 };
-    g_autoptr(GByteArray) atr = ccid_power_on(c);
+    g_byte_array_unref(ccid_power_on(c));
 
     /* Messages longer than the reader's buffer, length field consistent. */
     for (size_t i = 0; i < G_N_ELEMENTS(sizes); i++) {
@@ -1093,7 +1093,7 @@ static void test_packetwise_bulk_out(Fixture *f, gconstpointer data)
 {
     CcidHost *c = f->c;
     uint16_t mps = c->bulk_out_mps;
-    g_autoptr(GByteArray) atr = ccid_power_on(c);
+    g_byte_array_unref(ccid_power_on(c));
     /* 128 bytes exactly (ends on a full packet) and 150 (ends short). */
     static const size_t totals[] = { 128, 150, 64 };
 
@@ -1185,7 +1185,7 @@ static void test_short_control_reads(Fixture *f, gconstpointer data)
 static void test_bad_chain(Fixture *f, gconstpointer data)
 {
     CcidHost *c = f->c;
-    g_autoptr(GByteArray) atr = ccid_power_on(c);
+    g_byte_array_unref(ccid_power_on(c));
 
     if (!(c->desc.dwFeatures & CCID_FEAT_EXTENDED_APDU)) {
         g_test_skip("the reader does not advertise extended APDU exchange");
@@ -1225,7 +1225,7 @@ static void test_pipelined_commands(Fixture *f, gconstpointer data)
 {
     CcidHost *c = f->c;
     uint8_t seqs[8], types[8];
-    g_autoptr(GByteArray) atr = ccid_power_on(c);
+    g_byte_array_unref(ccid_power_on(c));
 
     /* Eight commands sent back to back, then eight answers read, in order. */
     for (int i = 0; i < 8; i++) {
@@ -1252,7 +1252,7 @@ static void test_pending_bulk_in(Fixture *f, gconstpointer data)
     CcidHost *c = f->c;
     UrhTransfer *t[3];
     uint8_t seqs[3];
-    g_autoptr(GByteArray) atr = ccid_power_on(c);
+    g_byte_array_unref(ccid_power_on(c));
 
     /* Bulk-in requests posted before any command stay pending, not failed. */
     for (int i = 0; i < 3; i++) {
@@ -1314,7 +1314,7 @@ static void test_flood(Fixture *f, gconstpointer data)
     enum { N = 100 };
     UrhTransfer *outs[N];
     uint8_t seqs[N];
-    g_autoptr(GByteArray) atr = ccid_power_on(c);
+    g_byte_array_unref(ccid_power_on(c));
 
     for (int i = 0; i < N; i++) {
         uint8_t msg[CCID_HDR + sizeof(select_pki0)];
@@ -1348,7 +1348,7 @@ static void test_reset_pending_bulk_in(Fixture *f, gconstpointer data)
     uint8_t msg[CCID_HDR + sizeof(select_pki0)];
     UrhTransfer *t;
     uint8_t cfg;
-    g_autoptr(GByteArray) atr = ccid_power_on(c);
+    g_byte_array_unref(ccid_power_on(c));
 
     /* Three APDUs and a GetSlotStatus queued, the first answer awaited. */
     for (int i = 0; i < 4; i++) {
@@ -1407,7 +1407,7 @@ static void test_notify_slot_change(Fixture *f, gconstpointer data)
     }
     check_notify(c, n, true);
     /* Powering the card does not change the slot. */
-    g_autoptr(GByteArray) atr = ccid_power_on(c);
+    g_byte_array_unref(ccid_power_on(c));
     urh_idle(c->usb, 200);
     g_assert_cmpuint(urh_interrupt_pending(c->usb), ==, 0);
     g_assert_cmpint(urh_stop_interrupt_receiving(c->usb, c->ep_int_in), ==,
@@ -1476,7 +1476,7 @@ static void test_reconnect(Fixture *f, gconstpointer data)
 static void test_reconnect_in_flight(Fixture *f, gconstpointer data)
 {
     uint8_t msg[CCID_HDR + sizeof(select_pki0)];
-    g_autoptr(GByteArray) atr = ccid_power_on(f->c);
+    g_byte_array_unref(ccid_power_on(f->c));
 
     for (int i = 0; i < 3; i++) {
         ccid_build(f->c, msg, PC_to_RDR_XfrBlock, 0, sizeof(select_pki0), 0, 0, 0);
@@ -1506,7 +1506,7 @@ static void test_abort_in_flight(Fixture *f, gconstpointer data)
 {
     CcidHost *c = f->c;
     uint8_t xfr[CCID_HDR + sizeof(select_pki0)], abort_msg[CCID_HDR];
-    g_autoptr(GByteArray) atr = ccid_power_on(c);
+    g_byte_array_unref(ccid_power_on(c));
     g_autoptr(CcidAnswer) first = NULL;
     g_autoptr(CcidAnswer) second = NULL;
     uint8_t s1, s2;
@@ -1537,7 +1537,7 @@ static void test_throughput(Fixture *f, gconstpointer data)
     CcidHost *c = f->c;
     enum { N = 500 };
     g_autoptr(GArray) lat = g_array_sized_new(FALSE, FALSE, sizeof(gint64), N);
-    g_autoptr(GByteArray) atr = ccid_power_on(c);
+    g_byte_array_unref(ccid_power_on(c));
     gint64 start = g_get_monotonic_time(), total;
 
     for (int i = 0; i < N; i++) {
@@ -1559,7 +1559,7 @@ static void test_throughput(Fixture *f, gconstpointer data)
 /* A new host (a rebooted guest) is told about the card on interrupt-in. */
 static void test_reconnect_notify(Fixture *f, gconstpointer data)
 {
-    g_autoptr(GByteArray) atr = ccid_power_on(f->c);
+    g_byte_array_unref(ccid_power_on(f->c));
 
     ccid_host_free(f->c);
     f->c = ccid_host_open(f->vccid->sock_path);
@@ -1684,7 +1684,7 @@ static void test_client_reconnect(void)
 /* The host leaves with commands queued and bulk-out packets held. */
 static void test_leave_during_flood(Fixture *f, gconstpointer data)
 {
-    g_autoptr(GByteArray) atr = ccid_power_on(f->c);
+    g_byte_array_unref(ccid_power_on(f->c));
 
     for (int i = 0; i < 100; i++) {
         uint8_t msg[CCID_HDR + sizeof(select_pki0)];
