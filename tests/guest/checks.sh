@@ -209,6 +209,23 @@ check_card_events() {
     fi
 }
 
+# The host holds the card's next answer for SLOW_CARD seconds (a card busy
+# with a long computation): the exchange must succeed, only slowly.
+check_slow_card() {
+    echo "HOST-ACTION slow"
+    sleep 1   # the host arms its proxy when it reads the line above
+    apdu-bench bench -n 1 > /tmp/slow.txt 2>&1
+    rc=$?
+    show SLOW /tmp/slow.txt
+    ms=$(sed -n 's/.* p50_ms=\([0-9]*\).*/\1/p' /tmp/slow.txt)
+    if [ $rc -eq 0 ] && [ "${ms:-0}" -ge $((SLOW_CARD * 1000 - 100)) ]; then
+        result slow_card pass "answer after ${ms} ms (card held it ${SLOW_CARD} s)"
+    else
+        result slow_card fail "rc=$rc exchange took ${ms:-?} ms," \
+            "$(grep error= /tmp/slow.txt | head -n1)"
+    fi
+}
+
 check_pcscd() {
     start_pcscd
     apdu-bench list -w 20 > /tmp/readers.txt 2>&1

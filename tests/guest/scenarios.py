@@ -34,9 +34,11 @@ import fcntl
 import os
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -201,7 +203,8 @@ def guest_env(checks):
     return {'CHECKS': checks, 'EXPECT_VID': READER_VID,
             'EXPECT_PID': READER_PID, 'EXPECT_ATR': CARD_ATR, 'PIN': PIN,
             'PCSCD_DEBUG': '0' if 'bench' in checks else '1',
-            'BENCH_N': os.environ.get('VCCID_BENCH_N', '500')}
+            'BENCH_N': os.environ.get('VCCID_BENCH_N', '500'),
+            'SLOW_CARD': '%d' % SLOW_CARD_SECONDS[0]}
 
 
 def make_guest(wd, args, checks, qemu_args, log_name, on_line=None):
@@ -344,6 +347,8 @@ def run_reconnect(wd, args, report):
     finish_vccid(vccid, report)
 
 
+SLOW_CARD_SECONDS = [0]   # set from --slow-card
+
 REPLUG_CHECKS = ('enumerate pcscd atr sweep unplug pcscd_log kernel_log')
 
 
@@ -449,6 +454,65 @@ def wait_for_port(port, timeout=15):
     return False
 
 
+class SlowCardProxy:
+    """A TCP proxy between vscclient and the passthru card's chardev that,
+    once armed, holds the card's next answer (a VSCard APDU message from the
+    client) for @delay seconds: a card that thinks for a long time, as a real
+    one does for an RSA key generation. The reader must keep the host
+    waiting (CCID time extension requests) instead of letting it time out.
+    """
+    VSC_APDU = 7
+
+    def __init__(self, upstream_port, delay):
+        self.upstream_port = upstream_port
+        self.delay = delay
+        self.armed = threading.Event()
+        self.delayed = 0
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(('127.0.0.1', 0))
+        self.listener.listen(1)
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        client, _ = self.listener.accept()
+        host = socket.create_connection(('127.0.0.1', self.upstream_port))
+        for s in (client, host):
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        threading.Thread(target=self._pump, args=(host, client, False),
+                         daemon=True).start()
+        self._pump(client, host, True)
+
+    @staticmethod
+    def _read_exact(sock, n):
+        buf = b''
+        while len(buf) < n:
+            chunk = sock.recv(n - len(buf))
+            if not chunk:
+                raise EOFError
+            buf += chunk
+        return buf
+
+    def _pump(self, src, dst, from_card):
+        try:
+            while True:
+                header = self._read_exact(src, 12)
+                msg_type, _, length = struct.unpack('>III', header)
+                body = self._read_exact(src, length)
+                if from_card and msg_type == self.VSC_APDU and self.armed.is_set():
+                    self.armed.clear()
+                    time.sleep(self.delay)
+                    self.delayed += 1
+                dst.sendall(header + body)
+        except (EOFError, OSError):
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+
 def run_passthru(wd, args, report, checks=PASSTHRU_CHECKS):
     """ccid-card-passthru with vscclient over loopback TCP: in vccid
     (exported over usbredir) or, for reference-passthru, in QEMU."""
@@ -477,9 +541,13 @@ def run_passthru(wd, args, report, checks=PASSTHRU_CHECKS):
     guest = make_guest(wd, args, checks, qemu_args, tag + '.console.log').start()
     up = wait_for_port(port)
     report.add('card_port_listening', up, '127.0.0.1:%d' % port)
-    client = Vscclient(args.vscclient, wd, port, wd.log(tag + '.vscclient.log'))
+    proxy = SlowCardProxy(port, args.slow_card) if args.slow_card else None
+    client = Vscclient(args.vscclient, wd, proxy.port if proxy else port,
+                       wd.log(tag + '.vscclient.log'))
 
     def host_action(line):
+        if proxy and 'HOST-ACTION slow' in line:
+            proxy.armed.set()
         # vscclient's own commands take the card out and put it back.
         for action in ('remove', 'insert'):
             if 'HOST-ACTION ' + action in line and client.alive():
@@ -494,6 +562,9 @@ def run_passthru(wd, args, report, checks=PASSTHRU_CHECKS):
     client.start()
     run = guest.wait()
     report.add_guest(run)
+    if proxy:
+        report.add('card_answer_delayed', proxy.delayed == 1,
+                   '%d answer(s) held for %g s' % (proxy.delayed, proxy.delay))
     if not in_qemu:
         # (QEMU, the card's host, is gone by now: vscclient may leave too.)
         report.add('vscclient_alive', client.alive(),
@@ -557,6 +628,9 @@ def main():
     ap.add_argument('--checks', default=None,
                     help='guest checks to run instead of the scenario\'s '
                          '(e.g. "enumerate pcscd usbmon")')
+    ap.add_argument('--slow-card', type=float, default=0, metavar='SECONDS',
+                    help='passthru: hold the card\'s answer to the APDU after '
+                         'the guest\'s HOST-ACTION slow for SECONDS')
     ap.add_argument('--vccid-first', action='store_true',
                     help='vccid-connect: start vccid before QEMU listens')
     args = ap.parse_args()
@@ -565,6 +639,7 @@ def main():
         print('vccid binary not found: %s' % args.vccid, file=sys.stderr)
         return 1
     Vccid.extra_args = args.vccid_arg
+    SLOW_CARD_SECONDS[0] = args.slow_card
     wd = Workdir(args.workdir)
     wd.prepare()
     known = [k for k in args.known_failures.split(',') if k]
