@@ -6,7 +6,7 @@
  *   -chardev socket,id=vsc,host=0.0.0.0,port=2001,server=on,wait=off
  *   -device ccid-card-passthru,chardev=vsc[,debug=N]
  *
- * The exchange (docs/passthru.txt): the client sends Init and we answer with
+ * The exchange (docs/ccid.txt, section 8): the client sends Init and we answer with
  * ours; ReaderAdd is answered with VSC_Error(VSC_SUCCESS) carrying reader id
  * 0 in the header (the reader has one slot); ATR puts the card in the slot,
  * CardRemove and ReaderRemove take it out, each acknowledged the same way.
