@@ -5,7 +5,7 @@
  */
 #include "hw/usb.h"
 #include "proto/ccid.h"
-#include "../support/ccid-host.h"
+#include "../support/ccid-inproc-host.h"
 #include "../support/ccid-test-card.h"
 
 #include <string.h>

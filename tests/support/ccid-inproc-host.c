@@ -1,7 +1,7 @@
 /*
- * In-process USB host for usb-ccid tests: see ccid-host.h.
+ * In-process USB host for usb-ccid tests: see ccid-inproc-host.h.
  */
-#include "ccid-host.h"
+#include "ccid-inproc-host.h"
 #include "ccid-test-card.h"
 
 #include <string.h>

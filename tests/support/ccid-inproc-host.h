@@ -3,8 +3,8 @@
  * device through a USBPort as an export would, and sends bulk-out, bulk-in,
  * interrupt-in and control packets. Used by unit tests and the fuzzer.
  */
-#ifndef TESTS_CCID_HOST_H
-#define TESTS_CCID_HOST_H
+#ifndef TESTS_CCID_INPROC_HOST_H
+#define TESTS_CCID_INPROC_HOST_H
 
 #include "hw/usb.h"
 #include "proto/ccid.h"
