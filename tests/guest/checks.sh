@@ -209,6 +209,30 @@ check_card_events() {
     fi
 }
 
+# The card's owner goes away (vscclient stops) and comes back (a new
+# vscclient connects): the reader stays, its card leaves and returns.
+check_client_events() {
+    echo "HOST-ACTION client-stop at $(cut -d' ' -f1 /proc/uptime)"
+    apdu-bench wait absent -w 20 > /tmp/client.txt 2>&1
+    gone=$?
+    readers_between=$(apdu-bench list | grep -c '^READER')
+    echo "HOST-ACTION client-start at $(cut -d' ' -f1 /proc/uptime)"
+    apdu-bench wait present -w 20 >> /tmp/client.txt 2>&1
+    back=$?
+    show CLIENT /tmp/client.txt
+    if [ $gone -ne 0 ] || [ $back -ne 0 ] || [ "$readers_between" -ne 1 ]; then
+        result client_events fail "readers while away: $readers_between;" \
+            "$(tr '\n' ' ' < /tmp/client.txt)"
+    elif ! apdu-bench sweep > /tmp/client-sweep.txt 2>&1; then
+        show CLIENT /tmp/client-sweep.txt
+        result client_events fail "card left and came back; then $(grep -E \
+            '^(sweep_ok|error)' /tmp/client-sweep.txt | tr '\n' ' ')"
+    else
+        result client_events pass "$(tr '\n' ' ' < /tmp/client.txt); the reader" \
+            "stayed; then all 255 lengths work"
+    fi
+}
+
 # The host holds the card's next answer for SLOW_CARD seconds (a card busy
 # with a long computation): the exchange must succeed, only slowly.
 check_slow_card() {

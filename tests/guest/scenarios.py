@@ -61,14 +61,16 @@ PIN = '77777777'
 FULL_CHECKS = ('enumerate lsusb pcscd atr sweep opensc sign pcscd_log '
                'kernel_log')
 BENCH_CHECKS = 'enumerate pcscd bench'
-# The passthru card can also leave and come back (vscclient's commands).
-PASSTHRU_CHECKS = FULL_CHECKS.replace('pcscd_log', 'card_events pcscd_log')
+# The passthru card can also leave and come back (vscclient's commands),
+# and so can its owner (vscclient stops, a new one connects).
+PASSTHRU_CHECKS = FULL_CHECKS.replace('pcscd_log',
+                                      'card_events client_events pcscd_log')
 
 # QEMU 7.2's reader on xHCI falls one answer behind after an answer of
 # exactly 64 bytes (baselines.md): everything that reads more than a few
 # bytes from the card fails there. These are recorded, not held against it.
 QEMU_XHCI_KNOWN = ('opensc_objects,sign_verify,response_lengths,pcscd_log,'
-                   'card_events')
+                   'card_events,client_events')
 
 
 class Workdir:
@@ -444,6 +446,17 @@ class Vscclient(Vccid):
                                      stdout=self.log, stderr=subprocess.STDOUT)
         return self
 
+    def stop(self):
+        """Its own "exit" command first; SIGTERM if that does not do."""
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                self.proc.stdin.write(b'exit\n')
+                self.proc.stdin.flush()
+                self.proc.wait(5)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        return super().stop()
+
 
 def wait_for_port(port, timeout=15):
     deadline = time.monotonic() + timeout
@@ -545,11 +558,21 @@ def run_passthru(wd, args, report, checks=PASSTHRU_CHECKS):
     client = Vscclient(args.vscclient, wd, proxy.port if proxy else port,
                        wd.log(tag + '.vscclient.log'))
 
+    clients = [client]
+
     def host_action(line):
         if proxy and 'HOST-ACTION slow' in line:
             proxy.armed.set()
+        if 'HOST-ACTION client-stop' in line:
+            status = clients[-1].stop()
+            report.add('vscclient1_stops', status == 0,
+                       '"exit": exit status %s' % status)
+        elif 'HOST-ACTION client-start' in line:
+            clients.append(Vscclient(args.vscclient, wd, port, wd.log(
+                '%s.vscclient%d.log' % (tag, len(clients) + 1))).start())
         # vscclient's own commands take the card out and put it back.
         for action in ('remove', 'insert'):
+            client = clients[-1]
             if 'HOST-ACTION ' + action in line and client.alive():
                 client.proc.stdin.write(action.encode() + b'\n')
                 client.proc.stdin.flush()
@@ -565,13 +588,15 @@ def run_passthru(wd, args, report, checks=PASSTHRU_CHECKS):
     if proxy:
         report.add('card_answer_delayed', proxy.delayed == 1,
                    '%d answer(s) held for %g s' % (proxy.delayed, proxy.delay))
+    client = clients[-1]
     if not in_qemu:
         # (QEMU, the card's host, is gone by now: vscclient may leave too.)
         report.add('vscclient_alive', client.alive(),
                    'still connected after the guest' if client.alive()
                    else 'exited with %s' % client.proc.returncode)
-    client.stop()
-    report.logs.append(('vscclient output (%s)' % client.log_path, client.tail()))
+    for c in clients:
+        c.stop()
+        report.logs.append(('vscclient output (%s)' % c.log_path, c.tail()))
     if vccid:
         finish_vccid(vccid, report)
     return run
