@@ -32,7 +32,7 @@ flock 9
 USER_PKGS="busybox-static pcscd libccid libpcsclite1 opensc opensc-pkcs11
 pcsc-tools usbutils openssl libssl3 libusb-1.0-0 libudev1 libsystemd0 zlib1g
 libglib2.0-0 libffi8 libpcre2-8-0 libmount1 libblkid1 libselinux1 libgcrypt20
-libgpg-error0 liblz4-1 liblzma5 libzstd1 libcap2 libgcc-s1"
+libgpg-error0 liblz4-1 liblzma5 libzstd1 libcap2 libgcc-s1 libpcsclite-dev"
 
 # Kernel modules in load order (each one's dependencies come before it; the
 # build checks this against the modules' own depends= fields).
@@ -167,10 +167,11 @@ cp "$pkgroot/etc/ssl/openssl.cnf" "$root/usr/lib/ssl/openssl.cnf"
 printf 'root:x:0:0:root:/root:/bin/sh\n' > "$root/etc/passwd"
 printf 'root:x:0:\n' > "$root/etc/group"
 
-# The benchmark client, built on the host against libpcsclite.
+# The benchmark client, built on the host against the unpacked
+# libpcsclite-dev (so the host needs no PC/SC development package).
 cc -O2 -Wall -Wextra -Werror -std=gnu11 -o "$out/apdu-bench" \
-    "$srcroot/bench/apdu-bench.c" \
-    $(pkg-config --cflags --libs libpcsclite)
+    "$srcroot/bench/apdu-bench.c" -I"$pkgroot/usr/include" -I"$pkgroot/usr/include/PCSC" \
+    -L"$pkgroot/usr/lib/x86_64-linux-gnu" -lpcsclite
 install_elf "$out/apdu-bench" /usr/bin/apdu-bench
 cc -O2 -Wall -Wextra -Werror -std=gnu11 -o "$out/usbreset" "$here/usbreset.c"
 install_elf "$out/usbreset" /usr/bin/usbreset
