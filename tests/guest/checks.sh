@@ -439,6 +439,23 @@ check_usbmon() {
         "$(wc -l < /tmp/usbmon.txt) usbmon lines on bus $bus"
 }
 
+# The host resets the whole machine (QMP system_reset) the first time it
+# reads this; SeaBIOS and then Linux enumerate the reader again on the new
+# boot, which runs every check again. The second time the host answers
+# "continue" on the console instead.
+check_system_reset() {
+    echo "HOST-ACTION system-reset"
+    reply=""
+    while read -t 30 line; do
+        case $line in *continue*) reply=continue; break ;; esac
+    done
+    if [ "$reply" = continue ]; then
+        result system_reset pass "this boot follows the host's system_reset"
+    else
+        result system_reset fail "neither a reset nor an answer from the host"
+    fi
+}
+
 # Diagnostics: a usbmon trace around other checks
 # (--checks "... usbmon_start card_events usbmon_stop").
 check_usbmon_start() {

@@ -144,7 +144,8 @@ class Guest:
 
     def __init__(self, image_dir, script, files=None, env=None, usb='xhci',
                  qemu_args=(), timeout=300, log_path=None,
-                 qemu='qemu-system-x86_64', memory=512, on_line=None):
+                 qemu='qemu-system-x86_64', memory=512, on_line=None,
+                 no_reboot=True, qmp_path=None):
         self.image_dir = image_dir
         self.script = script
         self.files = dict(files or {})
@@ -156,6 +157,9 @@ class Guest:
         self.qemu = qemu
         self.memory = memory
         self.on_line = on_line   # called with each console line (reader thread)
+        # -no-reboot turns every reset, a QMP system_reset too, into an exit
+        self.no_reboot = no_reboot
+        self.qmp_path = qmp_path
         self.proc = None
         self.run = GuestRun()
         self._tmp = None
@@ -181,8 +185,11 @@ class Guest:
         accel = probe_accel(self.image_dir, self.qemu)
         usb_args, _ = usb_controller_args(self.usb)
         return ([self.qemu, '-accel', accel, '-m', str(self.memory),
-                 '-nographic', '-no-reboot',
-                 '-kernel', os.path.join(self.image_dir, 'vmlinuz'),
+                 '-nographic']
+                + (['-no-reboot'] if self.no_reboot else [])
+                + (['-qmp', 'unix:%s,server=on,wait=off' % self.qmp_path]
+                   if self.qmp_path else [])
+                + ['-kernel', os.path.join(self.image_dir, 'vmlinuz'),
                  '-initrd', initrd,
                  '-append', 'console=ttyS0 quiet loglevel=4 panic=-1'
                             ' usbcore.autosuspend=-1']
@@ -218,12 +225,39 @@ class Guest:
             self._log = open(self.log_path, 'w')
             self._log.write('# ' + ' '.join(cmd) + '\n')
         self._t0 = time.monotonic()
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
+        # The guest's console input: see send().
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT)
         self._reader = threading.Thread(target=self._pump, daemon=True)
         self._reader.start()
         return self
+
+    def send(self, line):
+        """Type a line on the guest's serial console (the script reads it)."""
+        try:
+            self.proc.stdin.write(line.encode() + b'\r')
+            self.proc.stdin.flush()
+        except OSError:
+            pass
+
+    def qmp(self, command):
+        """Run one QMP command (the guest must have been given qmp_path)."""
+        import json
+        import socket
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(10)
+            s.connect(self.qmp_path)
+            f = s.makefile('rw')
+            f.readline()   # greeting
+            for cmd in ('qmp_capabilities', command):
+                f.write(json.dumps({'execute': cmd}) + '\n')
+                f.flush()
+                while True:
+                    reply = json.loads(f.readline())
+                    if 'return' in reply or 'error' in reply:
+                        break
+            return reply
 
     def wait(self):
         remaining = self.timeout - (time.monotonic() - self._t0)

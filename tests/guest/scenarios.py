@@ -14,6 +14,8 @@ SCENARIO:
                   (reconnect=1)
   reconnect       one vccid serves two guests one after the other; the
                   second must see a working reader (--direction)
+  system-reset    the guest machine is reset (QMP) with vccid's reader
+                  attached; all checks again on the next boot
   replug          one guest, two vccids in turn: the guest sees the reader
                   go away and come back, working (--direction)
   passthru        vccid's ccid-card-passthru, the card lent by vscclient
@@ -602,6 +604,51 @@ def run_passthru(wd, args, report, checks=PASSTHRU_CHECKS):
     return run
 
 
+RESET_CHECKS = ('enumerate pcscd atr sweep system_reset lsusb opensc sign '
+                'pcscd_log kernel_log')
+
+
+def run_system_reset(wd, args, report):
+    """vccid-listen, and the guest machine is reset (QMP system_reset) in the
+    middle: usb-redir resets the device, SeaBIOS's USB stack enumerates it,
+    then Linux does; every check runs again on the second boot."""
+    _, bus = guestrun.usb_controller_args(args.usb)
+    tmp = tempfile.mkdtemp(prefix='vccid-sock-')
+    sock = os.path.join(tmp, 'redir.sock')
+    tag = '%s-%s' % (args.scenario, args.usb)
+    vccid = Vccid(args.vccid,
+                  vccid_args(wd, 'socket,id=redir,path=%s,server=on,wait=off'
+                             % sock), wd.log(tag + '.vccid.log')).start()
+    report.add('vccid_listening', vccid.wait_for_socket(sock), sock)
+    guest = make_guest(wd, args, RESET_CHECKS,
+                       redir_args(bus, 'socket,id=r,path=' + sock),
+                       tag + '.console.log')
+    guest.no_reboot = False
+    guest.qmp_path = os.path.join(tmp, 'qmp.sock')
+    boundary = []
+
+    def host_action(line):
+        if 'HOST-ACTION system-reset' not in line:
+            return
+        if not boundary:
+            boundary.append(len(guest.run.results))
+            reply = guest.qmp('system_reset')
+            report.add('qmp_system_reset', 'return' in reply, str(reply))
+        else:
+            guest.send('continue')
+
+    guest.on_line = host_action
+    run = guest.start().wait()
+    first = boundary[0] if boundary else len(run.results)
+    for i, (name, status, detail) in enumerate(run.results):
+        report.add(('before_reset.' if i < first else '') + name,
+                   status == 'pass', detail)
+    report.add('guest_finished', not run.timed_out and run.rc is not None,
+               'in %.0f s' % run.elapsed)
+    report.logs.append(('guest console', run.console_tail(250)))
+    finish_vccid(vccid, report)
+
+
 def run_bench(wd, args, report):
     runner = {
         'bench-reference': run_reference,
@@ -622,6 +669,7 @@ SCENARIOS = {
     'vccid-connect': run_vccid_connect,
     'reconnect': run_reconnect,
     'replug': run_replug,
+    'system-reset': run_system_reset,
     'passthru': run_passthru,
     'reference-passthru': run_passthru,
     'bench-reference': run_bench,
