@@ -14,13 +14,29 @@ const USBDescDevice *usb_desc_for_speed(const USBDevice *dev)
     return dev->desc->full;
 }
 
-/* The descriptor of the speed we are not running at, for qualifiers. */
+/*
+ * The descriptors of the speed we are not running at, for the qualifier and
+ * other-speed requests. Only a device running at high speed has them: at
+ * full speed ours is a full-speed-only device (it cannot switch speed
+ * without being exported anew), and USB 2.0 9.6.2 has such a device refuse
+ * GET_DESCRIPTOR(DEVICE_QUALIFIER).
+ */
 static const USBDescDevice *usb_desc_other_speed(const USBDevice *dev)
 {
-    if (!dev->desc->high) {
-        return NULL;
+    return dev->speed == USB_SPEED_HIGH ? dev->desc->full : NULL;
+}
+
+/* bmAttributes bit 6 of the active (or first) configuration. */
+static bool usb_desc_self_powered(const USBDevice *dev)
+{
+    const USBDescDevice *cur = usb_desc_for_speed(dev);
+
+    for (int i = 0; i < cur->bNumConfigurations; i++) {
+        if (cur->confs[i].bConfigurationValue == dev->configuration) {
+            return cur->confs[i].bmAttributes & 0x40;
+        }
     }
-    return dev->speed == USB_SPEED_HIGH ? dev->desc->full : dev->desc->high;
+    return cur->confs[0].bmAttributes & 0x40;
 }
 
 static void put_le16(uint8_t *p, uint16_t v)
@@ -241,7 +257,9 @@ bool usb_desc_handle_control(USBDevice *dev, USBPacket *p, int request, int valu
         ret = usb_desc_set_config(dev, value) ? USB_RET_SUCCESS : USB_RET_STALL;
         break;
     case DeviceRequest | USB_REQ_GET_STATUS:
-        data[0] = (1 << USB_DEVICE_SELF_POWERED) | (dev->remote_wakeup << USB_DEVICE_REMOTE_WAKEUP);
+        /* USB 2.0 9.4.5: Self Powered agrees with the configuration's bmAttributes. */
+        data[0] = (usb_desc_self_powered(dev) << USB_DEVICE_SELF_POWERED) |
+                  (dev->remote_wakeup << USB_DEVICE_REMOTE_WAKEUP);
         data[1] = 0;
         ret = usb_desc_answer(p, 2, length);
         break;

@@ -579,6 +579,13 @@ static void test_descriptors(void)
     g_assert_cmpuint(buf[2], ==, 'X');
     g_assert_cmpint(ccid_host_control(h, 0x80, USB_REQ_GET_DESCRIPTOR, USB_DT_STRING << 8 | 99,
                                       0x409, buf, sizeof(buf), &n), ==, USB_RET_STALL);
+    /* USB 2.0 9.6.2 / 9.4.5: full speed only; bus powered as bmAttributes says. */
+    g_assert_cmpint(ccid_host_control(h, 0x80, USB_REQ_GET_DESCRIPTOR,
+                                      USB_DT_DEVICE_QUALIFIER << 8, 0, buf, 10, &n), ==,
+                    USB_RET_STALL);
+    g_assert_cmpint(ccid_host_control(h, 0x80, USB_REQ_GET_STATUS, 0, 0, buf, 2, &n), ==,
+                    USB_RET_SUCCESS);
+    g_assert_cmphex(buf[0] & 1, ==, 0);
     {
         /* A host may ask for fewer bytes than the answer has: no more is written. */
         g_autofree uint8_t *one = g_malloc(1);
