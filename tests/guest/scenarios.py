@@ -43,6 +43,8 @@ import tempfile
 import threading
 import time
 
+# No __pycache__ in the source tree.
+sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import guestrun  # noqa: E402
 
