@@ -151,6 +151,28 @@ reader_works_again() {  # reader_works_again NAME WHAT-HAPPENED
     show "$1" "/tmp/$1.txt"
 }
 
+# Runtime power management: libccid's udev rules set power/control=auto on
+# CCID readers, so a real guest suspends an idle reader (USB selective
+# suspend) and resumes it when pcscd opens it again.
+check_autosuspend() {
+    dev=$(find_device) || { result autosuspend fail "no device"; return; }
+    stop_pcscd
+    echo 200 > "$dev/power/autosuspend_delay_ms"
+    echo auto > "$dev/power/control"
+    i=0
+    while [ "$(cat "$dev/power/runtime_status")" != suspended ] && [ $i -lt 50 ]; do
+        sleep 0.1
+        i=$((i + 1))
+    done
+    state=$(cat "$dev/power/runtime_status")
+    if [ "$state" != suspended ]; then
+        result autosuspend fail "runtime_status=$state after 5 s with power/control=auto"
+        return
+    fi
+    reader_works_again autosuspend "suspended after $((i * 100)) ms, resumed by pcscd"
+    echo on > "$dev/power/control"
+}
+
 # A port reset, as a driver recovering from an error does.
 check_usb_reset() {
     dev=$(find_device) || { result usb_reset fail "no device"; return; }
