@@ -7,6 +7,7 @@
 #   BENCH_USB="xhci uhci"  controllers to measure on
 #   BENCH_REPEAT=3         runs of each setup (interleaved); the median of
 #                          each figure is reported (this machine is shared)
+#   BENCH_TCP=0            1: also vccid with usbredir over loopback TCP
 #   BENCH_PASSTHRU=1       also the passthru card (vscclient over loopback
 #                          TCP) in QEMU's ccid-card-passthru and in vccid's
 #
@@ -28,16 +29,16 @@ trap 'rm -f "$results"' EXIT
 
 [ -x "$vccid" ] || { echo "run-bench: no vccid at $vccid (build it first)" >&2; exit 1; }
 
-run() {  # run SCENARIO USB
+run() {  # run SCENARIO USB [OPTION]
     out=$(python3 "$srcroot/tests/guest/scenarios.py" --workdir "$workdir" \
-          --vccid "$vccid" --vscclient "$vscclient" "$1" --usb "$2" 2>&1) || true
+          --vccid "$vccid" --vscclient "$vscclient" "$1" --usb "$2" ${3:-} 2>&1) || true
     line=$(echo "$out" | grep '^BENCH ' | tail -n1)
     if [ -n "$line" ]; then
         echo "$line" | tee -a "$results"
     else
         echo "run-bench: $1 on $2 produced no figures:" >&2
         echo "$out" | grep -E '^[a-z_.]+: +(fail|XFAIL)|error=' | head -n 10 >&2
-        echo "BENCH setup=${1#bench-} usb=$2 failed=1" >> "$results"
+        echo "BENCH setup=${1#bench-}${3:+-tcp} usb=$2 failed=1" >> "$results"
     fi
 }
 
@@ -46,6 +47,7 @@ while [ $i -lt "${BENCH_REPEAT:-3}" ]; do
     for usb in $usbs; do
         run bench-reference "$usb"
         run bench-vccid "$usb"
+        [ "${BENCH_TCP:-0}" = 1 ] && run bench-vccid "$usb" --tcp
         if [ "${BENCH_PASSTHRU:-1}" = 1 ]; then
             run bench-reference-passthru "$usb"
             run bench-passthru "$usb"

@@ -259,20 +259,31 @@ def finish_vccid(vccid, report, name='vccid'):
 
 
 def run_vccid_listen(wd, args, report, checks=FULL_CHECKS):
+    """vccid listens (a UNIX socket, or loopback TCP with --tcp), QEMU's
+    usb-redir connects."""
     _, bus = guestrun.usb_controller_args(args.usb)
-    tmp = tempfile.mkdtemp(prefix='vccid-sock-')
-    sock = os.path.join(tmp, 'redir.sock')
-    tag = '%s-%s' % (args.scenario, args.usb)
-    vccid = Vccid(args.vccid,
-                  vccid_args(wd, 'socket,id=redir,path=%s,server=on,wait=off'
-                             % sock), wd.log(tag + '.vccid.log')).start()
-    up = vccid.wait_for_socket(sock)
-    report.add('vccid_listening', up, sock if up else 'no socket; vccid %s'
+    tag = '%s-%s%s' % (args.scenario, args.usb, '-tcp' if args.tcp else '')
+    if args.tcp:
+        port = free_port()
+        where = 'host=127.0.0.1,port=%d' % port
+        vccid = Vccid(args.vccid, vccid_args(
+            wd, 'socket,id=redir,%s,server=on,wait=off' % where),
+            wd.log(tag + '.vccid.log')).start()
+        up = wait_for_port(port) and vccid.alive()
+    else:
+        tmp = tempfile.mkdtemp(prefix='vccid-sock-')
+        sock = os.path.join(tmp, 'redir.sock')
+        where = 'path=' + sock
+        vccid = Vccid(args.vccid, vccid_args(
+            wd, 'socket,id=redir,%s,server=on,wait=off' % where),
+            wd.log(tag + '.vccid.log')).start()
+        up = vccid.wait_for_socket(sock)
+    report.add('vccid_listening', up, where if up else 'not listening; vccid %s'
                % ('running' if vccid.alive() else 'exited'))
     run = None
     if up:
         guest = make_guest(wd, args, checks,
-                           redir_args(bus, 'socket,id=r,path=' + sock),
+                           redir_args(bus, 'socket,id=r,' + where),
                            tag + '.console.log')
         run = guest.boot()
         report.add_guest(run)
@@ -661,7 +672,7 @@ def run_bench(wd, args, report):
     run = runner(wd, args, report, BENCH_CHECKS)
     if run is not None and run.metrics:
         print('BENCH setup=%s usb=%s %s' % (
-            args.scenario[len('bench-'):], args.usb,
+            args.scenario[len('bench-'):] + ('-tcp' if args.tcp else ''), args.usb,
             ' '.join('%s=%s' % kv for kv in sorted(run.metrics.items()))))
 
 
@@ -706,6 +717,9 @@ def main():
     ap.add_argument('--slow-card', type=float, default=0, metavar='SECONDS',
                     help='passthru: hold the card\'s answer to the APDU after '
                          'the guest\'s HOST-ACTION slow for SECONDS')
+    ap.add_argument('--tcp', action='store_true',
+                    help='vccid-listen, bench-vccid: usbredir over loopback '
+                         'TCP instead of a UNIX socket')
     ap.add_argument('--vccid-first', action='store_true',
                     help='vccid-connect: start vccid before QEMU listens')
     args = ap.parse_args()
