@@ -72,6 +72,9 @@ static int redir_read(void *priv, uint8_t *data, int count)
     size_t avail = e->inbuf->len - e->inbuf_off;
     size_t n = MIN(avail, (size_t)count);
 
+    if (n == 0) {
+        return 0;   /* all parsed; the parser resumes with the next read */
+    }
     memcpy(data, e->inbuf->data + e->inbuf_off, n);
     e->inbuf_off += n;
     return n;
