@@ -28,6 +28,31 @@ run() {
 
 setup build && run build --suite unit --suite qtest --suite guest
 setup build-asan -Dsanitize=true -Dguest_tests=disabled && run build-asan --suite unit --suite qtest
+
+# The sanitizer builds of vccid and vscclient under a real guest: any ASan
+# or UBSan report (written to a log_path file only when there is one) or a
+# failed check fails the scenario.
+guest_asan() {
+    name=$1; shift
+    logs="$top/build-asan/sanitizer-$name"
+    rm -f "$logs".*
+    echo "=== guest scenario under ASan+UBSan: $name"
+    if ASAN_OPTIONS="log_path=$logs" UBSAN_OPTIONS="log_path=$logs:print_stacktrace=1" \
+        python3 "$top/tests/guest/scenarios.py" --workdir "$top/build/tests/guest" \
+            --vccid "$top/build-asan/system/vccid" "$@" &&
+        ! ls "$logs".* >/dev/null 2>&1; then
+        echo "OK $name" >>"$top/build-asan/guest-asan.results"
+    else
+        cat "$logs".* 2>/dev/null
+        echo "FAIL $name" >>"$top/build-asan/guest-asan.results"
+    fi
+}
+rm -f build-asan/guest-asan.results
+if [ -x build-asan/system/vccid ] && command -v qemu-system-x86_64 >/dev/null; then
+    guest_asan listen-xhci vccid-listen --usb xhci
+    guest_asan passthru-xhci --vscclient "$top/build-asan/contrib/vscclient/vscclient" \
+        passthru --usb xhci
+fi
 CC=clang setup build-fuzz -Dfuzzing=true -Dsanitize=true -Dguest_tests=disabled &&
     run build-fuzz --suite fuzz
 
@@ -37,6 +62,13 @@ import json, os, sys
 failed_setup = int(sys.argv[1])
 passed = failed = skipped = 0
 for d in sys.argv[2:]:
+    extra = os.path.join(d, 'guest-asan.results')
+    if os.path.exists(extra):
+        for line in open(extra):
+            if line.startswith('OK'):
+                passed += 1
+            else:
+                failed += 1
     log = os.path.join(d, 'meson-logs', 'testlog.json')
     if not os.path.exists(log):
         continue
