@@ -185,7 +185,7 @@ class Guest:
         accel = probe_accel(self.image_dir, self.qemu)
         usb_args, _ = usb_controller_args(self.usb)
         return ([self.qemu, '-accel', accel, '-m', str(self.memory),
-                 '-nographic']
+                 '-nographic', '-nic', 'none']   # no network: no iPXE ROM either
                 + (['-no-reboot'] if self.no_reboot else [])
                 + (['-qmp', 'unix:%s,server=on,wait=off' % self.qmp_path]
                    if self.qmp_path else [])
