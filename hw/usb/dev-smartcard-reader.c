@@ -37,6 +37,14 @@
 #define CCID_DEFAULT_DATA_RATE 9600    /* bps at Fi=372, Di=1 */
 #define CCID_MAX_IFSD          254
 
+/*
+ * While the card works on an APDU, the reader asks the host for more time
+ * this often (CCID 6.2.6: bmCommandStatus 2, "time extension requested"),
+ * so a slow card (a signature on a remote client's token) never runs into
+ * the host driver's read timeout.
+ */
+#define CCID_TIME_EXTENSION_MS 500
+
 /* Work bounds for a host that sends without reading. */
 #define CCID_MAX_QUEUED_COMMANDS 32
 #define CCID_MAX_QUEUED_ANSWERS  32
@@ -172,6 +180,7 @@ typedef struct USBCCIDState {
     GQueue held_out;         /* bulk-out USBPacket * waiting for queue room */
     bool busy;               /* the card holds an APDU of busy_hdr */
     CCIDHeader busy_hdr;
+    guint time_extension_timer;
     unsigned answers_to_drop;/* card answers to APDUs we already answered */
     uint8_t abort_seq;       /* bSeq of a class ABORT request, if any */
     bool abort_requested;
@@ -400,6 +409,50 @@ static void ccid_answer_next_chunk(USBCCIDState *s, const CCIDHeader *cmd)
 
 /* ---- the card in flight ---- */
 
+/* A time extension for the APDU in flight, unless answers already wait. */
+static gboolean ccid_time_extension(gpointer opaque)
+{
+    USBCCIDState *s = opaque;
+    GByteArray *msg;
+    CCIDHeader h;
+
+    if (!s->busy || !g_queue_is_empty(&s->answers)) {
+        return G_SOURCE_CONTINUE;
+    }
+    h = (CCIDHeader) {
+        .bMessageType = CCID_RDR_TO_PC_DATA_BLOCK,
+        .bSlot = s->busy_hdr.bSlot,
+        .bSeq = s->busy_hdr.bSeq,
+        /* bError carries the BWT multiplier: one more waiting time. */
+        .specific = { ccid_icc_status(s) | CCID_TIME_EXTENSION, 1, 0 },
+    };
+    msg = g_byte_array_sized_new(CCID_HEADER_SIZE);
+    g_byte_array_set_size(msg, CCID_HEADER_SIZE);
+    ccid_header_write(msg->data, &h);
+    ccid_debug(s, 1, "apdu seq %u: time extension", h.bSeq);
+    g_queue_push_tail(&s->answers, msg);
+    ccid_flush_answers(s);
+    return G_SOURCE_CONTINUE;
+}
+
+static void ccid_set_busy(USBCCIDState *s, const CCIDHeader *cmd)
+{
+    s->busy = true;
+    s->busy_hdr = *cmd;
+    if (!s->time_extension_timer) {
+        s->time_extension_timer = g_timeout_add(CCID_TIME_EXTENSION_MS, ccid_time_extension, s);
+    }
+}
+
+static void ccid_clear_busy(USBCCIDState *s)
+{
+    s->busy = false;
+    if (s->time_extension_timer) {
+        g_source_remove(s->time_extension_timer);
+        s->time_extension_timer = 0;
+    }
+}
+
 static void ccid_send_to_card(USBCCIDState *s, const CCIDHeader *cmd, const uint8_t *apdu,
                               uint32_t len)
 {
@@ -408,8 +461,7 @@ static void ccid_send_to_card(USBCCIDState *s, const CCIDHeader *cmd, const uint
         ccid_answer_error(s, cmd, CCID_OFFSET_LENGTH);
         return;
     }
-    s->busy = true;
-    s->busy_hdr = *cmd;
+    ccid_set_busy(s, cmd);
     ccid_debug(s, 2, "apdu seq %u: %u bytes to the card", cmd->bSeq, len);
     CCID_CARD_GET_CLASS(s->card)->apdu_from_guest(s->card, apdu, len);
 }
@@ -423,7 +475,7 @@ static void ccid_fail_in_flight(USBCCIDState *s, uint8_t bError)
     if (!s->busy) {
         return;
     }
-    s->busy = false;
+    ccid_clear_busy(s);
     s->answers_to_drop++;
     ccid_answer_error(s, &s->busy_hdr, bError);
 }
@@ -456,7 +508,7 @@ void ccid_card_send_apdu_to_guest(CCIDCardState *card, const uint8_t *apdu, uint
     if (!s || ccid_card_answer_is_stale(s, "answer")) {
         return;
     }
-    s->busy = false;
+    ccid_clear_busy(s);
     if (len > CCID_MAX_APDU_RESPONSE) {
         g_warning("%s: card answer of %u bytes exceeds %u; reported as overrun",
                   DEVICE(s)->id, len, CCID_MAX_APDU_RESPONSE);
@@ -473,7 +525,7 @@ void ccid_card_apdu_failed(CCIDCardState *card)
     if (!s || ccid_card_answer_is_stale(s, "failure")) {
         return;
     }
-    s->busy = false;
+    ccid_clear_busy(s);
     ccid_answer_error(s, &s->busy_hdr, s->icc_present ? CCID_ERR_HW_ERROR : CCID_ERR_ICC_MUTE);
 }
 
@@ -952,7 +1004,7 @@ static void ccid_handle_reset(USBDevice *dev)
     s->zlp_pending = false;
     ccid_assembler_reset(&s->assembler);
     if (s->busy) {
-        s->busy = false;
+        ccid_clear_busy(s);
         s->answers_to_drop++;
     }
     g_clear_pointer(&s->cmd_chain, g_byte_array_unref);

@@ -145,7 +145,26 @@ static bool answer_complete(const GByteArray *m)
     return m->len >= CCID_HDR && m->len == CCID_HDR + (size_t)le32(m->data + 1);
 }
 
+static CcidAnswer *ccid_read_message(CcidHost *c, int timeout_ms);
+
+/*
+ * The next answer, past any time extensions (bmCommandStatus 2) the reader
+ * sends while a slow card works: a host waits on for the real answer.
+ */
 CcidAnswer *ccid_read_answer(CcidHost *c, int timeout_ms)
+{
+    for (;;) {
+        CcidAnswer *a = ccid_read_message(c, timeout_ms);
+
+        if ((a->status & 0xc0) != 0x80) {
+            return a;
+        }
+        c->time_extensions++;
+        ccid_answer_free(a);
+    }
+}
+
+static CcidAnswer *ccid_read_message(CcidHost *c, int timeout_ms)
 {
     CcidAnswer *a = g_new0(CcidAnswer, 1);
 

@@ -119,6 +119,7 @@ typedef struct CcidHost {
     uint16_t int_in_mps;
     CcidClassDesc desc;
     uint8_t seq;                 /* next bSeq */
+    unsigned time_extensions;    /* time extensions skipped by ccid_read_answer */
     uint32_t bulk_in_size;       /* size of each bulk-in request */
 } CcidHost;
 

@@ -283,6 +283,41 @@ static void test_ordering_with_slow_card(void)
     ccid_host_free(h);
 }
 
+/* A slow card: the reader asks the host for more time until it answers. */
+static void test_time_extension(void)
+{
+    CCIDHost *h = ccid_host_new(NULL, true);
+    TestCard *card = test_card_find();
+    uint8_t apdu[4] = { 0x00, 0x2a, 0x77, 0 };
+    gint64 deadline = g_get_monotonic_time() + 3 * G_USEC_PER_SEC;
+    g_autoptr(GByteArray) ext = NULL;
+    g_autoptr(GByteArray) a = NULL;
+
+    power_on(h, 1);
+    test_card_set_hold(card, true);
+    ccid_host_send(h, CCID_PC_TO_RDR_XFR_BLOCK, 2, no_specific, apdu, 4);
+    while (!(ext = ccid_host_read_answer(h)) && g_get_monotonic_time() < deadline) {
+        g_main_context_iteration(NULL, FALSE);
+        g_usleep(10000);
+    }
+    g_assert_nonnull(ext);
+    g_assert_cmpuint(ext->len, ==, CCID_HEADER_SIZE);
+    g_assert_cmphex(ext->data[0], ==, CCID_RDR_TO_PC_DATA_BLOCK);
+    g_assert_cmpuint(ext->data[6], ==, 2);
+    g_assert_cmphex(ext->data[7] & 0xc0, ==, CCID_TIME_EXTENSION);
+    g_assert_true(test_card_release_one(card));
+    a = ccid_host_read_answer(h);
+    check_answer(a, CCID_RDR_TO_PC_DATA_BLOCK, 2, CCID_COMMAND_OK, 0);
+    g_assert_cmphex(a->data[CCID_HEADER_SIZE + 2], ==, 0x77);
+    /* Answered: no more extensions. */
+    for (int i = 0; i < 70; i++) {
+        g_main_context_iteration(NULL, FALSE);
+        g_usleep(10000);
+    }
+    g_assert_null(ccid_host_read_answer(h));
+    ccid_host_free(h);
+}
+
 static void test_abort_in_flight(void)
 {
     CCIDHost *h = ccid_host_new(NULL, true);
@@ -614,6 +649,7 @@ int main(int argc, char **argv)
     g_test_add_func("/ccid-reader/command-chaining", test_command_chaining);
     g_test_add_func("/ccid-reader/chain-errors", test_chain_errors);
     g_test_add_func("/ccid-reader/ordering-slow-card", test_ordering_with_slow_card);
+    g_test_add_func("/ccid-reader/time-extension", test_time_extension);
     g_test_add_func("/ccid-reader/abort-in-flight", test_abort_in_flight);
     g_test_add_func("/ccid-reader/reset-in-flight", test_reset_in_flight);
     g_test_add_func("/ccid-reader/card-removed-in-flight", test_card_removed_in_flight);
