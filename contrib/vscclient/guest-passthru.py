@@ -29,6 +29,8 @@ import tempfile
 import time
 
 SRCROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# The harness's modules are imported from the source tree: keep it clean.
+sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(SRCROOT, 'tests', 'guest'))
 import guestrun  # noqa: E402
 import scenarios  # noqa: E402

@@ -62,7 +62,7 @@ CARD_OPTS = ('backend=certificates,db=sql:{db},cert1=id-cert,'
 # README.md); an arbitrary one shows that.
 PIN = '77777777'
 
-FULL_CHECKS = ('enumerate lsusb pcscd atr sweep opensc sign pcscd_log '
+FULL_CHECKS = ('enumerate lsusb chapter9 pcscd atr sweep opensc sign pcscd_log '
                'kernel_log')
 BENCH_CHECKS = 'enumerate pcscd bench'
 # The passthru card can also leave and come back (vscclient's commands),
