@@ -377,6 +377,15 @@ static void power_on_test_card(CcidHost *c)
     g_assert_cmpmem(atr->data, atr->len, test_atr, sizeof(test_atr));
 }
 
+/* The usual opening: a client says hello, lends its card, the host powers it. */
+static void peer_lend_card(VscPeer *p, CcidHost *c)
+{
+    peer_handshake(p);
+    peer_insert_card(p);
+    wait_slot_change(c, true);
+    power_on_test_card(c);
+}
+
 /* libcacard's CAC card (its ATR starts with TS 3B, direct convention). */
 static void power_on_cac(CcidHost *c)
 {
@@ -568,10 +577,7 @@ static void test_malformed_fatal(void)
     peer_free(half);
 
     VscPeer *p = peer_connect(v);
-    peer_handshake(p);
-    peer_insert_card(p);
-    wait_slot_change(c, true);
-    power_on_test_card(c);
+    peer_lend_card(p, c);
     check_apdu_echo(c, 16);
     peer_free(p);
     ccid_host_free(c);
@@ -591,10 +597,7 @@ static void test_client_killed_mid_apdu(void)
     VscPeer *p = peer_connect(v);
     g_autoptr(CcidAnswer) a = NULL;
 
-    peer_handshake(p);
-    peer_insert_card(p);
-    wait_slot_change(c, true);
-    power_on_test_card(c);
+    peer_lend_card(p, c);
     check_apdu_echo(c, 4);
 
     p->mode = PEER_DIE_ON_APDU;
@@ -614,10 +617,7 @@ static void test_client_killed_mid_apdu(void)
     g_assert_cmpuint(off->error, ==, CCID_ERR_ICC_MUTE);
 
     p = peer_connect(v);
-    peer_handshake(p);
-    peer_insert_card(p);
-    wait_slot_change(c, true);
-    power_on_test_card(c);
+    peer_lend_card(p, c);
     check_apdu_echo(c, 100);
     peer_free(p);
     ccid_host_free(c);
@@ -633,10 +633,7 @@ static void test_client_error_answer(void)
     VscPeer *p = peer_connect(v);
     g_autoptr(CcidAnswer) a = NULL;
 
-    peer_handshake(p);
-    peer_insert_card(p);
-    wait_slot_change(c, true);
-    power_on_test_card(c);
+    peer_lend_card(p, c);
     p->mode = PEER_ERROR_ON_APDU;
     a = ccid_command(c, PC_to_RDR_XfrBlock, 0, 0, 0, cmd, sizeof(cmd));
     g_assert_cmpuint(CMD_STATUS(a->status), ==, CMD_FAILED);
@@ -656,10 +653,7 @@ static void test_reader_remove_readd(void)
     CcidHost *c = open_host(v);
     VscPeer *p = peer_connect(v);
 
-    peer_handshake(p);
-    peer_insert_card(p);
-    wait_slot_change(c, true);
-    power_on_test_card(c);
+    peer_lend_card(p, c);
     /* A ReaderRemove then ReaderAdd by an unclean client: the card is gone. */
     peer_send(p, VSC_ReaderRemove, 0, NULL, 0);
     peer_expect_error(p, 0, VSC_SUCCESS);
@@ -689,10 +683,7 @@ static void test_reset_during_apdu(void)
     UrhTransfer *t;
     uint8_t cfg;
 
-    peer_handshake(p);
-    peer_insert_card(p);
-    wait_slot_change(c, true);
-    power_on_test_card(c);
+    peer_lend_card(p, c);
 
     p->mode = PEER_HOLD;
     ccid_build(c, msg, PC_to_RDR_XfrBlock, 0, sizeof(old_cmd), 0, 0, 0);
@@ -926,10 +917,7 @@ static void test_flood(void)
     g_autoptr(GByteArray) junk = g_byte_array_new();
     gint64 t0;
 
-    peer_handshake(p);
-    peer_insert_card(p);
-    wait_slot_change(c, true);
-    power_on_test_card(c);
+    peer_lend_card(p, c);
     for (int i = 0; i < 5000; i++) {
         vscard_build(junk, 99, i, "junkjunk", 8);
     }
