@@ -182,8 +182,6 @@ typedef struct USBCCIDState {
     CCIDHeader busy_hdr;
     guint time_extension_timer;
     unsigned answers_to_drop;/* card answers to APDUs we already answered */
-    uint8_t abort_seq;       /* bSeq of a class ABORT request, if any */
-    bool abort_requested;
     bool processing;         /* in ccid_process_commands: do not re-enter */
     bool accepting;          /* in ccid_accept_held_out: do not re-enter */
 
@@ -796,7 +794,6 @@ static void ccid_execute(USBCCIDState *s, const CCIDCommand *c)
         break;
     case CCID_PC_TO_RDR_ABORT:
         /* Whatever was in flight was answered when the Abort arrived. */
-        s->abort_requested = false;
         ccid_answer_slot_status(s, h);
         break;
     default:
@@ -966,9 +963,11 @@ static void ccid_handle_control(USBDevice *dev, USBPacket *p, int request, int v
 
     switch (request) {
     case ClassInterfaceOutRequest | CCID_REQUEST_ABORT:
-        /* wValue: bSlot low byte, bSeq high byte; the bulk Abort follows. */
-        s->abort_requested = true;
-        s->abort_seq = value >> 8;
+        /*
+         * wValue: bSlot low byte, bSeq high byte. CCID 5.3.1 pairs this with a
+         * PC_to_RDR_Abort on bulk-out, which does the work (it answers the
+         * APDU in flight); accepting the request is all that is left here.
+         */
         p->status = USB_RET_SUCCESS;
         break;
     case ClassInterfaceRequest | CCID_REQUEST_GET_CLOCK_FREQUENCIES:
@@ -1013,7 +1012,6 @@ static void ccid_handle_reset(USBDevice *dev)
         CCID_CARD_GET_CLASS(s->card)->power_off(s->card);
     }
     s->icc_powered = false;
-    s->abort_requested = false;
     ccid_reset_parameters(s, 0);
     /* Tell the new host session what is in the slot. */
     s->notify_pending = s->icc_present;
