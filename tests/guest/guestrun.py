@@ -40,6 +40,8 @@ CONTROLLERS = {
     'xhci': (['-device', 'qemu-xhci,id=usbc'], 'usbc.0'),
     'uhci': (['-device', 'piix3-usb-uhci,id=usbc'], 'usbc.0'),
     'ohci': (['-device', 'pci-ohci,id=usbc'], 'usbc.0'),
+    # EHCI with no companions: only a high-speed device (usb-ccid,speed=high).
+    'ehci-alone': (['-device', 'usb-ehci,id=usbc'], 'usbc.0'),
     'ehci': (['-device', 'ich9-usb-ehci1,id=usbc,addr=1d.7,multifunction=on',
               '-device', 'ich9-usb-uhci1,masterbus=usbc.0,firstport=0,'
                          'addr=1d.0,multifunction=on',

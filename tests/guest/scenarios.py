@@ -231,8 +231,12 @@ def qemu_reader_args(wd, bus):
             '-device', card_args(wd)]
 
 
+# --reader-opts: extra usb-ccid properties (e.g. speed=high for EHCI alone).
+READER_OPTS = ['']
+
+
 def vccid_args(wd, chardev):
-    return ['-chardev', chardev, '-device', 'usb-ccid,id=ccid',
+    return ['-chardev', chardev, '-device', 'usb-ccid,id=ccid' + READER_OPTS[0],
             '-device', card_args(wd), '-export', 'usbredir,chardev=redir']
 
 
@@ -720,6 +724,8 @@ def main():
     ap.add_argument('--tcp', action='store_true',
                     help='vccid-listen, bench-vccid: usbredir over loopback '
                          'TCP instead of a UNIX socket')
+    ap.add_argument('--reader-opts', default='',
+                    help='extra usb-ccid properties for vccid, e.g. speed=high')
     ap.add_argument('--vccid-first', action='store_true',
                     help='vccid-connect: start vccid before QEMU listens')
     args = ap.parse_args()
@@ -728,6 +734,7 @@ def main():
         print('vccid binary not found: %s' % args.vccid, file=sys.stderr)
         return 1
     Vccid.extra_args = args.vccid_arg
+    READER_OPTS[0] = ',' + args.reader_opts if args.reader_opts else ''
     SLOW_CARD_SECONDS[0] = args.slow_card
     wd = Workdir(args.workdir)
     wd.prepare()
