@@ -11,6 +11,7 @@
 #include "hw/qdev.h"
 
 #include <glib-unix.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -212,6 +213,8 @@ int main(int argc, char **argv)
     };
     GMainLoop *loop;
 
+    /* A peer that vanishes mid-write is a closed connection, not a fatal signal. */
+    signal(SIGPIPE, SIG_IGN);
     parse_args(argc, argv, &cl);
     g_log_set_default_handler(log_handler, &cl);
     handle_help_requests(&cl);
