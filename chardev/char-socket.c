@@ -492,11 +492,6 @@ Chardev *chardev_find(const char *id)
     return chardevs ? g_hash_table_lookup(chardevs, id) : NULL;
 }
 
-const char *chardev_id(Chardev *chr)
-{
-    return chr->id;
-}
-
 const char *chardev_describe(Chardev *chr)
 {
     return chr->label;

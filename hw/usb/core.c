@@ -111,7 +111,6 @@ void usb_device_handle_control(USBDevice *dev, USBPacket *p, const uint8_t setup
     uint8_t buf[USB_MAX_CONTROL_DATA];
     bool in = setup[0] & USB_DIR_IN;
 
-    memcpy(dev->setup_buf, setup, 8);
     p->actual_length = 0;
     p->status = USB_RET_STALL;
     if (length > USB_MAX_CONTROL_DATA) {

@@ -28,7 +28,6 @@ typedef void ChrEventHandler(void *opaque, ChrEvent event);
 /* Create from "-chardev socket,id=...,..." options. */
 Chardev *chardev_new_from_string(const char *optstr, GError **errp);
 Chardev *chardev_find(const char *id);
-const char *chardev_id(Chardev *chr);
 /* A one-line description for logs: "unix:/path (server)". */
 const char *chardev_describe(Chardev *chr);
 void chardev_destroy_all(void);

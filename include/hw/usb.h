@@ -93,7 +93,6 @@ struct USBPacket {
     size_t actual_length;    /* bytes moved */
     int status;              /* USB_RET_* */
     bool async;              /* completion pending in the device */
-    void *opaque;            /* owned by the export */
 };
 
 typedef struct USBPortOps {
@@ -153,7 +152,6 @@ struct USBDevice {
     char *speed_str;         /* "speed" property */
     USBEndpointInfo ep_in[USB_MAX_ENDPOINTS];
     USBEndpointInfo ep_out[USB_MAX_ENDPOINTS];
-    uint8_t setup_buf[8];
 };
 
 /*

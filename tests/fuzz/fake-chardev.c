@@ -34,11 +34,6 @@ Chardev *chardev_find(const char *id)
     return strcmp(id, "fake") == 0 ? &the_chardev : NULL;
 }
 
-const char *chardev_id(Chardev *chr)
-{
-    return "fake";
-}
-
 const char *chardev_describe(Chardev *chr)
 {
     return "fake";
