@@ -111,11 +111,13 @@ class Vccid:
         self.log_path = log_path
         self.proc = None
 
+    stdin = subprocess.DEVNULL
+
     def start(self):
         self.log = open(self.log_path, 'w')
         self.log.write('# ' + ' '.join(self.cmd) + '\n')
         self.log.flush()
-        self.proc = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL,
+        self.proc = subprocess.Popen(self.cmd, stdin=self.stdin,
                                      stdout=self.log, stderr=subprocess.STDOUT)
         return self
 
@@ -455,15 +457,9 @@ class Vscclient(Vccid):
                                '-c', 'encryption-cert', '127.0.0.1', str(port)],
                          log_path)
 
-    def start(self):
-        # It reads commands on stdin and may take end-of-file for "exit":
-        # keep a pipe open for its whole life.
-        self.log = open(self.log_path, 'w')
-        self.log.write('# ' + ' '.join(self.cmd) + '\n')
-        self.log.flush()
-        self.proc = subprocess.Popen(self.cmd, stdin=subprocess.PIPE,
-                                     stdout=self.log, stderr=subprocess.STDOUT)
-        return self
+    # It reads commands on stdin and may take end-of-file for "exit":
+    # keep a pipe open for its whole life.
+    stdin = subprocess.PIPE
 
     def stop(self):
         """Its own "exit" command first; SIGTERM if that does not do."""
