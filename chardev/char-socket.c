@@ -7,7 +7,7 @@
  * with reconnect= retries after the peer goes away or a connect fails.
  */
 #include "chardev/char.h"
-#include "hw/qdev.h"
+#include "qemu/error.h"
 #include "qemu/option.h"
 
 #include <errno.h>

@@ -2,7 +2,7 @@
  * Parsing of QEMU-style option strings ("drv,key=val,key2=a,,b").
  */
 #include "qemu/option.h"
-#include "hw/qdev.h"
+#include "qemu/error.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <string.h>
 
-G_DEFINE_QUARK(vccid-error-quark, vccid_error)
 
 static GHashTable *device_classes;   /* name -> const DeviceClass * */
 static GList *realized_devices;      /* DeviceState *, creation order */

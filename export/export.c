@@ -2,7 +2,7 @@
  * "-export TYPE,..." dispatch.
  */
 #include "export/export.h"
-#include "hw/qdev.h"
+#include "qemu/error.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -12,8 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define VCCID_ERROR vccid_error_quark()
-GQuark vccid_error_quark(void);
+#include "qemu/error.h"
 
 typedef struct DeviceState DeviceState;
 typedef struct DeviceClass DeviceClass;

@@ -4,7 +4,7 @@
  * frontend wrote. Implements include/chardev/char.h for one device.
  */
 #include "chardev/char.h"
-#include "hw/qdev.h"
+#include "qemu/error.h"
 #include "fake-chardev.h"
 
 #include <string.h>
