@@ -1,14 +1,15 @@
 /*
  * vccid: a virtual USB CCID smart-card reader daemon.
  *
- * The command line follows QEMU's: -chardev, -device and -export options
- * are created in that order (chardevs first, then devices in the order
- * given, then exports), and any error on the command line exits with status
+ * The command line follows QEMU's: -object, -chardev, -device and -export
+ * options are created in that order (objects such as TLS credentials
+ * first, then chardevs, then devices in the order given, then exports), and any error on the command line exits with status
  * 2 and one line that names the bad option, before anything is served.
  */
 #include "chardev/char.h"
 #include "export/export.h"
 #include "hw/qdev.h"
+#include "qom/object.h"
 
 #include <glib-unix.h>
 #include <signal.h>
@@ -21,6 +22,7 @@
 #define EXIT_USAGE 2
 
 typedef struct CmdLine {
+    GPtrArray *objects;
     GPtrArray *chardevs;
     GPtrArray *devices;
     GPtrArray *exports;
@@ -35,6 +37,9 @@ static void usage(void)
            "or passed-through card to a USB host: QEMU's -device usb-redir over usbredir.\n"
            "\n"
            "Options:\n"
+           "  -object TYPE,id=ID[,PROP=VALUE...]\n"
+           "                       TLS credentials or an authorization list for\n"
+           "                       -chardev tls-creds=/tls-authz= (-object help lists them)\n"
            "  -chardev socket,id=ID,(path=PATH|host=HOST,port=PORT)[,server=on|off]\n"
            "          [,wait=on|off][,reconnect=SECONDS][,nodelay=on|off]\n"
            "                       a socket for an export or a passthru card\n"
@@ -119,6 +124,8 @@ static void parse_args(int argc, char **argv, CmdLine *cl)
         } else if (strcmp(opt, "v") == 0 || strcmp(opt, "verbose") == 0) {
             cl->verbose = true;
             continue;
+        } else if (strcmp(opt, "object") == 0) {
+            target = cl->objects;
         } else if (strcmp(opt, "chardev") == 0) {
             target = cl->chardevs;
         } else if (strcmp(opt, "device") == 0) {
@@ -150,6 +157,12 @@ static void handle_help_requests(CmdLine *cl)
             exit(known ? 0 : EXIT_USAGE);
         }
     }
+    for (guint i = 0; i < cl->objects->len; i++) {
+        if (strcmp(g_ptr_array_index(cl->objects, i), "help") == 0) {
+            object_print_help();
+            exit(0);
+        }
+    }
     for (guint i = 0; i < cl->exports->len; i++) {
         if (strcmp(g_ptr_array_index(cl->exports, i), "help") == 0) {
             export_print_help();
@@ -163,6 +176,11 @@ static void create_objects(CmdLine *cl)
 {
     GError *err = NULL;
 
+    for (guint i = 0; i < cl->objects->len; i++) {
+        if (!object_create_from_string(g_ptr_array_index(cl->objects, i), &err)) {
+            goto fail;
+        }
+    }
     for (guint i = 0; i < cl->chardevs->len; i++) {
         if (!chardev_new_from_string(g_ptr_array_index(cl->chardevs, i), &err)) {
             goto fail;
@@ -192,6 +210,7 @@ fail:
     export_destroy_all();
     device_destroy_all();
     chardev_destroy_all();
+    object_destroy_all();
     exit(EXIT_USAGE);
 }
 
@@ -207,6 +226,7 @@ static gboolean on_signal(gpointer opaque)
 int main(int argc, char **argv)
 {
     CmdLine cl = {
+        .objects = g_ptr_array_new(),
         .chardevs = g_ptr_array_new(),
         .devices = g_ptr_array_new(),
         .exports = g_ptr_array_new(),
@@ -232,7 +252,9 @@ int main(int argc, char **argv)
     export_destroy_all();
     device_destroy_all();
     chardev_destroy_all();
+    object_destroy_all();
     g_main_loop_unref(loop);
+    g_ptr_array_free(cl.objects, TRUE);
     g_ptr_array_free(cl.chardevs, TRUE);
     g_ptr_array_free(cl.devices, TRUE);
     g_ptr_array_free(cl.exports, TRUE);
