@@ -429,7 +429,7 @@ static void chr_new_peer(Chardev *chr, GSocket *sock)
     }
     base = G_IO_STREAM(g_socket_connection_factory_create_connection(sock));
     if (chr->handshake_timeout) {
-        chr->hello_timer = g_timeout_add_seconds(chr->handshake_timeout, chr_hello_timeout, chr);
+        chr->hello_timer = g_timeout_add(chr->handshake_timeout * 1000, chr_hello_timeout, chr);
     }
     if (!chr->tls_creds) {
         chr_peer_attach(chr, sock, g_steal_pointer(&base));
