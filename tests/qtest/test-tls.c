@@ -22,6 +22,7 @@
 
 #include "ccid-host.h"
 #include "libqtest-vccid.h"
+#include "proto/vscard.h"
 
 /*
  * In sanitizer builds, LeakSanitizer's tracer crashes at the exit of this
@@ -698,6 +699,211 @@ static void test_client_refuses(void)
     vccid_stop(p);
 }
 
+/* ---- vscclient over TLS ---- */
+
+static const char *vscclient_binary(void)
+{
+    const char *bin = g_getenv("VSCCLIENT_BINARY");
+
+    g_assert_nonnull(bin);
+    return bin;
+}
+
+static char *vscclient_emulator(void)
+{
+    return g_strdup_printf("db=\"sql:%s\" use_hw=no "
+                           "soft=(,Test,CAC,,id-cert,signing-cert,encryption-cert)",
+                           vccid_master_cert_db());
+}
+
+/* Run vscclient (no --reconnect) to its exit; returns its wait status. */
+static int vscclient_run(const char *const *extra, uint16_t port, char **err)
+{
+    g_autofree char *emul = vscclient_emulator();
+    g_autofree char *portstr = g_strdup_printf("%u", port);
+    g_autoptr(GPtrArray) argv = g_ptr_array_new();
+    g_autoptr(GError) error = NULL;
+    int status;
+
+    g_ptr_array_add(argv, (char *)vscclient_binary());
+    g_ptr_array_add(argv, "-e");
+    g_ptr_array_add(argv, emul);
+    for (int i = 0; extra[i]; i++) {
+        g_ptr_array_add(argv, (char *)extra[i]);
+    }
+    g_ptr_array_add(argv, "127.0.0.1");
+    g_ptr_array_add(argv, portstr);
+    g_ptr_array_add(argv, NULL);
+    g_spawn_sync(NULL, (char **)argv->pdata, NULL, G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL,
+                 NULL, err, &status, &error);
+    g_assert_no_error(error);
+    return status;
+}
+
+static VccidProcess *start_passthru(uint16_t port)
+{
+    g_autofree char *server = role_dir("server");
+    g_autofree char *creds = g_strdup_printf("tls-creds-x509,id=tls0,dir=%s,endpoint=server",
+                                             server);
+    g_autofree char *chardev = g_strdup_printf(
+        "socket,id=pt,host=127.0.0.1,port=%u,server=on,wait=off,tls-creds=tls0,"
+        "tls-authz=simple0", port);
+    const char *args[] = {
+        "-object", creds,
+        "-object", "authz-simple,id=simple0,identity=C=GB,,O=vccid test,,CN=client",
+        "-chardev", chardev,
+        "-device", "usb-ccid,id=ccid",
+        "-device", "ccid-card-passthru,chardev=pt",
+        NULL,
+    };
+
+    return vccid_start(args);
+}
+
+/* This tree's vscclient over TLS to vccid's passthru with tls-authz: the card works. */
+static void test_vscclient_passthru(void)
+{
+    uint16_t port = qtest_free_tcp_port();
+    VccidProcess *p = start_passthru(port);
+    g_autofree char *client = role_dir("client");
+    g_autofree char *emul = vscclient_emulator();
+    g_autofree char *portstr = g_strdup_printf("%u", port);
+    const char *argv[] = { vscclient_binary(), "-e", emul, "--tls-creds", client,
+                           "127.0.0.1", portstr, NULL };
+    g_autoptr(GError) error = NULL;
+    g_autoptr(GByteArray) atr = NULL;
+    CcidHost *c = ccid_host_open(p->sock_path);
+    GPid pid;
+    int in_fd, status;
+
+    g_spawn_async_with_pipes(NULL, (char **)argv, NULL,
+                             G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_STDOUT_TO_DEV_NULL,
+                             NULL, NULL, &pid, &in_fd, NULL, NULL, &error);
+    g_assert_no_error(error);
+    wait_log(p, "TLS peer 'C=GB,O=vccid test,CN=client'", 1);
+    wait_log(p, "card inserted", 1);
+    atr = ccid_power_on(c);
+    g_assert_cmpuint(atr->len, >, 2);
+    g_assert_cmpint(write(in_fd, "exit\n", 5), ==, 5);
+    g_assert_cmpint(waitpid(pid, &status, 0), ==, pid);
+    g_spawn_close_pid(pid);
+    close(in_fd);
+    g_assert_true(WIFEXITED(status));
+    g_assert_cmpint(WEXITSTATUS(status), ==, 0);
+    ccid_host_free(c);
+    vccid_stop(p);
+}
+
+/* vscclient refuses a host whose name or CA is wrong, and says why. */
+static void test_vscclient_refuses(void)
+{
+    uint16_t port = qtest_free_tcp_port();
+    VccidProcess *p = start_passthru(port);
+    g_autofree char *client = role_dir("client");
+    g_autofree char *other = role_dir("client-other-ca");
+    g_autofree char *nothing = role_dir("no-such-role");
+    const char *wrong_name[] = { "--tls-creds", client, "--tls-hostname", "wrong.example", NULL };
+    const char *wrong_ca[] = { "--tls-creds", other, NULL };
+    const char *no_dir[] = { "--tls-creds", nothing, NULL };
+    const char *no_creds[] = { "--tls-hostname", "localhost", NULL };
+    struct {
+        const char *const *args;
+        int code;
+        const char *why;
+    } cases[] = {
+        { wrong_name, 1, "Certificate does not match the hostname wrong.example" },
+        { wrong_ca, 1, "The peer's certificate is not trusted" },
+        { no_dir, 2, "Unable to access credentials" },
+        { no_creds, 2, "--tls-hostname needs --tls-creds" },
+    };
+
+    for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+        g_autofree char *err = NULL;
+        int status = vscclient_run(cases[i].args, port, &err);
+
+        g_assert_true(WIFEXITED(status));
+        g_assert_cmpint(WEXITSTATUS(status), ==, cases[i].code);
+        if (!strstr(err, cases[i].why)) {
+            g_error("vscclient: expected \"%s\" in:\n%s", cases[i].why, err);
+        }
+    }
+    g_assert_cmpuint(log_count(p, "card inserted"), ==, 0);
+    vccid_stop(p);
+}
+
+/*
+ * A host that floods vscclient with requests and never reads the answers:
+ * vscclient drops it once its output queue is full, instead of growing.
+ */
+static void test_vscclient_output_cap(void)
+{
+    TestServer s;
+    g_autofree char *emul = vscclient_emulator();
+    g_autofree char *portstr = NULL;
+    g_autoptr(GByteArray) flood = g_byte_array_new();
+    g_autoptr(GError) error = NULL;
+    g_autoptr(GSocket) sock = NULL;
+    g_autofree char *err = NULL;
+    GPid pid;
+    int err_fd, status;
+    size_t sent = 0;
+
+    test_server_listen(&s);
+    portstr = g_strdup_printf("%u", s.port);
+    {
+        const char *argv[] = { vscclient_binary(), "-e", emul, "127.0.0.1", portstr, NULL };
+
+        g_spawn_async_with_pipes(NULL, (char **)argv, NULL,
+                                 G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_STDOUT_TO_DEV_NULL,
+                                 NULL, NULL, &pid, NULL, NULL, &err_fd, &error);
+        g_assert_no_error(error);
+    }
+    g_socket_set_timeout(s.listener, TLS_TIMEOUT_MS / 1000);
+    sock = g_socket_accept(s.listener, NULL, &error);
+    g_assert_no_error(error);
+    {
+        g_autoptr(GByteArray) init = g_byte_array_new();
+
+        vscard_build_init(init, VSCARD_UNDEFINED_READER_ID, 0);
+        g_assert_true(g_socket_send(sock, (const char *)init->data, init->len, NULL, NULL) ==
+                      (gssize)init->len);
+    }
+    for (int i = 0; i < 65536; i++) {
+        vscard_build(flood, VSC_Flush, 0, NULL, 0);
+    }
+    /* 64 MiB of requests, four times the cap: vscclient must hang up long before. */
+    g_socket_set_timeout(sock, TLS_TIMEOUT_MS / 1000);
+    while (sent < 64u * 1024 * 1024) {
+        gssize n = g_socket_send(sock, (const char *)flood->data + sent % flood->len,
+                                 flood->len - sent % flood->len, NULL, NULL);
+
+        if (n <= 0) {
+            break;
+        }
+        sent += n;
+    }
+    g_assert_cmpuint(sent, <, 64u * 1024 * 1024);
+    g_assert_cmpint(waitpid(pid, &status, 0), ==, pid);
+    g_spawn_close_pid(pid);
+    {
+        GString *e = g_string_new(NULL);
+        char buf[4096];
+        ssize_t n;
+
+        while ((n = read(err_fd, buf, sizeof(buf))) > 0) {
+            g_string_append_len(e, buf, n);
+        }
+        close(err_fd);
+        err = g_string_free(e, FALSE);
+    }
+    g_assert_true(WIFEXITED(status));
+    g_assert_cmpint(WEXITSTATUS(status), ==, 1);
+    if (!strstr(err, "the host does not read what we send")) {
+        g_error("vscclient said:\n%s", err);
+    }
+    g_object_unref(s.listener);
+}
+
 /* ---- command-line errors ---- */
 
 static void assert_cli_error(const char *const *args, const char *fragment)
@@ -864,6 +1070,9 @@ int main(int argc, char **argv)
     g_test_add_func("/tls/client/success", test_client_success);
     g_test_add_func("/tls/client/refuses", test_client_refuses);
     g_test_add_func("/tls/cli-errors", test_cli_errors);
+    g_test_add_func("/tls/vscclient/passthru", test_vscclient_passthru);
+    g_test_add_func("/tls/vscclient/refuses", test_vscclient_refuses);
+    g_test_add_func("/vscclient/output-cap", test_vscclient_output_cap);
     g_test_add_func("/socket/unix-mode", test_unix_mode);
     g_test_add_func("/socket/unix-not-a-socket", test_unix_not_a_socket);
     rc = g_test_run();
