@@ -1,7 +1,7 @@
 #!/bin/sh
 # Build (once) the small Linux guest that the guest tests and the benchmark
 # boot: Debian's own kernel and an initramfs holding busybox, pcscd + libccid,
-# OpenSC, pcsc_scan, lsusb, openssl and our APDU benchmark client.
+# OpenSC, pcsc_scan, lsusb, openssl, usbip and our APDU benchmark client.
 #
 # usage: build-guest.sh OUTDIR
 #   OUTDIR/vmlinuz        the kernel
@@ -35,7 +35,8 @@ flock 9
 USER_PKGS="busybox-static pcscd libccid libpcsclite1 opensc opensc-pkcs11
 pcsc-tools usbutils openssl libssl3 libusb-1.0-0 libudev1 libsystemd0 zlib1g
 libglib2.0-0 libffi8 libpcre2-8-0 libmount1 libblkid1 libselinux1 libgcrypt20
-libgpg-error0 liblz4-1 liblzma5 libzstd1 libcap2 libgcc-s1 libpcsclite-dev"
+libgpg-error0 liblz4-1 liblzma5 libzstd1 libcap2 libgcc-s1 libpcsclite-dev
+usbip libwrap0 usb.ids"
 
 # Kernel modules in load order (each one's dependencies come before it; the
 # build checks this against the modules' own depends= fields).
@@ -44,7 +45,8 @@ drivers/usb/host/xhci-hcd drivers/usb/host/xhci-pci
 drivers/usb/host/ehci-hcd drivers/usb/host/ehci-pci
 drivers/usb/host/uhci-hcd drivers/usb/host/ohci-hcd drivers/usb/host/ohci-pci
 drivers/usb/mon/usbmon
-drivers/usb/usbip/usbip-core drivers/usb/usbip/vhci-hcd"
+drivers/usb/usbip/usbip-core drivers/usb/usbip/vhci-hcd
+drivers/net/ethernet/intel/e1000/e1000"
 
 inputs_hash() {
     {
@@ -195,6 +197,10 @@ install_elf "$(pkgfile /usr/bin/pkcs11-tool)" /usr/bin/pkcs11-tool
 install_elf "$(pkgfile /usr/bin/pcsc_scan)" /usr/bin/pcsc_scan
 install_elf "$(pkgfile /usr/bin/lsusb)" /usr/bin/lsusb
 install_elf "$(pkgfile /usr/bin/openssl)" /usr/bin/openssl
+# The USB/IP client (usbip list -r, usbip attach) and the names it prints.
+install_elf "$(pkgfile /usr/sbin/usbip)" /usr/sbin/usbip
+mkdir -p "$root/usr/share/misc"
+cp -L "$(pkgfile /usr/share/misc/usb.ids)" "$root/usr/share/misc/usb.ids"
 # dlopen()ed, so ldd of the programs does not see them.
 install_elf "$(pkgfile /usr/lib/x86_64-linux-gnu/opensc-pkcs11.so)" \
     /usr/lib/x86_64-linux-gnu/opensc-pkcs11.so
