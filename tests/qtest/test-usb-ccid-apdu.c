@@ -53,6 +53,7 @@ static void test_select_and_read_cert(Fixture *f, gconstpointer data)
     g_assert_cmpuint(value->data[2], ==, 0x00);
     g_assert_cmpmem(value->data + 3, der_len, der_data, der_len);
 }
+USB_CCID_TEST("apdu/select-read-cert", test_select_and_read_cert)
 
 /*
  * Every response length a short APDU can carry: READ BUFFER of n bytes
@@ -104,6 +105,7 @@ static void test_response_lengths(Fixture *f, gconstpointer data)
     response_lengths(f->c);
     assert_no_more_answers(f->c);
 }
+USB_CCID_TEST("apdu/response-lengths", test_response_lengths)
 
 /*
  * The same over 64-byte bulk-in requests, as a UHCI host reads: an answer
@@ -117,6 +119,7 @@ static void test_response_lengths_packetwise(Fixture *f, gconstpointer data)
     f->c->bulk_in_size = 65536 + 64;
     assert_no_more_answers(f->c);
 }
+USB_CCID_TEST("apdu/response-lengths-packetwise", test_response_lengths_packetwise)
 
 /* The largest message the reader advertises works; one byte more is refused. */
 static void test_max_message_length(Fixture *f, gconstpointer data)
@@ -151,6 +154,7 @@ static void test_max_message_length(Fixture *f, gconstpointer data)
 
     select_pki(c, 0);
 }
+USB_CCID_TEST("apdu/max-message-length", test_max_message_length)
 
 /* Extended APDUs (up to 65,535 data bytes) with the CCID chaining. */
 static void test_extended_apdu(Fixture *f, gconstpointer data)
@@ -180,6 +184,7 @@ static void test_extended_apdu(Fixture *f, gconstpointer data)
     g_assert_cmpuint(sig->len, ==, 258);
     assert_no_more_answers(c);
 }
+USB_CCID_TEST("apdu/extended", test_extended_apdu)
 
 /*
  * Answers longer than one message: with an extended Le the CAC ACA applet's
@@ -218,12 +223,14 @@ static void test_long_response(Fixture *f, gconstpointer data)
     g_assert_true(chained);
     assert_no_more_answers(c);
 }
+USB_CCID_TEST("apdu/long-response", test_long_response)
 
 static void test_long_response_packetwise(Fixture *f, gconstpointer data)
 {
     f->c->bulk_in_size = f->c->bulk_in_mps;
     test_long_response(f, data);
 }
+USB_CCID_TEST("apdu/long-response-packetwise", test_long_response_packetwise)
 
 static gint compare_gint64(gconstpointer a, gconstpointer b)
 {
@@ -256,17 +263,4 @@ static void test_throughput(Fixture *f, gconstpointer data)
                    g_array_index(lat, gint64, N * 99 / 100) / 1e3);
     assert_no_more_answers(c);
 }
-
-int main(int argc, char **argv)
-{
-    g_test_init(&argc, &argv, NULL);
-    usb_ccid_add_test("/usb-ccid/apdu/select-read-cert", test_select_and_read_cert);
-    usb_ccid_add_test("/usb-ccid/apdu/response-lengths", test_response_lengths);
-    usb_ccid_add_test("/usb-ccid/apdu/response-lengths-packetwise", test_response_lengths_packetwise);
-    usb_ccid_add_test("/usb-ccid/apdu/max-message-length", test_max_message_length);
-    usb_ccid_add_test("/usb-ccid/apdu/extended", test_extended_apdu);
-    usb_ccid_add_test("/usb-ccid/apdu/long-response", test_long_response);
-    usb_ccid_add_test("/usb-ccid/apdu/long-response-packetwise", test_long_response_packetwise);
-    usb_ccid_add_test("/usb-ccid/apdu/throughput", test_throughput);
-    return g_test_run();
-}
+USB_CCID_TEST("apdu/throughput", test_throughput)

@@ -34,6 +34,7 @@ static void test_cli_help(void)
     g_assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     g_assert_nonnull(strstr(out, "-device"));
 }
+USB_CCID_TEST_PLAIN("cli/help", test_cli_help)
 
 static void test_cli_version(void)
 {
@@ -46,6 +47,7 @@ static void test_cli_version(void)
     g_assert_nonnull(version);
     g_assert_nonnull(strstr(out, version));
 }
+USB_CCID_TEST_PLAIN("cli/version", test_cli_version)
 
 static void test_cli_device_help(void)
 {
@@ -76,6 +78,7 @@ static void test_cli_device_help(void)
         g_assert_nonnull(strstr(out, props[i]));
     }
 }
+USB_CCID_TEST_PLAIN("cli/device-help", test_cli_device_help)
 
 /* A bad command line exits 2 with one line naming the culprit (or one of culprits). */
 static void expect_cli_error_any(const char *const *args, const char *const *culprits)
@@ -128,6 +131,7 @@ static void test_cli_errors(void)
     g_assert_false(g_file_test(sock, G_FILE_TEST_EXISTS));
     g_rmdir(dir);
 }
+USB_CCID_TEST_PLAIN("cli/errors", test_cli_errors)
 
 /*
  * A reader exported nowhere cannot be reached: a usage error, like giving
@@ -137,6 +141,7 @@ static void test_cli_no_export(void)
 {
     expect_cli_error((const char *[]){ "-device", "usb-ccid", NULL }, "-export");
 }
+USB_CCID_TEST_PLAIN("cli/no-export", test_cli_no_export)
 
 /* A socket that cannot be created: the message names it. */
 static void test_cli_bind_error(void)
@@ -146,6 +151,7 @@ static void test_cli_bind_error(void)
                                        "-device", "usb-ccid", "-export", "usbredir,chardev=r",
                                        NULL }, "/nonexistent/s");
 }
+USB_CCID_TEST_PLAIN("cli/bind-error", test_cli_bind_error)
 
 /* A card libcacard cannot make fails the start, naming the culprit, and leaves no socket. */
 static void test_cli_card_errors(void)
@@ -175,16 +181,4 @@ static void test_cli_card_errors(void)
     g_assert_false(g_file_test(sock, G_FILE_TEST_EXISTS));
     g_rmdir(dir);
 }
-
-int main(int argc, char **argv)
-{
-    g_test_init(&argc, &argv, NULL);
-    g_test_add_func("/usb-ccid/cli/help", test_cli_help);
-    g_test_add_func("/usb-ccid/cli/version", test_cli_version);
-    g_test_add_func("/usb-ccid/cli/device-help", test_cli_device_help);
-    g_test_add_func("/usb-ccid/cli/errors", test_cli_errors);
-    g_test_add_func("/usb-ccid/cli/no-export", test_cli_no_export);
-    g_test_add_func("/usb-ccid/cli/bind-error", test_cli_bind_error);
-    g_test_add_func("/usb-ccid/cli/card-errors", test_cli_card_errors);
-    return g_test_run();
-}
+USB_CCID_TEST_PLAIN("cli/card-errors", test_cli_card_errors)

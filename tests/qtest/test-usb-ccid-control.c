@@ -27,6 +27,7 @@ static void test_configuration(Fixture *f, gconstpointer data)
     g_assert_cmpint(urh_set_configuration(usb, 1, &cfg), ==, usb_redir_success);
     assert_slot_works(f->c);
 }
+USB_CCID_TEST("configuration", test_configuration)
 
 static void test_class_requests(Fixture *f, gconstpointer data)
 {
@@ -64,6 +65,7 @@ static void test_class_requests(Fixture *f, gconstpointer data)
 
     assert_slot_works(c);
 }
+USB_CCID_TEST("class-requests", test_class_requests)
 
 /* ABORT (CCID 5.3.1): the control request, then PC_to_RDR_Abort with the same bSeq. */
 static void test_abort(Fixture *f, gconstpointer data)
@@ -86,6 +88,7 @@ static void test_abort(Fixture *f, gconstpointer data)
     g_autoptr(GByteArray) r = ccid_transmit(c, select_pki0, sizeof(select_pki0));
     g_assert_true(apdu_sw(r) == 0x9000 || (apdu_sw(r) >> 8) == 0x61);
 }
+USB_CCID_TEST("abort", test_abort)
 
 /*
  * ABORT with a command in flight (CCID 5.3.1): the command gets its own
@@ -119,6 +122,7 @@ static void test_abort_in_flight(Fixture *f, gconstpointer data)
     select_pki(c, 0);
     assert_no_more_answers(c);
 }
+USB_CCID_TEST("abort-in-flight", test_abort_in_flight)
 
 /* Standard requests a host driver sends: CLEAR_FEATURE(HALT), GET_STATUS, SET_INTERFACE. */
 static void test_standard_requests(Fixture *f, gconstpointer data)
@@ -146,6 +150,7 @@ static void test_standard_requests(Fixture *f, gconstpointer data)
     use_reader(c);
     assert_no_more_answers(c);
 }
+USB_CCID_TEST("standard-requests", test_standard_requests)
 
 /* IN control requests with a short wLength get at most wLength bytes (USB 2.0 9.3.5). */
 static void test_short_control_reads(Fixture *f, gconstpointer data)
@@ -177,15 +182,4 @@ static void test_short_control_reads(Fixture *f, gconstpointer data)
     }
     use_reader(c);
 }
-
-int main(int argc, char **argv)
-{
-    g_test_init(&argc, &argv, NULL);
-    usb_ccid_add_test("/usb-ccid/configuration", test_configuration);
-    usb_ccid_add_test("/usb-ccid/class-requests", test_class_requests);
-    usb_ccid_add_test("/usb-ccid/abort", test_abort);
-    usb_ccid_add_test("/usb-ccid/abort-in-flight", test_abort_in_flight);
-    usb_ccid_add_test("/usb-ccid/standard-requests", test_standard_requests);
-    usb_ccid_add_test("/usb-ccid/short-control-reads", test_short_control_reads);
-    return g_test_run();
-}
+USB_CCID_TEST("short-control-reads", test_short_control_reads)

@@ -43,6 +43,7 @@ static void test_device_descriptor(Fixture *f, gconstpointer data)
     g_assert_true(urh_peer_has_cap(usb, usb_redir_cap_connect_device_version));
     g_assert_cmphex(dc->device_version_bcd, ==, le16(d->data + 12));
 }
+USB_CCID_TEST("descriptors/device", test_device_descriptor)
 
 /* The capabilities QEMU needs to put the device on an xHCI port. */
 static void test_usbredir_caps(Fixture *f, gconstpointer data)
@@ -54,6 +55,7 @@ static void test_usbredir_caps(Fixture *f, gconstpointer data)
     g_assert_true(urh_peer_has_cap(usb, usb_redir_cap_64bits_ids));
     g_assert_cmpstr(urh_peer_version(usb), !=, "");
 }
+USB_CCID_TEST("usbredir/caps", test_usbredir_caps)
 
 static void check_endpoint_info(CcidHost *c, uint8_t ep, uint8_t type, uint16_t mps)
 {
@@ -144,6 +146,7 @@ static void test_config_descriptor(Fixture *f, gconstpointer data)
         }
     }
 }
+USB_CCID_TEST("descriptors/configuration", test_config_descriptor)
 
 /* Values a host driver relies on are coherent with each other (CCID 5.1). */
 static void test_class_descriptor(Fixture *f, gconstpointer data)
@@ -187,6 +190,7 @@ static void test_class_descriptor(Fixture *f, gconstpointer data)
     g_test_message("dwFeatures %08x dwMaxCCIDMessageLength %u dwProtocols %x",
                    d->dwFeatures, d->dwMaxCCIDMessageLength, d->dwProtocols);
 }
+USB_CCID_TEST("descriptors/ccid-class", test_class_descriptor)
 
 static char *read_string(UsbredirHost *usb, uint8_t index)
 {
@@ -247,6 +251,7 @@ static void test_string_descriptors(Fixture *f, gconstpointer data)
     none = urh_get_descriptor(usb, USB_DT_STRING, 0xee, LANG_EN_US, 255);
     g_assert_null(none);
 }
+USB_CCID_TEST("descriptors/strings", test_string_descriptors)
 
 static void test_properties(void)
 {
@@ -269,6 +274,7 @@ static void test_properties(void)
     ccid_host_free(c);
     vccid_stop(v);
 }
+USB_CCID_TEST_PLAIN("properties", test_properties)
 
 static void test_high_speed(void)
 {
@@ -284,16 +290,4 @@ static void test_high_speed(void)
     ccid_host_free(c);
     vccid_stop(v);
 }
-
-int main(int argc, char **argv)
-{
-    g_test_init(&argc, &argv, NULL);
-    usb_ccid_add_test("/usb-ccid/descriptors/device", test_device_descriptor);
-    usb_ccid_add_test("/usb-ccid/descriptors/configuration", test_config_descriptor);
-    usb_ccid_add_test("/usb-ccid/descriptors/ccid-class", test_class_descriptor);
-    usb_ccid_add_test("/usb-ccid/descriptors/strings", test_string_descriptors);
-    usb_ccid_add_test("/usb-ccid/usbredir/caps", test_usbredir_caps);
-    g_test_add_func("/usb-ccid/properties", test_properties);
-    g_test_add_func("/usb-ccid/high-speed", test_high_speed);
-    return g_test_run();
-}
+USB_CCID_TEST_PLAIN("high-speed", test_high_speed)

@@ -22,6 +22,7 @@ static void test_reconnect(Fixture *f, gconstpointer data)
     }
     g_assert_true(vccid_is_running(f->vccid));
 }
+USB_CCID_TEST("host/reconnect", test_reconnect)
 
 /* The host leaves with an APDU in flight: the next host sees none of it. */
 static void test_reconnect_in_flight(Fixture *f, gconstpointer data)
@@ -47,6 +48,7 @@ static void test_reconnect_in_flight(Fixture *f, gconstpointer data)
     use_reader(f->c);
     assert_no_more_answers(f->c);
 }
+USB_CCID_TEST("host/reconnect-in-flight", test_reconnect_in_flight)
 
 /* A new host (a rebooted guest) is told about the card on interrupt-in. */
 static void test_reconnect_notify(Fixture *f, gconstpointer data)
@@ -68,6 +70,7 @@ static void test_reconnect_notify(Fixture *f, gconstpointer data)
     g_assert_cmpuint(ICC_STATUS(st->status), !=, ICC_ABSENT);
     use_reader(f->c);
 }
+USB_CCID_TEST("host/reconnect-notify", test_reconnect_notify)
 
 /* A second host waits while the first is served, then gets the device. */
 static void test_second_host_waits(Fixture *f, gconstpointer data)
@@ -90,6 +93,7 @@ static void test_second_host_waits(Fixture *f, gconstpointer data)
     use_reader(c2);
     f->c = c2;
 }
+USB_CCID_TEST("host/second-waits", test_second_host_waits)
 
 /* A peer that sends bytes that are not usbredir does not hurt the daemon. */
 static void test_garbage_peer(Fixture *f, gconstpointer data)
@@ -114,6 +118,7 @@ static void test_garbage_peer(Fixture *f, gconstpointer data)
     use_reader(f->c);
     g_assert_true(vccid_is_running(f->vccid));
 }
+USB_CCID_TEST("host/garbage-peer", test_garbage_peer)
 
 /* The host leaves with commands queued and bulk-out packets held. */
 static void test_leave_during_flood(Fixture *f, gconstpointer data)
@@ -140,6 +145,7 @@ static void test_leave_during_flood(Fixture *f, gconstpointer data)
     use_reader(f->c);
     assert_no_more_answers(f->c);
 }
+USB_CCID_TEST("host/leave-during-flood", test_leave_during_flood)
 
 /* The usbredir chardev on TCP (host=, port=), as QEMU's socket chardev uses it. */
 static void test_tcp_server(void)
@@ -163,6 +169,7 @@ static void test_tcp_server(void)
     ccid_host_free(c);
     vccid_stop(v);
 }
+USB_CCID_TEST_PLAIN("host/tcp-server", test_tcp_server)
 
 /* vccid as the client (server=off, reconnect=): it comes back after the host leaves. */
 static void test_client_reconnect(void)
@@ -196,17 +203,4 @@ static void test_client_reconnect(void)
     g_unlink(path);
     g_rmdir(dir);
 }
-
-int main(int argc, char **argv)
-{
-    g_test_init(&argc, &argv, NULL);
-    usb_ccid_add_test("/usb-ccid/host/reconnect", test_reconnect);
-    usb_ccid_add_test("/usb-ccid/host/reconnect-in-flight", test_reconnect_in_flight);
-    usb_ccid_add_test("/usb-ccid/host/reconnect-notify", test_reconnect_notify);
-    usb_ccid_add_test("/usb-ccid/host/second-waits", test_second_host_waits);
-    usb_ccid_add_test("/usb-ccid/host/garbage-peer", test_garbage_peer);
-    usb_ccid_add_test("/usb-ccid/host/leave-during-flood", test_leave_during_flood);
-    g_test_add_func("/usb-ccid/host/tcp-server", test_tcp_server);
-    g_test_add_func("/usb-ccid/host/client-reconnect", test_client_reconnect);
-    return g_test_run();
-}
+USB_CCID_TEST_PLAIN("host/client-reconnect", test_client_reconnect)

@@ -28,6 +28,7 @@ static void test_bad_slot(Fixture *f, gconstpointer data)
     g_autoptr(GByteArray) atr = ccid_power_on(c);
     check_atr(atr);
 }
+USB_CCID_TEST("malformed/bad-slot", test_bad_slot)
 
 /* Send raw bytes, expect one failed answer with bSeq seq and bError error. */
 static void expect_error(CcidHost *c, const uint8_t *msg, size_t len, uint8_t type,
@@ -71,6 +72,7 @@ static void test_length_mismatch(Fixture *f, gconstpointer data)
     g_assert_true(apdu_sw(r) == 0x9000 || (apdu_sw(r) >> 8) == 0x61);
     assert_no_more_answers(c);
 }
+USB_CCID_TEST("malformed/length-mismatch", test_length_mismatch)
 
 static void test_too_long(Fixture *f, gconstpointer data)
 {
@@ -96,6 +98,7 @@ static void test_too_long(Fixture *f, gconstpointer data)
     g_assert_true(apdu_sw(r) == 0x9000 || (apdu_sw(r) >> 8) == 0x61);
     assert_no_more_answers(c);
 }
+USB_CCID_TEST("malformed/too-long", test_too_long)
 
 static void test_short_header(Fixture *f, gconstpointer data)
 {
@@ -136,6 +139,7 @@ static void test_short_header(Fixture *f, gconstpointer data)
     }
     assert_no_more_answers(c);
 }
+USB_CCID_TEST("malformed/short-header", test_short_header)
 
 /* XfrBlock chaining out of order: the error names wLevelParameter (offset 8). */
 static void test_bad_chain(Fixture *f, gconstpointer data)
@@ -174,14 +178,4 @@ static void test_bad_chain(Fixture *f, gconstpointer data)
     g_assert_cmphex(apdu_sw(r), ==, 0x9000);
     assert_no_more_answers(c);
 }
-
-int main(int argc, char **argv)
-{
-    g_test_init(&argc, &argv, NULL);
-    usb_ccid_add_test("/usb-ccid/malformed/bad-slot", test_bad_slot);
-    usb_ccid_add_test("/usb-ccid/malformed/length-mismatch", test_length_mismatch);
-    usb_ccid_add_test("/usb-ccid/malformed/too-long", test_too_long);
-    usb_ccid_add_test("/usb-ccid/malformed/short-header", test_short_header);
-    usb_ccid_add_test("/usb-ccid/malformed/bad-chain", test_bad_chain);
-    return g_test_run();
-}
+USB_CCID_TEST("malformed/bad-chain", test_bad_chain)

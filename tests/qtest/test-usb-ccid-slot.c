@@ -26,6 +26,7 @@ static void test_power_on(Fixture *f, gconstpointer data)
     g_assert_cmpuint(st->dwLength, ==, 0);
     g_assert_cmpuint(st->specific, ==, 0);           /* bClockStatus: running */
 }
+USB_CCID_TEST("slot/power-on", test_power_on)
 
 static void test_power_off(Fixture *f, gconstpointer data)
 {
@@ -49,6 +50,7 @@ static void test_power_off(Fixture *f, gconstpointer data)
     g_autoptr(GByteArray) atr2 = ccid_power_on(c);
     g_assert_cmpmem(atr->data, atr->len, atr2->data, atr2->len);
 }
+USB_CCID_TEST("slot/power-off", test_power_off)
 
 static void check_parameters(const CcidHost *c, const CcidAnswer *a)
 {
@@ -91,6 +93,7 @@ static void test_parameters(Fixture *f, gconstpointer data)
     assert_failed(bad, CCID_ERR_BAD_PROTOCOL);
     assert_slot_works(c);
 }
+USB_CCID_TEST("slot/parameters", test_parameters)
 
 static void test_escape(Fixture *f, gconstpointer data)
 {
@@ -104,6 +107,7 @@ static void test_escape(Fixture *f, gconstpointer data)
     }
     assert_slot_works(f->c);
 }
+USB_CCID_TEST("slot/escape", test_escape)
 
 static void test_icc_clock(Fixture *f, gconstpointer data)
 {
@@ -123,6 +127,7 @@ static void test_icc_clock(Fixture *f, gconstpointer data)
     g_autoptr(GByteArray) r = ccid_transmit(c, select_pki0, sizeof(select_pki0));
     g_assert_true(apdu_sw(r) == 0x9000 || (apdu_sw(r) >> 8) == 0x61);
 }
+USB_CCID_TEST("slot/icc-clock", test_icc_clock)
 
 static void test_t0apdu(Fixture *f, gconstpointer data)
 {
@@ -136,6 +141,7 @@ static void test_t0apdu(Fixture *f, gconstpointer data)
     }
     assert_slot_works(f->c);
 }
+USB_CCID_TEST("slot/t0apdu", test_t0apdu)
 
 static void test_secure(Fixture *f, gconstpointer data)
 {
@@ -156,6 +162,7 @@ static void test_secure(Fixture *f, gconstpointer data)
     }
     assert_slot_works(f->c);
 }
+USB_CCID_TEST("slot/secure", test_secure)
 
 static void test_mechanical(Fixture *f, gconstpointer data)
 {
@@ -166,6 +173,7 @@ static void test_mechanical(Fixture *f, gconstpointer data)
     }
     assert_slot_works(f->c);
 }
+USB_CCID_TEST("slot/mechanical", test_mechanical)
 
 static void test_set_data_rate(Fixture *f, gconstpointer data)
 {
@@ -190,6 +198,7 @@ static void test_set_data_rate(Fixture *f, gconstpointer data)
     }
     assert_slot_works(c);
 }
+USB_CCID_TEST("slot/set-data-rate", test_set_data_rate)
 
 static void test_unknown_message(Fixture *f, gconstpointer data)
 {
@@ -207,6 +216,7 @@ static void test_unknown_message(Fixture *f, gconstpointer data)
     g_assert_true(is_not_supported(a));
     assert_slot_works(c);
 }
+USB_CCID_TEST("slot/unknown-message", test_unknown_message)
 
 static void test_no_card(void)
 {
@@ -237,20 +247,4 @@ static void test_no_card(void)
     ccid_host_free(c);
     vccid_stop(v);
 }
-
-int main(int argc, char **argv)
-{
-    g_test_init(&argc, &argv, NULL);
-    usb_ccid_add_test("/usb-ccid/slot/power-on", test_power_on);
-    usb_ccid_add_test("/usb-ccid/slot/power-off", test_power_off);
-    usb_ccid_add_test("/usb-ccid/slot/parameters", test_parameters);
-    usb_ccid_add_test("/usb-ccid/slot/escape", test_escape);
-    usb_ccid_add_test("/usb-ccid/slot/icc-clock", test_icc_clock);
-    usb_ccid_add_test("/usb-ccid/slot/t0apdu", test_t0apdu);
-    usb_ccid_add_test("/usb-ccid/slot/secure", test_secure);
-    usb_ccid_add_test("/usb-ccid/slot/mechanical", test_mechanical);
-    usb_ccid_add_test("/usb-ccid/slot/set-data-rate", test_set_data_rate);
-    usb_ccid_add_test("/usb-ccid/slot/unknown-message", test_unknown_message);
-    g_test_add_func("/usb-ccid/slot/no-card", test_no_card);
-    return g_test_run();
-}
+USB_CCID_TEST_PLAIN("slot/no-card", test_no_card)

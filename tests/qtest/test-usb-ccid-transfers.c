@@ -37,6 +37,7 @@ static void test_packetwise_bulk_out(Fixture *f, gconstpointer data)
     }
     assert_no_more_answers(c);
 }
+USB_CCID_TEST("bulk/packetwise-out", test_packetwise_bulk_out)
 
 static void test_pipelined_commands(Fixture *f, gconstpointer data)
 {
@@ -63,6 +64,7 @@ static void test_pipelined_commands(Fixture *f, gconstpointer data)
     }
     assert_no_more_answers(c);
 }
+USB_CCID_TEST("bulk/pipelined", test_pipelined_commands)
 
 static void test_pending_bulk_in(Fixture *f, gconstpointer data)
 {
@@ -102,6 +104,7 @@ static void test_pending_bulk_in(Fixture *f, gconstpointer data)
     }
     assert_no_more_answers(c);
 }
+USB_CCID_TEST("bulk/pending-in", test_pending_bulk_in)
 
 static void test_cancel_bulk_in(Fixture *f, gconstpointer data)
 {
@@ -118,6 +121,7 @@ static void test_cancel_bulk_in(Fixture *f, gconstpointer data)
     assert_slot_works(c);
     assert_no_more_answers(c);
 }
+USB_CCID_TEST("bulk/cancel-in", test_cancel_bulk_in)
 
 /*
  * A host that sends far more commands than the reader queues before reading
@@ -156,6 +160,7 @@ static void test_flood(Fixture *f, gconstpointer data)
     }
     assert_no_more_answers(c);
 }
+USB_CCID_TEST("bulk/flood", test_flood)
 
 /* A bus reset while a bulk-in waits for the answer to an APDU. */
 static void test_reset_pending_bulk_in(Fixture *f, gconstpointer data)
@@ -194,6 +199,7 @@ static void test_reset_pending_bulk_in(Fixture *f, gconstpointer data)
     g_assert_true(apdu_sw(r) == 0x9000 || (apdu_sw(r) >> 8) == 0x61);
     assert_no_more_answers(c);
 }
+USB_CCID_TEST("bulk/reset-pending-in", test_reset_pending_bulk_in)
 
 static void test_notify_slot_change(Fixture *f, gconstpointer data)
 {
@@ -215,16 +221,4 @@ static void test_notify_slot_change(Fixture *f, gconstpointer data)
     g_assert_cmpint(urh_stop_interrupt_receiving(c->usb, c->ep_int_in), ==,
                     usb_redir_success);
 }
-
-int main(int argc, char **argv)
-{
-    g_test_init(&argc, &argv, NULL);
-    usb_ccid_add_test("/usb-ccid/bulk/packetwise-out", test_packetwise_bulk_out);
-    usb_ccid_add_test("/usb-ccid/bulk/pipelined", test_pipelined_commands);
-    usb_ccid_add_test("/usb-ccid/bulk/pending-in", test_pending_bulk_in);
-    usb_ccid_add_test("/usb-ccid/bulk/flood", test_flood);
-    usb_ccid_add_test("/usb-ccid/bulk/cancel-in", test_cancel_bulk_in);
-    usb_ccid_add_test("/usb-ccid/bulk/reset-pending-in", test_reset_pending_bulk_in);
-    usb_ccid_add_test("/usb-ccid/interrupt/notify-slot-change", test_notify_slot_change);
-    return g_test_run();
-}
+USB_CCID_TEST("interrupt/notify-slot-change", test_notify_slot_change)

@@ -23,9 +23,35 @@ static void fixture_teardown(Fixture *f, gconstpointer data)
     vccid_stop(f->vccid);
 }
 
-void usb_ccid_add_test(const char *path, void (*fn)(Fixture *f, gconstpointer data))
+typedef struct QueuedTest {
+    const char *path;
+    UsbCcidTestFunc *fixture_fn;
+    void (*plain_fn)(void);
+} QueuedTest;
+
+/* Filled by constructors, before main(). */
+static GQueue queued_tests = G_QUEUE_INIT;
+
+void usb_ccid_queue_test(const char *path, UsbCcidTestFunc *fixture_fn, void (*plain_fn)(void))
 {
-    g_test_add(path, Fixture, NULL, fixture_setup, fn, fixture_teardown);
+    QueuedTest *t = g_new(QueuedTest, 1);
+
+    *t = (QueuedTest){ path, fixture_fn, plain_fn };
+    g_queue_push_tail(&queued_tests, t);
+}
+
+void usb_ccid_add_queued_tests(void)
+{
+    QueuedTest *t;
+
+    while ((t = g_queue_pop_head(&queued_tests))) {
+        if (t->fixture_fn) {
+            g_test_add(t->path, Fixture, NULL, fixture_setup, t->fixture_fn, fixture_teardown);
+        } else {
+            g_test_add_func(t->path, t->plain_fn);
+        }
+        g_free(t);
+    }
 }
 
 void assert_ok(const CcidAnswer *a)

@@ -30,11 +30,29 @@ typedef struct Fixture {
     CcidHost *c;
 } Fixture;
 
+typedef void UsbCcidTestFunc(Fixture *f, gconstpointer data);
+
 /*
- * Register a test that runs with the fixture. At teardown no completion may
- * have arrived for a packet that had none pending, and vccid must stop cleanly.
+ * Register fn as the test /usb-ccid/PATH of this binary, on the line after
+ * it: a constructor queues it, as device_type_init() queues a type, and
+ * main() (usb-ccid-main.c) adds the queue in order after g_test_init().
+ * USB_CCID_TEST runs fn with the fixture: at teardown no completion may
+ * have arrived for a packet that had none pending, and vccid must stop
+ * cleanly. USB_CCID_TEST_PLAIN runs fn(void), which starts what it needs.
  */
-void usb_ccid_add_test(const char *path, void (*fn)(Fixture *f, gconstpointer data));
+#define USB_CCID_TEST(path, fn) \
+    static void __attribute__((constructor)) usb_ccid_queue_ ## fn(void) \
+    { \
+        usb_ccid_queue_test("/usb-ccid/" path, fn, NULL); \
+    }
+#define USB_CCID_TEST_PLAIN(path, fn) \
+    static void __attribute__((constructor)) usb_ccid_queue_ ## fn(void) \
+    { \
+        usb_ccid_queue_test("/usb-ccid/" path, NULL, fn); \
+    }
+void usb_ccid_queue_test(const char *path, UsbCcidTestFunc *fixture_fn, void (*plain_fn)(void));
+/* Add the queued tests to GLib's (after g_test_init()). */
+void usb_ccid_add_queued_tests(void);
 
 void assert_ok(const CcidAnswer *a);
 void assert_failed(const CcidAnswer *a, uint8_t error);
