@@ -68,8 +68,7 @@ static void test_length_mismatch(Fixture *f, gconstpointer data)
     expect_error(c, msg, CCID_HDR + 3, RDR_to_PC_SlotStatus, seq, CCID_ERR_BAD_LENGTH);
 
     /* The reader still works, APDUs included. */
-    g_autoptr(GByteArray) r = ccid_transmit(c, select_pki0, sizeof(select_pki0));
-    g_assert_true(apdu_sw(r) == 0x9000 || (apdu_sw(r) >> 8) == 0x61);
+    assert_apdus_work(c);
     assert_no_more_answers(c);
 }
 USB_CCID_TEST("malformed/length-mismatch", test_length_mismatch)
@@ -94,8 +93,7 @@ static void test_too_long(Fixture *f, gconstpointer data)
         uint8_t seq = ccid_build(c, msg, PC_to_RDR_XfrBlock, 0, 0xffffffff, 0, 0, 0);
         expect_error(c, msg, sizeof(msg), RDR_to_PC_DataBlock, seq, CCID_ERR_BAD_LENGTH);
     }
-    g_autoptr(GByteArray) r = ccid_transmit(c, select_pki0, sizeof(select_pki0));
-    g_assert_true(apdu_sw(r) == 0x9000 || (apdu_sw(r) >> 8) == 0x61);
+    assert_apdus_work(c);
     assert_no_more_answers(c);
 }
 USB_CCID_TEST("malformed/too-long", test_too_long)

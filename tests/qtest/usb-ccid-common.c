@@ -89,6 +89,13 @@ void assert_slot_works(CcidHost *c)
     assert_ok(a);
 }
 
+void assert_apdus_work(CcidHost *c)
+{
+    g_autoptr(GByteArray) r = ccid_transmit(c, select_pki0, sizeof(select_pki0));
+
+    g_assert_true(apdu_sw(r) == 0x9000 || (apdu_sw(r) >> 8) == 0x61);
+}
+
 void assert_no_more_answers(CcidHost *c)
 {
     UrhTransfer *t = urh_bulk_submit(c->usb, c->ep_bulk_in, NULL, c->bulk_in_size);

@@ -61,6 +61,8 @@ bool is_not_supported(const CcidAnswer *a);
 void assert_ok_or_not_supported(const CcidAnswer *a);
 /* GetSlotStatus is answered without error. */
 void assert_slot_works(CcidHost *c);
+/* SELECT of PKI applet 0 answers 9000 or 61xx: APDUs reach the card. */
+void assert_apdus_work(CcidHost *c);
 /*
  * Nothing more comes on bulk-in: a request stays pending (that is not an
  * error), and it is cancelled cleanly.
