@@ -18,65 +18,46 @@ static unsigned count_lines(const char *s)
     return n;
 }
 
-static void test_cli_help(void)
+/* A command line that exits 0 having printed each of words (a NULL-terminated list). */
+static void expect_cli_output(const char *const *args, const char *const *words)
 {
     g_autofree char *out = NULL;
     g_autofree char *err = NULL;
-    int st = vccid_run_cli((const char *[]){ "--help", NULL }, &out, &err);
+    int st = vccid_run_cli(args, &out, &err);
 
     g_assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-    g_assert_nonnull(strstr(out, "-device"));
-    g_assert_nonnull(strstr(out, "-chardev"));
-    g_assert_nonnull(strstr(out, "-export"));
-    g_clear_pointer(&out, g_free);
-    g_clear_pointer(&err, g_free);
-    st = vccid_run_cli((const char *[]){ "-h", NULL }, &out, &err);
-    g_assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-    g_assert_nonnull(strstr(out, "-device"));
+    for (int i = 0; words[i]; i++) {
+        g_assert_nonnull(strstr(out, words[i]));
+    }
+}
+
+static void test_cli_help(void)
+{
+    expect_cli_output((const char *[]){ "--help", NULL },
+                      (const char *[]){ "-device", "-chardev", "-export", NULL });
+    expect_cli_output((const char *[]){ "-h", NULL }, (const char *[]){ "-device", NULL });
 }
 USB_CCID_TEST_PLAIN("cli/help", test_cli_help)
 
 static void test_cli_version(void)
 {
-    g_autofree char *out = NULL;
-    g_autofree char *err = NULL;
     const char *version = g_getenv("VCCID_VERSION");
-    int st = vccid_run_cli((const char *[]){ "--version", NULL }, &out, &err);
 
-    g_assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     g_assert_nonnull(version);
-    g_assert_nonnull(strstr(out, version));
+    expect_cli_output((const char *[]){ "--version", NULL }, (const char *[]){ version, NULL });
 }
 USB_CCID_TEST_PLAIN("cli/version", test_cli_version)
 
 static void test_cli_device_help(void)
 {
-    g_autofree char *out = NULL;
-    g_autofree char *err = NULL;
-    int st = vccid_run_cli((const char *[]){ "-device", "help", NULL }, &out, &err);
-
-    g_assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-    g_assert_nonnull(strstr(out, "usb-ccid"));
-    g_assert_nonnull(strstr(out, "ccid-card-emulated"));
-    g_assert_nonnull(strstr(out, "ccid-card-passthru"));
-    g_clear_pointer(&out, g_free);
-    g_clear_pointer(&err, g_free);
-
-    st = vccid_run_cli((const char *[]){ "-device", "usb-ccid,help", NULL }, &out, &err);
-    g_assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-    g_assert_nonnull(strstr(out, "serial"));
-    g_assert_nonnull(strstr(out, "speed"));
-    g_assert_nonnull(strstr(out, "0x08e6"));       /* defaults are listed */
-    g_clear_pointer(&out, g_free);
-    g_clear_pointer(&err, g_free);
-
-    st = vccid_run_cli((const char *[]){ "-device", "ccid-card-emulated,help", NULL },
-                       &out, &err);
-    g_assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-    for (int i = 0; i < 5; i++) {
-        static const char *const props[] = { "backend", "db", "cert1", "cert2", "cert3" };
-        g_assert_nonnull(strstr(out, props[i]));
-    }
+    expect_cli_output((const char *[]){ "-device", "help", NULL },
+                      (const char *[]){ "usb-ccid", "ccid-card-emulated", "ccid-card-passthru",
+                                        NULL });
+    /* The defaults are listed (0x08e6, the vendor id). */
+    expect_cli_output((const char *[]){ "-device", "usb-ccid,help", NULL },
+                      (const char *[]){ "serial", "speed", "0x08e6", NULL });
+    expect_cli_output((const char *[]){ "-device", "ccid-card-emulated,help", NULL },
+                      (const char *[]){ "backend", "db", "cert1", "cert2", "cert3", NULL });
 }
 USB_CCID_TEST_PLAIN("cli/device-help", test_cli_device_help)
 
