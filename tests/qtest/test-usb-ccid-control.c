@@ -29,35 +29,40 @@ static void test_configuration(Fixture *f, gconstpointer data)
 }
 USB_CCID_TEST("configuration", test_configuration)
 
+/*
+ * A class request that answers a list of count DWORDs (a count of 0 in the
+ * class descriptor means one), each within [min, max].
+ */
+static void check_dword_list(CcidHost *c, uint8_t request, uint8_t count, uint32_t min,
+                             uint32_t max)
+{
+    unsigned n = count ? count : 1;
+    uint8_t buf[4 * 255];
+    int actual = 0;
+    int st = urh_control(c->usb, 0xa1, request, 0, c->ifnum, buf, 4 * n, &actual,
+                         URH_TIMEOUT_MS);
+
+    g_assert_cmpint(st, ==, usb_redir_success);
+    g_assert_cmpint(actual, ==, 4 * n);
+    for (unsigned i = 0; i < n; i++) {
+        g_assert_cmpuint(le32(buf + 4 * i), >=, min);
+        g_assert_cmpuint(le32(buf + 4 * i), <=, max);
+    }
+}
+
 static void test_class_requests(Fixture *f, gconstpointer data)
 {
     CcidHost *c = f->c;
     const CcidClassDesc *d = &c->desc;
-    uint8_t buf[256];
+    uint8_t buf[4];
     int actual = 0, st;
-    unsigned n;
 
     /* GET_CLOCK_FREQUENCIES: bNumClockSupported DWORDs, in kHz. */
-    n = d->bNumClockSupported ? d->bNumClockSupported : 1;
-    st = urh_control(c->usb, 0xa1, CCID_REQ_GET_CLOCK_FREQUENCIES, 0, c->ifnum, buf, 4 * n,
-                     &actual, URH_TIMEOUT_MS);
-    g_assert_cmpint(st, ==, usb_redir_success);
-    g_assert_cmpint(actual, ==, 4 * n);
-    for (unsigned i = 0; i < n; i++) {
-        g_assert_cmpuint(le32(buf + 4 * i), >=, d->dwDefaultClock);
-        g_assert_cmpuint(le32(buf + 4 * i), <=, d->dwMaximumClock);
-    }
-
+    check_dword_list(c, CCID_REQ_GET_CLOCK_FREQUENCIES, d->bNumClockSupported,
+                     d->dwDefaultClock, d->dwMaximumClock);
     /* GET_DATA_RATES: bNumDataRatesSupported DWORDs, in bps. */
-    n = d->bNumDataRatesSupported ? d->bNumDataRatesSupported : 1;
-    st = urh_control(c->usb, 0xa1, CCID_REQ_GET_DATA_RATES, 0, c->ifnum, buf, 4 * n,
-                     &actual, URH_TIMEOUT_MS);
-    g_assert_cmpint(st, ==, usb_redir_success);
-    g_assert_cmpint(actual, ==, 4 * n);
-    for (unsigned i = 0; i < n; i++) {
-        g_assert_cmpuint(le32(buf + 4 * i), >=, d->dwDataRate);
-        g_assert_cmpuint(le32(buf + 4 * i), <=, d->dwMaxDataRate);
-    }
+    check_dword_list(c, CCID_REQ_GET_DATA_RATES, d->bNumDataRatesSupported, d->dwDataRate,
+                     d->dwMaxDataRate);
 
     /* An unknown class request is a request error. */
     st = urh_control(c->usb, 0xa1, 0x7f, 0, c->ifnum, buf, 4, &actual, URH_TIMEOUT_MS);
