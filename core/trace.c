@@ -90,7 +90,7 @@ bool trace_apply_line(const char *line, GError **errp)
     }
     /* A mistyped name would otherwise switch nothing on, silently. */
     if (trace_set_pattern(p, enable) == 0 && !strpbrk(p, "*?")) {
-        g_set_error(errp, VCCID_ERROR, 0, "no trace event is called '%s' (try -trace help)", p);
+        g_set_error(errp, VCCID_ERROR, 0, "no trace event is called '%s' (the trace help lists them)", p);
         return false;
     }
     return true;
