@@ -90,7 +90,8 @@ def header(group, source, events, usdt):
            '']
     if usdt:
         out += ['#include <sys/sdt.h>', '']
-    out += ['extern TraceEvent %s[%d];' % (table, max(len(events), 1)), '']
+    # Hidden: the program's own table, reached without a trip through the GOT.
+    out += ['extern G_GNUC_INTERNAL TraceEvent %s[%d];' % (table, max(len(events), 1)), '']
     for i, e in enumerate(events):
         params = ', '.join(t + ('' if t.endswith('*') else ' ') + n
                            for t, n in e.args) or 'void'
