@@ -102,7 +102,9 @@ def header(group, source, events, usdt):
         out.append('static inline void trace_%s(%s)' % (e.name, params))
         out.append('{')
         if usdt and len(e.args) <= USDT_MAX_ARGS:
-            out.append('    DTRACE_PROBE%d(vccid, %s%s);' % (len(e.args), e.name, names))
+            # sys/sdt.h spells the probe without arguments DTRACE_PROBE.
+            probe = 'DTRACE_PROBE%d' % len(e.args) if e.args else 'DTRACE_PROBE'
+            out.append('    %s(vccid, %s%s);' % (probe, e.name, names))
         out.append('    if (%s()) {' % enabled)
         out.append('        trace_event_emit(&%s[%d], %s%s);' % (table, i, e.fmt, names))
         out.append('    }')
@@ -115,7 +117,7 @@ def header(group, source, events, usdt):
 def source_file(group, source, events, header_name):
     table = 'trace_%s_events' % group
     out = ['/* Generated from %s by scripts/tracetool.py; do not edit. */' % source,
-           '#include "trace/%s"' % header_name,
+           '#include "%s"' % header_name,
            '',
            'TraceEvent %s[%d] = {' % (table, max(len(events), 1))]
     for e in events:

@@ -1,9 +1,11 @@
 /*
  * The trace runtime (core/trace.c): patterns, events files, the -trace
- * option and the line an enabled event writes. The events are a table of
- * our own, registered as a generated trace-GROUP.c would register its.
+ * option and the line an enabled event writes, on a table of our own
+ * registered by hand; and what scripts/tracetool.py makes of this
+ * directory's trace-events file (test_trace_*).
  */
 #include "trace/control.h"
+#include "trace-tests_unit.h"
 
 #include <glib/gstdio.h>
 #include <string.h>
@@ -181,9 +183,53 @@ static void test_list(void)
     trace_list_events(f);
     fclose(f);
     g_assert_true(g_file_get_contents(path, &text, NULL, NULL));
-    /* Sorted, one a line. */
-    g_assert_cmpstr(text, ==, "usb_ccid_answer\nusb_ccid_command\nusb_desc_get_descriptor\n"
+    /* Both groups, sorted, one a line. */
+    g_assert_cmpstr(text, ==, "test_trace_disabled_keyword\ntest_trace_no_args\n"
+                    "test_trace_pointer\ntest_trace_string\ntest_trace_wide\n"
+                    "usb_ccid_answer\nusb_ccid_command\nusb_desc_get_descriptor\n"
                     "usb_desc_set_address\nusbredir_bulk_packet\n");
+    g_unlink(path);
+}
+
+/* The generated functions: silent and harmless while off, one line each when on. */
+static void test_generated(void)
+{
+    g_autoptr(GError) err = NULL;
+    g_autofree char *path = write_tmp("");
+    g_autofree char *opt = g_strdup_printf("file=%s", path);
+    g_autofree char *text = NULL;
+    g_auto(GStrv) lines = NULL;
+    bool help;
+
+    g_assert_true(trace_opt_parse(opt, &help, &err));
+    trace_set_pattern("*", false);
+    g_assert_false(TRACE_TEST_TRACE_STRING_ENABLED());
+    /* Off, the format is never applied: this pointer would crash %s. */
+    trace_test_trace_string((const char *)16, 1);
+    trace_test_trace_no_args();
+    trace_test_trace_disabled_keyword(1);
+    g_assert_true(g_file_get_contents(path, &text, NULL, &err));
+    g_assert_cmpstr(text, ==, "");
+    g_clear_pointer(&text, g_free);
+
+    g_assert_cmpuint(trace_enable_pattern("test_trace_*"), ==, 5);
+    g_assert_true(TRACE_TEST_TRACE_STRING_ENABLED());
+    trace_test_trace_no_args();
+    trace_test_trace_string("card", -3);
+    trace_test_trace_wide(G_GUINT64_CONSTANT(0x1122334455667788), 0xab, 65536, true);
+    trace_test_trace_pointer("tight", NULL);
+    trace_test_trace_disabled_keyword(42);
+    g_assert_true(g_file_get_contents(path, &text, NULL, &err));
+    lines = g_strsplit(text, "\n", -1);
+    g_assert_cmpuint(g_strv_length(lines), ==, 6);
+    g_assert_true(g_str_has_suffix(lines[0], " test_trace_no_args nothing to say"));
+    g_assert_true(g_str_has_suffix(lines[1], " test_trace_string s card n -3"));
+    g_assert_true(g_str_has_suffix(lines[2], " test_trace_wide id 0x1122334455667788 b 0xab "
+                                   "len 65536 flag 1"));
+    g_assert_nonnull(strstr(lines[3], " test_trace_pointer tight "));
+    g_assert_true(g_str_has_suffix(lines[4], " test_trace_disabled_keyword u 42"));
+    g_assert_cmpstr(lines[5], ==, "");
+    trace_set_pattern("*", false);
     g_unlink(path);
 }
 
@@ -198,5 +244,6 @@ int main(int argc, char **argv)
     g_test_add_func("/trace/opt-parse", test_opt_parse);
     g_test_add_func("/trace/output-line", test_output_line);
     g_test_add_func("/trace/list", test_list);
+    g_test_add_func("/trace/generated", test_generated);
     return g_test_run();
 }
