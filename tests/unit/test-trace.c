@@ -47,6 +47,19 @@ static char *write_tmp(const char *text)
     return path;
 }
 
+/* Send trace lines to a new empty file (-trace file=), whose path is returned. */
+static char *trace_to_new_file(void)
+{
+    g_autoptr(GError) err = NULL;
+    char *path = write_tmp("");
+    g_autofree char *opt = g_strdup_printf("file=%s", path);
+    bool help;
+
+    g_assert_true(trace_opt_parse(opt, &help, &err));
+    g_assert_false(help);
+    return path;
+}
+
 static void test_pattern_match(void)
 {
     g_assert_true(trace_pattern_match("usb_ccid_*", "usb_ccid_answer"));
@@ -159,14 +172,11 @@ static void test_opt_parse(void)
 static void test_output_line(void)
 {
     g_autoptr(GError) err = NULL;
-    g_autofree char *path = write_tmp("");
-    g_autofree char *opt = g_strdup_printf("file=%s", path);
+    g_autofree char *path = trace_to_new_file();
     g_autofree char *text = NULL;
     g_autofree char *expect = g_strdup_printf(" %d usb_ccid_answer type 0x80 seq 7\n", (int)getpid());
     g_autoptr(GRegex) re = g_regex_new("^[0-9]+\\.[0-9]{6} [0-9]+ usb_ccid_answer ", 0, 0, NULL);
-    bool help;
 
-    g_assert_true(trace_opt_parse(opt, &help, &err));
     trace_event_emit(&test_events[3], "type 0x%02x seq %u", 0x80, 7);
     g_assert_true(g_file_get_contents(path, &text, NULL, &err));
     g_assert_true(g_regex_match(re, text, 0, NULL));
@@ -195,13 +205,10 @@ static void test_list(void)
 static void test_generated(void)
 {
     g_autoptr(GError) err = NULL;
-    g_autofree char *path = write_tmp("");
-    g_autofree char *opt = g_strdup_printf("file=%s", path);
+    g_autofree char *path = trace_to_new_file();
     g_autofree char *text = NULL;
     g_auto(GStrv) lines = NULL;
-    bool help;
 
-    g_assert_true(trace_opt_parse(opt, &help, &err));
     trace_set_pattern("*", false);
     g_assert_false(TRACE_TEST_TRACE_STRING_ENABLED());
     /* Off, the format is never applied: this pointer would crash %s. */
