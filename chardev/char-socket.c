@@ -18,6 +18,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "trace.h"
+
 #define CHR_READ_CHUNK 65536
 
 struct Chardev {
@@ -55,6 +57,7 @@ static bool chr_client_connect(Chardev *chr, GError **errp);
 
 static void chr_emit(Chardev *chr, ChrEvent ev)
 {
+    trace_chardev_socket_event(chr->id, ev);
     if (chr->fd_event) {
         chr->fd_event(chr->opaque, ev);
     }
@@ -88,6 +91,7 @@ static void chr_peer_close(Chardev *chr, const char *why)
         return;
     }
     g_message("chardev %s: peer disconnected (%s)", chr->id, why);
+    trace_chardev_socket_close(chr->id, why);
     chr_drop_source(&chr->read_src);
     chr_drop_source(&chr->write_src);
     if (chr->opened_idle) {
@@ -123,6 +127,7 @@ static gboolean chr_readable(GSocket *sock, GIOCondition cond, gpointer opaque)
         chr_peer_close(chr, n == 0 ? "end of stream" : err->message);
         return G_SOURCE_CONTINUE;   /* the source was destroyed above */
     }
+    trace_chardev_socket_read(chr->id, n);
     if (chr->fd_read) {
         chr->fd_read(chr->opaque, buf, n);
     }
@@ -168,6 +173,7 @@ static bool chr_flush(Chardev *chr)
             chr_close_later(chr, err->message);
             return false;
         }
+        trace_chardev_socket_send(chr->id, n, chr->outq->len - n);
         g_byte_array_remove_range(chr->outq, 0, n);
     }
     return true;
@@ -240,6 +246,7 @@ static gboolean chr_acceptable(GSocket *sock, GIOCondition cond, gpointer opaque
         }
         return G_SOURCE_CONTINUE;
     }
+    trace_chardev_socket_accept(chr->id);
     chr_drop_source(&chr->accept_src);
     chr_peer_attach(chr, peer);
     return G_SOURCE_CONTINUE;
@@ -272,6 +279,7 @@ static bool chr_listen(Chardev *chr, GError **errp)
         !g_socket_listen(chr->listener, errp)) {
         return false;
     }
+    trace_chardev_socket_listen(chr->id, chr->label);
     chr_accept_arm(chr);
     return true;
 }
@@ -287,8 +295,10 @@ static bool chr_client_connect(Chardev *chr, GError **errp)
         return false;
     }
     /* Local and loopback connects complete at once; a blocking connect is fine. */
+    trace_chardev_socket_connect(chr->id, chr->label);
     g_socket_set_timeout(sock, 5);
     if (!g_socket_connect(sock, chr->addr, NULL, errp)) {
+        trace_chardev_socket_connect_failed(chr->id, errp && *errp ? (*errp)->message : "");
         g_object_unref(sock);
         return false;
     }
@@ -581,6 +591,7 @@ bool chr_fe_write(Chardev *chr, const void *buf, size_t len)
         chr_close_later(chr, "peer is not reading its input");
         return false;
     }
+    trace_chardev_socket_write(chr->id, len, chr->outq->len);
     g_byte_array_append(chr->outq, buf, len);
     if (!chr->write_src) {
         if (!chr_flush(chr)) {

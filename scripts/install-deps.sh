@@ -3,8 +3,8 @@
 # usage: install-deps.sh [--test]   (--test adds what the tests need)
 set -eu
 
-build_pkgs="gcc meson ninja-build pkg-config libglib2.0-dev libcacard-dev libnss3-dev
-libnss3-tools libusbredirparser-dev"
+build_pkgs="gcc meson ninja-build pkg-config python3 libglib2.0-dev libcacard-dev libnss3-dev
+libnss3-tools libusbredirparser-dev systemtap-sdt-dev"
 # clang + its runtime for the fuzzers; QEMU to boot test guests; python3 for
 # the guest runner; the guest's own packages are fetched by tests/guest.
 test_pkgs="clang libclang-rt-14-dev qemu-system-x86 python3 cpio busybox-static"
