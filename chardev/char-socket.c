@@ -34,6 +34,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "trace.h"
+
 #define CHR_READ_CHUNK 65536
 
 /* Defaults: a silent new peer goes after 10 s, a vanished one within a minute. */
@@ -100,6 +102,7 @@ static void chr_handshake_abandon(Chardev *chr);
 
 static void chr_emit(Chardev *chr, ChrEvent ev)
 {
+    trace_chardev_socket_event(chr->id, ev);
     if (chr->fd_event) {
         chr->fd_event(chr->opaque, ev);
     }
@@ -148,6 +151,7 @@ static void chr_peer_close(Chardev *chr, const char *why)
         return;
     }
     g_message("chardev %s: peer disconnected (%s)", chr->id, why);
+    trace_chardev_socket_close(chr->id, why);
     chr_drop_source(&chr->read_src);
     chr_drop_source(&chr->write_src);
     chr_drop_timer(&chr->hello_timer);
@@ -183,6 +187,7 @@ static gboolean chr_readable(GObject *stream, gpointer opaque)
         chr_peer_close(chr, n == 0 ? "end of stream" : err->message);
         return G_SOURCE_CONTINUE;   /* the source was destroyed above */
     }
+    trace_chardev_socket_read(chr->id, n);
     if (!chr->peer_spoke) {
         chr->peer_spoke = true;
         chr_drop_timer(&chr->hello_timer);
@@ -234,6 +239,7 @@ static bool chr_flush(Chardev *chr)
             chr_close_later(chr, err->message);
             return false;
         }
+        trace_chardev_socket_send(chr->id, n, chr->outq->len - n);
         g_byte_array_remove_range(chr->outq, 0, n);
     }
     return true;
@@ -497,6 +503,7 @@ static gboolean chr_acceptable(GSocket *sock, GIOCondition cond, gpointer opaque
         }
         return G_SOURCE_CONTINUE;
     }
+    trace_chardev_socket_accept(chr->id);
     if (chr->peer || chr->handshake) {
         chr_reap_departed(chr);
     }
@@ -580,6 +587,7 @@ static bool chr_listen(Chardev *chr, GError **errp)
     if (!g_socket_listen(chr->listener, errp)) {
         return false;
     }
+    trace_chardev_socket_listen(chr->id, chr->label);
     chr_accept_arm(chr);
     return true;
 }
@@ -595,8 +603,10 @@ static bool chr_client_connect(Chardev *chr, GError **errp)
         return false;
     }
     /* Local and loopback connects complete at once; a blocking connect is fine. */
+    trace_chardev_socket_connect(chr->id, chr->label);
     g_socket_set_timeout(sock, 5);
     if (!g_socket_connect(sock, chr->addr, NULL, errp)) {
+        trace_chardev_socket_connect_failed(chr->id, errp && *errp ? (*errp)->message : "");
         g_object_unref(sock);
         return false;
     }
@@ -970,6 +980,7 @@ bool chr_fe_write(Chardev *chr, const void *buf, size_t len)
         chr_close_later(chr, "peer is not reading its input");
         return false;
     }
+    trace_chardev_socket_write(chr->id, len, chr->outq->len);
     g_byte_array_append(chr->outq, buf, len);
     if (!chr->write_src) {
         if (!chr_flush(chr)) {

@@ -4,8 +4,8 @@
 set -eu
 
 # glib-networking is GIO's TLS backend (loaded at run time); GnuTLS checks peers.
-build_pkgs="gcc meson ninja-build pkg-config libglib2.0-dev libcacard-dev libnss3-dev
-libnss3-tools libusbredirparser-dev libgnutls28-dev glib-networking"
+build_pkgs="gcc meson ninja-build pkg-config python3 libglib2.0-dev libcacard-dev libnss3-dev
+libnss3-tools libusbredirparser-dev systemtap-sdt-dev libgnutls28-dev glib-networking"
 # clang + its runtime for the fuzzers; QEMU to boot test guests; python3 for
 # the guest runner; certtool makes the TLS tests' certificates; the guest's own
 # packages are fetched by tests/guest.

@@ -26,28 +26,43 @@ run() {
     meson test -C "$dir" --print-errorlogs "$@"
 }
 
+# Tests that are scripts, not meson tests, record "OK name" or "FAIL name"
+# here; the count at the end reads them.
+results="$top/build/scripted-tests.results"
+mkdir -p build && rm -f "$results"
+record() {  # record NAME COMMAND...: run it, and record whether it passed
+    name=$1; shift
+    if "$@"; then echo "OK $name" >>"$results"; else echo "FAIL $name" >>"$results"; fi
+}
+
 setup build && run build --suite unit --suite qtest --suite guest
+
+# README's first command: builds, makes the card, serves it, and a usbredir
+# host sees the reader with its card.
+echo "=== scripts/run-demo.sh --check"
+record run-demo "$top/scripts/run-demo.sh" --check
 setup build-asan -Dsanitize=true -Dguest_tests=disabled && run build-asan --suite unit --suite qtest
 
 # The sanitizer builds of vccid and vscclient under a real guest: any ASan
 # or UBSan report (written to a log_path file only when there is one) or a
 # failed check fails the scenario.
-guest_asan() {
-    name=$1; shift
-    logs="$top/build-asan/sanitizer-$name"
+guest_asan_run() {
+    logs=$1; shift
     rm -f "$logs".*
-    echo "=== guest scenario under ASan+UBSan: $name"
     if ASAN_OPTIONS="log_path=$logs" UBSAN_OPTIONS="log_path=$logs:print_stacktrace=1" \
         python3 "$top/tests/guest/scenarios.py" --workdir "$top/build/tests/guest" \
             --vccid "$top/build-asan/system/vccid" "$@" &&
         ! ls "$logs".* >/dev/null 2>&1; then
-        echo "OK $name" >>"$top/build-asan/guest-asan.results"
-    else
-        cat "$logs".* 2>/dev/null
-        echo "FAIL $name" >>"$top/build-asan/guest-asan.results"
+        return 0
     fi
+    cat "$logs".* 2>/dev/null
+    return 1
 }
-rm -f build-asan/guest-asan.results
+guest_asan() {
+    name=$1; shift
+    echo "=== guest scenario under ASan+UBSan: $name"
+    record "asan-$name" guest_asan_run "$top/build-asan/sanitizer-$name" "$@"
+}
 if [ -x build-asan/system/vccid ] && command -v qemu-system-x86_64 >/dev/null; then
     guest_asan listen-xhci vccid-listen --usb xhci
     guest_asan passthru-xhci --vscclient "$top/build-asan/contrib/vscclient/vscclient" \
@@ -57,18 +72,17 @@ CC=clang setup build-fuzz -Dfuzzing=true -Dsanitize=true -Dguest_tests=disabled 
     run build-fuzz --suite fuzz
 
 # Count results from each build's machine-readable log.
-python3 - "$failed_setup" build build-asan build-fuzz <<'PY'
+python3 - "$failed_setup" "$results" build build-asan build-fuzz <<'PY'
 import json, os, sys
 failed_setup = int(sys.argv[1])
 passed = failed = skipped = 0
-for d in sys.argv[2:]:
-    extra = os.path.join(d, 'guest-asan.results')
-    if os.path.exists(extra):
-        for line in open(extra):
-            if line.startswith('OK'):
-                passed += 1
-            else:
-                failed += 1
+if os.path.exists(sys.argv[2]):
+    for line in open(sys.argv[2]):
+        if line.startswith('OK'):
+            passed += 1
+        else:
+            failed += 1
+for d in sys.argv[3:]:
     log = os.path.join(d, 'meson-logs', 'testlog.json')
     if not os.path.exists(log):
         continue

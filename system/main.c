@@ -10,6 +10,7 @@
 #include "export/export.h"
 #include "hw/qdev.h"
 #include "qom/object.h"
+#include "trace/control.h"
 
 #include <glib-unix.h>
 #include <signal.h>
@@ -51,6 +52,10 @@ static void usage(void)
            "                       -device DRIVER,help lists a device's properties)\n"
            "  -export usbredir,chardev=ID[,device=ID]\n"
            "                       serve a USB device over usbredir on a chardev\n"
+           "  -trace [enable=]PATTERN[,events=FILE][,file=FILE]\n"
+           "                       enable the trace points matching PATTERN (a glob),\n"
+           "                       or those listed in FILE; write them to FILE instead\n"
+           "                       of stderr (-trace help lists the trace points)\n"
            "  -v, --verbose        log debug messages\n"
            "  -h, --help           print this help and exit\n"
            "  -V, --version        print the version and exit\n"
@@ -109,6 +114,24 @@ static const char *option_name(const char *arg)
     return arg[1] == '-' ? arg + 2 : arg + 1;
 }
 
+/* At once, so that trace points fire from the first device created. */
+static void parse_trace(int argc, char **argv, int i)
+{
+    g_autoptr(GError) err = NULL;
+    bool help;
+
+    if (i >= argc) {
+        usage_error("option '%s' requires an argument", argv[i - 1]);
+    }
+    if (!trace_opt_parse(argv[i], &help, &err)) {
+        usage_error("-trace %s: %s", argv[i], err->message);
+    }
+    if (help) {
+        trace_list_events(stdout);
+        exit(0);
+    }
+}
+
 static void parse_args(int argc, char **argv, CmdLine *cl)
 {
     for (int i = 1; i < argc; i++) {
@@ -135,6 +158,9 @@ static void parse_args(int argc, char **argv, CmdLine *cl)
             target = cl->devices;
         } else if (strcmp(opt, "export") == 0) {
             target = cl->exports;
+        } else if (strcmp(opt, "trace") == 0) {
+            parse_trace(argc, argv, ++i);
+            continue;
         } else {
             usage_error("invalid option '%s' (try --help)", argv[i]);
         }

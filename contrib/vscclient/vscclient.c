@@ -27,6 +27,9 @@
 
 #include "crypto/tlscreds.h"
 #include "proto/vscard.h"
+#include "trace/control.h"
+
+#include "trace.h"
 
 #define RECONNECT_DELAY_MS 1000
 #define CONNECT_TIMEOUT_S 10
@@ -74,35 +77,39 @@ typedef struct Client {
 static void client_disconnect(Client *c, const char *why);
 static void process_event(Client *c, VEvent *ev);
 
-static void dbg(Client *c, int level, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
-static void dbg(Client *c, int level, const char *fmt, ...)
+/*
+ * --debug LEVEL and the debug command are aliases for trace points: each
+ * level adds a family of vscard_* events (contrib/vscclient/trace-events).
+ */
+static void set_debug_level(Client *c, int level)
 {
-    va_list ap;
+    static const char *const families[][3] = {
+        { "vscard_host_*", "vscard_reader_*", "vscard_card_*" },
+        { "vscard_msg_*" },
+        { "vscard_apdu_*", "vscard_atr" },
+    };
 
-    if (c->debug < level) {
-        return;
+    c->debug = level;
+    trace_set_pattern("vscard_*", false);
+    for (int i = 0; i < level && i < (int)G_N_ELEMENTS(families); i++) {
+        for (int j = 0; j < 3 && families[i][j]; j++) {
+            trace_enable_pattern(families[i][j]);
+        }
     }
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
 }
 
-static void dbg_bytes(Client *c, const char *what, const uint8_t *data, uint32_t len)
+/* " 3B 9F ...": the first 64 bytes, for the trace points that show them. */
+static char *hex_bytes(const uint8_t *data, uint32_t len)
 {
-    g_autoptr(GString) s = NULL;
+    GString *s = g_string_new(NULL);
 
-    if (c->debug < 3) {
-        return;
-    }
-    s = g_string_new(what);
     for (uint32_t i = 0; i < len && i < 64; i++) {
         g_string_append_printf(s, " %02X", data[i]);
     }
     if (len > 64) {
         g_string_append(s, " ...");
     }
-    fprintf(stderr, "%s\n", s->str);
+    return g_string_free(s, FALSE);
 }
 
 /* --- Output ------------------------------------------------------------- */
@@ -167,7 +174,7 @@ static void send_msg(Client *c, VSCMsgType type, uint32_t reader_id,
     if (!c->sock) {
         return;
     }
-    dbg(c, 2, "-> %s reader %u length %u", vscard_type_name(type), reader_id, len);
+    trace_vscard_msg_send(vscard_type_name(type), reader_id, len);
     if (c->outq->len + VSCARD_HEADER_SIZE + len > MAX_OUTPUT_QUEUE) {
         client_disconnect(c, "the host does not read what we send: dropping it");
         return;
@@ -239,7 +246,12 @@ static void send_card_insert(Client *c, VReader *reader, vreader_id_t id)
         fprintf(stderr, "vscclient: card in reader %u gave no ATR\n", id);
         return;
     }
-    dbg_bytes(c, "card inserted, ATR:", atr, atr_len);
+    trace_vscard_card_insert(id, atr_len);
+    if (TRACE_VSCARD_ATR_ENABLED()) {
+        g_autofree char *hex = hex_bytes(atr, atr_len);
+
+        trace_vscard_atr(id, hex);
+    }
     send_request(c, VSC_ATR, id, atr, atr_len);
 }
 
@@ -260,13 +272,13 @@ static void process_event(Client *c, VEvent *ev)
     case VEVENT_READER_INSERT: {
         const char *name = vreader_get_name(ev->reader);
 
-        dbg(c, 1, "reader added: %s", name);
+        trace_vscard_reader_add(name);
         c->pending_reader = vreader_reference(ev->reader);
         send_request(c, VSC_ReaderAdd, VSCARD_UNDEFINED_READER_ID, name, strlen(name));
         break;
     }
     case VEVENT_READER_REMOVE:
-        dbg(c, 1, "reader %u removed", id);
+        trace_vscard_reader_remove(id);
         if (id != VSCARD_UNDEFINED_READER_ID) {
             send_request(c, VSC_ReaderRemove, id, NULL, 0);
         }
@@ -277,7 +289,7 @@ static void process_event(Client *c, VEvent *ev)
         }
         break;
     case VEVENT_CARD_REMOVE:
-        dbg(c, 1, "card removed from reader %u", id);
+        trace_vscard_card_remove(id);
         if (id != VSCARD_UNDEFINED_READER_ID) {
             send_request(c, VSC_CardRemove, id, NULL, 0);
         }
@@ -310,8 +322,7 @@ static void replay_readers(Client *c)
 
 static void on_host_init(Client *c, const VSCardMsg *msg)
 {
-    dbg(c, 1, "host speaks VSCard %u.%u.%u, capabilities 0x%x",
-        VSCARD_VERSION_MAJOR(msg->u.init.version),
+    trace_vscard_host_init(VSCARD_VERSION_MAJOR(msg->u.init.version),
         (msg->u.init.version >> VERSION_MINOR_BITS) & ((1u << VERSION_MIDDLE_BITS) - 1),
         msg->u.init.version & ((1u << VERSION_MINOR_BITS) - 1), msg->u.init.capabilities);
     if (c->host_ready) {
@@ -336,7 +347,7 @@ static void on_host_error(Client *c, const VSCardMsg *msg)
         c->pending_reader = NULL;
         if (msg->u.error.code == VSC_SUCCESS) {
             vreader_set_id(r, msg->reader_id);
-            dbg(c, 1, "host gave reader \"%s\" id %u", vreader_get_name(r), msg->reader_id);
+            trace_vscard_reader_id(vreader_get_name(r), msg->reader_id);
         } else {
             fprintf(stderr, "vscclient: host refused reader \"%s\" (code %u)\n",
                     vreader_get_name(r), msg->u.error.code);
@@ -358,7 +369,11 @@ static void on_host_apdu(Client *c, const VSCardMsg *msg)
     int len = VSCARD_MAX_APDU_RESPONSE;
     VReaderStatus st;
 
-    dbg_bytes(c, "<- APDU", msg->payload, msg->length);
+    if (TRACE_VSCARD_APDU_COMMAND_ENABLED()) {
+        g_autofree char *hex = hex_bytes(msg->payload, msg->length);
+
+        trace_vscard_apdu_command(msg->reader_id, hex);
+    }
     if (!reader) {
         fprintf(stderr, "vscclient: APDU for unknown reader %u\n", msg->reader_id);
         send_msg(c, VSC_Error, msg->reader_id, "\0\0\0\1", VSCARD_ERROR_SIZE);
@@ -373,7 +388,11 @@ static void on_host_apdu(Client *c, const VSCardMsg *msg)
         send_msg(c, VSC_Error, msg->reader_id, "\0\0\0\1", VSCARD_ERROR_SIZE);
         return;
     }
-    dbg_bytes(c, "-> APDU", c->response, len);
+    if (TRACE_VSCARD_APDU_ANSWER_ENABLED()) {
+        g_autofree char *hex = hex_bytes(c->response, len);
+
+        trace_vscard_apdu_answer(msg->reader_id, hex);
+    }
     send_msg(c, VSC_APDU, msg->reader_id, c->response, len);
 }
 
@@ -381,8 +400,7 @@ static void on_message(void *opaque, const VSCardMsg *msg)
 {
     Client *c = opaque;
 
-    dbg(c, 2, "<- %s reader %u length %u", vscard_type_name(msg->type), msg->reader_id,
-        msg->length);
+    trace_vscard_msg_recv(vscard_type_name(msg->type), msg->reader_id, msg->length);
     switch (msg->type) {
     case VSC_Init:
         on_host_init(c, msg);
@@ -482,7 +500,7 @@ static bool client_start_tls(Client *c, GError **errp)
                     c->host, c->port, err->message);
         return false;
     }
-    dbg(c, 1, "TLS host '%s'", dname ? dname : "(no certificate)");
+    trace_vscard_host_tls(dname ? dname : "(no certificate)");
     c->io = G_IO_STREAM(g_steal_pointer(&tls));
     return true;
 }
@@ -527,14 +545,14 @@ static bool client_connect(Client *c, GError **errp)
     g_socket_set_timeout(c->sock, 0);
     g_socket_set_blocking(c->sock, FALSE);
     if (!g_socket_set_option(c->sock, IPPROTO_TCP, TCP_NODELAY, 1, &err)) {
-        dbg(c, 1, "TCP_NODELAY not set: %s", err->message);
+        trace_vscard_host_nodelay_failed(err->message);
     }
     ack_quickly(c);
     c->in_source = g_pollable_input_stream_create_source(
         G_POLLABLE_INPUT_STREAM(g_io_stream_get_input_stream(c->io)), NULL);
     g_source_set_callback(c->in_source, G_SOURCE_FUNC(on_socket_readable), c, NULL);
     g_source_attach(c->in_source, NULL);
-    dbg(c, 1, "connected to %s port %s", c->host, c->port);
+    trace_vscard_host_connected(c->host, c->port);
 
     c->host_ready = false;
     vscard_stream_reset(c->stream);
@@ -548,7 +566,7 @@ static gboolean try_reconnect(gpointer opaque)
     g_autoptr(GError) err = NULL;
 
     if (!client_connect(c, &err)) {
-        dbg(c, 1, "%s", err ? err->message : "connection failed");
+        trace_vscard_host_reconnect_failed(err ? err->message : "connection failed");
         return G_SOURCE_CONTINUE;
     }
     fprintf(stderr, "vscclient: reconnected to %s port %s\n", c->host, c->port);
@@ -737,7 +755,7 @@ static void run_command(Client *c, char *line)
     } else if (!strcmp(cmd, "select")) {
         cmd_select(c, arg);
     } else if (!strcmp(cmd, "debug")) {
-        c->debug = arg ? (int)parse_reader_id(arg, c->debug) : c->debug;
+        set_debug_level(c, arg ? (int)parse_reader_id(arg, c->debug) : c->debug);
         printf("debug level = %d\n", c->debug);
     } else if (!strcmp(cmd, "exit") || !strcmp(cmd, "quit")) {
         cmd_exit(c);
@@ -781,8 +799,8 @@ static gboolean on_stdin(GIOChannel *ch, GIOCondition cond, gpointer opaque)
 static void usage(FILE *f)
 {
     fprintf(f,
-        "Usage: vscclient [-c CERTNAME]... [-e \"EMULATOR OPTIONS\"] [-d LEVEL] [--reconnect]\n"
-        "                 [--tls-creds DIR [--tls-hostname NAME]] HOST PORT\n"
+        "Usage: vscclient [-c CERTNAME]... [-e \"EMULATOR OPTIONS\"] [-d LEVEL] [-T TRACE]...\n"
+        "                 [--reconnect] [--tls-creds DIR [--tls-hostname NAME]] HOST PORT\n"
         "Lend this machine's smart cards to a remote ccid-card-passthru over VSCard.\n"
         "\n"
         "  -c, --cert CERTNAME   add a certificate to a software card (repeat for each,\n"
@@ -791,6 +809,11 @@ static void usage(FILE *f)
         "  -e, --emulator OPTS   libcacard emulator options, e.g.\n"
         "                        'db=\"sql:DIR\" use_hw=no soft=(,Test,CAC,,c1,c2,c3)'\n"
         "  -d, --debug LEVEL     1: connection and card events, 2: messages, 3: APDU bytes\n"
+        "                        (shorthands for the trace points below)\n"
+        "  -T, --trace [enable=]PATTERN[,events=FILE][,file=FILE]\n"
+        "                        enable the vscard_* trace points matching PATTERN, or\n"
+        "                        listed in FILE; write them to FILE instead of stderr\n"
+        "                        (--trace help lists them)\n"
         "  -r, --reconnect       when the host goes away, connect again every second\n"
         "      --tls-creds DIR   TLS with QEMU's client files in DIR: ca-cert.pem (the\n"
         "                        host's CA), client-cert.pem + client-key.pem (ours)\n"
@@ -882,15 +905,22 @@ static bool init_cards(const char *opts, GPtrArray *certs, GError **errp)
     return check_card_sources(opts, certs, errp);
 }
 
+/* Long options without a short form. */
+enum {
+    OPT_TLS_CREDS = 256,
+    OPT_TLS_HOSTNAME,
+};
+
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
         { "cert", required_argument, NULL, 'c' },
         { "emulator", required_argument, NULL, 'e' },
         { "debug", required_argument, NULL, 'd' },
+        { "trace", required_argument, NULL, 'T' },
         { "reconnect", no_argument, NULL, 'r' },
-        { "tls-creds", required_argument, NULL, 'T' },
-        { "tls-hostname", required_argument, NULL, 'H' },
+        { "tls-creds", required_argument, NULL, OPT_TLS_CREDS },
+        { "tls-hostname", required_argument, NULL, OPT_TLS_HOSTNAME },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -903,7 +933,9 @@ int main(int argc, char **argv)
     GIOChannel *in;
     int opt;
 
-    while ((opt = getopt_long(argc, argv, "c:e:d:rh", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "c:e:d:T:rh", longopts, NULL)) != -1) {
+        bool help;
+
         switch (opt) {
         case 'c':
             g_ptr_array_add(certs, optarg);
@@ -912,15 +944,25 @@ int main(int argc, char **argv)
             emul = optarg;
             break;
         case 'd':
-            c.debug = atoi(optarg);
+            set_debug_level(&c, atoi(optarg));
+            break;
+        case 'T':
+            if (!trace_opt_parse(optarg, &help, &err)) {
+                fprintf(stderr, "vscclient: --trace %s: %s\n", optarg, err->message);
+                return 2;
+            }
+            if (help) {
+                trace_list_events(stdout);
+                return 0;
+            }
             break;
         case 'r':
             c.reconnect = true;
             break;
-        case 'T':
+        case OPT_TLS_CREDS:
             tls_dir = optarg;
             break;
-        case 'H':
+        case OPT_TLS_HOSTNAME:
             c.tls_hostname = optarg;
             break;
         case 'h':

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Build (once) the small Linux guest that the guest tests and the benchmark
 # boot: Debian's own kernel and an initramfs holding busybox, pcscd + libccid,
-# OpenSC, pcsc_scan, lsusb, openssl and our APDU benchmark client.
+# OpenSC, pcsc_scan, lsusb, openssl, usbip and our APDU benchmark client.
 #
 # usage: build-guest.sh OUTDIR
 #   OUTDIR/vmlinuz        the kernel
@@ -11,9 +11,12 @@
 #
 # Everything comes from Debian packages fetched with `apt-get download` and
 # unpacked with `dpkg -x`, so the guest does not depend on what the host has
-# installed (only the host's C library and compiler are used, for ldd and to
-# build the benchmark client). The result is cached: a second run with the
-# same inputs returns at once. Safe to run concurrently (flock).
+# installed. The host lends only its C library (ldd runs its loader, and the
+# guest takes libc6's libraries from it) and its compiler (for the benchmark
+# client); any other file that would come from outside the unpacked packages
+# stops the build with its name. The result is cached: a second run with the
+# same inputs returns at once. Safe to run concurrently (flock); a failed or
+# interrupted run leaves nothing behind but the downloaded packages.
 set -eu
 
 out=${1:?usage: build-guest.sh OUTDIR}
@@ -32,7 +35,8 @@ flock 9
 USER_PKGS="busybox-static pcscd libccid libpcsclite1 opensc opensc-pkcs11
 pcsc-tools usbutils openssl libssl3 libusb-1.0-0 libudev1 libsystemd0 zlib1g
 libglib2.0-0 libffi8 libpcre2-8-0 libmount1 libblkid1 libselinux1 libgcrypt20
-libgpg-error0 liblz4-1 liblzma5 libzstd1 libcap2 libgcc-s1 libpcsclite-dev"
+libgpg-error0 liblz4-1 liblzma5 libzstd1 libcap2 libgcc-s1 libpcsclite-dev
+usbip libwrap0 usb.ids"
 
 # Kernel modules in load order (each one's dependencies come before it; the
 # build checks this against the modules' own depends= fields).
@@ -41,7 +45,8 @@ drivers/usb/host/xhci-hcd drivers/usb/host/xhci-pci
 drivers/usb/host/ehci-hcd drivers/usb/host/ehci-pci
 drivers/usb/host/uhci-hcd drivers/usb/host/ohci-hcd drivers/usb/host/ohci-pci
 drivers/usb/mon/usbmon
-drivers/usb/usbip/usbip-core drivers/usb/usbip/vhci-hcd"
+drivers/usb/usbip/usbip-core drivers/usb/usbip/vhci-hcd
+drivers/net/ethernet/intel/e1000/e1000"
 
 inputs_hash() {
     {
@@ -69,25 +74,64 @@ if [ -z "$kernel_pkg" ]; then
 fi
 [ -n "$kernel_pkg" ] || { echo "build-guest: cannot resolve linux-image-amd64" >&2; exit 1; }
 
+# Everything but the downloaded packages is built in a scratch directory
+# that goes away however this script ends, so a failed or interrupted run
+# leaves nothing that a later one could trip over. (pkgroot/ and root/ are
+# where earlier versions of this script built.)
+rm -rf "$out"/work.* "$out/pkgroot" "$out/root" "$out"/*.new "$out"/debs/partial.*
+work=$(mktemp -d "$out/work.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+trap 'exit 130' INT TERM HUP
+
 mkdir -p "$out/debs"
 missing=""
 for p in $kernel_pkg $USER_PKGS; do
-    ls "$out/debs/${p}_"*.deb >/dev/null 2>&1 || missing="$missing $p"
+    deb=$(ls "$out/debs/${p}_"*.deb 2>/dev/null | tail -n1)
+    [ -n "$deb" ] && dpkg-deb --info "$deb" >/dev/null 2>&1 || missing="$missing $p"
 done
 if [ -n "$missing" ]; then
-    # _apt cannot write into most build directories; download as ourselves.
-    (cd "$out/debs" && apt-get -q -o APT::Sandbox::User=root download $missing >&2)
+    # Download next to debs/ and move the packages in only once they are all
+    # whole. _apt cannot write into most build directories: download as
+    # ourselves.
+    partial=$(mktemp -d "$out/debs/partial.XXXXXX")
+    (cd "$partial" && apt-get -q -o APT::Sandbox::User=root download $missing >&2)
+    mv "$partial"/*.deb "$out/debs/"
+    rmdir "$partial"
 fi
 
 # --- unpack --------------------------------------------------------------
-pkgroot="$out/pkgroot"
-root="$out/root"
-rm -rf "$pkgroot" "$root"
+pkgroot="$work/pkgroot"
+root="$work/root"
 mkdir -p "$pkgroot"
 for p in $kernel_pkg $USER_PKGS; do
     dpkg -x "$(ls "$out/debs/${p}_"*.deb | tail -n1)" "$pkgroot"
 done
 kver=${kernel_pkg#linux-image-}
+
+# A package's absolute symlink (libccid's Info.plist -> /etc/libccid_Info.plist)
+# names a file of the system it is installed on: here, the unpacked tree, not
+# the host. Re-point each one into pkgroot.
+find "$pkgroot" -type l | while read -r link; do
+    target=$(readlink "$link")
+    case "$target" in
+    /*) ln -sfn "$pkgroot$target" "$link" ;;
+    esac
+done
+
+# Fail, naming the file, unless path resolves to a file inside pkgroot.
+in_pkgroot() {
+    real=$(realpath -e "$1" 2>/dev/null) || {
+        echo "build-guest: $1 does not resolve to a file in the unpacked packages" >&2
+        return 1; }
+    case "$real" in
+    "$pkgroot"/*) return 0 ;;
+    esac
+    echo "build-guest: $1 resolves to $real, outside the unpacked packages" >&2
+    return 1
+}
+
+# The libraries of libc6 are the only ones the guest may take from the host.
+host_libc_libs=" $(dpkg -L libc6 | sed -n 's|.*/\([^/]*\.so[.0-9]*\)$|\1|p' | tr '\n' ' ') "
 
 # --- assemble the initramfs tree -----------------------------------------
 mkdir -p "$root/usr/bin" "$root/usr/sbin" "$root/usr/lib/x86_64-linux-gnu" \
@@ -101,7 +145,7 @@ ln -s usr/lib64 "$root/lib64"
 # A package file may sit under /bin or /usr/bin depending on the package.
 pkgfile() {
     for cand in "$pkgroot/$1" "$pkgroot/usr/$1" "$pkgroot/${1#/usr}"; do
-        [ -e "$cand" ] && { echo "$cand"; return 0; }
+        [ -e "$cand" ] && { in_pkgroot "$cand" && echo "$cand"; return; }
     done
     echo "build-guest: $1 not found in the unpacked packages" >&2
     return 1
@@ -109,8 +153,8 @@ pkgfile() {
 
 libpath="$pkgroot/lib/x86_64-linux-gnu:$pkgroot/usr/lib/x86_64-linux-gnu"
 
-# Copy an ELF file's shared libraries (resolved in the unpacked packages
-# first, the host second) into the tree.
+# Copy an ELF file's shared libraries into the tree: each one from the
+# unpacked packages, or libc6's from the host.
 copy_libs() {
     deps=$(LD_LIBRARY_PATH="$libpath" ldd "$1" 2>&1) || {
         case "$deps" in
@@ -124,6 +168,10 @@ copy_libs() {
     fi
     echo "$deps" | awk '/=> \//{print $3} /^\t\/.*ld-linux/{print $1}' |
     while read -r lib; do
+        case "$host_libc_libs" in
+        *" $(basename "$lib") "*) ;;
+        *) in_pkgroot "$lib" || { echo "build-guest: (a library of $1)" >&2; return 1; } ;;
+        esac
         case "$lib" in
         */ld-linux-x86-64.so.2) dst="$root/usr/lib64/ld-linux-x86-64.so.2" ;;
         *) dst="$root/usr/lib/x86_64-linux-gnu/$(basename "$lib")" ;;
@@ -133,6 +181,10 @@ copy_libs() {
 }
 
 install_elf() {  # install_elf SRC DEST-in-root
+    case "$1" in
+    "$out"/*) ;;  # built here
+    *) in_pkgroot "$1" ;;
+    esac
     mkdir -p "$(dirname "$root/$2")"
     cp -L "$1" "$root/$2"
     copy_libs "$1"
@@ -145,6 +197,10 @@ install_elf "$(pkgfile /usr/bin/pkcs11-tool)" /usr/bin/pkcs11-tool
 install_elf "$(pkgfile /usr/bin/pcsc_scan)" /usr/bin/pcsc_scan
 install_elf "$(pkgfile /usr/bin/lsusb)" /usr/bin/lsusb
 install_elf "$(pkgfile /usr/bin/openssl)" /usr/bin/openssl
+# The USB/IP client (usbip list -r, usbip attach) and the names it prints.
+install_elf "$(pkgfile /usr/sbin/usbip)" /usr/sbin/usbip
+mkdir -p "$root/usr/share/misc"
+cp -L "$(pkgfile /usr/share/misc/usb.ids)" "$root/usr/share/misc/usb.ids"
 # dlopen()ed, so ldd of the programs does not see them.
 install_elf "$(pkgfile /usr/lib/x86_64-linux-gnu/opensc-pkcs11.so)" \
     /usr/lib/x86_64-linux-gnu/opensc-pkcs11.so
@@ -158,10 +214,12 @@ install_elf "$(pkgfile /lib/x86_64-linux-gnu/libgcc_s.so.1)" \
 bundle=usr/lib/pcsc/drivers/ifd-ccid.bundle
 mkdir -p "$root/$(dirname $bundle)"
 # (Info.plist is a symlink to /etc/libccid_Info.plist: copy the file.)
+find "$pkgroot/$bundle" | while read -r f; do in_pkgroot "$f"; done
 cp -RL "$pkgroot/$bundle" "$root/$bundle"
 copy_libs "$root/$bundle/Contents/Linux/libccid.so"
 
 mkdir -p "$root/etc/opensc" "$root/usr/lib/ssl"
+for f in etc/opensc/opensc.conf etc/ssl/openssl.cnf; do in_pkgroot "$pkgroot/$f"; done
 cp "$pkgroot/etc/opensc/opensc.conf" "$root/etc/opensc/opensc.conf"
 cp "$pkgroot/etc/ssl/openssl.cnf" "$root/usr/lib/ssl/openssl.cnf"
 printf 'root:x:0:0:root:/root:/bin/sh\n' > "$root/etc/passwd"
@@ -208,6 +266,5 @@ cp "$pkgroot/boot/vmlinuz-$kver" "$out/vmlinuz.new"
 mv "$out/vmlinuz.new" "$out/vmlinuz"
 mv "$out/initramfs.cpio.new" "$out/initramfs.cpio"
 echo "$kver" > "$out/kernel-version"
-rm -rf "$pkgroot"
 echo "$hash" > "$out/stamp"
 echo "build-guest: kernel $kver, initramfs $(du -h "$out/initramfs.cpio" | cut -f1)" >&2
