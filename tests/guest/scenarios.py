@@ -22,6 +22,10 @@ SCENARIO:
                   over loopback TCP (--vscclient), exported over usbredir
   reference-passthru
                   the same card in QEMU's own ccid-card-passthru
+  --tls (vccid-listen, vccid-connect, passthru, reference-passthru): the
+                  socket is TCP with TLS and client certificates on both
+                  sides, with an authz-simple on the server, credentials
+                  from tests/tls/make-certs.sh; QEMU is the TLS peer
   bench-reference, bench-vccid, bench-reference-passthru, bench-passthru
                   the APDU benchmark (no pass/fail checks beyond running);
                   prints "BENCH key=value ..." (used by bench/run-bench.sh)
@@ -96,6 +100,16 @@ class Workdir:
                            stdout=subprocess.DEVNULL)
         with open(os.path.join(self.certdb, 'fake-smartcard-ca.cer'), 'rb') as f:
             self.ca_der = f.read()
+
+    def tls_dir(self, role):
+        """TLS credentials in QEMU's layout (made once; locked)."""
+        tls = os.path.join(self.path, 'tls')
+        with open(os.path.join(self.path, '.tls.lock'), 'w') as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not os.path.exists(os.path.join(tls, 'client', 'client-cert.pem')):
+                subprocess.run(['sh', os.path.join(SRCROOT, 'tests', 'tls',
+                                                   'make-certs.sh'), tls], check=True)
+        return os.path.join(tls, role)
 
     def log(self, name):
         return os.path.join(self.logs, name)
@@ -245,6 +259,28 @@ def redir_args(bus, chardev):
     return ['-chardev', chardev, '-device', 'usb-redir,chardev=r,bus=' + bus]
 
 
+# The identity of make-certs.sh's client certificate, as GnuTLS prints it.
+TLS_CLIENT_DN = 'C=GB,,O=vccid test,,CN=client'
+
+
+def tls_server_objects(wd):
+    """-object options (vccid's and QEMU's alike) for a TLS server chardev
+    that takes only the client certificate: ',tls-creds=tls0,tls-authz=auth0'."""
+    return ['-object', 'tls-creds-x509,id=tls0,dir=%s,endpoint=server,verify-peer=on'
+            % wd.tls_dir('server'),
+            '-object', 'authz-simple,id=auth0,identity=' + TLS_CLIENT_DN]
+
+
+def tls_client_objects(wd):
+    """-object options for a TLS client chardev: ',tls-creds=tlsc'."""
+    return ['-object', 'tls-creds-x509,id=tlsc,dir=%s,endpoint=client,verify-peer=on'
+            % wd.tls_dir('client')]
+
+
+TLS_SERVER_OPTS = ',tls-creds=tls0,tls-authz=auth0'
+TLS_CLIENT_OPTS = ',tls-creds=tlsc'
+
+
 def run_reference(wd, args, report, checks=FULL_CHECKS):
     _, bus = guestrun.usb_controller_args(args.usb)
     guest = make_guest(wd, args, checks, qemu_reader_args(wd, bus),
@@ -267,14 +303,20 @@ def run_vccid_listen(wd, args, report, checks=FULL_CHECKS):
     """vccid listens (a UNIX socket, or loopback TCP with --tcp), QEMU's
     usb-redir connects."""
     _, bus = guestrun.usb_controller_args(args.usb)
-    tag = '%s-%s%s' % (args.scenario, args.usb, '-tcp' if args.tcp else '')
-    if args.tcp:
+    tag = '%s-%s%s' % (args.scenario, args.usb,
+                       '-tls' if args.tls else '-tcp' if args.tcp else '')
+    qemu_objects = []
+    if args.tcp or args.tls:
         port = free_port()
         where = 'host=127.0.0.1,port=%d' % port
-        vccid = Vccid(args.vccid, vccid_args(
-            wd, args, 'socket,id=redir,%s,server=on,wait=off' % where),
+        tls = TLS_SERVER_OPTS if args.tls else ''
+        vccid = Vccid(args.vccid, (tls_server_objects(wd) if args.tls else []) + vccid_args(
+            wd, args, 'socket,id=redir,%s,server=on,wait=off%s' % (where, tls)),
             wd.log(tag + '.vccid.log')).start()
         up = wait_for_port(port) and vccid.alive()
+        if args.tls:
+            qemu_objects = tls_client_objects(wd)
+            where += TLS_CLIENT_OPTS
     else:
         tmp = tempfile.mkdtemp(prefix='vccid-sock-')
         sock = os.path.join(tmp, 'redir.sock')
@@ -288,10 +330,14 @@ def run_vccid_listen(wd, args, report, checks=FULL_CHECKS):
     run = None
     if up:
         guest = make_guest(wd, args, checks,
-                           redir_args(bus, 'socket,id=r,' + where),
+                           qemu_objects + redir_args(bus, 'socket,id=r,' + where),
                            tag + '.console.log')
         run = guest.boot()
         report.add_guest(run)
+    if args.tls:
+        report.add('vccid_tls_peer', 'TLS peer \'%s\'' % TLS_CLIENT_DN.replace(',,', ',')
+                   in open(vccid.log_path, errors='replace').read(),
+                   'vccid logged QEMU\'s client identity')
     finish_vccid(vccid, report)
     return run
 
@@ -306,24 +352,37 @@ def run_vccid_connect(wd, args, report, checks=FULL_CHECKS):
     _, bus = guestrun.usb_controller_args(args.usb)
     tmp = tempfile.mkdtemp(prefix='vccid-sock-')
     sock = os.path.join(tmp, 'redir.sock')
-    tag = '%s-%s%s' % (args.scenario, args.usb,
-                       '-vccid-first' if args.vccid_first else '')
-    vccid = Vccid(args.vccid,
-                  vccid_args(wd, args,
-                             'socket,id=redir,path=%s,reconnect=1' % sock),
+    tag = '%s-%s%s%s' % (args.scenario, args.usb, '-tls' if args.tls else '',
+                         '-vccid-first' if args.vccid_first else '')
+    if args.tls:
+        port = free_port()
+        where = 'host=127.0.0.1,port=%d' % port
+        vccid_extra, vccid_opts = tls_client_objects(wd), TLS_CLIENT_OPTS
+        qemu_extra, qemu_opts = tls_server_objects(wd), TLS_SERVER_OPTS
+    else:
+        where = 'path=' + sock
+        vccid_extra, vccid_opts, qemu_extra, qemu_opts = [], '', [], ''
+    vccid = Vccid(args.vccid, vccid_extra +
+                  vccid_args(wd, args, 'socket,id=redir,%s,reconnect=1%s'
+                             % (where, vccid_opts)),
                   wd.log(tag + '.vccid.log'))
     if args.vccid_first:
         vccid.start()
         time.sleep(1.5)
     guest = make_guest(wd, args, checks,
-                       redir_args(bus, 'socket,id=r,path=%s,server=on,wait=off'
-                                  % sock), tag + '.console.log').start()
+                       qemu_extra + redir_args(bus, 'socket,id=r,%s,server=on,wait=off%s'
+                                               % (where, qemu_opts)),
+                       tag + '.console.log').start()
     if not args.vccid_first:
-        if not wait_for_path(sock):
-            report.add('qemu_listening', False, 'QEMU made no socket at ' + sock)
+        if not (wait_for_port(port) if args.tls else wait_for_path(sock)):
+            report.add('qemu_listening', False, 'QEMU is not listening on ' + where)
         vccid.start()
     run = guest.wait()
     report.add_guest(run)
+    if args.tls:
+        report.add('vccid_tls_peer', 'TLS peer \'CN=localhost\''
+                   in open(vccid.log_path, errors='replace').read(),
+                   'vccid checked and logged QEMU\'s server certificate')
     finish_vccid(vccid, report)
     return run
 
@@ -449,10 +508,12 @@ def free_port():
 class Vscclient(Vccid):
     """vscclient lending the database's three certificates as a CAC card."""
 
-    def __init__(self, exe, wd, port, log_path):
+    def __init__(self, exe, wd, port, log_path, tls=False):
         super().__init__(exe, ['-e', 'db="sql:%s"' % wd.certdb,
                                '-c', 'id-cert', '-c', 'signing-cert',
-                               '-c', 'encryption-cert', '127.0.0.1', str(port)],
+                               '-c', 'encryption-cert']
+                         + (['--tls-creds', wd.tls_dir('client')] if tls else [])
+                         + ['127.0.0.1', str(port)],
                          log_path)
 
     # It reads commands on stdin and may take end-of-file for "exit":
@@ -549,15 +610,23 @@ def run_passthru(wd, args, report, checks=PASSTHRU_CHECKS):
         return None
     port = free_port()
     vsc_chr = 'socket,id=vsc,host=127.0.0.1,port=%d,server=on,wait=off' % port
-    tag = '%s-%s' % (args.scenario, args.usb)
+    tls_objects = []
+    if args.tls:
+        if args.slow_card:
+            report.add('tls_slow_card', False, '--slow-card and --tls do not go together')
+            return None
+        vsc_chr += TLS_SERVER_OPTS
+        tls_objects = tls_server_objects(wd)
+    tag = '%s-%s%s' % (args.scenario, args.usb, '-tls' if args.tls else '')
     vccid = None
     if in_qemu:
-        qemu_args = ['-chardev', vsc_chr, '-device', 'usb-ccid,id=ccid,bus=' + bus,
-                     '-device', 'ccid-card-passthru,chardev=vsc']
+        qemu_args = tls_objects + [
+            '-chardev', vsc_chr, '-device', 'usb-ccid,id=ccid,bus=' + bus,
+            '-device', 'ccid-card-passthru,chardev=vsc']
     else:
         tmp = tempfile.mkdtemp(prefix='vccid-sock-')
         sock = os.path.join(tmp, 'redir.sock')
-        vccid = Vccid(args.vccid, [
+        vccid = Vccid(args.vccid, tls_objects + [
             '-chardev', 'socket,id=redir,path=%s,server=on,wait=off' % sock,
             '-chardev', vsc_chr, '-device', 'usb-ccid,id=ccid',
             '-device', 'ccid-card-passthru,chardev=vsc',
@@ -570,7 +639,7 @@ def run_passthru(wd, args, report, checks=PASSTHRU_CHECKS):
     report.add('card_port_listening', up, '127.0.0.1:%d' % port)
     proxy = SlowCardProxy(port, args.slow_card) if args.slow_card else None
     client = Vscclient(args.vscclient, wd, proxy.port if proxy else port,
-                       wd.log(tag + '.vscclient.log'))
+                       wd.log(tag + '.vscclient.log'), args.tls)
 
     clients = [client]
 
@@ -583,7 +652,7 @@ def run_passthru(wd, args, report, checks=PASSTHRU_CHECKS):
                        '"exit": exit status %s' % status)
         elif 'HOST-ACTION client-start' in line:
             clients.append(Vscclient(args.vscclient, wd, port, wd.log(
-                '%s.vscclient%d.log' % (tag, len(clients) + 1))).start())
+                '%s.vscclient%d.log' % (tag, len(clients) + 1)), args.tls).start())
         # vscclient's own commands take the card out and put it back.
         for action in ('remove', 'insert'):
             client = clients[-1]
@@ -724,6 +793,9 @@ def main():
                     help='extra usb-ccid properties for vccid, e.g. speed=high')
     ap.add_argument('--vccid-first', action='store_true',
                     help='vccid-connect: start vccid before QEMU listens')
+    ap.add_argument('--tls', action='store_true',
+                    help='vccid-listen, vccid-connect, passthru, reference-passthru: '
+                         'TLS with client certificates and authz on a TCP socket')
     args = ap.parse_args()
     needs_vccid = 'reference' not in args.scenario
     if needs_vccid and not (args.vccid and os.access(args.vccid, os.X_OK)):

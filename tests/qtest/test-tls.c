@@ -1014,6 +1014,41 @@ static void test_unix_mode(void)
     vccid_stop(p);
 }
 
+/* A plain peer that connects and never speaks is dropped at handshake-timeout too. */
+static void test_silent_plain_peer(void)
+{
+    static const char *const dev[] = { "-device", "usb-ccid,id=ccid", NULL };
+    VccidProcess *p = vccid_start_full("socket,id=redir,path=@SOCK@,server=on,wait=off,"
+                                       "handshake-timeout=1", dev, true);
+    g_autoptr(GError) error = NULL;
+    UsbredirHost *h = urh_connect_raw(p->sock_path, URH_TIMEOUT_MS, &error);
+    gint64 start = g_get_monotonic_time();
+    CcidHost *c;
+
+    g_assert_no_error(error);
+    /* It hears vccid's hello but says nothing back. */
+    while (urh_peer_alive(h) && g_get_monotonic_time() - start < 5 * G_USEC_PER_SEC) {
+        g_usleep(20000);
+        {
+            struct pollfd pfd = { .fd = urh_fd(h), .events = POLLIN };
+            char buf[4096];
+
+            if (poll(&pfd, 1, 0) == 1 && read(urh_fd(h), buf, sizeof(buf)) == 0) {
+                break;
+            }
+        }
+    }
+    g_assert_cmpint(g_get_monotonic_time() - start, >=, 900 * 1000);
+    g_assert_cmpint(g_get_monotonic_time() - start, <, 5 * G_USEC_PER_SEC);
+    urh_free(h);
+    wait_log(p, "peer disconnected (no data within 1s)", 1);
+    /* A host that speaks is served. */
+    c = ccid_host_open(p->sock_path);
+    g_assert_true(urh_device_connected(c->usb));
+    ccid_host_free(c);
+    vccid_stop(p);
+}
+
 /* A file that is not a socket is never removed to make room; a live socket neither. */
 static void test_unix_not_a_socket(void)
 {
@@ -1074,6 +1109,7 @@ int main(int argc, char **argv)
     g_test_add_func("/tls/vscclient/refuses", test_vscclient_refuses);
     g_test_add_func("/vscclient/output-cap", test_vscclient_output_cap);
     g_test_add_func("/socket/unix-mode", test_unix_mode);
+    g_test_add_func("/socket/silent-plain-peer", test_silent_plain_peer);
     g_test_add_func("/socket/unix-not-a-socket", test_unix_not_a_socket);
     rc = g_test_run();
     /* Every peer has closed by now; let the threads see it and end. */
