@@ -1049,6 +1049,74 @@ static void test_silent_plain_peer(void)
     vccid_stop(p);
 }
 
+/*
+ * The kernel's view of vccid's end of a loopback TCP connection (local port
+ * server, remote port client): its timer ("tr", 2 = keepalive) and when it
+ * fires, in clock ticks (USER_HZ). False if no such connection is listed.
+ */
+static bool tcp_timer(uint16_t server, uint16_t client, unsigned *timer, unsigned long *when)
+{
+    g_autofree char *table = NULL;
+    g_auto(GStrv) rows = NULL;
+    g_autofree char *local = g_strdup_printf("0100007F:%04X", server);
+    g_autofree char *remote = g_strdup_printf("0100007F:%04X", client);
+
+    g_assert_true(g_file_get_contents("/proc/net/tcp", &table, NULL, NULL));
+    rows = g_strsplit(table, "\n", -1);
+    for (int i = 1; rows[i]; i++) {
+        char l[64], r[64];
+
+        if (sscanf(rows[i], "%*d: %63s %63s %*x %*x:%*x %x:%lx", l, r, timer, when) == 4 &&
+            strcmp(l, local) == 0 && strcmp(r, remote) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* TCP peers get keepalive (keep-alive-idle= seconds of silence before probes), or none. */
+static void check_keepalive(const char *opts, unsigned want_timer, unsigned max_secs)
+{
+    static const char *const dev[] = { "-device", "usb-ccid,id=ccid", NULL };
+    uint16_t port = qtest_free_tcp_port();
+    g_autofree char *chardev = g_strdup_printf("socket,id=redir,host=127.0.0.1,port=%u,"
+                                               "server=on,wait=off%s", port, opts);
+    VccidProcess *p = vccid_start_full(chardev, dev, false);
+    g_autoptr(GError) error = NULL;
+    g_autoptr(GSocketAddress) mine = NULL;
+    UsbredirHost *h;
+    unsigned timer = 0;
+    unsigned long when = 0;
+
+    wait_log(p, "ready", 1);
+    h = urh_connect_tcp(port, URH_TIMEOUT_MS, &error);
+    g_assert_no_error(error);
+    {
+        g_autoptr(GSocket) sock = g_socket_new_from_fd(dup(urh_fd(h)), &error);
+
+        g_assert_no_error(error);
+        mine = g_socket_get_local_address(sock, &error);
+        g_assert_no_error(error);
+    }
+    /* Quiet for a moment, so the only timer left is keepalive's (if any). */
+    g_usleep(300 * 1000);
+    g_assert_true(tcp_timer(port, g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(mine)),
+                            &timer, &when));
+    g_assert_cmpuint(timer, ==, want_timer);
+    if (want_timer) {
+        g_assert_cmpuint(when, <=, max_secs * 100);
+    }
+    urh_free(h);
+    vccid_stop(p);
+}
+
+static void test_tcp_keepalive(void)
+{
+    check_keepalive("", 2, 30);
+    check_keepalive(",keep-alive-idle=5", 2, 5);
+    check_keepalive(",keep-alive=off", 0, 0);
+}
+
 /* A file that is not a socket is never removed to make room; a live socket neither. */
 static void test_unix_not_a_socket(void)
 {
@@ -1110,6 +1178,7 @@ int main(int argc, char **argv)
     g_test_add_func("/vscclient/output-cap", test_vscclient_output_cap);
     g_test_add_func("/socket/unix-mode", test_unix_mode);
     g_test_add_func("/socket/silent-plain-peer", test_silent_plain_peer);
+    g_test_add_func("/socket/tcp-keepalive", test_tcp_keepalive);
     g_test_add_func("/socket/unix-not-a-socket", test_unix_not_a_socket);
     rc = g_test_run();
     /* Every peer has closed by now; let the threads see it and end. */
