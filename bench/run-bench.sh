@@ -10,6 +10,9 @@
 #   BENCH_TCP=0            1: also vccid with usbredir over loopback TCP
 #   BENCH_PASSTHRU=1       also the passthru card (vscclient over loopback
 #                          TCP) in QEMU's ccid-card-passthru and in vccid's
+#   BENCH_TLS=0            1: also vccid's passthru card with vscclient over
+#                          TLS (client certificates, tls-authz), for the
+#                          ratio TLS/plain
 #
 # Prints each setup's figures (APDU/s, p50, p99 of a SELECT of the CAC PKI
 # applet; time to read the whole first certificate with READ BUFFER) and the
@@ -38,7 +41,7 @@ run() {  # run SCENARIO USB [OPTION]
     else
         echo "run-bench: $1 on $2 produced no figures:" >&2
         echo "$out" | grep -E '^[a-z_.]+: +(fail|XFAIL)|error=' | head -n 10 >&2
-        echo "BENCH setup=${1#bench-}${3:+-tcp} usb=$2 failed=1" >> "$results"
+        echo "BENCH setup=${1#bench-}${3:+-${3#--}} usb=$2 failed=1" >> "$results"
     fi
 }
 
@@ -51,6 +54,7 @@ while [ $i -lt "${BENCH_REPEAT:-3}" ]; do
         if [ "${BENCH_PASSTHRU:-1}" = 1 ]; then
             run bench-reference-passthru "$usb"
             run bench-passthru "$usb"
+            [ "${BENCH_TLS:-0}" = 1 ] && run bench-passthru "$usb" --tls
         fi
     done
     i=$((i + 1))
@@ -112,5 +116,11 @@ for usb in sorted({u for _, u in rows}):
             if key in q and key in v and float(q[key]) > 0:
                 parts.append('%s %.2f' % (label, float(v[key]) / float(q[key])))
         print('ratio vccid/QEMU, %s on %s: %s' % (card, usb, ', '.join(parts)))
+    plain, tls = rows.get(('passthru', usb)), rows.get(('passthru-tls', usb))
+    if plain and tls and 'failed' not in plain and 'failed' not in tls:
+        print('ratio TLS/plain, vccid passthru card on %s: %s' % (usb, ', '.join(
+            '%s %.2f' % (label, float(tls[key]) / float(plain[key]))
+            for key, label, _ in FIGURES
+            if key in plain and key in tls and float(plain[key]) > 0)))
 print('(APDU/s: higher is better; times: lower is better)')
 EOF

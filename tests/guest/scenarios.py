@@ -741,7 +741,8 @@ def run_bench(wd, args, report):
     run = runner(wd, args, report, BENCH_CHECKS)
     if run is not None and run.metrics:
         print('BENCH setup=%s usb=%s %s' % (
-            args.scenario[len('bench-'):] + ('-tcp' if args.tcp else ''), args.usb,
+            args.scenario[len('bench-'):] + ('-tcp' if args.tcp else '')
+            + ('-tls' if args.tls else ''), args.usb,
             ' '.join('%s=%s' % kv for kv in sorted(run.metrics.items()))))
 
 
