@@ -443,6 +443,12 @@ static void test_refuse_expired(void)
     check_refused("simple0", "client-expired", "The peer's certificate has expired");
 }
 
+/* The server's ca-crl.pem revokes this client's certificate. */
+static void test_refuse_revoked(void)
+{
+    check_refused(NULL, "client-revoked", "The certificate chain is revoked");
+}
+
 static void test_refuse_authz_simple(void)
 {
     check_refused("simple0", "client-mallory",
@@ -998,6 +1004,49 @@ static void test_cli_errors(void)
         assert_cli_error(a5, "Unable to access credentials /nonexistent-dir/ca-cert.pem");
         assert_cli_error(a6, "invalid object type 'tls-creds-psk'");
     }
+    {
+        /* A revocation list the CA did not sign would silently not apply: refused. */
+        g_autofree char *dir = g_dir_make_tmp("vccid-tls-crl-XXXXXX", NULL);
+        g_autofree char *creds = g_strdup_printf("tls-creds-x509,id=s,dir=%s,endpoint=server",
+                                                 dir);
+        const char *a7[] = { "-object", creds, "-device", "usb-ccid", NULL };
+        const char *files[] = { "ca-cert.pem", "server-cert.pem", "server-key.pem", NULL };
+
+        for (int i = 0; files[i]; i++) {
+            g_autofree char *from = g_build_filename(server, files[i], NULL);
+            g_autofree char *to = g_build_filename(dir, files[i], NULL);
+            g_autofree char *data = NULL;
+            gsize len;
+
+            g_assert_true(g_file_get_contents(from, &data, &len, NULL));
+            g_assert_true(g_file_set_contents(to, data, len, NULL));
+        }
+        {
+            g_autofree char *other = role_dir("client-other-ca");
+            g_autofree char *from = g_build_filename(server, "ca-crl.pem", NULL);
+            g_autofree char *to = g_build_filename(dir, "ca-crl.pem", NULL);
+            g_autofree char *data = NULL;
+            g_autofree char *ca_from = g_build_filename(other, "ca-cert.pem", NULL);
+            g_autofree char *ca_to = g_build_filename(dir, "ca-cert.pem", NULL);
+            gsize len;
+
+            /* Our CRL, but another CA in ca-cert.pem. */
+            g_assert_true(g_file_get_contents(from, &data, &len, NULL));
+            g_assert_true(g_file_set_contents(to, data, len, NULL));
+            g_clear_pointer(&data, g_free);
+            g_assert_true(g_file_get_contents(ca_from, &data, &len, NULL));
+            g_assert_true(g_file_set_contents(ca_to, data, len, NULL));
+            assert_cli_error(a7, "Unable to load CA revocation list");
+            g_unlink(to);
+            g_unlink(ca_to);
+        }
+        for (int i = 0; files[i]; i++) {
+            g_autofree char *to = g_build_filename(dir, files[i], NULL);
+
+            g_unlink(to);
+        }
+        g_rmdir(dir);
+    }
     g_rmdir(tmp);
 }
 
@@ -1164,6 +1213,7 @@ int main(int argc, char **argv)
     g_test_add_func("/tls/refuse/no-client-cert", test_refuse_no_cert);
     g_test_add_func("/tls/refuse/other-ca", test_refuse_other_ca);
     g_test_add_func("/tls/refuse/expired", test_refuse_expired);
+    g_test_add_func("/tls/refuse/revoked", test_refuse_revoked);
     g_test_add_func("/tls/refuse/authz-simple", test_refuse_authz_simple);
     g_test_add_func("/tls/refuse/authz-list", test_refuse_authz_list);
     g_test_add_func("/tls/refuse/plain-to-tls", test_refuse_plain_to_tls);
