@@ -16,6 +16,18 @@ struct TestCard {
 
 static TestCard *the_card;
 
+/*
+ * A real card calls the reader from a main-loop callback, and the reader
+ * acts on it when that callback returns (its wakeup source runs next). Do
+ * the same after each call made from outside the reader.
+ */
+static void test_card_settle(void)
+{
+    while (g_main_context_pending(NULL)) {
+        g_main_context_iteration(NULL, FALSE);
+    }
+}
+
 uint32_t test_card_answer(const uint8_t *apdu, uint32_t len, uint8_t *out, uint32_t out_size)
 {
     uint32_t n;
@@ -68,6 +80,7 @@ bool test_card_release_one(TestCard *c)
     }
     ccid_card_send_apdu_to_guest(&c->base, ans->data, ans->len);
     g_byte_array_unref(ans);
+    test_card_settle();
     return true;
 }
 
@@ -139,10 +152,12 @@ void test_card_insert(TestCard *c)
 {
     c->present = true;
     ccid_card_card_inserted(&c->base);
+    test_card_settle();
 }
 
 void test_card_remove(TestCard *c)
 {
     c->present = false;
     ccid_card_card_removed(&c->base);
+    test_card_settle();
 }

@@ -47,7 +47,11 @@ struct CCIDCardState {
 #define DEFINE_CCID_CARD_PROPERTIES(_state, _field) \
     DEFINE_PROP_UINT32("slot", _state, _field.slot, "0", "reader slot (only 0 exists)")
 
-/* Cards call these; the reader implements them (dev-smartcard-reader.c). */
+/*
+ * Cards call these; the reader implements them (dev-smartcard-reader.c).
+ * Each records what happened and wakes the reader, which acts on it from
+ * its own loop: none of them runs reader commands or calls the card back.
+ */
 /* The answer to the APDU the card was last given. */
 void ccid_card_send_apdu_to_guest(CCIDCardState *card, const uint8_t *apdu, uint32_t len);
 /* The card could not answer the last APDU (card gone, client gone, error). */
