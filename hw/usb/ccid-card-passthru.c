@@ -21,14 +21,10 @@
 #include "proto/vscard.h"
 
 #define TYPE_CCID_PASSTHRU "ccid-card-passthru"
-#define PASSTHRU_CCID(obj) ((PassthruState *)(obj))
+#define PASSTHRU_CCID(obj) DEVICE_CHECK(PassthruState, (obj), TYPE_CCID_PASSTHRU)
 
 /* The one reader this card is; VSCard numbers readers from 0. */
 #define PASSTHRU_READER_ID VSCARD_MINIMAL_READER_ID
-
-G_STATIC_ASSERT(VSCARD_MAX_APDU_COMMAND == CCID_MAX_APDU_COMMAND);
-G_STATIC_ASSERT(VSCARD_MAX_APDU_RESPONSE == CCID_MAX_APDU_RESPONSE);
-G_STATIC_ASSERT(VSCARD_MAX_ATR == CCID_MAX_ATR);
 
 /* debug= levels */
 #define PT_WARN 1
@@ -42,7 +38,7 @@ typedef struct PassthruState {
 
     VSCardStream *stream;
     GByteArray *out;            /* one message being built */
-    uint8_t atr[CCID_MAX_ATR];
+    uint8_t atr[ISO7816_MAX_ATR];
     uint32_t atr_len;           /* 0: no card in the slot */
     bool reader_added;
     bool apdu_pending;          /* the guest waits for the client's answer */
@@ -108,7 +104,7 @@ static void pt_remove_card(PassthruState *s)
 static bool atr_plausible(const uint8_t *atr, uint32_t len)
 {
     /* TS: direct (0x3B) or inverse (0x3F) convention, ISO 7816-3 8.1. */
-    return len >= VSCARD_MIN_ATR && (atr[0] == 0x3b || atr[0] == 0x3f);
+    return len >= ISO7816_MIN_ATR && (atr[0] == 0x3b || atr[0] == 0x3f);
 }
 
 static void pt_handle_atr(PassthruState *s, const VSCardMsg *msg)
@@ -318,9 +314,6 @@ static bool pt_realize(DeviceState *d, GError **errp)
                     TYPE_CCID_PASSTHRU);
         return false;
     }
-    if (!ccid_card_plug(&s->base, errp)) {
-        return false;
-    }
     s->stream = vscard_stream_new(VSCARD_ROLE_HOST, &pt_stream_ops, s);
     s->out = g_byte_array_new();
     chr_fe_set_handlers(s->chr, pt_chr_read, pt_chr_event, s);
@@ -334,7 +327,6 @@ static void pt_unrealize(DeviceState *d)
 
     chr_fe_set_handlers(s->chr, NULL, NULL, NULL);
     pt_remove_card(s);
-    ccid_card_unplug(&s->base);
     vscard_stream_free(s->stream);
     g_byte_array_unref(s->out);
 }
@@ -350,6 +342,7 @@ static const Property passthru_properties[] = {
 static const CCIDCardClass passthru_card_class = {
     .parent_class = {
         .name = TYPE_CCID_PASSTHRU,
+        .parent_type = TYPE_CCID_CARD,
         .desc = "card on a remote client, over the VSCard protocol (vscclient)",
         .instance_size = sizeof(PassthruState),
         .bus_type = TYPE_CCID_BUS,

@@ -203,7 +203,7 @@ typedef struct USBCCIDState {
     GQueue pending_in;       /* bulk-in USBPacket * waiting for answers */
 } USBCCIDState;
 
-#define USB_CCID(obj) ((USBCCIDState *)(obj))
+#define USB_CCID(obj) DEVICE_CHECK(USBCCIDState, (obj), TYPE_USB_CCID)
 
 #define ccid_debug(s, level, fmt, ...) do { \
         if ((s)->debug >= (level)) { \
@@ -398,7 +398,7 @@ static void ccid_send_to_card(USBCCIDState *s, const CCIDHeader *cmd, const uint
                               uint32_t len)
 {
     /* ISO 7816-4: an APDU has at least CLA INS P1 P2; a card has no answer to less. */
-    if (len < 4) {
+    if (len < ISO7816_MIN_APDU_COMMAND) {
         ccid_answer_error(s, cmd, CCID_OFFSET_LENGTH);
         return;
     }
@@ -450,9 +450,9 @@ void ccid_card_send_apdu_to_guest(CCIDCardState *card, const uint8_t *apdu, uint
         return;
     }
     ccid_clear_busy(s);
-    if (len > CCID_MAX_APDU_RESPONSE) {
+    if (len > ISO7816_MAX_APDU_RESPONSE) {
         g_warning("%s: card answer of %u bytes exceeds %u; reported as overrun",
-                  DEVICE(s)->id, len, CCID_MAX_APDU_RESPONSE);
+                  DEVICE(s)->id, len, ISO7816_MAX_APDU_RESPONSE);
         ccid_answer_error(s, &s->busy_hdr, CCID_ERR_XFR_OVERRUN);
     } else {
         ccid_answer_apdu(s, &s->busy_hdr, apdu, len);
@@ -513,28 +513,36 @@ void ccid_card_card_error(CCIDCardState *card, uint64_t error)
     }
 }
 
-bool ccid_card_plug(CCIDCardState *card, GError **errp)
+/* ---- the ccid-bus: slot bookkeeping for every card ---- */
+
+static bool ccid_bus_plug(BusState *bus, DeviceState *child, GError **errp)
 {
-    USBCCIDState *s = ccid_of_card(card);
+    CCIDCardState *card = CCID_CARD(child);
 
     if (card->slot != 0) {
         g_set_error(errp, VCCID_ERROR, 0, "Property '%s.slot' doesn't take value %u "
-                    "(the reader has one slot, 0)", DEVICE(card)->klass->name, card->slot);
+                    "(the reader has one slot, 0)", child->klass->name, card->slot);
         return false;
     }
-    s->card = card;
+    USB_CCID(bus->parent)->card = card;
     return true;
 }
 
-void ccid_card_unplug(CCIDCardState *card)
+static void ccid_bus_unplug(BusState *bus, DeviceState *child)
 {
-    USBCCIDState *s = ccid_of_card(card);
+    CCIDCardState *card = CCID_CARD(child);
+    USBCCIDState *s = USB_CCID(bus->parent);
 
-    if (s && s->card == card) {
+    if (s->card == card) {
         ccid_card_card_removed(card);
         s->card = NULL;
     }
 }
+
+static const BusOps ccid_bus_ops = {
+    .plug = ccid_bus_plug,
+    .unplug = ccid_bus_unplug,
+};
 
 /* ---- commands ---- */
 
@@ -552,7 +560,7 @@ static void ccid_power_on(USBCCIDState *s, const CCIDCommand *c)
         ccid_answer_error(s, &c->hdr, CCID_ERR_ICC_MUTE);
         return;
     }
-    atr_len = MIN(atr_len, CCID_MAX_ATR);
+    atr_len = MIN(atr_len, ISO7816_MAX_ATR);
     /* A power-on is a cold reset: whatever chain was in progress is gone. */
     ccid_chain_reset(s);
     s->icc_powered = true;
@@ -608,7 +616,7 @@ static void ccid_xfr_block(USBCCIDState *s, const CCIDCommand *c)
         ccid_answer_error(s, &c->hdr, CCID_OFFSET_SPECIFIC + 1);
         return;
     }
-    if (s->cmd_chain->len + len > CCID_MAX_APDU_COMMAND) {
+    if (s->cmd_chain->len + len > ISO7816_MAX_APDU_COMMAND) {
         g_clear_pointer(&s->cmd_chain, g_byte_array_unref);
         ccid_answer_error(s, &c->hdr, CCID_ERR_XFR_OVERRUN);
         return;
@@ -1079,7 +1087,7 @@ static bool ccid_realize(DeviceState *d, GError **errp)
     s->wakeup = g_source_new(&ccid_wakeup_funcs, sizeof(GSource));
     g_source_set_callback(s->wakeup, ccid_wakeup, s, NULL);
     g_source_attach(s->wakeup, NULL);
-    s->bus = bus_new(TYPE_CCID_BUS, d, 1);
+    s->bus = bus_new(TYPE_CCID_BUS, d, 1, &ccid_bus_ops);
     return true;
 }
 
@@ -1110,6 +1118,7 @@ static const Property ccid_properties[] = {
 static const USBDeviceClass usb_ccid_class = {
     .parent_class = {
         .name = TYPE_USB_CCID,
+        .parent_type = TYPE_USB_DEVICE,
         .desc = "CCID Rev 1.1 smartcard reader",
         .instance_size = sizeof(USBCCIDState),
         .props = ccid_properties,

@@ -14,6 +14,9 @@ struct TestCard {
     GQueue held;             /* GByteArray * answers */
 };
 
+#define TYPE_TEST_CARD "ccid-card-test"
+#define TEST_CARD(obj) DEVICE_CHECK(TestCard, (obj), TYPE_TEST_CARD)
+
 static TestCard *the_card;
 
 /*
@@ -50,7 +53,7 @@ uint32_t test_card_answer(const uint8_t *apdu, uint32_t len, uint8_t *out, uint3
 
 static const uint8_t *test_get_atr(CCIDCardState *card, uint32_t *len)
 {
-    TestCard *c = (TestCard *)card;
+    TestCard *c = TEST_CARD(card);
 
     *len = c->present ? sizeof(test_atr) : 0;
     return c->present ? test_atr : NULL;
@@ -58,11 +61,11 @@ static const uint8_t *test_get_atr(CCIDCardState *card, uint32_t *len)
 
 static void test_apdu_from_guest(CCIDCardState *card, const uint8_t *apdu, uint32_t len)
 {
-    TestCard *c = (TestCard *)card;
+    TestCard *c = TEST_CARD(card);
     GByteArray *ans = g_byte_array_sized_new(len + 2);
 
-    g_byte_array_set_size(ans, CCID_MAX_APDU_RESPONSE);
-    g_byte_array_set_size(ans, test_card_answer(apdu, len, ans->data, CCID_MAX_APDU_RESPONSE));
+    g_byte_array_set_size(ans, ISO7816_MAX_APDU_RESPONSE);
+    g_byte_array_set_size(ans, test_card_answer(apdu, len, ans->data, ISO7816_MAX_APDU_RESPONSE));
     if (c->hold) {
         g_queue_push_tail(&c->held, ans);
         return;
@@ -86,11 +89,8 @@ bool test_card_release_one(TestCard *c)
 
 static bool test_realize(DeviceState *d, GError **errp)
 {
-    TestCard *c = (TestCard *)d;
+    TestCard *c = TEST_CARD(d);
 
-    if (!ccid_card_plug(&c->base, errp)) {
-        return false;
-    }
     g_queue_init(&c->held);
     the_card = c;
     test_card_insert(c);
@@ -99,10 +99,9 @@ static bool test_realize(DeviceState *d, GError **errp)
 
 static void test_unrealize(DeviceState *d)
 {
-    TestCard *c = (TestCard *)d;
+    TestCard *c = TEST_CARD(d);
 
     g_queue_clear_full(&c->held, (GDestroyNotify)g_byte_array_unref);
-    ccid_card_unplug(&c->base);
     the_card = NULL;
 }
 
@@ -113,7 +112,8 @@ static const Property test_card_props[] = {
 
 static const CCIDCardClass test_card_class = {
     .parent_class = {
-        .name = "ccid-card-test",
+        .name = TYPE_TEST_CARD,
+        .parent_type = TYPE_CCID_CARD,
         .desc = "test card",
         .instance_size = sizeof(TestCard),
         .bus_type = TYPE_CCID_BUS,
@@ -128,7 +128,7 @@ static const CCIDCardClass test_card_class = {
 
 void test_card_register(void)
 {
-    if (!device_class_find("ccid-card-test")) {
+    if (!device_class_find(TYPE_TEST_CARD)) {
         device_class_register(&test_card_class.parent_class);
     }
 }

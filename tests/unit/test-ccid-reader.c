@@ -412,6 +412,34 @@ static void test_card_removed_in_flight(void)
     ccid_host_free(h);
 }
 
+/* The reader, not the card, keeps the slot: a card that goes away is removed. */
+static void test_card_unplugged(void)
+{
+    CCIDHost *h = ccid_host_new(NULL, true);
+    TestCard *card = test_card_find();
+    uint8_t apdu[4] = { 0x00, 0x2a, 0x44, 0 };
+    uint8_t irq[8];
+    g_autoptr(GByteArray) a = NULL;
+    g_autoptr(GByteArray) on = NULL;
+
+    power_on(h, 1);
+    while (ccid_host_interrupt(h, irq, sizeof(irq))) {
+        /* drain the insertion notice */
+    }
+    test_card_set_hold(card, true);
+    ccid_host_send(h, CCID_PC_TO_RDR_XFR_BLOCK, 2, no_specific, apdu, 4);
+    device_free(DEVICE(card));
+    g_assert_null(test_card_find());
+    a = ccid_host_read_answer(h);
+    check_answer(a, CCID_RDR_TO_PC_DATA_BLOCK, 2, CCID_COMMAND_FAILED, CCID_ERR_ICC_MUTE);
+    g_assert_cmpuint(ccid_host_interrupt(h, irq, sizeof(irq)), ==, 2);
+    g_assert_cmphex(irq[1], ==, 0x02);   /* absent, changed */
+    on = transact(h, CCID_PC_TO_RDR_ICC_POWER_ON, 3, NULL, NULL, 0);
+    check_answer(on, CCID_RDR_TO_PC_DATA_BLOCK, 3, CCID_COMMAND_FAILED, CCID_ERR_ICC_MUTE);
+    g_assert_cmphex(on->data[7] & 3, ==, CCID_ICC_ABSENT);
+    ccid_host_free(h);
+}
+
 static void test_parameters(void)
 {
     CCIDHost *h = ccid_host_new(NULL, true);
@@ -653,6 +681,7 @@ int main(int argc, char **argv)
     g_test_add_func("/ccid-reader/abort-in-flight", test_abort_in_flight);
     g_test_add_func("/ccid-reader/reset-in-flight", test_reset_in_flight);
     g_test_add_func("/ccid-reader/card-removed-in-flight", test_card_removed_in_flight);
+    g_test_add_func("/ccid-reader/card-unplugged", test_card_unplugged);
     g_test_add_func("/ccid-reader/parameters", test_parameters);
     g_test_add_func("/ccid-reader/unsupported", test_unsupported_commands);
     g_test_add_func("/ccid-reader/malformed", test_malformed);
