@@ -6,7 +6,7 @@
  *   -chardev socket,id=vsc,host=0.0.0.0,port=2001,server=on,wait=off
  *   -device ccid-card-passthru,chardev=vsc[,debug=N]
  *
- * The exchange (docs/ccid.txt, section 8): the client sends Init and we answer with
+ * The exchange (docs/ccid.txt, section 8.3): the client sends Init and we answer with
  * ours; ReaderAdd is answered with VSC_Error(VSC_SUCCESS) carrying reader id
  * 0 in the header (the reader has one slot); ATR puts the card in the slot,
  * CardRemove and ReaderRemove take it out, each acknowledged the same way.
@@ -101,15 +101,16 @@ static void pt_remove_card(PassthruState *s)
 
 /* ---- messages from the client ---- */
 
-static bool atr_plausible(const uint8_t *atr, uint32_t len)
+/* The stream parser let only ISO7816_MIN_ATR..ISO7816_MAX_ATR bytes through. */
+static bool atr_plausible(const uint8_t *atr)
 {
     /* TS: direct (0x3B) or inverse (0x3F) convention, ISO 7816-3 8.1. */
-    return len >= ISO7816_MIN_ATR && (atr[0] == 0x3b || atr[0] == 0x3f);
+    return atr[0] == 0x3b || atr[0] == 0x3f;
 }
 
 static void pt_handle_atr(PassthruState *s, const VSCardMsg *msg)
 {
-    if (!atr_plausible(msg->payload, msg->length)) {
+    if (!atr_plausible(msg->payload)) {
         pt_log(s, PT_WARN, "ATR with TS 0x%02x rejected", msg->payload[0]);
         pt_send_error(s, msg->reader_id, VSC_GENERAL_ERROR);
         return;

@@ -502,17 +502,6 @@ void ccid_card_card_removed(CCIDCardState *card)
     ccid_wake_soon(s);
 }
 
-void ccid_card_card_error(CCIDCardState *card, uint64_t error)
-{
-    USBCCIDState *s = ccid_of_card(card);
-
-    if (s) {
-        g_warning("%s: card reports error %" G_GUINT64_FORMAT, DEVICE(s)->id, error);
-        ccid_fail_in_flight(s, CCID_ERR_HW_ERROR);
-        ccid_wake_soon(s);
-    }
-}
-
 /* ---- the ccid-bus: slot bookkeeping for every card ---- */
 
 static bool ccid_bus_plug(BusState *bus, DeviceState *child, GError **errp)
@@ -533,10 +522,10 @@ static void ccid_bus_unplug(BusState *bus, DeviceState *child)
     CCIDCardState *card = CCID_CARD(child);
     USBCCIDState *s = USB_CCID(bus->parent);
 
-    if (s->card == card) {
-        ccid_card_card_removed(card);
-        s->card = NULL;
-    }
+    /* One slot: the card leaving is the one ccid_bus_plug took in. */
+    g_assert(s->card == card);
+    ccid_card_card_removed(card);
+    s->card = NULL;
 }
 
 static const BusOps ccid_bus_ops = {

@@ -61,7 +61,5 @@ void ccid_card_apdu_failed(CCIDCardState *card);
 /* A card is now in the slot (its ATR is available) / it left the slot. */
 void ccid_card_card_inserted(CCIDCardState *card);
 void ccid_card_card_removed(CCIDCardState *card);
-/* A card-side failure the reader should report (CCID HardwareError). */
-void ccid_card_card_error(CCIDCardState *card, uint64_t error);
 
 #endif
