@@ -8,32 +8,9 @@
  * packet may come only right after a full packet that ended a message.
  */
 #include "proto/ccid.h"
+#include "fuzz-input.h"
 
 #include <string.h>
-
-typedef struct Input {
-    const uint8_t *data;
-    size_t len;
-} Input;
-
-static uint8_t take_byte(Input *in)
-{
-    uint8_t b = 0;
-
-    if (in->len) {
-        b = in->data[0];
-        in->data++;
-        in->len--;
-    }
-    return b;
-}
-
-static uint16_t take_u16(Input *in)
-{
-    uint16_t hi = take_byte(in);
-
-    return hi << 8 | take_byte(in);
-}
 
 typedef struct Model {
     GQueue messages;         /* GByteArray *: what the splitter should hand out */
@@ -50,14 +27,14 @@ static void model_clear(Model *m, size_t max_packet)
     m->zlp_due = false;
 }
 
-static void do_push(CCIDSplitter *sp, Model *m, Input *in)
+static void do_push(CCIDSplitter *sp, Model *m, FuzzInput *in)
 {
-    uint32_t len = take_u16(in) % 1024;
+    uint32_t len = fuzz_take_u16(in) % 1024;
     GByteArray *msg = g_byte_array_sized_new(CCID_HEADER_SIZE + len);
     CCIDHeader h = {
-        .bMessageType = CCID_RDR_TO_PC_DATA_BLOCK | (take_byte(in) & 7),
+        .bMessageType = CCID_RDR_TO_PC_DATA_BLOCK | (fuzz_take_byte(in) & 7),
         .dwLength = len,
-        .bSeq = take_byte(in),
+        .bSeq = fuzz_take_byte(in),
     };
 
     g_byte_array_set_size(msg, CCID_HEADER_SIZE + len);
@@ -69,9 +46,9 @@ static void do_push(CCIDSplitter *sp, Model *m, Input *in)
     g_queue_push_tail(&m->messages, msg);
 }
 
-static void do_pull(CCIDSplitter *sp, Model *m, Input *in)
+static void do_pull(CCIDSplitter *sp, Model *m, FuzzInput *in)
 {
-    size_t room = take_u16(in) % 1100;
+    size_t room = fuzz_take_u16(in) % 1100;
     g_autofree uint8_t *buf = g_malloc(room + 1);
     GByteArray *head = g_queue_peek_head(&m->messages);
     bool ready = ccid_splitter_ready(sp);
@@ -103,13 +80,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    Input in = { data, size };
+    FuzzInput in = { data, size };
     CCIDSplitter sp;
     Model m = { G_QUEUE_INIT, 0, 64, false };
 
     ccid_splitter_init(&sp, 64);
     while (in.len) {
-        switch (take_byte(&in) % 8) {
+        switch (fuzz_take_byte(&in) % 8) {
         case 0: case 1: case 2:
             do_push(&sp, &m, &in);
             break;
@@ -117,7 +94,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             do_pull(&sp, &m, &in);
             break;
         case 7: {
-            size_t mps = take_byte(&in) & 1 ? 512 : 64;
+            size_t mps = fuzz_take_byte(&in) & 1 ? 512 : 64;
 
             ccid_splitter_reset(&sp, mps);
             model_clear(&m, mps);

@@ -2,6 +2,7 @@
  * Unit tests of the bulk-in splitter (proto/ccid-msg.c), alone and as the
  * mirror of the bulk-out assembler.
  */
+#include <stdarg.h>
 #include <string.h>
 
 #include "proto/ccid.h"
@@ -33,115 +34,112 @@ static void check_header(const uint8_t *buf, uint8_t seq, uint32_t len)
     g_assert_cmpuint(h.bSeq, ==, seq);
 }
 
-static void test_whole_message(void)
-{
+typedef struct Fixture {
     CCIDSplitter sp;
-    uint8_t buf[512];
+    uint8_t buf[1024];
+} Fixture;
 
-    ccid_splitter_init(&sp, 64);
-    g_assert_false(ccid_splitter_ready(&sp));
-    g_assert_cmpuint(ccid_splitter_pull(&sp, buf, sizeof(buf)), ==, 0);
-    push_block(&sp, 3, 20);
-    g_assert_true(ccid_splitter_ready(&sp));
-    g_assert_cmpuint(ccid_splitter_queued(&sp), ==, 1);
-    g_assert_cmpuint(ccid_splitter_pull(&sp, buf, sizeof(buf)), ==, CCID_HEADER_SIZE + 20);
-    check_header(buf, 3, 20);
-    g_assert_cmpuint(buf[CCID_HEADER_SIZE + 19], ==, 19);
-    g_assert_false(ccid_splitter_ready(&sp));
-    g_assert_cmpuint(ccid_splitter_queued(&sp), ==, 0);
-    ccid_splitter_destroy(&sp);
+static void fixture_setup(Fixture *f, gconstpointer max_packet)
+{
+    ccid_splitter_init(&f->sp, GPOINTER_TO_UINT(max_packet));
+}
+
+static void fixture_teardown(Fixture *f, gconstpointer max_packet)
+{
+    ccid_splitter_destroy(&f->sp);
+}
+
+#define DRAINED (-1)   /* ends expect_pulls(): nothing more is ready */
+#define MORE    (-2)   /* ends expect_pulls(): more is ready */
+
+/* Pull packets of room bytes into f->buf, expecting these lengths in turn. */
+static void expect_pulls(Fixture *f, size_t room, ...)
+{
+    va_list ap;
+    int want;
+
+    va_start(ap, room);
+    while ((want = va_arg(ap, int)) >= 0) {
+        g_assert_true(ccid_splitter_ready(&f->sp));
+        g_assert_cmpint(ccid_splitter_pull(&f->sp, f->buf, room), ==, want);
+    }
+    va_end(ap);
+    g_assert_true(ccid_splitter_ready(&f->sp) == (want == MORE));
+}
+
+static void test_whole_message(Fixture *f, gconstpointer data)
+{
+    g_assert_false(ccid_splitter_ready(&f->sp));
+    g_assert_cmpuint(ccid_splitter_pull(&f->sp, f->buf, 512), ==, 0);
+    push_block(&f->sp, 3, 20);
+    g_assert_cmpuint(ccid_splitter_queued(&f->sp), ==, 1);
+    expect_pulls(f, 512, CCID_HEADER_SIZE + 20, DRAINED);
+    check_header(f->buf, 3, 20);
+    g_assert_cmpuint(f->buf[CCID_HEADER_SIZE + 19], ==, 19);
+    g_assert_cmpuint(ccid_splitter_queued(&f->sp), ==, 0);
 }
 
 /* Packet by packet (UHCI): a message ending on a full packet is ended by a ZLP. */
-static void test_zlp_after_full_packet(void)
+static void test_zlp_after_full_packet(Fixture *f, gconstpointer data)
 {
-    CCIDSplitter sp;
-    uint8_t buf[64];
-
-    ccid_splitter_init(&sp, 64);
-    push_block(&sp, 1, 128 - CCID_HEADER_SIZE);
-    g_assert_cmpuint(ccid_splitter_pull(&sp, buf, 64), ==, 64);
-    check_header(buf, 1, 128 - CCID_HEADER_SIZE);
+    push_block(&f->sp, 1, 128 - CCID_HEADER_SIZE);
+    expect_pulls(f, 64, 64, MORE);
+    check_header(f->buf, 1, 128 - CCID_HEADER_SIZE);
     /* Partly sent: still queued. */
-    g_assert_cmpuint(ccid_splitter_queued(&sp), ==, 1);
-    g_assert_cmpuint(ccid_splitter_pull(&sp, buf, 64), ==, 64);
-    g_assert_cmpuint(buf[63], ==, (128 - CCID_HEADER_SIZE - 1) & 0xff);
-    g_assert_cmpuint(ccid_splitter_queued(&sp), ==, 0);
-    g_assert_true(ccid_splitter_ready(&sp));
-    g_assert_cmpuint(ccid_splitter_pull(&sp, buf, 64), ==, 0);
-    g_assert_false(ccid_splitter_ready(&sp));
-    ccid_splitter_destroy(&sp);
+    g_assert_cmpuint(ccid_splitter_queued(&f->sp), ==, 1);
+    expect_pulls(f, 64, 64, MORE);
+    g_assert_cmpuint(f->buf[63], ==, (128 - CCID_HEADER_SIZE - 1) & 0xff);
+    g_assert_cmpuint(ccid_splitter_queued(&f->sp), ==, 0);
+    expect_pulls(f, 64, 0, DRAINED);
 }
 
 /* Whole transfers (xHCI, EHCI), short packets, small buffers: no ZLP. */
-static void test_no_stray_zlp(void)
+static void test_no_stray_zlp(Fixture *f, gconstpointer data)
 {
-    CCIDSplitter sp;
-    uint8_t buf[512];
-
-    ccid_splitter_init(&sp, 64);
-    push_block(&sp, 1, 128 - CCID_HEADER_SIZE);
-    g_assert_cmpuint(ccid_splitter_pull(&sp, buf, 512), ==, 128);
-    g_assert_false(ccid_splitter_ready(&sp));
-
-    push_block(&sp, 2, 30);
-    g_assert_cmpuint(ccid_splitter_pull(&sp, buf, 64), ==, 40);
-    g_assert_false(ccid_splitter_ready(&sp));
-
+    push_block(&f->sp, 1, 128 - CCID_HEADER_SIZE);
+    expect_pulls(f, 512, 128, DRAINED);
+    /* Exactly one packet's worth, read as part of a larger transfer. */
+    push_block(&f->sp, 1, 64 - CCID_HEADER_SIZE);
+    expect_pulls(f, 512, 64, DRAINED);
+    push_block(&f->sp, 2, 30);
+    expect_pulls(f, 64, 40, DRAINED);
     /* A 16-byte buffer is not a full packet, even when the message ends on it. */
-    push_block(&sp, 3, 32 - CCID_HEADER_SIZE);
-    g_assert_cmpuint(ccid_splitter_pull(&sp, buf, 16), ==, 16);
-    g_assert_cmpuint(ccid_splitter_pull(&sp, buf, 16), ==, 16);
-    g_assert_false(ccid_splitter_ready(&sp));
-    ccid_splitter_destroy(&sp);
+    push_block(&f->sp, 3, 32 - CCID_HEADER_SIZE);
+    expect_pulls(f, 16, 16, 16, DRAINED);
 }
 
 /* One message per transfer: a large buffer never gets the start of the next. */
-static void test_one_message_per_transfer(void)
+static void test_one_message_per_transfer(Fixture *f, gconstpointer data)
 {
-    CCIDSplitter sp;
-    uint8_t buf[512];
-
-    ccid_splitter_init(&sp, 512);
-    push_block(&sp, 1, 0);
-    push_block(&sp, 2, 5);
-    push_block(&sp, 3, 261);
-    g_assert_cmpuint(ccid_splitter_queued(&sp), ==, 3);
-    g_assert_cmpuint(ccid_splitter_pull(&sp, buf, sizeof(buf)), ==, CCID_HEADER_SIZE);
-    check_header(buf, 1, 0);
-    g_assert_cmpuint(ccid_splitter_pull(&sp, buf, sizeof(buf)), ==, CCID_HEADER_SIZE + 5);
-    check_header(buf, 2, 5);
-    g_assert_cmpuint(ccid_splitter_pull(&sp, buf, 100), ==, 100);
-    check_header(buf, 3, 261);
-    g_assert_cmpuint(ccid_splitter_pull(&sp, buf, sizeof(buf)), ==, CCID_HEADER_SIZE + 261 - 100);
-    g_assert_cmpuint(buf[0], ==, (100 - CCID_HEADER_SIZE) & 0xff);
-    g_assert_false(ccid_splitter_ready(&sp));
-    ccid_splitter_destroy(&sp);
+    push_block(&f->sp, 1, 0);
+    push_block(&f->sp, 2, 5);
+    push_block(&f->sp, 3, 261);
+    g_assert_cmpuint(ccid_splitter_queued(&f->sp), ==, 3);
+    expect_pulls(f, 512, CCID_HEADER_SIZE, MORE);
+    check_header(f->buf, 1, 0);
+    expect_pulls(f, 512, CCID_HEADER_SIZE + 5, MORE);
+    check_header(f->buf, 2, 5);
+    expect_pulls(f, 100, 100, MORE);
+    check_header(f->buf, 3, 261);
+    expect_pulls(f, 512, CCID_HEADER_SIZE + 261 - 100, DRAINED);
+    g_assert_cmpuint(f->buf[0], ==, (100 - CCID_HEADER_SIZE) & 0xff);
 }
 
 /* A reset drops messages, a partly sent one and a due ZLP, and takes a new size. */
-static void test_reset(void)
+static void test_reset(Fixture *f, gconstpointer data)
 {
-    CCIDSplitter sp;
-    uint8_t buf[512];
-
-    ccid_splitter_init(&sp, 64);
-    push_block(&sp, 1, 64 - CCID_HEADER_SIZE);
-    g_assert_cmpuint(ccid_splitter_pull(&sp, buf, 64), ==, 64);
-    g_assert_true(ccid_splitter_ready(&sp));          /* the ZLP */
-    push_block(&sp, 2, 300);
-    ccid_splitter_reset(&sp, 512);
-    g_assert_false(ccid_splitter_ready(&sp));
-    g_assert_cmpuint(ccid_splitter_queued(&sp), ==, 0);
-    push_block(&sp, 4, 64 - CCID_HEADER_SIZE);
+    push_block(&f->sp, 1, 64 - CCID_HEADER_SIZE);
+    expect_pulls(f, 64, 64, MORE);                 /* the ZLP is due */
+    push_block(&f->sp, 2, 300);
+    ccid_splitter_reset(&f->sp, 512);
+    g_assert_false(ccid_splitter_ready(&f->sp));
+    g_assert_cmpuint(ccid_splitter_queued(&f->sp), ==, 0);
     /* 64 is no longer a full packet: no ZLP follows. */
-    g_assert_cmpuint(ccid_splitter_pull(&sp, buf, 64), ==, 64);
-    check_header(buf, 4, 64 - CCID_HEADER_SIZE);
-    g_assert_false(ccid_splitter_ready(&sp));
-    push_block(&sp, 5, 512 - CCID_HEADER_SIZE);
-    g_assert_cmpuint(ccid_splitter_pull(&sp, buf, 512), ==, 512);
-    g_assert_true(ccid_splitter_ready(&sp));
-    ccid_splitter_destroy(&sp);
+    push_block(&f->sp, 4, 64 - CCID_HEADER_SIZE);
+    expect_pulls(f, 64, 64, DRAINED);
+    check_header(f->buf, 4, 64 - CCID_HEADER_SIZE);
+    push_block(&f->sp, 5, 512 - CCID_HEADER_SIZE);
+    expect_pulls(f, 512, 512, 0, DRAINED);
 }
 
 /*
@@ -187,14 +185,27 @@ static void test_round_trip(void)
     ccid_splitter_destroy(&sp);
 }
 
+static const struct {
+    const char *path;
+    guint max_packet;
+    void (*fn)(Fixture *f, gconstpointer max_packet);
+} splitter_cases[] = {
+    { "whole-message", 64, test_whole_message },
+    { "zlp-after-full-packet", 64, test_zlp_after_full_packet },
+    { "no-stray-zlp", 64, test_no_stray_zlp },
+    { "one-message-per-transfer", 512, test_one_message_per_transfer },
+    { "reset", 64, test_reset },
+};
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
-    g_test_add_func("/ccid-msg/splitter/whole-message", test_whole_message);
-    g_test_add_func("/ccid-msg/splitter/zlp-after-full-packet", test_zlp_after_full_packet);
-    g_test_add_func("/ccid-msg/splitter/no-stray-zlp", test_no_stray_zlp);
-    g_test_add_func("/ccid-msg/splitter/one-message-per-transfer", test_one_message_per_transfer);
-    g_test_add_func("/ccid-msg/splitter/reset", test_reset);
+    for (unsigned i = 0; i < G_N_ELEMENTS(splitter_cases); i++) {
+        g_autofree char *path = g_strdup_printf("/ccid-msg/splitter/%s", splitter_cases[i].path);
+
+        g_test_add(path, Fixture, GUINT_TO_POINTER(splitter_cases[i].max_packet), fixture_setup,
+                   splitter_cases[i].fn, fixture_teardown);
+    }
     g_test_add_func("/ccid-msg/splitter/round-trip", test_round_trip);
     return g_test_run();
 }
