@@ -160,24 +160,20 @@ static bool emul_handle_event(EmulatedState *s, VEvent *ev)
             g_atomic_pointer_set(&s->reader, vreader_reference(ev->reader));
             g_message("ccid-card-emulated: using reader '%s'", vreader_get_name(ev->reader));
         }
-        break;
-    case VEVENT_READER_REMOVE:
-        if (ev->reader == s->reader) {
-            emul_post(s, EMUL_MSG_CARD_REMOVE, NULL, 0);
-        }
-        break;
-    case VEVENT_CARD_INSERT:
-        if (ev->reader == s->reader) {
-            emul_card_inserted(s, ev->reader);
-        }
-        break;
-    case VEVENT_CARD_REMOVE:
-        if (ev->reader == s->reader) {
-            emul_post(s, EMUL_MSG_CARD_REMOVE, NULL, 0);
-        }
-        break;
+        return true;
     case VEVENT_LAST:
         return false;
+    default:
+        break;
+    }
+    if (ev->reader != s->reader) {
+        return true;   /* another reader's event */
+    }
+    if (ev->type == VEVENT_CARD_INSERT) {
+        emul_card_inserted(s, ev->reader);
+    } else {
+        /* VEVENT_CARD_REMOVE, or VEVENT_READER_REMOVE: our card goes with it. */
+        emul_post(s, EMUL_MSG_CARD_REMOVE, NULL, 0);
     }
     return true;
 }
@@ -442,25 +438,12 @@ static const Property emulated_properties[] = {
 };
 
 static const CCIDCardClass emulated_card_class = {
-    .parent_class = {
-        .name = TYPE_EMULATED_CCID,
-        .parent_type = TYPE_CCID_CARD,
-        .desc = "emulated smartcard (libcacard)",
-        .instance_size = sizeof(EmulatedState),
-        .bus_type = TYPE_CCID_BUS,
-        .props = emulated_properties,
-        .user_creatable = true,
-        .realize = emul_realize,
-        .unrealize = emul_unrealize,
-    },
+    .parent_class = CCID_CARD_DEVICE_CLASS(TYPE_EMULATED_CCID, "emulated smartcard (libcacard)",
+                                           EmulatedState, emulated_properties,
+                                           emul_realize, emul_unrealize),
     .get_atr = emul_get_atr,
     .apdu_from_guest = emul_apdu_from_guest,
     .power_off = emul_power_off,
 };
 
-static void emulated_card_register_types(void)
-{
-    device_class_register(&emulated_card_class.parent_class);
-}
-
-device_type_init(emulated_card_register_types)
+device_class_init(emulated_card_class)

@@ -138,6 +138,19 @@ static void pt_handle_reader_add(PassthruState *s, const VSCardMsg *msg)
     pt_send_error(s, PASSTHRU_READER_ID, VSC_SUCCESS);
 }
 
+/* CardRemove empties the slot; ReaderRemove also takes the reader away. */
+static void pt_handle_remove(PassthruState *s, const VSCardMsg *msg)
+{
+    if (msg->type == VSC_CardRemove) {
+        pt_log(s, PT_INFO, "card removed");
+    }
+    pt_remove_card(s);
+    if (msg->type == VSC_ReaderRemove) {
+        s->reader_added = false;
+    }
+    pt_send_error(s, msg->reader_id, VSC_SUCCESS);
+}
+
 /* True if this answer belongs to a command given up at a power-off or reset. */
 static bool pt_skip_stale_answer(PassthruState *s)
 {
@@ -175,43 +188,38 @@ static void pt_handle_error(PassthruState *s, const VSCardMsg *msg)
     }
 }
 
+static void pt_handle_init(PassthruState *s, const VSCardMsg *msg)
+{
+    pt_log(s, PT_INFO, "client speaks VSCard version 0x%x", msg->u.init.version);
+    pt_send_init(s);
+}
+
+static void pt_handle_flush_complete(PassthruState *s, const VSCardMsg *msg)
+{
+    pt_log(s, PT_INFO, "client flushed");
+}
+
+/* What a client may send, and who handles it. */
+static void (*const pt_handlers[])(PassthruState *s, const VSCardMsg *msg) = {
+    [VSC_Init] = pt_handle_init,
+    [VSC_Error] = pt_handle_error,
+    [VSC_ReaderAdd] = pt_handle_reader_add,
+    [VSC_ReaderRemove] = pt_handle_remove,
+    [VSC_ATR] = pt_handle_atr,
+    [VSC_CardRemove] = pt_handle_remove,
+    [VSC_APDU] = pt_handle_apdu,
+    [VSC_FlushComplete] = pt_handle_flush_complete,
+};
+
 static void pt_on_message(void *opaque, const VSCardMsg *msg)
 {
     PassthruState *s = opaque;
 
     pt_log(s, PT_VERBOSE, "<- %s reader %u length %u", vscard_type_name(msg->type),
            msg->reader_id, msg->length);
-    switch (msg->type) {
-    case VSC_Init:
-        pt_log(s, PT_INFO, "client speaks VSCard version 0x%x", msg->u.init.version);
-        pt_send_init(s);
-        break;
-    case VSC_ReaderAdd:
-        pt_handle_reader_add(s, msg);
-        break;
-    case VSC_ReaderRemove:
-        pt_remove_card(s);
-        s->reader_added = false;
-        pt_send_error(s, msg->reader_id, VSC_SUCCESS);
-        break;
-    case VSC_ATR:
-        pt_handle_atr(s, msg);
-        break;
-    case VSC_CardRemove:
-        pt_log(s, PT_INFO, "card removed");
-        pt_remove_card(s);
-        pt_send_error(s, msg->reader_id, VSC_SUCCESS);
-        break;
-    case VSC_APDU:
-        pt_handle_apdu(s, msg);
-        break;
-    case VSC_Error:
-        pt_handle_error(s, msg);
-        break;
-    case VSC_FlushComplete:
-        pt_log(s, PT_INFO, "client flushed");
-        break;
-    }
+    /* The stream parser passes only the types a client sends. */
+    g_assert(msg->type < G_N_ELEMENTS(pt_handlers) && pt_handlers[msg->type]);
+    pt_handlers[msg->type](s, msg);
 }
 
 static void pt_on_stream_error(void *opaque, VSCardStreamError err, const VSCardMsg *msg)
@@ -341,25 +349,13 @@ static const Property passthru_properties[] = {
 };
 
 static const CCIDCardClass passthru_card_class = {
-    .parent_class = {
-        .name = TYPE_CCID_PASSTHRU,
-        .parent_type = TYPE_CCID_CARD,
-        .desc = "card on a remote client, over the VSCard protocol (vscclient)",
-        .instance_size = sizeof(PassthruState),
-        .bus_type = TYPE_CCID_BUS,
-        .props = passthru_properties,
-        .user_creatable = true,
-        .realize = pt_realize,
-        .unrealize = pt_unrealize,
-    },
+    .parent_class = CCID_CARD_DEVICE_CLASS(TYPE_CCID_PASSTHRU,
+                                           "card on a remote client, over the VSCard protocol "
+                                           "(vscclient)", PassthruState, passthru_properties,
+                                           pt_realize, pt_unrealize),
     .get_atr = pt_get_atr,
     .apdu_from_guest = pt_apdu_from_guest,
     .power_off = pt_power_off,
 };
 
-static void passthru_card_register_types(void)
-{
-    device_class_register(&passthru_card_class.parent_class);
-}
-
-device_type_init(passthru_card_register_types)
+device_class_init(passthru_card_class)

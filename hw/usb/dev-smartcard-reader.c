@@ -658,92 +658,88 @@ static void ccid_set_data_rate(USBCCIDState *s, const CCIDCommand *c)
                       sizeof(applied));
 }
 
-/* Fixed-length commands whose dwLength must be 0. */
-static bool ccid_expects_no_data(uint8_t type)
+static void ccid_get_slot_status(USBCCIDState *s, const CCIDCommand *c)
 {
-    switch (type) {
-    case CCID_PC_TO_RDR_ICC_POWER_ON:
-    case CCID_PC_TO_RDR_ICC_POWER_OFF:
-    case CCID_PC_TO_RDR_GET_SLOT_STATUS:
-    case CCID_PC_TO_RDR_GET_PARAMETERS:
-    case CCID_PC_TO_RDR_RESET_PARAMETERS:
-    case CCID_PC_TO_RDR_ICC_CLOCK:
-    case CCID_PC_TO_RDR_MECHANICAL:
-    case CCID_PC_TO_RDR_ABORT:
-        return true;
-    default:
-        return false;
+    ccid_answer_slot_status(s, &c->hdr);
+}
+
+static void ccid_get_parameters(USBCCIDState *s, const CCIDCommand *c)
+{
+    ccid_answer_parameters(s, &c->hdr);
+}
+
+/* ResetParameters: back to the defaults for the protocol the ATR offers. */
+static void ccid_reset_parameters_to_atr(USBCCIDState *s, const CCIDCommand *c)
+{
+    uint32_t atr_len;
+    const uint8_t *atr = ccid_card_atr(s, &atr_len);
+
+    ccid_reset_parameters(s, atr ? ccid_atr_protocol(atr, atr_len) : 0);
+    ccid_answer_parameters(s, &c->hdr);
+}
+
+static void ccid_abort(USBCCIDState *s, const CCIDCommand *c)
+{
+    /* Whatever was in flight was answered when the Abort arrived. */
+    ccid_answer_slot_status(s, &c->hdr);
+}
+
+typedef struct CCIDCommandInfo {
+    uint8_t type;
+    bool no_data;            /* fixed length: dwLength must be 0 */
+    bool needs_icc;          /* without a card, ICC_MUTE before anything else */
+    void (*run)(USBCCIDState *s, const CCIDCommand *c);   /* NULL: not supported */
+} CCIDCommandInfo;
+
+/*
+ * The PC_to_RDR messages the reader knows. Not supported (answered with
+ * bError 0): IccClock (the clock never stops) and Mechanical (no
+ * mechanics), as well as Escape (no vendor commands), T0APDU (APDU level
+ * only), Secure (no PIN pad) and unknown types, which are not listed.
+ */
+static const CCIDCommandInfo ccid_commands[] = {
+    { CCID_PC_TO_RDR_ICC_POWER_ON, true, false, ccid_power_on },
+    { CCID_PC_TO_RDR_ICC_POWER_OFF, true, false, ccid_power_off },
+    { CCID_PC_TO_RDR_GET_SLOT_STATUS, true, false, ccid_get_slot_status },
+    { CCID_PC_TO_RDR_XFR_BLOCK, false, false, ccid_xfr_block },
+    { CCID_PC_TO_RDR_GET_PARAMETERS, true, true, ccid_get_parameters },
+    { CCID_PC_TO_RDR_RESET_PARAMETERS, true, true, ccid_reset_parameters_to_atr },
+    { CCID_PC_TO_RDR_SET_PARAMETERS, false, false, ccid_set_parameters },
+    { CCID_PC_TO_RDR_SET_DATA_RATE_AND_CLOCK_FREQUENCY, false, false, ccid_set_data_rate },
+    { CCID_PC_TO_RDR_ABORT, true, false, ccid_abort },
+    { CCID_PC_TO_RDR_ICC_CLOCK, true, false, NULL },
+    { CCID_PC_TO_RDR_MECHANICAL, true, false, NULL },
+};
+
+static const CCIDCommandInfo *ccid_command_info(uint8_t type)
+{
+    for (size_t i = 0; i < G_N_ELEMENTS(ccid_commands); i++) {
+        if (ccid_commands[i].type == type) {
+            return &ccid_commands[i];
+        }
     }
+    return NULL;
 }
 
 static void ccid_execute(USBCCIDState *s, const CCIDCommand *c)
 {
     const CCIDHeader *h = &c->hdr;
+    const CCIDCommandInfo *info = ccid_command_info(h->bMessageType);
 
     ccid_debug(s, 1, "%s seq %u len %u", ccid_message_name(h->bMessageType), h->bSeq,
                h->dwLength);
     if (c->bError >= 0) {
         ccid_answer_error(s, h, c->bError);
-        return;
-    }
-    if (h->bSlot != 0) {
+    } else if (h->bSlot != 0) {
         ccid_answer_error(s, h, CCID_OFFSET_SLOT);
-        return;
-    }
-    if (ccid_expects_no_data(h->bMessageType) && h->dwLength != 0) {
+    } else if (info && info->no_data && h->dwLength != 0) {
         ccid_answer_error(s, h, CCID_OFFSET_LENGTH);
-        return;
-    }
-    switch (h->bMessageType) {
-    case CCID_PC_TO_RDR_ICC_POWER_ON:
-        ccid_power_on(s, c);
-        break;
-    case CCID_PC_TO_RDR_ICC_POWER_OFF:
-        ccid_power_off(s, c);
-        break;
-    case CCID_PC_TO_RDR_GET_SLOT_STATUS:
-        ccid_answer_slot_status(s, h);
-        break;
-    case CCID_PC_TO_RDR_XFR_BLOCK:
-        ccid_xfr_block(s, c);
-        break;
-    case CCID_PC_TO_RDR_GET_PARAMETERS:
-        if (!s->icc_present) {
-            ccid_answer_error(s, h, CCID_ERR_ICC_MUTE);
-            break;
-        }
-        ccid_answer_parameters(s, h);
-        break;
-    case CCID_PC_TO_RDR_RESET_PARAMETERS: {
-        uint32_t atr_len;
-        const uint8_t *atr = ccid_card_atr(s, &atr_len);
-
-        if (!s->icc_present) {
-            ccid_answer_error(s, h, CCID_ERR_ICC_MUTE);
-            break;
-        }
-        ccid_reset_parameters(s, atr ? ccid_atr_protocol(atr, atr_len) : 0);
-        ccid_answer_parameters(s, h);
-        break;
-    }
-    case CCID_PC_TO_RDR_SET_PARAMETERS:
-        ccid_set_parameters(s, c);
-        break;
-    case CCID_PC_TO_RDR_SET_DATA_RATE_AND_CLOCK_FREQUENCY:
-        ccid_set_data_rate(s, c);
-        break;
-    case CCID_PC_TO_RDR_ABORT:
-        /* Whatever was in flight was answered when the Abort arrived. */
-        ccid_answer_slot_status(s, h);
-        break;
-    default:
-        /*
-         * Escape (no vendor commands), IccClock (the clock never stops),
-         * T0APDU (APDU level only), Secure (no PIN pad), Mechanical (no
-         * mechanics) and unknown types.
-         */
+    } else if (info && info->needs_icc && !s->icc_present) {
+        ccid_answer_error(s, h, CCID_ERR_ICC_MUTE);
+    } else if (!info || !info->run) {
         ccid_answer_error(s, h, CCID_ERR_CMD_NOT_SUPPORTED);
-        break;
+    } else {
+        info->run(s, c);
     }
 }
 
@@ -1123,9 +1119,4 @@ static const USBDeviceClass usb_ccid_class = {
     .handle_detach = ccid_handle_detach,
 };
 
-static void usb_ccid_register_types(void)
-{
-    device_class_register(&usb_ccid_class.parent_class);
-}
-
-device_type_init(usb_ccid_register_types)
+device_class_init(usb_ccid_class)

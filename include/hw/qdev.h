@@ -110,8 +110,12 @@ void device_class_register(const DeviceClass *klass);
 const DeviceClass *device_class_find(const char *name);
 /* All user-creatable classes sorted by name. Free the list, not the data. */
 GList *device_class_list(void);
-#define device_type_init(fn) \
-    static void __attribute__((constructor)) do_device_type_init_ ## fn(void) { fn(); }
+/* Register a class (DeviceClass, or a subclass that embeds it first) at start-up. */
+#define device_class_init(klass) \
+    static void __attribute__((constructor)) do_device_class_init_ ## klass(void) \
+    { \
+        device_class_register((const DeviceClass *)&(klass)); \
+    }
 
 /*
  * Create, set properties and realize a device from a -device option string

@@ -111,17 +111,8 @@ static const Property test_card_props[] = {
 };
 
 static const CCIDCardClass test_card_class = {
-    .parent_class = {
-        .name = TYPE_TEST_CARD,
-        .parent_type = TYPE_CCID_CARD,
-        .desc = "test card",
-        .instance_size = sizeof(TestCard),
-        .bus_type = TYPE_CCID_BUS,
-        .props = test_card_props,
-        .user_creatable = true,
-        .realize = test_realize,
-        .unrealize = test_unrealize,
-    },
+    .parent_class = CCID_CARD_DEVICE_CLASS(TYPE_TEST_CARD, "test card", TestCard, test_card_props,
+                                           test_realize, test_unrealize),
     .get_atr = test_get_atr,
     .apdu_from_guest = test_apdu_from_guest,
 };

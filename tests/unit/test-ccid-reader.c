@@ -247,6 +247,24 @@ static void test_chain_errors(void)
     ccid_host_free(h);
 }
 
+/*
+ * Power the card on, let the insertion notice go, and leave XfrBlock seq 2
+ * (00 2A p1 00) with the card, which holds its answer.
+ */
+static void apdu_in_flight(CCIDHost *h, uint8_t p1)
+{
+    const uint8_t apdu[4] = { 0x00, 0x2a, p1, 0 };
+    uint8_t irq[8];
+
+    power_on(h, 1);
+    while (ccid_host_interrupt(h, irq, sizeof(irq))) {
+        /* drain the insertion notice */
+    }
+    test_card_set_hold(test_card_find(), true);
+    g_assert_cmpint(ccid_host_send(h, CCID_PC_TO_RDR_XFR_BLOCK, 2, no_specific, apdu, 4), ==,
+                    USB_RET_SUCCESS);
+}
+
 /* Commands sent while the card is slow are answered in order, each once. */
 static void test_ordering_with_slow_card(void)
 {
@@ -288,14 +306,11 @@ static void test_time_extension(void)
 {
     CCIDHost *h = ccid_host_new(NULL, true);
     TestCard *card = test_card_find();
-    uint8_t apdu[4] = { 0x00, 0x2a, 0x77, 0 };
     gint64 deadline = g_get_monotonic_time() + 3 * G_USEC_PER_SEC;
     g_autoptr(GByteArray) ext = NULL;
     g_autoptr(GByteArray) a = NULL;
 
-    power_on(h, 1);
-    test_card_set_hold(card, true);
-    ccid_host_send(h, CCID_PC_TO_RDR_XFR_BLOCK, 2, no_specific, apdu, 4);
+    apdu_in_flight(h, 0x77);
     while (!(ext = ccid_host_read_answer(h)) && g_get_monotonic_time() < deadline) {
         g_main_context_iteration(NULL, FALSE);
         g_usleep(10000);
@@ -327,9 +342,7 @@ static void test_abort_in_flight(void)
     g_autoptr(GByteArray) abort_ans = NULL;
     g_autoptr(GByteArray) next = NULL;
 
-    power_on(h, 1);
-    test_card_set_hold(card, true);
-    ccid_host_send(h, CCID_PC_TO_RDR_XFR_BLOCK, 2, no_specific, apdu, 4);
+    apdu_in_flight(h, apdu[2]);
     g_assert_cmpint(ccid_host_control(h, 0x21, CCID_REQUEST_ABORT, 3 << 8, 0, NULL, 0, NULL),
                     ==, USB_RET_SUCCESS);
     ccid_host_send(h, CCID_PC_TO_RDR_ABORT, 3, no_specific, NULL, 0);
@@ -359,9 +372,7 @@ static void test_reset_in_flight(void)
     g_autoptr(GByteArray) st = NULL;
     g_autoptr(GByteArray) a = NULL;
 
-    power_on(h, 1);
-    test_card_set_hold(card, true);
-    ccid_host_send(h, CCID_PC_TO_RDR_XFR_BLOCK, 2, no_specific, apdu, 4);
+    apdu_in_flight(h, apdu[2]);
     ccid_host_bulk_in(h, 512);   /* held by the device */
     usb_device_reset(h->dev);
     ccid_host_forget_in_flight(h);   /* the reset dropped it */
@@ -386,16 +397,10 @@ static void test_card_removed_in_flight(void)
 {
     CCIDHost *h = ccid_host_new(NULL, true);
     TestCard *card = test_card_find();
-    uint8_t apdu[4] = { 0x00, 0x2a, 0x33, 0 };
     uint8_t irq[8];
     g_autoptr(GByteArray) a = NULL;
 
-    power_on(h, 1);
-    while (ccid_host_interrupt(h, irq, sizeof(irq))) {
-        /* drain the insertion notice */
-    }
-    test_card_set_hold(card, true);
-    ccid_host_send(h, CCID_PC_TO_RDR_XFR_BLOCK, 2, no_specific, apdu, 4);
+    apdu_in_flight(h, 0x33);
     test_card_remove(card);
     a = ccid_host_read_answer(h);
     check_answer(a, CCID_RDR_TO_PC_DATA_BLOCK, 2, CCID_COMMAND_FAILED, CCID_ERR_ICC_MUTE);
@@ -416,19 +421,12 @@ static void test_card_removed_in_flight(void)
 static void test_card_unplugged(void)
 {
     CCIDHost *h = ccid_host_new(NULL, true);
-    TestCard *card = test_card_find();
-    uint8_t apdu[4] = { 0x00, 0x2a, 0x44, 0 };
     uint8_t irq[8];
     g_autoptr(GByteArray) a = NULL;
     g_autoptr(GByteArray) on = NULL;
 
-    power_on(h, 1);
-    while (ccid_host_interrupt(h, irq, sizeof(irq))) {
-        /* drain the insertion notice */
-    }
-    test_card_set_hold(card, true);
-    ccid_host_send(h, CCID_PC_TO_RDR_XFR_BLOCK, 2, no_specific, apdu, 4);
-    device_free(DEVICE(card));
+    apdu_in_flight(h, 0x44);
+    device_free(DEVICE(test_card_find()));
     g_assert_null(test_card_find());
     a = ccid_host_read_answer(h);
     check_answer(a, CCID_RDR_TO_PC_DATA_BLOCK, 2, CCID_COMMAND_FAILED, CCID_ERR_ICC_MUTE);

@@ -32,6 +32,16 @@ typedef struct CCIDCardClass {
     void (*power_off)(CCIDCardState *card);
 } CCIDCardClass;
 
+/*
+ * The DeviceClass part every card class has alike: it is a ccid-card, plugs
+ * into a ccid-bus and may be created with -device. A card names the rest.
+ */
+#define CCID_CARD_DEVICE_CLASS(_name, _desc, _state, _props, _realize, _unrealize) { \
+        .name = (_name), .parent_type = TYPE_CCID_CARD, .desc = (_desc), \
+        .instance_size = sizeof(_state), .bus_type = TYPE_CCID_BUS, .props = (_props), \
+        .user_creatable = true, .realize = (_realize), .unrealize = (_unrealize), \
+    }
+
 #define CCID_CARD(obj) DEVICE_CHECK(CCIDCardState, (obj), TYPE_CCID_CARD)
 #define CCID_CARD_GET_CLASS(c) ((const CCIDCardClass *)DEVICE_GET_CLASS(CCID_CARD(c)))
 
