@@ -265,6 +265,16 @@ static void apdu_in_flight(CCIDHost *h, uint8_t p1)
                     USB_RET_SUCCESS);
 }
 
+/* The reader works: XfrBlock seq (00 2A p1 00) comes back echoed. */
+static void check_echo(CCIDHost *h, uint8_t seq, uint8_t p1)
+{
+    const uint8_t apdu[4] = { 0x00, 0x2a, p1, 0 };
+    g_autoptr(GByteArray) a = transact(h, CCID_PC_TO_RDR_XFR_BLOCK, seq, NULL, apdu, 4);
+
+    check_answer(a, CCID_RDR_TO_PC_DATA_BLOCK, seq, CCID_COMMAND_OK, 0);
+    g_assert_cmphex(a->data[CCID_HEADER_SIZE + 2], ==, p1);
+}
+
 /* Commands sent while the card is slow are answered in order, each once. */
 static void test_ordering_with_slow_card(void)
 {
@@ -337,12 +347,10 @@ static void test_abort_in_flight(void)
 {
     CCIDHost *h = ccid_host_new(NULL, true);
     TestCard *card = test_card_find();
-    uint8_t apdu[4] = { 0x00, 0x2a, 0x55, 0 };
     g_autoptr(GByteArray) aborted = NULL;
     g_autoptr(GByteArray) abort_ans = NULL;
-    g_autoptr(GByteArray) next = NULL;
 
-    apdu_in_flight(h, apdu[2]);
+    apdu_in_flight(h, 0x55);
     g_assert_cmpint(ccid_host_control(h, 0x21, CCID_REQUEST_ABORT, 3 << 8, 0, NULL, 0, NULL),
                     ==, USB_RET_SUCCESS);
     ccid_host_send(h, CCID_PC_TO_RDR_ABORT, 3, no_specific, NULL, 0);
@@ -355,10 +363,7 @@ static void test_abort_in_flight(void)
     g_assert_true(test_card_release_one(card));
     g_assert_null(ccid_host_read_answer(h));
     ccid_host_drain_completed(h);
-    apdu[2] = 0x66;
-    next = transact(h, CCID_PC_TO_RDR_XFR_BLOCK, 4, NULL, apdu, 4);
-    check_answer(next, CCID_RDR_TO_PC_DATA_BLOCK, 4, CCID_COMMAND_OK, 0);
-    g_assert_cmphex(next->data[CCID_HEADER_SIZE + 2], ==, 0x66);
+    check_echo(h, 4, 0x66);
     ccid_host_free(h);
 }
 
@@ -367,12 +372,10 @@ static void test_reset_in_flight(void)
 {
     CCIDHost *h = ccid_host_new(NULL, true);
     TestCard *card = test_card_find();
-    uint8_t apdu[4] = { 0x00, 0x2a, 0x11, 0 };
     uint8_t irq[8];
     g_autoptr(GByteArray) st = NULL;
-    g_autoptr(GByteArray) a = NULL;
 
-    apdu_in_flight(h, apdu[2]);
+    apdu_in_flight(h, 0x11);
     ccid_host_bulk_in(h, 512);   /* held by the device */
     usb_device_reset(h->dev);
     ccid_host_forget_in_flight(h);   /* the reset dropped it */
@@ -386,11 +389,21 @@ static void test_reset_in_flight(void)
     check_answer(st, CCID_RDR_TO_PC_SLOT_STATUS, 3, CCID_COMMAND_OK, 0);
     g_assert_cmphex(st->data[7] & 3, ==, CCID_ICC_PRESENT_INACTIVE);
     power_on(h, 4);
-    apdu[2] = 0x22;
-    a = transact(h, CCID_PC_TO_RDR_XFR_BLOCK, 5, NULL, apdu, 4);
-    check_answer(a, CCID_RDR_TO_PC_DATA_BLOCK, 5, CCID_COMMAND_OK, 0);
-    g_assert_cmphex(a->data[CCID_HEADER_SIZE + 2], ==, 0x22);
+    check_echo(h, 5, 0x22);
     ccid_host_free(h);
+}
+
+/* The card left with XfrBlock seq 2 in flight: it fails, and the host hears of it. */
+static void check_card_left(CCIDHost *h)
+{
+    uint8_t irq[8];
+    g_autoptr(GByteArray) a = ccid_host_read_answer(h);
+
+    check_answer(a, CCID_RDR_TO_PC_DATA_BLOCK, 2, CCID_COMMAND_FAILED, CCID_ERR_ICC_MUTE);
+    g_assert_cmphex(a->data[7] & 3, ==, CCID_ICC_ABSENT);
+    g_assert_cmpuint(ccid_host_interrupt(h, irq, sizeof(irq)), ==, 2);
+    g_assert_cmphex(irq[0], ==, CCID_RDR_TO_PC_NOTIFY_SLOT_CHANGE);
+    g_assert_cmphex(irq[1], ==, 0x02);   /* absent, changed */
 }
 
 static void test_card_removed_in_flight(void)
@@ -398,16 +411,10 @@ static void test_card_removed_in_flight(void)
     CCIDHost *h = ccid_host_new(NULL, true);
     TestCard *card = test_card_find();
     uint8_t irq[8];
-    g_autoptr(GByteArray) a = NULL;
 
     apdu_in_flight(h, 0x33);
     test_card_remove(card);
-    a = ccid_host_read_answer(h);
-    check_answer(a, CCID_RDR_TO_PC_DATA_BLOCK, 2, CCID_COMMAND_FAILED, CCID_ERR_ICC_MUTE);
-    g_assert_cmphex(a->data[7] & 3, ==, CCID_ICC_ABSENT);
-    g_assert_cmpuint(ccid_host_interrupt(h, irq, sizeof(irq)), ==, 2);
-    g_assert_cmphex(irq[0], ==, CCID_RDR_TO_PC_NOTIFY_SLOT_CHANGE);
-    g_assert_cmphex(irq[1], ==, 0x02);   /* absent, changed */
+    check_card_left(h);
     g_assert_cmpuint(ccid_host_interrupt(h, irq, sizeof(irq)), ==, 0);
     test_card_release_one(card);
     g_assert_null(ccid_host_read_answer(h));
@@ -421,17 +428,12 @@ static void test_card_removed_in_flight(void)
 static void test_card_unplugged(void)
 {
     CCIDHost *h = ccid_host_new(NULL, true);
-    uint8_t irq[8];
-    g_autoptr(GByteArray) a = NULL;
     g_autoptr(GByteArray) on = NULL;
 
     apdu_in_flight(h, 0x44);
     device_free(DEVICE(test_card_find()));
     g_assert_null(test_card_find());
-    a = ccid_host_read_answer(h);
-    check_answer(a, CCID_RDR_TO_PC_DATA_BLOCK, 2, CCID_COMMAND_FAILED, CCID_ERR_ICC_MUTE);
-    g_assert_cmpuint(ccid_host_interrupt(h, irq, sizeof(irq)), ==, 2);
-    g_assert_cmphex(irq[1], ==, 0x02);   /* absent, changed */
+    check_card_left(h);
     on = transact(h, CCID_PC_TO_RDR_ICC_POWER_ON, 3, NULL, NULL, 0);
     check_answer(on, CCID_RDR_TO_PC_DATA_BLOCK, 3, CCID_COMMAND_FAILED, CCID_ERR_ICC_MUTE);
     g_assert_cmphex(on->data[7] & 3, ==, CCID_ICC_ABSENT);
