@@ -440,6 +440,62 @@ static void test_card_unplugged(void)
     ccid_host_free(h);
 }
 
+/* Commands that need a card, without one: ICC_MUTE, whatever the command. */
+static void test_no_card_parameters(void)
+{
+    CCIDHost *h = ccid_host_new(NULL, false);
+    const uint8_t t0[5] = { 0x11, 0x00, 0x00, 0x0a, 0x00 };
+    g_autoptr(GByteArray) get = transact(h, CCID_PC_TO_RDR_GET_PARAMETERS, 1, NULL, NULL, 0);
+    g_autoptr(GByteArray) reset = transact(h, CCID_PC_TO_RDR_RESET_PARAMETERS, 2, NULL, NULL, 0);
+    g_autoptr(GByteArray) set = transact(h, CCID_PC_TO_RDR_SET_PARAMETERS, 3, NULL, t0, 5);
+
+    check_answer(get, CCID_RDR_TO_PC_PARAMETERS, 1, CCID_COMMAND_FAILED, CCID_ERR_ICC_MUTE);
+    g_assert_cmphex(get->data[7] & 3, ==, CCID_ICC_ABSENT);
+    check_answer(reset, CCID_RDR_TO_PC_PARAMETERS, 2, CCID_COMMAND_FAILED, CCID_ERR_ICC_MUTE);
+    check_answer(set, CCID_RDR_TO_PC_PARAMETERS, 3, CCID_COMMAND_FAILED, CCID_ERR_ICC_MUTE);
+    ccid_host_free(h);
+}
+
+/*
+ * Lengths the reader refuses: an APDU shorter than CLA INS P1 P2, a
+ * SetDataRateAndClockFrequency without its 8 bytes, and a chained command
+ * that grows past the largest extended APDU.
+ */
+static void test_bad_lengths(void)
+{
+    CCIDHost *h = ccid_host_new(NULL, true);
+    const uint8_t begin[3] = { 0, CCID_CHAIN_BEGIN, 0 };
+    const uint8_t middle[3] = { 0, CCID_CHAIN_MIDDLE, 0 };
+    g_autofree uint8_t *piece = g_malloc0(MAX_CHUNK);
+    g_autoptr(GByteArray) shortapdu = NULL;
+    g_autoptr(GByteArray) rate = NULL;
+    GByteArray *a;
+    uint32_t sent = 0;
+    uint8_t seq = 4;
+
+    power_on(h, 1);
+    shortapdu = transact(h, CCID_PC_TO_RDR_XFR_BLOCK, 2, NULL, (const uint8_t *)"ab", 2);
+    check_answer(shortapdu, CCID_RDR_TO_PC_DATA_BLOCK, 2, CCID_COMMAND_FAILED,
+                 CCID_OFFSET_LENGTH);
+    rate = transact(h, CCID_PC_TO_RDR_SET_DATA_RATE_AND_CLOCK_FREQUENCY, 3, NULL, piece, 4);
+    check_answer(rate, CCID_RDR_TO_PC_DATA_RATE_AND_CLOCK_FREQUENCY, 3, CCID_COMMAND_FAILED,
+                 CCID_OFFSET_LENGTH);
+    a = transact(h, CCID_PC_TO_RDR_XFR_BLOCK, seq, begin, piece, MAX_CHUNK);
+    for (sent = MAX_CHUNK; sent <= ISO7816_MAX_APDU_COMMAND; sent += MAX_CHUNK) {
+        check_answer(a, CCID_RDR_TO_PC_DATA_BLOCK, seq, CCID_COMMAND_OK, 0);
+        g_assert_cmphex(a->data[9], ==, CCID_CHAIN_CONTINUE);
+        g_byte_array_unref(a);
+        a = transact(h, CCID_PC_TO_RDR_XFR_BLOCK, ++seq, middle, piece, MAX_CHUNK);
+    }
+    /* The piece that went past 65,545 bytes is refused, and the chain is gone. */
+    check_answer(a, CCID_RDR_TO_PC_DATA_BLOCK, seq, CCID_COMMAND_FAILED, CCID_ERR_XFR_OVERRUN);
+    g_byte_array_unref(a);
+    a = transact(h, CCID_PC_TO_RDR_XFR_BLOCK, ++seq, middle, piece, MAX_CHUNK);
+    check_answer(a, CCID_RDR_TO_PC_DATA_BLOCK, seq, CCID_COMMAND_FAILED, CCID_OFFSET_SPECIFIC + 1);
+    g_byte_array_unref(a);
+    ccid_host_free(h);
+}
+
 static void test_parameters(void)
 {
     CCIDHost *h = ccid_host_new(NULL, true);
@@ -683,6 +739,8 @@ int main(int argc, char **argv)
     g_test_add_func("/ccid-reader/card-removed-in-flight", test_card_removed_in_flight);
     g_test_add_func("/ccid-reader/card-unplugged", test_card_unplugged);
     g_test_add_func("/ccid-reader/parameters", test_parameters);
+    g_test_add_func("/ccid-reader/no-card-parameters", test_no_card_parameters);
+    g_test_add_func("/ccid-reader/bad-lengths", test_bad_lengths);
     g_test_add_func("/ccid-reader/unsupported", test_unsupported_commands);
     g_test_add_func("/ccid-reader/malformed", test_malformed);
     g_test_add_func("/ccid-reader/backpressure", test_backpressure);
