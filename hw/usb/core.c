@@ -51,7 +51,7 @@ USBDevice *usb_device_find_first(void)
 {
     for (const GList *l = device_list(); l; l = l->next) {
         if (object_is_usb_device(l->data)) {
-            return l->data;
+            return USB_DEVICE(l->data);
         }
     }
     return NULL;
