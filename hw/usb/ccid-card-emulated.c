@@ -58,7 +58,7 @@ typedef struct EmulatedState {
     uint8_t debug;
 
     VReader *reader;         /* owned by the event thread until it quits */
-    uint8_t atr[CCID_MAX_ATR];
+    uint8_t atr[ISO7816_MAX_ATR];
     uint32_t atr_len;        /* main loop's view; 0 = no card */
 
     GThread *event_thread;
@@ -68,7 +68,7 @@ typedef struct EmulatedState {
     guint notify_watch;
 } EmulatedState;
 
-#define EMULATED_CCID(obj) ((EmulatedState *)(obj))
+#define EMULATED_CCID(obj) DEVICE_CHECK(EmulatedState, (obj), TYPE_EMULATED_CCID)
 
 /* libcacard (and NSS under it) can be set up once per process. */
 static bool cacard_in_use;
@@ -147,7 +147,7 @@ static void emul_card_inserted(EmulatedState *s, VReader *reader)
         g_warning("ccid-card-emulated: card in '%s' gives no ATR", vreader_get_name(reader));
         return;
     }
-    emul_post(s, EMUL_MSG_CARD_INSERT, atr, MIN(atr_len, CCID_MAX_ATR));
+    emul_post(s, EMUL_MSG_CARD_INSERT, atr, MIN((uint32_t)atr_len, ISO7816_MAX_ATR));
 }
 
 /* Returns false when asked to quit. */
@@ -160,24 +160,20 @@ static bool emul_handle_event(EmulatedState *s, VEvent *ev)
             g_atomic_pointer_set(&s->reader, vreader_reference(ev->reader));
             g_message("ccid-card-emulated: using reader '%s'", vreader_get_name(ev->reader));
         }
-        break;
-    case VEVENT_READER_REMOVE:
-        if (ev->reader == s->reader) {
-            emul_post(s, EMUL_MSG_CARD_REMOVE, NULL, 0);
-        }
-        break;
-    case VEVENT_CARD_INSERT:
-        if (ev->reader == s->reader) {
-            emul_card_inserted(s, ev->reader);
-        }
-        break;
-    case VEVENT_CARD_REMOVE:
-        if (ev->reader == s->reader) {
-            emul_post(s, EMUL_MSG_CARD_REMOVE, NULL, 0);
-        }
-        break;
+        return true;
     case VEVENT_LAST:
         return false;
+    default:
+        break;
+    }
+    if (ev->reader != s->reader) {
+        return true;   /* another reader's event */
+    }
+    if (ev->type == VEVENT_CARD_INSERT) {
+        emul_card_inserted(s, ev->reader);
+    } else {
+        /* VEVENT_CARD_REMOVE, or VEVENT_READER_REMOVE: our card goes with it. */
+        emul_post(s, EMUL_MSG_CARD_REMOVE, NULL, 0);
     }
     return true;
 }
@@ -206,8 +202,8 @@ static void emul_apdu_job(gpointer data, gpointer opaque)
     EmulJob *job = data;
     EmulatedState *s = opaque;
     /* libcacard truncates silently to the buffer: size it for the largest answer. */
-    g_autofree uint8_t *answer = g_malloc(CCID_MAX_APDU_RESPONSE);
-    int answer_len = CCID_MAX_APDU_RESPONSE;
+    g_autofree uint8_t *answer = g_malloc(ISO7816_MAX_APDU_RESPONSE);
+    int answer_len = ISO7816_MAX_APDU_RESPONSE;
     VReader *reader = g_atomic_pointer_get(&s->reader);
 
     if (!job->apdu) {
@@ -387,7 +383,7 @@ static bool emul_realize(DeviceState *d, GError **errp)
                     TYPE_EMULATED_CCID);
         return false;
     }
-    if (!ccid_card_plug(&s->base, errp) || !emul_init_cacard(s, errp)) {
+    if (!emul_init_cacard(s, errp)) {
         return false;
     }
     cacard_in_use = true;
@@ -426,7 +422,6 @@ static void emul_unrealize(DeviceState *d)
     if (s->reader) {
         vreader_free(s->reader);
     }
-    ccid_card_unplug(&s->base);
 }
 
 static const Property emulated_properties[] = {
@@ -443,24 +438,12 @@ static const Property emulated_properties[] = {
 };
 
 static const CCIDCardClass emulated_card_class = {
-    .parent_class = {
-        .name = TYPE_EMULATED_CCID,
-        .desc = "emulated smartcard (libcacard)",
-        .instance_size = sizeof(EmulatedState),
-        .bus_type = TYPE_CCID_BUS,
-        .props = emulated_properties,
-        .user_creatable = true,
-        .realize = emul_realize,
-        .unrealize = emul_unrealize,
-    },
+    .parent_class = CCID_CARD_DEVICE_CLASS(TYPE_EMULATED_CCID, "emulated smartcard (libcacard)",
+                                           EmulatedState, emulated_properties,
+                                           emul_realize, emul_unrealize),
     .get_atr = emul_get_atr,
     .apdu_from_guest = emul_apdu_from_guest,
     .power_off = emul_power_off,
 };
 
-static void emulated_card_register_types(void)
-{
-    device_class_register(&emulated_card_class.parent_class);
-}
-
-device_type_init(emulated_card_register_types)
+device_class_init(emulated_card_class)

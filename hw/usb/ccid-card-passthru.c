@@ -6,7 +6,7 @@
  *   -chardev socket,id=vsc,host=0.0.0.0,port=2001,server=on,wait=off
  *   -device ccid-card-passthru,chardev=vsc[,debug=N]
  *
- * The exchange (docs/ccid.txt, section 8): the client sends Init and we answer with
+ * The exchange (docs/ccid.txt, section 8.3): the client sends Init and we answer with
  * ours; ReaderAdd is answered with VSC_Error(VSC_SUCCESS) carrying reader id
  * 0 in the header (the reader has one slot); ATR puts the card in the slot,
  * CardRemove and ReaderRemove take it out, each acknowledged the same way.
@@ -21,14 +21,10 @@
 #include "proto/vscard.h"
 
 #define TYPE_CCID_PASSTHRU "ccid-card-passthru"
-#define PASSTHRU_CCID(obj) ((PassthruState *)(obj))
+#define PASSTHRU_CCID(obj) DEVICE_CHECK(PassthruState, (obj), TYPE_CCID_PASSTHRU)
 
 /* The one reader this card is; VSCard numbers readers from 0. */
 #define PASSTHRU_READER_ID VSCARD_MINIMAL_READER_ID
-
-G_STATIC_ASSERT(VSCARD_MAX_APDU_COMMAND == CCID_MAX_APDU_COMMAND);
-G_STATIC_ASSERT(VSCARD_MAX_APDU_RESPONSE == CCID_MAX_APDU_RESPONSE);
-G_STATIC_ASSERT(VSCARD_MAX_ATR == CCID_MAX_ATR);
 
 /* debug= levels */
 #define PT_WARN 1
@@ -42,7 +38,7 @@ typedef struct PassthruState {
 
     VSCardStream *stream;
     GByteArray *out;            /* one message being built */
-    uint8_t atr[CCID_MAX_ATR];
+    uint8_t atr[ISO7816_MAX_ATR];
     uint32_t atr_len;           /* 0: no card in the slot */
     bool reader_added;
     bool apdu_pending;          /* the guest waits for the client's answer */
@@ -105,15 +101,16 @@ static void pt_remove_card(PassthruState *s)
 
 /* ---- messages from the client ---- */
 
-static bool atr_plausible(const uint8_t *atr, uint32_t len)
+/* The stream parser let only ISO7816_MIN_ATR..ISO7816_MAX_ATR bytes through. */
+static bool atr_plausible(const uint8_t *atr)
 {
     /* TS: direct (0x3B) or inverse (0x3F) convention, ISO 7816-3 8.1. */
-    return len >= VSCARD_MIN_ATR && (atr[0] == 0x3b || atr[0] == 0x3f);
+    return atr[0] == 0x3b || atr[0] == 0x3f;
 }
 
 static void pt_handle_atr(PassthruState *s, const VSCardMsg *msg)
 {
-    if (!atr_plausible(msg->payload, msg->length)) {
+    if (!atr_plausible(msg->payload)) {
         pt_log(s, PT_WARN, "ATR with TS 0x%02x rejected", msg->payload[0]);
         pt_send_error(s, msg->reader_id, VSC_GENERAL_ERROR);
         return;
@@ -139,6 +136,19 @@ static void pt_handle_reader_add(PassthruState *s, const VSCardMsg *msg)
     s->reader_added = true;
     pt_log(s, PT_INFO, "reader \"%s\" added as %u", name, PASSTHRU_READER_ID);
     pt_send_error(s, PASSTHRU_READER_ID, VSC_SUCCESS);
+}
+
+/* CardRemove empties the slot; ReaderRemove also takes the reader away. */
+static void pt_handle_remove(PassthruState *s, const VSCardMsg *msg)
+{
+    if (msg->type == VSC_CardRemove) {
+        pt_log(s, PT_INFO, "card removed");
+    }
+    pt_remove_card(s);
+    if (msg->type == VSC_ReaderRemove) {
+        s->reader_added = false;
+    }
+    pt_send_error(s, msg->reader_id, VSC_SUCCESS);
 }
 
 /* True if this answer belongs to a command given up at a power-off or reset. */
@@ -178,43 +188,38 @@ static void pt_handle_error(PassthruState *s, const VSCardMsg *msg)
     }
 }
 
+static void pt_handle_init(PassthruState *s, const VSCardMsg *msg)
+{
+    pt_log(s, PT_INFO, "client speaks VSCard version 0x%x", msg->u.init.version);
+    pt_send_init(s);
+}
+
+static void pt_handle_flush_complete(PassthruState *s, const VSCardMsg *msg)
+{
+    pt_log(s, PT_INFO, "client flushed");
+}
+
+/* What a client may send, and who handles it. */
+static void (*const pt_handlers[])(PassthruState *s, const VSCardMsg *msg) = {
+    [VSC_Init] = pt_handle_init,
+    [VSC_Error] = pt_handle_error,
+    [VSC_ReaderAdd] = pt_handle_reader_add,
+    [VSC_ReaderRemove] = pt_handle_remove,
+    [VSC_ATR] = pt_handle_atr,
+    [VSC_CardRemove] = pt_handle_remove,
+    [VSC_APDU] = pt_handle_apdu,
+    [VSC_FlushComplete] = pt_handle_flush_complete,
+};
+
 static void pt_on_message(void *opaque, const VSCardMsg *msg)
 {
     PassthruState *s = opaque;
 
     pt_log(s, PT_VERBOSE, "<- %s reader %u length %u", vscard_type_name(msg->type),
            msg->reader_id, msg->length);
-    switch (msg->type) {
-    case VSC_Init:
-        pt_log(s, PT_INFO, "client speaks VSCard version 0x%x", msg->u.init.version);
-        pt_send_init(s);
-        break;
-    case VSC_ReaderAdd:
-        pt_handle_reader_add(s, msg);
-        break;
-    case VSC_ReaderRemove:
-        pt_remove_card(s);
-        s->reader_added = false;
-        pt_send_error(s, msg->reader_id, VSC_SUCCESS);
-        break;
-    case VSC_ATR:
-        pt_handle_atr(s, msg);
-        break;
-    case VSC_CardRemove:
-        pt_log(s, PT_INFO, "card removed");
-        pt_remove_card(s);
-        pt_send_error(s, msg->reader_id, VSC_SUCCESS);
-        break;
-    case VSC_APDU:
-        pt_handle_apdu(s, msg);
-        break;
-    case VSC_Error:
-        pt_handle_error(s, msg);
-        break;
-    case VSC_FlushComplete:
-        pt_log(s, PT_INFO, "client flushed");
-        break;
-    }
+    /* The stream parser passes only the types a client sends. */
+    g_assert(msg->type < G_N_ELEMENTS(pt_handlers) && pt_handlers[msg->type]);
+    pt_handlers[msg->type](s, msg);
 }
 
 static void pt_on_stream_error(void *opaque, VSCardStreamError err, const VSCardMsg *msg)
@@ -318,9 +323,6 @@ static bool pt_realize(DeviceState *d, GError **errp)
                     TYPE_CCID_PASSTHRU);
         return false;
     }
-    if (!ccid_card_plug(&s->base, errp)) {
-        return false;
-    }
     s->stream = vscard_stream_new(VSCARD_ROLE_HOST, &pt_stream_ops, s);
     s->out = g_byte_array_new();
     chr_fe_set_handlers(s->chr, pt_chr_read, pt_chr_event, s);
@@ -334,7 +336,6 @@ static void pt_unrealize(DeviceState *d)
 
     chr_fe_set_handlers(s->chr, NULL, NULL, NULL);
     pt_remove_card(s);
-    ccid_card_unplug(&s->base);
     vscard_stream_free(s->stream);
     g_byte_array_unref(s->out);
 }
@@ -348,24 +349,13 @@ static const Property passthru_properties[] = {
 };
 
 static const CCIDCardClass passthru_card_class = {
-    .parent_class = {
-        .name = TYPE_CCID_PASSTHRU,
-        .desc = "card on a remote client, over the VSCard protocol (vscclient)",
-        .instance_size = sizeof(PassthruState),
-        .bus_type = TYPE_CCID_BUS,
-        .props = passthru_properties,
-        .user_creatable = true,
-        .realize = pt_realize,
-        .unrealize = pt_unrealize,
-    },
+    .parent_class = CCID_CARD_DEVICE_CLASS(TYPE_CCID_PASSTHRU,
+                                           "card on a remote client, over the VSCard protocol "
+                                           "(vscclient)", PassthruState, passthru_properties,
+                                           pt_realize, pt_unrealize),
     .get_atr = pt_get_atr,
     .apdu_from_guest = pt_apdu_from_guest,
     .power_off = pt_power_off,
 };
 
-static void passthru_card_register_types(void)
-{
-    device_class_register(&passthru_card_class.parent_class);
-}
-
-device_type_init(passthru_card_register_types)
+device_class_init(passthru_card_class)
