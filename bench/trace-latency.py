@@ -18,6 +18,8 @@ with data after the answer was back on the main loop. Only APDUs with
 instruction byte --ins (default a4, the benchmark's SELECT) are counted,
 every APDU with --all.
 
+"outside" is the time between the bulk-out's reply and the bulk-in's
+arrival: the peer (QEMU's usb-redir, the guest's controller and driver).
 For a bulk-in that arrived while the card was still working, the card's own
 work (worker start to done) is not vccid's: "vccid's part" leaves out the
 part of it that falls between the arrival and the reply.
@@ -168,7 +170,7 @@ def report(rows):
 def main():
     ap = argparse.ArgumentParser(
         description=__doc__.split('\n\n')[0],
-        epilog=__doc__.split('\n\n', 1)[1],
+        epilog=__doc__.split('\n\n', 2)[2],
         formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--ins', default='a4',
                     help='instruction byte of the APDUs to count (hex; default a4)')
@@ -179,7 +181,7 @@ def main():
 
     keys = ('out', 'out_parse', 'out_queue', 'out_reply', 'out_write', 'out_first',
             'out_after', 'in', 'in_parse', 'in_reply', 'in_write', 'in_vccid', 'in_held',
-            'to_worker', 'card', 'to_main', 'main_to_write', 'exchange', 'all_out',
+            'to_worker', 'card', 'to_main', 'main_to_write', 'outside', 'exchange', 'all_out',
             'all_in', 'reply_to_write')
     rows = {k: [] for k in keys}
     for path in args.traces:
@@ -212,6 +214,7 @@ def main():
             rows['to_worker'].append(apdu.start - apdu.queued)
             rows['card'].append(apdu.done - apdu.start)
             rows['to_main'].append(apdu.main - apdu.done)
+            rows['outside'].append(bin_.arrival - out.write)
             rows['exchange'].append(bin_.write - out.arrival)
 
     what = 'every APDU' if args.all else 'APDUs with INS %02x' % ins
@@ -234,6 +237,7 @@ def main():
         ('card: worker start -> done (libcacard)', rows['card']),
         ('card: worker done -> answer on the main loop', rows['to_main']),
         ('card: answer on the main loop -> waiting bulk-in', rows['main_to_write']),
+        ('outside: bulk-out reply write -> bulk-in arrival', rows['outside']),
         ('exchange: bulk-out arrival -> bulk-in reply write', rows['exchange']),
     ])
     print()
