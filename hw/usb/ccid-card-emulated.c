@@ -20,6 +20,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "trace/control.h"
 #include "trace.h"
 
 #define TYPE_EMULATED_CCID "ccid-card-emulated"
@@ -246,9 +247,6 @@ static void emul_apdu_from_guest(CCIDCardState *card, const uint8_t *apdu, uint3
 
     job->apdu = g_memdup2(apdu, len);
     job->len = len;
-    if (s->debug) {
-        g_message("%s: APDU of %u bytes, INS %02x", DEVICE(s)->id, len, len > 1 ? apdu[1] : 0);
-    }
     trace_ccid_card_emulated_apdu(DEVICE(s)->id, len, len > 1 ? apdu[1] : 0);
     g_thread_pool_push(s->apdu_pool, job, NULL);
 }
@@ -387,6 +385,10 @@ static bool emul_realize(DeviceState *d, GError **errp)
 {
     EmulatedState *s = EMULATED_CCID(d);
 
+    if (s->debug) {
+        trace_enable_pattern("ccid_card_emulated_*");
+    }
+
     if (cacard_in_use) {
         g_set_error(errp, VCCID_ERROR, 0, "only one %s per process: libcacard can be "
                     "initialised once (use ccid-card-passthru for more cards)",
@@ -443,7 +445,7 @@ static const Property emulated_properties[] = {
     DEFINE_PROP_STRING("cert1", EmulatedState, cert1, NULL, "first certificate nickname"),
     DEFINE_PROP_STRING("cert2", EmulatedState, cert2, NULL, "second certificate nickname"),
     DEFINE_PROP_STRING("cert3", EmulatedState, cert3, NULL, "third certificate nickname"),
-    DEFINE_PROP_UINT8("debug", EmulatedState, debug, "0", "log APDUs when non-zero"),
+    DEFINE_PROP_UINT8("debug", EmulatedState, debug, "0", "non-zero: trace APDUs (alias of -trace ccid_card_emulated_*)"),
     DEFINE_PROP_END_OF_LIST(),
 };
 

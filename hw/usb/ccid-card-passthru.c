@@ -19,6 +19,8 @@
 #include "chardev/char.h"
 #include "hw/usb/ccid.h"
 #include "proto/vscard.h"
+#include "trace/control.h"
+#include "trace.h"
 
 #define TYPE_CCID_PASSTHRU "ccid-card-passthru"
 #define PASSTHRU_CCID(obj) DEVICE_CHECK(PassthruState, (obj), TYPE_CCID_PASSTHRU)
@@ -26,10 +28,20 @@
 /* The one reader this card is; VSCard numbers readers from 0. */
 #define PASSTHRU_READER_ID VSCARD_MINIMAL_READER_ID
 
-/* debug= levels */
-#define PT_WARN 1
-#define PT_INFO 2
-#define PT_VERBOSE 3
+/* debug=N: 1 traces the client's mistakes, 2 card events, 3 every message. */
+static const TraceDebugAlias pt_debug_aliases[] = {
+    { 1, "ccid_card_passthru_atr_rejected" },
+    { 1, "ccid_card_passthru_reader_refused" },
+    { 1, "ccid_card_passthru_unsolicited_answer" },
+    { 1, "ccid_card_passthru_client_error" },
+    { 1, "ccid_card_passthru_bad_message" },
+    { 2, "ccid_card_passthru_card_*" },
+    { 2, "ccid_card_passthru_reader_added" },
+    { 2, "ccid_card_passthru_late_answer" },
+    { 2, "ccid_card_passthru_client_*" },
+    { 3, "ccid_card_passthru_*" },
+    { 0, NULL },
+};
 
 typedef struct PassthruState {
     CCIDCardState base;
@@ -45,11 +57,6 @@ typedef struct PassthruState {
     unsigned answers_to_skip;   /* answers still due for commands nobody waits for */
 } PassthruState;
 
-#define pt_log(s, level, fmt, ...) do { \
-        if ((s)->debug >= (level)) { \
-            g_message("%s: " fmt, DEVICE(s)->id, ## __VA_ARGS__); \
-        } \
-    } while (0)
 
 /* ---- output ---- */
 
@@ -58,7 +65,7 @@ static void pt_send(PassthruState *s, VSCMsgType type, uint32_t reader_id,
 {
     g_byte_array_set_size(s->out, 0);
     vscard_build(s->out, type, reader_id, payload, len);
-    pt_log(s, PT_VERBOSE, "-> %s reader %u length %u", vscard_type_name(type), reader_id, len);
+    trace_ccid_card_passthru_send(DEVICE(s)->id, vscard_type_name(type), reader_id, len);
     chr_fe_write(s->chr, s->out->data, s->out->len);
 }
 
@@ -66,7 +73,7 @@ static void pt_send_error(PassthruState *s, uint32_t reader_id, VSCErrorCode cod
 {
     g_byte_array_set_size(s->out, 0);
     vscard_build_error(s->out, reader_id, code);
-    pt_log(s, PT_VERBOSE, "-> Error %u reader %u", code, reader_id);
+    trace_ccid_card_passthru_send_error(DEVICE(s)->id, code, reader_id);
     chr_fe_write(s->chr, s->out->data, s->out->len);
 }
 
@@ -75,7 +82,7 @@ static void pt_send_init(PassthruState *s)
 {
     g_byte_array_set_size(s->out, 0);
     vscard_build_init(s->out, VSCARD_UNDEFINED_READER_ID, 0);
-    pt_log(s, PT_VERBOSE, "-> Init");
+    trace_ccid_card_passthru_send_init(DEVICE(s)->id);
     chr_fe_write(s->chr, s->out->data, s->out->len);
 }
 
@@ -111,7 +118,7 @@ static bool atr_plausible(const uint8_t *atr)
 static void pt_handle_atr(PassthruState *s, const VSCardMsg *msg)
 {
     if (!atr_plausible(msg->payload)) {
-        pt_log(s, PT_WARN, "ATR with TS 0x%02x rejected", msg->payload[0]);
+        trace_ccid_card_passthru_atr_rejected(DEVICE(s)->id, msg->payload[0]);
         pt_send_error(s, msg->reader_id, VSC_GENERAL_ERROR);
         return;
     }
@@ -119,7 +126,7 @@ static void pt_handle_atr(PassthruState *s, const VSCardMsg *msg)
     pt_fail_pending_apdu(s);
     memcpy(s->atr, msg->payload, msg->length);
     s->atr_len = msg->length;
-    pt_log(s, PT_INFO, "card inserted, ATR of %u bytes", msg->length);
+    trace_ccid_card_passthru_card_inserted(DEVICE(s)->id, msg->length);
     ccid_card_card_inserted(&s->base);
     pt_send_error(s, msg->reader_id, VSC_SUCCESS);
 }
@@ -129,12 +136,12 @@ static void pt_handle_reader_add(PassthruState *s, const VSCardMsg *msg)
     g_autofree char *name = g_utf8_make_valid((const char *)msg->payload, msg->length);
 
     if (s->reader_added) {
-        pt_log(s, PT_WARN, "second reader \"%s\" refused", name);
+        trace_ccid_card_passthru_reader_refused(DEVICE(s)->id, name);
         pt_send_error(s, VSCARD_UNDEFINED_READER_ID, VSC_CANNOT_ADD_MORE_READERS);
         return;
     }
     s->reader_added = true;
-    pt_log(s, PT_INFO, "reader \"%s\" added as %u", name, PASSTHRU_READER_ID);
+    trace_ccid_card_passthru_reader_added(DEVICE(s)->id, name, PASSTHRU_READER_ID);
     pt_send_error(s, PASSTHRU_READER_ID, VSC_SUCCESS);
 }
 
@@ -142,7 +149,7 @@ static void pt_handle_reader_add(PassthruState *s, const VSCardMsg *msg)
 static void pt_handle_remove(PassthruState *s, const VSCardMsg *msg)
 {
     if (msg->type == VSC_CardRemove) {
-        pt_log(s, PT_INFO, "card removed");
+        trace_ccid_card_passthru_card_removed(DEVICE(s)->id);
     }
     pt_remove_card(s);
     if (msg->type == VSC_ReaderRemove) {
@@ -158,7 +165,7 @@ static bool pt_skip_stale_answer(PassthruState *s)
         return false;
     }
     s->answers_to_skip--;
-    pt_log(s, PT_INFO, "late answer to a command given up at power-off dropped");
+    trace_ccid_card_passthru_late_answer(DEVICE(s)->id);
     return true;
 }
 
@@ -168,7 +175,7 @@ static void pt_handle_apdu(PassthruState *s, const VSCardMsg *msg)
         return;
     }
     if (!s->apdu_pending) {
-        pt_log(s, PT_WARN, "answer of %u bytes to no command", msg->length);
+        trace_ccid_card_passthru_unsolicited_answer(DEVICE(s)->id, msg->length);
         pt_send_error(s, msg->reader_id, VSC_GENERAL_ERROR);
         return;
     }
@@ -181,7 +188,7 @@ static void pt_handle_error(PassthruState *s, const VSCardMsg *msg)
     if (msg->u.error.code == VSC_SUCCESS) {
         return;
     }
-    pt_log(s, PT_WARN, "client reports error %u", msg->u.error.code);
+    trace_ccid_card_passthru_client_error(DEVICE(s)->id, msg->u.error.code);
     /* libcacard's vscclient answers a command its card could not run this way. */
     if (!pt_skip_stale_answer(s)) {
         pt_fail_pending_apdu(s);
@@ -190,13 +197,13 @@ static void pt_handle_error(PassthruState *s, const VSCardMsg *msg)
 
 static void pt_handle_init(PassthruState *s, const VSCardMsg *msg)
 {
-    pt_log(s, PT_INFO, "client speaks VSCard version 0x%x", msg->u.init.version);
+    trace_ccid_card_passthru_client_version(DEVICE(s)->id, msg->u.init.version);
     pt_send_init(s);
 }
 
 static void pt_handle_flush_complete(PassthruState *s, const VSCardMsg *msg)
 {
-    pt_log(s, PT_INFO, "client flushed");
+    trace_ccid_card_passthru_client_flushed(DEVICE(s)->id);
 }
 
 /* What a client may send, and who handles it. */
@@ -215,8 +222,8 @@ static void pt_on_message(void *opaque, const VSCardMsg *msg)
 {
     PassthruState *s = opaque;
 
-    pt_log(s, PT_VERBOSE, "<- %s reader %u length %u", vscard_type_name(msg->type),
-           msg->reader_id, msg->length);
+    trace_ccid_card_passthru_recv(DEVICE(s)->id, vscard_type_name(msg->type), msg->reader_id,
+                                  msg->length);
     /* The stream parser passes only the types a client sends. */
     g_assert(msg->type < G_N_ELEMENTS(pt_handlers) && pt_handlers[msg->type]);
     pt_handlers[msg->type](s, msg);
@@ -226,8 +233,8 @@ static void pt_on_stream_error(void *opaque, VSCardStreamError err, const VSCard
 {
     PassthruState *s = opaque;
 
-    pt_log(s, PT_WARN, "bad message (type %u, length %u): %s", msg->type, msg->length,
-           vscard_error_str(err));
+    trace_ccid_card_passthru_bad_message(DEVICE(s)->id, msg->type, msg->length,
+                                         vscard_error_str(err));
     pt_send_error(s, msg->reader_id, VSC_GENERAL_ERROR);
     if (msg->type == VSC_APDU && !pt_skip_stale_answer(s)) {
         pt_fail_pending_apdu(s);    /* the answer it waited for was malformed */
@@ -260,7 +267,7 @@ static void pt_chr_event(void *opaque, ChrEvent event)
     vscard_stream_reset(s->stream);
     s->answers_to_skip = 0;
     if (event == CHR_EVENT_OPENED) {
-        pt_log(s, PT_INFO, "client connected");
+        trace_ccid_card_passthru_client_connected(DEVICE(s)->id);
         return;
     }
     g_message("%s: client gone%s", DEVICE(s)->id, s->atr_len ? ", card removed" : "");
@@ -318,6 +325,8 @@ static bool pt_realize(DeviceState *d, GError **errp)
 {
     PassthruState *s = PASSTHRU_CCID(d);
 
+    trace_enable_debug_level(pt_debug_aliases, s->debug);
+
     if (!s->chr) {
         g_set_error(errp, VCCID_ERROR, 0, "Property '%s.chardev' is required",
                     TYPE_CCID_PASSTHRU);
@@ -344,7 +353,8 @@ static const Property passthru_properties[] = {
     DEFINE_CCID_CARD_PROPERTIES(PassthruState, base),
     DEFINE_PROP_CHR("chardev", PassthruState, chr, "socket chardev a VSCard client connects to"),
     DEFINE_PROP_UINT8("debug", PassthruState, debug, "0",
-                      "1: warnings, 2: card events, 3: every message"),
+                      "trace level (alias of -trace ccid_card_passthru_*): "
+                      "1 client errors, 2 card events, 3 every message"),
     DEFINE_PROP_END_OF_LIST(),
 };
 

@@ -24,6 +24,8 @@
 #include "hw/usb/desc.h"
 #include "hw/usb/ccid.h"
 #include "proto/ccid.h"
+#include "trace/control.h"
+#include "trace.h"
 
 #include <string.h>
 
@@ -205,11 +207,16 @@ typedef struct USBCCIDState {
 
 #define USB_CCID(obj) DEVICE_CHECK(USBCCIDState, (obj), TYPE_USB_CCID)
 
-#define ccid_debug(s, level, fmt, ...) do { \
-        if ((s)->debug >= (level)) { \
-            g_message("%s: " fmt, DEVICE(s)->id, ## __VA_ARGS__); \
-        } \
-    } while (0)
+/* debug=N: 1 traces commands and failures, 2 answers and APDUs too. */
+static const TraceDebugAlias ccid_debug_aliases[] = {
+    { 1, "usb_ccid_command*" },
+    { 1, "usb_ccid_time_extension" },
+    { 1, "usb_ccid_late_card_answer" },
+    { 1, "usb_ccid_unsupported_control" },
+    { 1, "usb_ccid_reset" },
+    { 2, "usb_ccid_*" },
+    { 0, NULL },
+};
 
 /* ---- slot state ---- */
 
@@ -278,6 +285,7 @@ static void ccid_queue_message(USBCCIDState *s, uint8_t type, const CCIDHeader *
         .specific = { status, bError, specific },
     };
 
+    trace_usb_ccid_answer(DEVICE(s)->id, type, cmd->bSeq, status, bError, len);
     ccid_splitter_push(&s->bulk_in, &h, data);
 }
 
@@ -287,8 +295,6 @@ static void ccid_queue_answer(USBCCIDState *s, uint8_t type, const CCIDHeader *c
 {
     uint8_t status = ccid_icc_status(s) | CCID_COMMAND_OK;
 
-    ccid_debug(s, 2, "answer %02x seq %u status %02x error %02x len %u", type, cmd->bSeq,
-               status, 0, len);
     ccid_queue_message(s, type, cmd, status, 0, specific, data, len);
 }
 
@@ -302,8 +308,8 @@ static void ccid_answer_error(USBCCIDState *s, const CCIDHeader *cmd, uint8_t bE
     uint8_t status = (cmd->bSlot == 0 ? ccid_icc_status(s) : CCID_ICC_ABSENT) |
                      CCID_COMMAND_FAILED;
 
-    ccid_debug(s, 1, "%s seq %u failed: bError %02x", ccid_message_name(cmd->bMessageType),
-               cmd->bSeq, bError);
+    trace_usb_ccid_command_failed(DEVICE(s)->id, ccid_message_name(cmd->bMessageType),
+                                  cmd->bSeq, bError);
     ccid_queue_message(s, type, cmd, status, bError,
                        type == CCID_RDR_TO_PC_PARAMETERS ? s->protocol : 0, NULL, 0);
 }
@@ -370,7 +376,7 @@ static void ccid_time_extension(USBCCIDState *s)
     if (ccid_splitter_queued(&s->bulk_in)) {
         return;
     }
-    ccid_debug(s, 1, "apdu seq %u: time extension", s->busy_hdr.bSeq);
+    trace_usb_ccid_time_extension(DEVICE(s)->id, s->busy_hdr.bSeq);
     /* bError carries the BWT multiplier: one more waiting time. */
     ccid_queue_message(s, CCID_RDR_TO_PC_DATA_BLOCK, &s->busy_hdr,
                        ccid_icc_status(s) | CCID_TIME_EXTENSION, 1, 0, NULL, 0);
@@ -403,7 +409,7 @@ static void ccid_send_to_card(USBCCIDState *s, const CCIDHeader *cmd, const uint
         return;
     }
     ccid_set_busy(s, cmd);
-    ccid_debug(s, 2, "apdu seq %u: %u bytes to the card", cmd->bSeq, len);
+    trace_usb_ccid_apdu_to_card(DEVICE(s)->id, cmd->bSeq, len);
     CCID_CARD_GET_CLASS(s->card)->apdu_from_guest(s->card, apdu, len);
 }
 
@@ -425,7 +431,7 @@ static bool ccid_card_answer_is_stale(USBCCIDState *s, const char *what)
 {
     if (s->answers_to_drop) {
         s->answers_to_drop--;
-        ccid_debug(s, 1, "dropping a late card %s for an APDU already answered", what);
+        trace_usb_ccid_late_card_answer(DEVICE(s)->id, what);
         return true;
     }
     if (!s->busy) {
@@ -726,8 +732,8 @@ static void ccid_execute(USBCCIDState *s, const CCIDCommand *c)
     const CCIDHeader *h = &c->hdr;
     const CCIDCommandInfo *info = ccid_command_info(h->bMessageType);
 
-    ccid_debug(s, 1, "%s seq %u len %u", ccid_message_name(h->bMessageType), h->bSeq,
-               h->dwLength);
+    trace_usb_ccid_command(DEVICE(s)->id, ccid_message_name(h->bMessageType), h->bSeq,
+                           h->dwLength);
     if (c->bError >= 0) {
         ccid_answer_error(s, h, c->bError);
     } else if (h->bSlot != 0) {
@@ -982,8 +988,7 @@ static void ccid_handle_control(USBDevice *dev, USBPacket *p, int request, int v
         p->status = USB_RET_SUCCESS;
         break;
     default:
-        ccid_debug(s, 1, "unsupported control request %04x value %04x index %04x",
-                   request, value, index);
+        trace_usb_ccid_unsupported_control(DEVICE(s)->id, request, value, index);
         p->status = USB_RET_STALL;
         break;
     }
@@ -994,7 +999,7 @@ static void ccid_handle_reset(USBDevice *dev)
 {
     USBCCIDState *s = USB_CCID(dev);
 
-    ccid_debug(s, 1, "reset");
+    trace_usb_ccid_reset(DEVICE(s)->id);
     /* Held packets belong to the old host session; exports forget them too. */
     g_queue_clear(&s->pending_in);
     g_queue_clear(&s->held_out);
@@ -1035,6 +1040,8 @@ static void ccid_handle_detach(USBDevice *dev)
 static bool ccid_realize(DeviceState *d, GError **errp)
 {
     USBCCIDState *s = USB_CCID(d);
+
+    trace_enable_debug_level(ccid_debug_aliases, s->debug);
 
     for (int i = 0; i < STR_COUNT; i++) {
         s->strings[i] = ccid_default_strings[i];
@@ -1096,7 +1103,7 @@ static const Property ccid_properties[] = {
                        "iManufacturer string (default: QEMU)"),
     DEFINE_PROP_STRING("product", USBCCIDState, product, NULL,
                        "iProduct string (default: QEMU USB CCID)"),
-    DEFINE_PROP_UINT8("debug", USBCCIDState, debug, "0", "log level: 0 none, 1 commands, 2 all"),
+    DEFINE_PROP_UINT8("debug", USBCCIDState, debug, "0", "trace level (alias of -trace usb_ccid_*): 0 none, 1 commands, 2 all"),
     DEFINE_PROP_END_OF_LIST(),
 };
 
