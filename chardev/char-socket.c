@@ -266,6 +266,15 @@ static void chr_watch(Chardev *chr, GSource **slot, bool output)
             G_POLLABLE_INPUT_STREAM(g_io_stream_get_input_stream(chr->peer)), NULL);
         g_source_set_callback(*slot, (GSourceFunc)(void (*)(void))chr_readable, chr, NULL);
     }
+    /*
+     * GLib takes the fd of a source that cannot recurse out of the poll set
+     * for the time of each dispatch and puts it back after, and each of the
+     * two wakes the main context (a write to its eventfd, then one more
+     * loop iteration): two syscalls and a pass through poll() on every
+     * transfer that arrives. Nothing here runs a nested main loop, so there
+     * is no recursion to guard against.
+     */
+    g_source_set_can_recurse(*slot, TRUE);
     g_source_attach(*slot, NULL);
 }
 

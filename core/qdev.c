@@ -54,6 +54,25 @@ GList *device_class_list(void)
     return list;
 }
 
+bool device_is_a(const DeviceState *dev, const char *type)
+{
+    const DeviceClass *dc = dev->klass;
+
+    return strcmp(dc->name, type) == 0 || (dc->parent_type && strcmp(dc->parent_type, type) == 0);
+}
+
+void *device_check_cast(void *obj, const char *type, const char *file, int line,
+                        const char *func)
+{
+    DeviceState *dev = obj;
+
+    if (dev && !device_is_a(dev, type)) {
+        g_error("%s:%d: %s: device '%s' is a %s, not a %s", file, line, func,
+                dev->id ? dev->id : "?", dev->klass->name, type);
+    }
+    return obj;
+}
+
 /* ---- properties ---- */
 
 static const Property *prop_find(const DeviceClass *dc, const char *name)
@@ -243,13 +262,23 @@ static bool device_plug_into_bus(DeviceState *dev, const char *busname, GError *
     }
     dev->parent_bus = bus;
     bus->children = g_list_append(bus->children, dev);
+    if (bus->ops && bus->ops->plug && !bus->ops->plug(bus, dev, errp)) {
+        bus->children = g_list_remove(bus->children, dev);
+        dev->parent_bus = NULL;
+        return false;
+    }
     return true;
 }
 
 static void device_unplug_from_bus(DeviceState *dev)
 {
-    if (dev->parent_bus) {
-        dev->parent_bus->children = g_list_remove(dev->parent_bus->children, dev);
+    BusState *bus = dev->parent_bus;
+
+    if (bus) {
+        if (bus->ops && bus->ops->unplug) {
+            bus->ops->unplug(bus, dev);
+        }
+        bus->children = g_list_remove(bus->children, dev);
         dev->parent_bus = NULL;
     }
 }
@@ -423,11 +452,13 @@ void device_print_help(const char *driver)
 
 /* ---- buses ---- */
 
-BusState *bus_new(const char *type, DeviceState *parent, unsigned max_children)
+BusState *bus_new(const char *type, DeviceState *parent, unsigned max_children,
+                  const BusOps *ops)
 {
     BusState *bus = g_new0(BusState, 1);
 
     bus->type = type;
+    bus->ops = ops;
     bus->parent = parent;
     bus->max_children = max_children;
     /* As QEMU does: a device's first bus is "<device id>.0". */

@@ -71,6 +71,15 @@ size_t trace_set_pattern(const char *pattern, bool enabled)
     return matched;
 }
 
+void trace_enable_debug_level(const TraceDebugAlias *aliases, unsigned level)
+{
+    for (; aliases->pattern; aliases++) {
+        if (level >= aliases->level) {
+            trace_enable_pattern(aliases->pattern);
+        }
+    }
+}
+
 bool trace_apply_line(const char *line, GError **errp)
 {
     g_autofree char *pattern = g_strstrip(g_strdup(line));

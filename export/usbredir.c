@@ -797,7 +797,7 @@ static USBDevice *redir_find_device(const char *id, GError **errp)
                     "device: '%s'", id);
         return NULL;
     }
-    return (USBDevice *)d;
+    return USB_DEVICE(d);
 }
 
 static bool redir_device_exported(USBDevice *dev)

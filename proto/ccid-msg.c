@@ -1,5 +1,5 @@
 /*
- * CCID message header and bulk-out assembly.
+ * CCID message header, bulk-out assembly and bulk-in splitting.
  */
 #include "proto/ccid.h"
 
@@ -181,4 +181,77 @@ CCIDAssemblyResult ccid_assembler_push(CCIDAssembler *a, const uint8_t *data, si
     /* The caller reads the payload before the next push; empty the buffer then. */
     g_byte_array_set_size(a->buf, 0);
     return CCID_ASM_MESSAGE;
+}
+
+/* ---- bulk-in ---- */
+
+static void ccid_message_free(gpointer p)
+{
+    g_byte_array_unref(p);
+}
+
+void ccid_splitter_init(CCIDSplitter *sp, size_t max_packet)
+{
+    g_queue_init(&sp->messages);
+    sp->offset = 0;
+    sp->max_packet = max_packet;
+    sp->zlp_pending = false;
+}
+
+void ccid_splitter_reset(CCIDSplitter *sp, size_t max_packet)
+{
+    g_queue_clear_full(&sp->messages, ccid_message_free);
+    ccid_splitter_init(sp, max_packet);
+}
+
+void ccid_splitter_destroy(CCIDSplitter *sp)
+{
+    g_queue_clear_full(&sp->messages, ccid_message_free);
+}
+
+void ccid_splitter_push(CCIDSplitter *sp, const CCIDHeader *h, const uint8_t *payload)
+{
+    GByteArray *msg = g_byte_array_sized_new(CCID_HEADER_SIZE + h->dwLength);
+
+    g_byte_array_set_size(msg, CCID_HEADER_SIZE);
+    ccid_header_write(msg->data, h);
+    if (h->dwLength) {
+        g_byte_array_append(msg, payload, h->dwLength);
+    }
+    g_queue_push_tail(&sp->messages, msg);
+}
+
+unsigned ccid_splitter_queued(const CCIDSplitter *sp)
+{
+    return g_queue_get_length((GQueue *)&sp->messages);
+}
+
+bool ccid_splitter_ready(const CCIDSplitter *sp)
+{
+    return sp->zlp_pending || !g_queue_is_empty((GQueue *)&sp->messages);
+}
+
+size_t ccid_splitter_pull(CCIDSplitter *sp, uint8_t *buf, size_t room)
+{
+    GByteArray *msg = g_queue_peek_head(&sp->messages);
+    size_t n;
+
+    if (sp->zlp_pending) {
+        sp->zlp_pending = false;
+        return 0;
+    }
+    if (!msg) {
+        return 0;
+    }
+    n = MIN(room, msg->len - sp->offset);
+    if (n) {
+        memcpy(buf, msg->data + sp->offset, n);
+    }
+    sp->offset += n;
+    if (sp->offset == msg->len) {
+        g_byte_array_unref(g_queue_pop_head(&sp->messages));
+        sp->offset = 0;
+        sp->zlp_pending = room == sp->max_packet && n == sp->max_packet;
+    }
+    return n;
 }

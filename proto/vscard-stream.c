@@ -149,13 +149,13 @@ static bool length_fits_type(VSCardRole role, uint32_t type, uint32_t len)
     case VSC_ReaderAdd:
         return true;    /* an optional reader name */
     case VSC_ATR:
-        return len >= VSCARD_MIN_ATR && len <= VSCARD_MAX_ATR;
+        return len >= ISO7816_MIN_ATR && len <= ISO7816_MAX_ATR;
     case VSC_APDU:
         /* A host receives answers from the card, a client commands for it. */
         if (role == VSCARD_ROLE_HOST) {
-            return len >= VSCARD_MIN_APDU_RESPONSE && len <= VSCARD_MAX_APDU_RESPONSE;
+            return len >= ISO7816_MIN_APDU_RESPONSE && len <= ISO7816_MAX_APDU_RESPONSE;
         }
-        return len >= VSCARD_MIN_APDU_COMMAND && len <= VSCARD_MAX_APDU_COMMAND;
+        return len >= ISO7816_MIN_APDU_COMMAND && len <= ISO7816_MAX_APDU_COMMAND;
     default:
         return len == 0;    /* ReaderRemove, CardRemove, Flush, FlushComplete */
     }

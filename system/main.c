@@ -9,8 +9,8 @@
 #include "chardev/char.h"
 #include "export/export.h"
 #include "hw/qdev.h"
-#include "qom/object.h"
 #include "trace/control.h"
+#include "qom/object.h"
 
 #include <glib-unix.h>
 #include <signal.h>

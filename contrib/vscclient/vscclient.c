@@ -34,7 +34,6 @@
 #define RECONNECT_DELAY_MS 1000
 #define CONNECT_TIMEOUT_S 10
 #define READ_CHUNK (64 * 1024)
-#define MAX_ATR_LEN 40
 /*
  * Most bytes kept for a host that does not read: past that it is dropped
  * (a host that floods requests and never reads would grow us without end).
@@ -238,7 +237,7 @@ static void drain_deferred(Client *c)
 
 static void send_card_insert(Client *c, VReader *reader, vreader_id_t id)
 {
-    unsigned char atr[MAX_ATR_LEN];
+    unsigned char atr[ISO7816_MAX_ATR];
     int atr_len = sizeof(atr);
 
     /* The ATR is the answer to the power-on the client does on the guest's behalf. */
@@ -366,7 +365,7 @@ static void on_host_apdu(Client *c, const VSCardMsg *msg)
 {
     g_autofree uint8_t *command = g_memdup2(msg->payload, msg->length);
     VReader *reader = vreader_get_reader_by_id(msg->reader_id);
-    int len = VSCARD_MAX_APDU_RESPONSE;
+    int len = ISO7816_MAX_APDU_RESPONSE;
     VReaderStatus st;
 
     if (TRACE_VSCARD_APDU_COMMAND_ENABLED()) {
@@ -1004,7 +1003,7 @@ int main(int argc, char **argv)
 
     c.loop = g_main_loop_new(NULL, FALSE);
     c.outq = g_byte_array_new();
-    c.response = g_malloc(VSCARD_MAX_APDU_RESPONSE);
+    c.response = g_malloc(ISO7816_MAX_APDU_RESPONSE);
     c.stream = vscard_stream_new(VSCARD_ROLE_CLIENT, &stream_ops, &c);
     c.sockclient = g_socket_client_new();
     g_socket_client_set_timeout(c.sockclient, CONNECT_TIMEOUT_S);

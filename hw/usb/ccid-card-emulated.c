@@ -20,6 +20,9 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "trace/control.h"
+#include "trace.h"
+
 #define TYPE_EMULATED_CCID "ccid-card-emulated"
 #define EMULATED_READER_NAME "vccid"
 #define BACKEND_NSS_EMULATED "nss-emulated"
@@ -58,7 +61,7 @@ typedef struct EmulatedState {
     uint8_t debug;
 
     VReader *reader;         /* owned by the event thread until it quits */
-    uint8_t atr[CCID_MAX_ATR];
+    uint8_t atr[ISO7816_MAX_ATR];
     uint32_t atr_len;        /* main loop's view; 0 = no card */
 
     GThread *event_thread;
@@ -68,7 +71,7 @@ typedef struct EmulatedState {
     guint notify_watch;
 } EmulatedState;
 
-#define EMULATED_CCID(obj) ((EmulatedState *)(obj))
+#define EMULATED_CCID(obj) DEVICE_CHECK(EmulatedState, (obj), TYPE_EMULATED_CCID)
 
 /* libcacard (and NSS under it) can be set up once per process. */
 static bool cacard_in_use;
@@ -130,6 +133,7 @@ static gboolean emul_notified(gint fd, GIOCondition cond, gpointer opaque)
         /* EAGAIN: another wakeup already drained it. */
     }
     while ((msg = g_async_queue_try_pop(s->to_main))) {
+        trace_ccid_card_emulated_msg(DEVICE(s)->id, msg->type, msg->len);
         emul_handle_msg(s, msg);
         emul_msg_free(msg);
     }
@@ -147,7 +151,7 @@ static void emul_card_inserted(EmulatedState *s, VReader *reader)
         g_warning("ccid-card-emulated: card in '%s' gives no ATR", vreader_get_name(reader));
         return;
     }
-    emul_post(s, EMUL_MSG_CARD_INSERT, atr, MIN(atr_len, CCID_MAX_ATR));
+    emul_post(s, EMUL_MSG_CARD_INSERT, atr, MIN((uint32_t)atr_len, ISO7816_MAX_ATR));
 }
 
 /* Returns false when asked to quit. */
@@ -160,24 +164,20 @@ static bool emul_handle_event(EmulatedState *s, VEvent *ev)
             g_atomic_pointer_set(&s->reader, vreader_reference(ev->reader));
             g_message("ccid-card-emulated: using reader '%s'", vreader_get_name(ev->reader));
         }
-        break;
-    case VEVENT_READER_REMOVE:
-        if (ev->reader == s->reader) {
-            emul_post(s, EMUL_MSG_CARD_REMOVE, NULL, 0);
-        }
-        break;
-    case VEVENT_CARD_INSERT:
-        if (ev->reader == s->reader) {
-            emul_card_inserted(s, ev->reader);
-        }
-        break;
-    case VEVENT_CARD_REMOVE:
-        if (ev->reader == s->reader) {
-            emul_post(s, EMUL_MSG_CARD_REMOVE, NULL, 0);
-        }
-        break;
+        return true;
     case VEVENT_LAST:
         return false;
+    default:
+        break;
+    }
+    if (ev->reader != s->reader) {
+        return true;   /* another reader's event */
+    }
+    if (ev->type == VEVENT_CARD_INSERT) {
+        emul_card_inserted(s, ev->reader);
+    } else {
+        /* VEVENT_CARD_REMOVE, or VEVENT_READER_REMOVE: our card goes with it. */
+        emul_post(s, EMUL_MSG_CARD_REMOVE, NULL, 0);
     }
     return true;
 }
@@ -206,19 +206,25 @@ static void emul_apdu_job(gpointer data, gpointer opaque)
     EmulJob *job = data;
     EmulatedState *s = opaque;
     /* libcacard truncates silently to the buffer: size it for the largest answer. */
-    g_autofree uint8_t *answer = g_malloc(CCID_MAX_APDU_RESPONSE);
-    int answer_len = CCID_MAX_APDU_RESPONSE;
+    g_autofree uint8_t *answer = g_malloc(ISO7816_MAX_APDU_RESPONSE);
+    int answer_len = ISO7816_MAX_APDU_RESPONSE;
     VReader *reader = g_atomic_pointer_get(&s->reader);
+    bool ok;
 
     if (!job->apdu) {
         if (reader) {
             vreader_power_off(reader);
         }
-    } else if (reader && vreader_xfr_bytes(reader, job->apdu, job->len, answer,
-                                           &answer_len) == VREADER_OK) {
-        emul_post(s, EMUL_MSG_APDU_ANSWER, answer, answer_len);
     } else {
-        emul_post(s, EMUL_MSG_APDU_FAILED, NULL, 0);
+        trace_ccid_card_emulated_worker_start(DEVICE(s)->id, job->len);
+        ok = reader && vreader_xfr_bytes(reader, job->apdu, job->len, answer,
+                                         &answer_len) == VREADER_OK;
+        trace_ccid_card_emulated_worker_done(DEVICE(s)->id, ok ? answer_len : 0, ok);
+        if (ok) {
+            emul_post(s, EMUL_MSG_APDU_ANSWER, answer, answer_len);
+        } else {
+            emul_post(s, EMUL_MSG_APDU_FAILED, NULL, 0);
+        }
     }
     g_free(job->apdu);
     g_free(job);
@@ -241,9 +247,7 @@ static void emul_apdu_from_guest(CCIDCardState *card, const uint8_t *apdu, uint3
 
     job->apdu = g_memdup2(apdu, len);
     job->len = len;
-    if (s->debug) {
-        g_message("%s: APDU of %u bytes, INS %02x", DEVICE(s)->id, len, len > 1 ? apdu[1] : 0);
-    }
+    trace_ccid_card_emulated_apdu(DEVICE(s)->id, len, len > 1 ? apdu[1] : 0);
     g_thread_pool_push(s->apdu_pool, job, NULL);
 }
 
@@ -381,13 +385,17 @@ static bool emul_realize(DeviceState *d, GError **errp)
 {
     EmulatedState *s = EMULATED_CCID(d);
 
+    if (s->debug) {
+        trace_enable_pattern("ccid_card_emulated_*");
+    }
+
     if (cacard_in_use) {
         g_set_error(errp, VCCID_ERROR, 0, "only one %s per process: libcacard can be "
                     "initialised once (use ccid-card-passthru for more cards)",
                     TYPE_EMULATED_CCID);
         return false;
     }
-    if (!ccid_card_plug(&s->base, errp) || !emul_init_cacard(s, errp)) {
+    if (!emul_init_cacard(s, errp)) {
         return false;
     }
     cacard_in_use = true;
@@ -426,7 +434,6 @@ static void emul_unrealize(DeviceState *d)
     if (s->reader) {
         vreader_free(s->reader);
     }
-    ccid_card_unplug(&s->base);
 }
 
 static const Property emulated_properties[] = {
@@ -438,29 +445,17 @@ static const Property emulated_properties[] = {
     DEFINE_PROP_STRING("cert1", EmulatedState, cert1, NULL, "first certificate nickname"),
     DEFINE_PROP_STRING("cert2", EmulatedState, cert2, NULL, "second certificate nickname"),
     DEFINE_PROP_STRING("cert3", EmulatedState, cert3, NULL, "third certificate nickname"),
-    DEFINE_PROP_UINT8("debug", EmulatedState, debug, "0", "log APDUs when non-zero"),
+    DEFINE_PROP_UINT8("debug", EmulatedState, debug, "0", "non-zero: trace APDUs (alias of -trace ccid_card_emulated_*)"),
     DEFINE_PROP_END_OF_LIST(),
 };
 
 static const CCIDCardClass emulated_card_class = {
-    .parent_class = {
-        .name = TYPE_EMULATED_CCID,
-        .desc = "emulated smartcard (libcacard)",
-        .instance_size = sizeof(EmulatedState),
-        .bus_type = TYPE_CCID_BUS,
-        .props = emulated_properties,
-        .user_creatable = true,
-        .realize = emul_realize,
-        .unrealize = emul_unrealize,
-    },
+    .parent_class = CCID_CARD_DEVICE_CLASS(TYPE_EMULATED_CCID, "emulated smartcard (libcacard)",
+                                           EmulatedState, emulated_properties,
+                                           emul_realize, emul_unrealize),
     .get_atr = emul_get_atr,
     .apdu_from_guest = emul_apdu_from_guest,
     .power_off = emul_power_off,
 };
 
-static void emulated_card_register_types(void)
-{
-    device_class_register(&emulated_card_class.parent_class);
-}
-
-device_type_init(emulated_card_register_types)
+device_class_init(emulated_card_class)

@@ -6,7 +6,7 @@
  *   -chardev socket,id=vsc,host=0.0.0.0,port=2001,server=on,wait=off
  *   -device ccid-card-passthru,chardev=vsc[,debug=N]
  *
- * The exchange (docs/ccid.txt, section 8): the client sends Init and we answer with
+ * The exchange (docs/ccid.txt, section 8.3): the client sends Init and we answer with
  * ours; ReaderAdd is answered with VSC_Error(VSC_SUCCESS) carrying reader id
  * 0 in the header (the reader has one slot); ATR puts the card in the slot,
  * CardRemove and ReaderRemove take it out, each acknowledged the same way.
@@ -19,21 +19,29 @@
 #include "chardev/char.h"
 #include "hw/usb/ccid.h"
 #include "proto/vscard.h"
+#include "trace/control.h"
+#include "trace.h"
 
 #define TYPE_CCID_PASSTHRU "ccid-card-passthru"
-#define PASSTHRU_CCID(obj) ((PassthruState *)(obj))
+#define PASSTHRU_CCID(obj) DEVICE_CHECK(PassthruState, (obj), TYPE_CCID_PASSTHRU)
 
 /* The one reader this card is; VSCard numbers readers from 0. */
 #define PASSTHRU_READER_ID VSCARD_MINIMAL_READER_ID
 
-G_STATIC_ASSERT(VSCARD_MAX_APDU_COMMAND == CCID_MAX_APDU_COMMAND);
-G_STATIC_ASSERT(VSCARD_MAX_APDU_RESPONSE == CCID_MAX_APDU_RESPONSE);
-G_STATIC_ASSERT(VSCARD_MAX_ATR == CCID_MAX_ATR);
-
-/* debug= levels */
-#define PT_WARN 1
-#define PT_INFO 2
-#define PT_VERBOSE 3
+/* debug=N: 1 traces the client's mistakes, 2 card events, 3 every message. */
+static const TraceDebugAlias pt_debug_aliases[] = {
+    { 1, "ccid_card_passthru_atr_rejected" },
+    { 1, "ccid_card_passthru_reader_refused" },
+    { 1, "ccid_card_passthru_unsolicited_answer" },
+    { 1, "ccid_card_passthru_client_error" },
+    { 1, "ccid_card_passthru_bad_message" },
+    { 2, "ccid_card_passthru_card_*" },
+    { 2, "ccid_card_passthru_reader_added" },
+    { 2, "ccid_card_passthru_late_answer" },
+    { 2, "ccid_card_passthru_client_*" },
+    { 3, "ccid_card_passthru_*" },
+    { 0, NULL },
+};
 
 typedef struct PassthruState {
     CCIDCardState base;
@@ -42,18 +50,13 @@ typedef struct PassthruState {
 
     VSCardStream *stream;
     GByteArray *out;            /* one message being built */
-    uint8_t atr[CCID_MAX_ATR];
+    uint8_t atr[ISO7816_MAX_ATR];
     uint32_t atr_len;           /* 0: no card in the slot */
     bool reader_added;
     bool apdu_pending;          /* the guest waits for the client's answer */
     unsigned answers_to_skip;   /* answers still due for commands nobody waits for */
 } PassthruState;
 
-#define pt_log(s, level, fmt, ...) do { \
-        if ((s)->debug >= (level)) { \
-            g_message("%s: " fmt, DEVICE(s)->id, ## __VA_ARGS__); \
-        } \
-    } while (0)
 
 /* ---- output ---- */
 
@@ -62,7 +65,7 @@ static void pt_send(PassthruState *s, VSCMsgType type, uint32_t reader_id,
 {
     g_byte_array_set_size(s->out, 0);
     vscard_build(s->out, type, reader_id, payload, len);
-    pt_log(s, PT_VERBOSE, "-> %s reader %u length %u", vscard_type_name(type), reader_id, len);
+    trace_ccid_card_passthru_send(DEVICE(s)->id, vscard_type_name(type), reader_id, len);
     chr_fe_write(s->chr, s->out->data, s->out->len);
 }
 
@@ -70,7 +73,7 @@ static void pt_send_error(PassthruState *s, uint32_t reader_id, VSCErrorCode cod
 {
     g_byte_array_set_size(s->out, 0);
     vscard_build_error(s->out, reader_id, code);
-    pt_log(s, PT_VERBOSE, "-> Error %u reader %u", code, reader_id);
+    trace_ccid_card_passthru_send_error(DEVICE(s)->id, code, reader_id);
     chr_fe_write(s->chr, s->out->data, s->out->len);
 }
 
@@ -79,7 +82,7 @@ static void pt_send_init(PassthruState *s)
 {
     g_byte_array_set_size(s->out, 0);
     vscard_build_init(s->out, VSCARD_UNDEFINED_READER_ID, 0);
-    pt_log(s, PT_VERBOSE, "-> Init");
+    trace_ccid_card_passthru_send_init(DEVICE(s)->id);
     chr_fe_write(s->chr, s->out->data, s->out->len);
 }
 
@@ -105,16 +108,17 @@ static void pt_remove_card(PassthruState *s)
 
 /* ---- messages from the client ---- */
 
-static bool atr_plausible(const uint8_t *atr, uint32_t len)
+/* The stream parser let only ISO7816_MIN_ATR..ISO7816_MAX_ATR bytes through. */
+static bool atr_plausible(const uint8_t *atr)
 {
     /* TS: direct (0x3B) or inverse (0x3F) convention, ISO 7816-3 8.1. */
-    return len >= VSCARD_MIN_ATR && (atr[0] == 0x3b || atr[0] == 0x3f);
+    return atr[0] == 0x3b || atr[0] == 0x3f;
 }
 
 static void pt_handle_atr(PassthruState *s, const VSCardMsg *msg)
 {
-    if (!atr_plausible(msg->payload, msg->length)) {
-        pt_log(s, PT_WARN, "ATR with TS 0x%02x rejected", msg->payload[0]);
+    if (!atr_plausible(msg->payload)) {
+        trace_ccid_card_passthru_atr_rejected(DEVICE(s)->id, msg->payload[0]);
         pt_send_error(s, msg->reader_id, VSC_GENERAL_ERROR);
         return;
     }
@@ -122,7 +126,7 @@ static void pt_handle_atr(PassthruState *s, const VSCardMsg *msg)
     pt_fail_pending_apdu(s);
     memcpy(s->atr, msg->payload, msg->length);
     s->atr_len = msg->length;
-    pt_log(s, PT_INFO, "card inserted, ATR of %u bytes", msg->length);
+    trace_ccid_card_passthru_card_inserted(DEVICE(s)->id, msg->length);
     ccid_card_card_inserted(&s->base);
     pt_send_error(s, msg->reader_id, VSC_SUCCESS);
 }
@@ -132,13 +136,26 @@ static void pt_handle_reader_add(PassthruState *s, const VSCardMsg *msg)
     g_autofree char *name = g_utf8_make_valid((const char *)msg->payload, msg->length);
 
     if (s->reader_added) {
-        pt_log(s, PT_WARN, "second reader \"%s\" refused", name);
+        trace_ccid_card_passthru_reader_refused(DEVICE(s)->id, name);
         pt_send_error(s, VSCARD_UNDEFINED_READER_ID, VSC_CANNOT_ADD_MORE_READERS);
         return;
     }
     s->reader_added = true;
-    pt_log(s, PT_INFO, "reader \"%s\" added as %u", name, PASSTHRU_READER_ID);
+    trace_ccid_card_passthru_reader_added(DEVICE(s)->id, name, PASSTHRU_READER_ID);
     pt_send_error(s, PASSTHRU_READER_ID, VSC_SUCCESS);
+}
+
+/* CardRemove empties the slot; ReaderRemove also takes the reader away. */
+static void pt_handle_remove(PassthruState *s, const VSCardMsg *msg)
+{
+    if (msg->type == VSC_CardRemove) {
+        trace_ccid_card_passthru_card_removed(DEVICE(s)->id);
+    }
+    pt_remove_card(s);
+    if (msg->type == VSC_ReaderRemove) {
+        s->reader_added = false;
+    }
+    pt_send_error(s, msg->reader_id, VSC_SUCCESS);
 }
 
 /* True if this answer belongs to a command given up at a power-off or reset. */
@@ -148,7 +165,7 @@ static bool pt_skip_stale_answer(PassthruState *s)
         return false;
     }
     s->answers_to_skip--;
-    pt_log(s, PT_INFO, "late answer to a command given up at power-off dropped");
+    trace_ccid_card_passthru_late_answer(DEVICE(s)->id);
     return true;
 }
 
@@ -158,7 +175,7 @@ static void pt_handle_apdu(PassthruState *s, const VSCardMsg *msg)
         return;
     }
     if (!s->apdu_pending) {
-        pt_log(s, PT_WARN, "answer of %u bytes to no command", msg->length);
+        trace_ccid_card_passthru_unsolicited_answer(DEVICE(s)->id, msg->length);
         pt_send_error(s, msg->reader_id, VSC_GENERAL_ERROR);
         return;
     }
@@ -171,58 +188,53 @@ static void pt_handle_error(PassthruState *s, const VSCardMsg *msg)
     if (msg->u.error.code == VSC_SUCCESS) {
         return;
     }
-    pt_log(s, PT_WARN, "client reports error %u", msg->u.error.code);
+    trace_ccid_card_passthru_client_error(DEVICE(s)->id, msg->u.error.code);
     /* libcacard's vscclient answers a command its card could not run this way. */
     if (!pt_skip_stale_answer(s)) {
         pt_fail_pending_apdu(s);
     }
 }
 
+static void pt_handle_init(PassthruState *s, const VSCardMsg *msg)
+{
+    trace_ccid_card_passthru_client_version(DEVICE(s)->id, msg->u.init.version);
+    pt_send_init(s);
+}
+
+static void pt_handle_flush_complete(PassthruState *s, const VSCardMsg *msg)
+{
+    trace_ccid_card_passthru_client_flushed(DEVICE(s)->id);
+}
+
+/* What a client may send, and who handles it. */
+static void (*const pt_handlers[])(PassthruState *s, const VSCardMsg *msg) = {
+    [VSC_Init] = pt_handle_init,
+    [VSC_Error] = pt_handle_error,
+    [VSC_ReaderAdd] = pt_handle_reader_add,
+    [VSC_ReaderRemove] = pt_handle_remove,
+    [VSC_ATR] = pt_handle_atr,
+    [VSC_CardRemove] = pt_handle_remove,
+    [VSC_APDU] = pt_handle_apdu,
+    [VSC_FlushComplete] = pt_handle_flush_complete,
+};
+
 static void pt_on_message(void *opaque, const VSCardMsg *msg)
 {
     PassthruState *s = opaque;
 
-    pt_log(s, PT_VERBOSE, "<- %s reader %u length %u", vscard_type_name(msg->type),
-           msg->reader_id, msg->length);
-    switch (msg->type) {
-    case VSC_Init:
-        pt_log(s, PT_INFO, "client speaks VSCard version 0x%x", msg->u.init.version);
-        pt_send_init(s);
-        break;
-    case VSC_ReaderAdd:
-        pt_handle_reader_add(s, msg);
-        break;
-    case VSC_ReaderRemove:
-        pt_remove_card(s);
-        s->reader_added = false;
-        pt_send_error(s, msg->reader_id, VSC_SUCCESS);
-        break;
-    case VSC_ATR:
-        pt_handle_atr(s, msg);
-        break;
-    case VSC_CardRemove:
-        pt_log(s, PT_INFO, "card removed");
-        pt_remove_card(s);
-        pt_send_error(s, msg->reader_id, VSC_SUCCESS);
-        break;
-    case VSC_APDU:
-        pt_handle_apdu(s, msg);
-        break;
-    case VSC_Error:
-        pt_handle_error(s, msg);
-        break;
-    case VSC_FlushComplete:
-        pt_log(s, PT_INFO, "client flushed");
-        break;
-    }
+    trace_ccid_card_passthru_recv(DEVICE(s)->id, vscard_type_name(msg->type), msg->reader_id,
+                                  msg->length);
+    /* The stream parser passes only the types a client sends. */
+    g_assert(msg->type < G_N_ELEMENTS(pt_handlers) && pt_handlers[msg->type]);
+    pt_handlers[msg->type](s, msg);
 }
 
 static void pt_on_stream_error(void *opaque, VSCardStreamError err, const VSCardMsg *msg)
 {
     PassthruState *s = opaque;
 
-    pt_log(s, PT_WARN, "bad message (type %u, length %u): %s", msg->type, msg->length,
-           vscard_error_str(err));
+    trace_ccid_card_passthru_bad_message(DEVICE(s)->id, msg->type, msg->length,
+                                         vscard_error_str(err));
     pt_send_error(s, msg->reader_id, VSC_GENERAL_ERROR);
     if (msg->type == VSC_APDU && !pt_skip_stale_answer(s)) {
         pt_fail_pending_apdu(s);    /* the answer it waited for was malformed */
@@ -255,7 +267,7 @@ static void pt_chr_event(void *opaque, ChrEvent event)
     vscard_stream_reset(s->stream);
     s->answers_to_skip = 0;
     if (event == CHR_EVENT_OPENED) {
-        pt_log(s, PT_INFO, "client connected");
+        trace_ccid_card_passthru_client_connected(DEVICE(s)->id);
         return;
     }
     g_message("%s: client gone%s", DEVICE(s)->id, s->atr_len ? ", card removed" : "");
@@ -313,12 +325,11 @@ static bool pt_realize(DeviceState *d, GError **errp)
 {
     PassthruState *s = PASSTHRU_CCID(d);
 
+    trace_enable_debug_level(pt_debug_aliases, s->debug);
+
     if (!s->chr) {
         g_set_error(errp, VCCID_ERROR, 0, "Property '%s.chardev' is required",
                     TYPE_CCID_PASSTHRU);
-        return false;
-    }
-    if (!ccid_card_plug(&s->base, errp)) {
         return false;
     }
     s->stream = vscard_stream_new(VSCARD_ROLE_HOST, &pt_stream_ops, s);
@@ -334,7 +345,6 @@ static void pt_unrealize(DeviceState *d)
 
     chr_fe_set_handlers(s->chr, NULL, NULL, NULL);
     pt_remove_card(s);
-    ccid_card_unplug(&s->base);
     vscard_stream_free(s->stream);
     g_byte_array_unref(s->out);
 }
@@ -343,29 +353,19 @@ static const Property passthru_properties[] = {
     DEFINE_CCID_CARD_PROPERTIES(PassthruState, base),
     DEFINE_PROP_CHR("chardev", PassthruState, chr, "socket chardev a VSCard client connects to"),
     DEFINE_PROP_UINT8("debug", PassthruState, debug, "0",
-                      "1: warnings, 2: card events, 3: every message"),
+                      "trace level (alias of -trace ccid_card_passthru_*): "
+                      "1 client errors, 2 card events, 3 every message"),
     DEFINE_PROP_END_OF_LIST(),
 };
 
 static const CCIDCardClass passthru_card_class = {
-    .parent_class = {
-        .name = TYPE_CCID_PASSTHRU,
-        .desc = "card on a remote client, over the VSCard protocol (vscclient)",
-        .instance_size = sizeof(PassthruState),
-        .bus_type = TYPE_CCID_BUS,
-        .props = passthru_properties,
-        .user_creatable = true,
-        .realize = pt_realize,
-        .unrealize = pt_unrealize,
-    },
+    .parent_class = CCID_CARD_DEVICE_CLASS(TYPE_CCID_PASSTHRU,
+                                           "card on a remote client, over the VSCard protocol "
+                                           "(vscclient)", PassthruState, passthru_properties,
+                                           pt_realize, pt_unrealize),
     .get_atr = pt_get_atr,
     .apdu_from_guest = pt_apdu_from_guest,
     .power_off = pt_power_off,
 };
 
-static void passthru_card_register_types(void)
-{
-    device_class_register(&passthru_card_class.parent_class);
-}
-
-device_type_init(passthru_card_register_types)
+device_class_init(passthru_card_class)

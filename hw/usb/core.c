@@ -46,15 +46,14 @@ bool usb_device_realize(USBDevice *dev, GError **errp)
 
 bool object_is_usb_device(DeviceState *dev)
 {
-    /* USB devices are the ones that plug into no bus: they are exported. */
-    return dev->klass->bus_type == NULL;
+    return device_is_a(dev, TYPE_USB_DEVICE);
 }
 
 USBDevice *usb_device_find_first(void)
 {
     for (const GList *l = device_list(); l; l = l->next) {
         if (object_is_usb_device(l->data)) {
-            return l->data;
+            return USB_DEVICE(l->data);
         }
     }
     return NULL;

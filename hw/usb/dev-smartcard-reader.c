@@ -10,11 +10,22 @@
  * that needs the card (an APDU) holds the slot until the card answers; later
  * commands wait in a queue. Answers queue in the same order and are handed
  * to bulk-in packets as they come, one answer per transfer.
+ *
+ * Scheduling: whatever arrives (a bulk-out or bulk-in packet, a card's
+ * answer or event, a reset) only changes state and queues work; ccid_run()
+ * alone runs commands, hands answers to bulk-in and takes in held bulk-out
+ * packets, until nothing changes. Nothing it calls calls it back. A card may
+ * answer from within apdu_from_guest: the loop sees that answer when the card
+ * call returns. A card that answers later, from the main loop, wakes the
+ * reader's wakeup source, which runs ccid_run() (and asks the host for more
+ * time while the card is slow).
  */
 #include "hw/usb.h"
 #include "hw/usb/desc.h"
 #include "hw/usb/ccid.h"
 #include "proto/ccid.h"
+#include "trace/control.h"
+#include "trace.h"
 
 #include <string.h>
 
@@ -180,10 +191,9 @@ typedef struct USBCCIDState {
     GQueue held_out;         /* bulk-out USBPacket * waiting for queue room */
     bool busy;               /* the card holds an APDU of busy_hdr */
     CCIDHeader busy_hdr;
-    guint time_extension_timer;
+    gint64 extension_due;    /* monotonic time of the next time extension */
     unsigned answers_to_drop;/* card answers to APDUs we already answered */
-    bool processing;         /* in ccid_process_commands: do not re-enter */
-    bool accepting;          /* in ccid_accept_held_out: do not re-enter */
+    GSource *wakeup;         /* runs ccid_run() from the main loop */
 
     /* APDU chaining, CCID 6.1.4 */
     GByteArray *cmd_chain;   /* command APDU being assembled */
@@ -191,21 +201,22 @@ typedef struct USBCCIDState {
     size_t rsp_chain_off;
 
     /* answers */
-    GQueue answers;          /* GByteArray *, whole RDR_to_PC messages */
-    size_t answer_off;       /* bytes of the head answer already sent */
-    bool zlp_pending;        /* the last answer filled a packet: end it with a ZLP */
+    CCIDSplitter bulk_in;    /* whole RDR_to_PC messages, cut into packets */
     GQueue pending_in;       /* bulk-in USBPacket * waiting for answers */
 } USBCCIDState;
 
-#define USB_CCID(obj) ((USBCCIDState *)(obj))
+#define USB_CCID(obj) DEVICE_CHECK(USBCCIDState, (obj), TYPE_USB_CCID)
 
-#define ccid_debug(s, level, fmt, ...) do { \
-        if ((s)->debug >= (level)) { \
-            g_message("%s: " fmt, DEVICE(s)->id, ## __VA_ARGS__); \
-        } \
-    } while (0)
-
-static void ccid_process_commands(USBCCIDState *s);
+/* debug=N: 1 traces commands and failures, 2 answers and APDUs too. */
+static const TraceDebugAlias ccid_debug_aliases[] = {
+    { 1, "usb_ccid_command*" },
+    { 1, "usb_ccid_time_extension" },
+    { 1, "usb_ccid_late_card_answer" },
+    { 1, "usb_ccid_unsupported_control" },
+    { 1, "usb_ccid_reset" },
+    { 2, "usb_ccid_*" },
+    { 0, NULL },
+};
 
 /* ---- slot state ---- */
 
@@ -258,80 +269,33 @@ static const uint8_t *ccid_card_atr(USBCCIDState *s, uint32_t *len)
 
 /* ---- answers ---- */
 
-static void ccid_answer_free(gpointer p)
-{
-    g_byte_array_unref(p);
-}
-
 /*
- * Fill a bulk-in packet from the head answer. One answer per transfer: a
- * packet shorter than the answer gets its start, the next packet the rest.
+ * Queue one RDR_to_PC message answering cmd (same bSlot and bSeq). status is
+ * bStatus: bmICCStatus | bmCommandStatus, CCID 6.2.6.
  */
-static void ccid_fill_bulk_in(USBCCIDState *s, USBPacket *p)
+static void ccid_queue_message(USBCCIDState *s, uint8_t type, const CCIDHeader *cmd,
+                               uint8_t status, uint8_t bError, uint8_t specific,
+                               const uint8_t *data, uint32_t len)
 {
-    GByteArray *ans = g_queue_peek_head(&s->answers);
-    uint16_t mps = s->dev.ep_in[CCID_BULK_IN_EP].max_packet_size;
-
-    p->status = USB_RET_SUCCESS;
-    if (s->zlp_pending) {
-        s->zlp_pending = false;
-        return;
-    }
-    s->answer_off += usb_packet_copy_in(p, ans->data + s->answer_off, ans->len - s->answer_off);
-    if (s->answer_off == ans->len) {
-        g_byte_array_unref(g_queue_pop_head(&s->answers));
-        s->answer_off = 0;
-        /*
-         * A host that reads packet by packet (UHCI) cannot tell that an answer
-         * ending on a full packet is over; USB ends such a transfer with a
-         * zero-length packet. A host that asks for whole transfers (xHCI,
-         * EHCI) got a short transfer already and must not see a stray ZLP.
-         */
-        s->zlp_pending = p->size == mps && p->actual_length == mps;
-    }
-}
-
-static bool ccid_bulk_in_ready(USBCCIDState *s)
-{
-    return s->zlp_pending || !g_queue_is_empty(&s->answers);
-}
-
-/* Hand queued answers to bulk-in packets that were waiting for them. */
-static void ccid_flush_answers(USBCCIDState *s)
-{
-    while (ccid_bulk_in_ready(s) && !g_queue_is_empty(&s->pending_in)) {
-        USBPacket *p = g_queue_pop_head(&s->pending_in);
-
-        ccid_fill_bulk_in(s, p);
-        usb_packet_complete(&s->dev, p);
-    }
-    ccid_process_commands(s);
-}
-
-/* Queue an answer: header from the command, then status, error, byte 9. */
-static void ccid_queue_answer(USBCCIDState *s, uint8_t type, const CCIDHeader *cmd,
-                              uint8_t bError, uint8_t specific, const uint8_t *data,
-                              uint32_t len)
-{
-    GByteArray *ans = g_byte_array_sized_new(CCID_HEADER_SIZE + len);
     CCIDHeader h = {
         .bMessageType = type,
         .dwLength = len,
         .bSlot = cmd->bSlot,
         .bSeq = cmd->bSeq,
-        .specific = { ccid_icc_status(s) | (bError ? CCID_COMMAND_FAILED : CCID_COMMAND_OK),
-                      bError, specific },
+        .specific = { status, bError, specific },
     };
 
-    g_byte_array_set_size(ans, CCID_HEADER_SIZE);
-    ccid_header_write(ans->data, &h);
-    if (len) {
-        g_byte_array_append(ans, data, len);
-    }
-    ccid_debug(s, 2, "answer %02x seq %u status %02x error %02x len %u", type, cmd->bSeq,
-               h.specific[0], bError, len);
-    g_queue_push_tail(&s->answers, ans);
-    ccid_flush_answers(s);
+    trace_usb_ccid_answer(DEVICE(s)->id, type, cmd->bSeq, status, bError, len);
+    ccid_splitter_push(&s->bulk_in, &h, data);
+}
+
+/* A successful answer: header from the command, then byte 9 and the data. */
+static void ccid_queue_answer(USBCCIDState *s, uint8_t type, const CCIDHeader *cmd,
+                              uint8_t specific, const uint8_t *data, uint32_t len)
+{
+    uint8_t status = ccid_icc_status(s) | CCID_COMMAND_OK;
+
+    ccid_queue_message(s, type, cmd, status, 0, specific, data, len);
 }
 
 /*
@@ -340,36 +304,25 @@ static void ccid_queue_answer(USBCCIDState *s, uint8_t type, const CCIDHeader *c
  */
 static void ccid_answer_error(USBCCIDState *s, const CCIDHeader *cmd, uint8_t bError)
 {
-    GByteArray *ans = g_byte_array_sized_new(CCID_HEADER_SIZE);
-    CCIDHeader h = {
-        .bMessageType = ccid_answer_type(cmd->bMessageType),
-        .dwLength = 0,
-        .bSlot = cmd->bSlot,
-        .bSeq = cmd->bSeq,
-        .specific = { (cmd->bSlot == 0 ? ccid_icc_status(s) : CCID_ICC_ABSENT) |
-                      CCID_COMMAND_FAILED, bError, 0 },
-    };
+    uint8_t type = ccid_answer_type(cmd->bMessageType);
+    uint8_t status = (cmd->bSlot == 0 ? ccid_icc_status(s) : CCID_ICC_ABSENT) |
+                     CCID_COMMAND_FAILED;
 
-    if (h.bMessageType == CCID_RDR_TO_PC_PARAMETERS) {
-        h.specific[2] = s->protocol;
-    }
-    g_byte_array_set_size(ans, CCID_HEADER_SIZE);
-    ccid_header_write(ans->data, &h);
-    ccid_debug(s, 1, "%s seq %u failed: bError %02x", ccid_message_name(cmd->bMessageType),
-               cmd->bSeq, bError);
-    g_queue_push_tail(&s->answers, ans);
-    ccid_flush_answers(s);
+    trace_usb_ccid_command_failed(DEVICE(s)->id, ccid_message_name(cmd->bMessageType),
+                                  cmd->bSeq, bError);
+    ccid_queue_message(s, type, cmd, status, bError,
+                       type == CCID_RDR_TO_PC_PARAMETERS ? s->protocol : 0, NULL, 0);
 }
 
 static void ccid_answer_slot_status(USBCCIDState *s, const CCIDHeader *cmd)
 {
     /* bClockStatus 0: running. A virtual clock never stops. */
-    ccid_queue_answer(s, CCID_RDR_TO_PC_SLOT_STATUS, cmd, 0, 0, NULL, 0);
+    ccid_queue_answer(s, CCID_RDR_TO_PC_SLOT_STATUS, cmd, 0, NULL, 0);
 }
 
 static void ccid_answer_parameters(USBCCIDState *s, const CCIDHeader *cmd)
 {
-    ccid_queue_answer(s, CCID_RDR_TO_PC_PARAMETERS, cmd, 0, s->protocol, s->protocol_data,
+    ccid_queue_answer(s, CCID_RDR_TO_PC_PARAMETERS, cmd, s->protocol, s->protocol_data,
                       s->protocol ? 7 : 5);
 }
 
@@ -378,15 +331,14 @@ static void ccid_answer_apdu(USBCCIDState *s, const CCIDHeader *cmd, const uint8
                              uint32_t len)
 {
     if (len <= CCID_MAX_CHUNK) {
-        ccid_queue_answer(s, CCID_RDR_TO_PC_DATA_BLOCK, cmd, 0, CCID_CHAIN_NONE, apdu, len);
+        ccid_queue_answer(s, CCID_RDR_TO_PC_DATA_BLOCK, cmd, CCID_CHAIN_NONE, apdu, len);
         return;
     }
     g_clear_pointer(&s->rsp_chain, g_byte_array_unref);
     s->rsp_chain = g_byte_array_sized_new(len);
     g_byte_array_append(s->rsp_chain, apdu, len);
     s->rsp_chain_off = CCID_MAX_CHUNK;
-    ccid_queue_answer(s, CCID_RDR_TO_PC_DATA_BLOCK, cmd, 0, CCID_CHAIN_BEGIN, apdu,
-                      CCID_MAX_CHUNK);
+    ccid_queue_answer(s, CCID_RDR_TO_PC_DATA_BLOCK, cmd, CCID_CHAIN_BEGIN, apdu, CCID_MAX_CHUNK);
 }
 
 static void ccid_answer_next_chunk(USBCCIDState *s, const CCIDHeader *cmd)
@@ -401,66 +353,63 @@ static void ccid_answer_next_chunk(USBCCIDState *s, const CCIDHeader *cmd)
     if (chain == CCID_CHAIN_END) {
         g_clear_pointer(&s->rsp_chain, g_byte_array_unref);
     }
-    ccid_queue_answer(s, CCID_RDR_TO_PC_DATA_BLOCK, cmd, 0, chain, rsp->data + off, n);
+    ccid_queue_answer(s, CCID_RDR_TO_PC_DATA_BLOCK, cmd, chain, rsp->data + off, n);
     g_byte_array_unref(rsp);
+}
+
+/* Forget a command being chained in and an answer being chained out. */
+static void ccid_chain_reset(USBCCIDState *s)
+{
+    g_clear_pointer(&s->cmd_chain, g_byte_array_unref);
+    g_clear_pointer(&s->rsp_chain, g_byte_array_unref);
 }
 
 /* ---- the card in flight ---- */
 
-/* A time extension for the APDU in flight, unless answers already wait. */
-static gboolean ccid_time_extension(gpointer opaque)
+/*
+ * The card is slow: ask the host for more time for the APDU in flight,
+ * unless answers already wait (they tell the host the reader is alive).
+ */
+static void ccid_time_extension(USBCCIDState *s)
 {
-    USBCCIDState *s = opaque;
-    GByteArray *msg;
-    CCIDHeader h;
-
-    if (!s->busy || !g_queue_is_empty(&s->answers)) {
-        return G_SOURCE_CONTINUE;
+    s->extension_due = g_get_monotonic_time() + CCID_TIME_EXTENSION_MS * 1000;
+    if (ccid_splitter_queued(&s->bulk_in)) {
+        return;
     }
-    h = (CCIDHeader) {
-        .bMessageType = CCID_RDR_TO_PC_DATA_BLOCK,
-        .bSlot = s->busy_hdr.bSlot,
-        .bSeq = s->busy_hdr.bSeq,
-        /* bError carries the BWT multiplier: one more waiting time. */
-        .specific = { ccid_icc_status(s) | CCID_TIME_EXTENSION, 1, 0 },
-    };
-    msg = g_byte_array_sized_new(CCID_HEADER_SIZE);
-    g_byte_array_set_size(msg, CCID_HEADER_SIZE);
-    ccid_header_write(msg->data, &h);
-    ccid_debug(s, 1, "apdu seq %u: time extension", h.bSeq);
-    g_queue_push_tail(&s->answers, msg);
-    ccid_flush_answers(s);
-    return G_SOURCE_CONTINUE;
+    trace_usb_ccid_time_extension(DEVICE(s)->id, s->busy_hdr.bSeq);
+    /* bError carries the BWT multiplier: one more waiting time. */
+    ccid_queue_message(s, CCID_RDR_TO_PC_DATA_BLOCK, &s->busy_hdr,
+                       ccid_icc_status(s) | CCID_TIME_EXTENSION, 1, 0, NULL, 0);
 }
 
 static void ccid_set_busy(USBCCIDState *s, const CCIDHeader *cmd)
 {
     s->busy = true;
     s->busy_hdr = *cmd;
-    if (!s->time_extension_timer) {
-        s->time_extension_timer = g_timeout_add(CCID_TIME_EXTENSION_MS, ccid_time_extension, s);
-    }
+    s->extension_due = g_get_monotonic_time() + CCID_TIME_EXTENSION_MS * 1000;
 }
 
 static void ccid_clear_busy(USBCCIDState *s)
 {
     s->busy = false;
-    if (s->time_extension_timer) {
-        g_source_remove(s->time_extension_timer);
-        s->time_extension_timer = 0;
-    }
+}
+
+/* Card answers and events call this: ccid_run() picks them up from the main loop. */
+static void ccid_wake_soon(USBCCIDState *s)
+{
+    g_source_set_ready_time(s->wakeup, 0);
 }
 
 static void ccid_send_to_card(USBCCIDState *s, const CCIDHeader *cmd, const uint8_t *apdu,
                               uint32_t len)
 {
     /* ISO 7816-4: an APDU has at least CLA INS P1 P2; a card has no answer to less. */
-    if (len < 4) {
+    if (len < ISO7816_MIN_APDU_COMMAND) {
         ccid_answer_error(s, cmd, CCID_OFFSET_LENGTH);
         return;
     }
     ccid_set_busy(s, cmd);
-    ccid_debug(s, 2, "apdu seq %u: %u bytes to the card", cmd->bSeq, len);
+    trace_usb_ccid_apdu_to_card(DEVICE(s)->id, cmd->bSeq, len);
     CCID_CARD_GET_CLASS(s->card)->apdu_from_guest(s->card, apdu, len);
 }
 
@@ -482,7 +431,7 @@ static bool ccid_card_answer_is_stale(USBCCIDState *s, const char *what)
 {
     if (s->answers_to_drop) {
         s->answers_to_drop--;
-        ccid_debug(s, 1, "dropping a late card %s for an APDU already answered", what);
+        trace_usb_ccid_late_card_answer(DEVICE(s)->id, what);
         return true;
     }
     if (!s->busy) {
@@ -507,13 +456,14 @@ void ccid_card_send_apdu_to_guest(CCIDCardState *card, const uint8_t *apdu, uint
         return;
     }
     ccid_clear_busy(s);
-    if (len > CCID_MAX_APDU_RESPONSE) {
+    if (len > ISO7816_MAX_APDU_RESPONSE) {
         g_warning("%s: card answer of %u bytes exceeds %u; reported as overrun",
-                  DEVICE(s)->id, len, CCID_MAX_APDU_RESPONSE);
+                  DEVICE(s)->id, len, ISO7816_MAX_APDU_RESPONSE);
         ccid_answer_error(s, &s->busy_hdr, CCID_ERR_XFR_OVERRUN);
-        return;
+    } else {
+        ccid_answer_apdu(s, &s->busy_hdr, apdu, len);
     }
-    ccid_answer_apdu(s, &s->busy_hdr, apdu, len);
+    ccid_wake_soon(s);
 }
 
 void ccid_card_apdu_failed(CCIDCardState *card)
@@ -525,6 +475,7 @@ void ccid_card_apdu_failed(CCIDCardState *card)
     }
     ccid_clear_busy(s);
     ccid_answer_error(s, &s->busy_hdr, s->icc_present ? CCID_ERR_HW_ERROR : CCID_ERR_ICC_MUTE);
+    ccid_wake_soon(s);
 }
 
 void ccid_card_card_inserted(CCIDCardState *card)
@@ -538,6 +489,7 @@ void ccid_card_card_inserted(CCIDCardState *card)
     s->icc_present = true;
     s->icc_powered = false;
     ccid_notify_slot_change(s);
+    ccid_wake_soon(s);
 }
 
 void ccid_card_card_removed(CCIDCardState *card)
@@ -550,44 +502,42 @@ void ccid_card_card_removed(CCIDCardState *card)
     g_message("%s: card removed", DEVICE(s)->id);
     s->icc_present = false;
     s->icc_powered = false;
-    g_clear_pointer(&s->cmd_chain, g_byte_array_unref);
-    g_clear_pointer(&s->rsp_chain, g_byte_array_unref);
+    ccid_chain_reset(s);
     ccid_fail_in_flight(s, CCID_ERR_ICC_MUTE);
     ccid_notify_slot_change(s);
+    ccid_wake_soon(s);
 }
 
-void ccid_card_card_error(CCIDCardState *card, uint64_t error)
-{
-    USBCCIDState *s = ccid_of_card(card);
+/* ---- the ccid-bus: slot bookkeeping for every card ---- */
 
-    if (s) {
-        g_warning("%s: card reports error %" G_GUINT64_FORMAT, DEVICE(s)->id, error);
-        ccid_fail_in_flight(s, CCID_ERR_HW_ERROR);
-    }
-}
-
-bool ccid_card_plug(CCIDCardState *card, GError **errp)
+static bool ccid_bus_plug(BusState *bus, DeviceState *child, GError **errp)
 {
-    USBCCIDState *s = ccid_of_card(card);
+    CCIDCardState *card = CCID_CARD(child);
 
     if (card->slot != 0) {
         g_set_error(errp, VCCID_ERROR, 0, "Property '%s.slot' doesn't take value %u "
-                    "(the reader has one slot, 0)", DEVICE(card)->klass->name, card->slot);
+                    "(the reader has one slot, 0)", child->klass->name, card->slot);
         return false;
     }
-    s->card = card;
+    USB_CCID(bus->parent)->card = card;
     return true;
 }
 
-void ccid_card_unplug(CCIDCardState *card)
+static void ccid_bus_unplug(BusState *bus, DeviceState *child)
 {
-    USBCCIDState *s = ccid_of_card(card);
+    CCIDCardState *card = CCID_CARD(child);
+    USBCCIDState *s = USB_CCID(bus->parent);
 
-    if (s && s->card == card) {
-        ccid_card_card_removed(card);
-        s->card = NULL;
-    }
+    /* One slot: the card leaving is the one ccid_bus_plug took in. */
+    g_assert(s->card == card);
+    ccid_card_card_removed(card);
+    s->card = NULL;
 }
+
+static const BusOps ccid_bus_ops = {
+    .plug = ccid_bus_plug,
+    .unplug = ccid_bus_unplug,
+};
 
 /* ---- commands ---- */
 
@@ -605,13 +555,12 @@ static void ccid_power_on(USBCCIDState *s, const CCIDCommand *c)
         ccid_answer_error(s, &c->hdr, CCID_ERR_ICC_MUTE);
         return;
     }
-    atr_len = MIN(atr_len, CCID_MAX_ATR);
+    atr_len = MIN(atr_len, ISO7816_MAX_ATR);
     /* A power-on is a cold reset: whatever chain was in progress is gone. */
-    g_clear_pointer(&s->cmd_chain, g_byte_array_unref);
-    g_clear_pointer(&s->rsp_chain, g_byte_array_unref);
+    ccid_chain_reset(s);
     s->icc_powered = true;
     ccid_reset_parameters(s, ccid_atr_protocol(atr, atr_len));
-    ccid_queue_answer(s, CCID_RDR_TO_PC_DATA_BLOCK, &c->hdr, 0, 0, atr, atr_len);
+    ccid_queue_answer(s, CCID_RDR_TO_PC_DATA_BLOCK, &c->hdr, 0, atr, atr_len);
 }
 
 static void ccid_power_off(USBCCIDState *s, const CCIDCommand *c)
@@ -620,8 +569,7 @@ static void ccid_power_off(USBCCIDState *s, const CCIDCommand *c)
         CCID_CARD_GET_CLASS(s->card)->power_off(s->card);
     }
     s->icc_powered = false;
-    g_clear_pointer(&s->cmd_chain, g_byte_array_unref);
-    g_clear_pointer(&s->rsp_chain, g_byte_array_unref);
+    ccid_chain_reset(s);
     ccid_answer_slot_status(s, &c->hdr);
 }
 
@@ -638,13 +586,11 @@ static void ccid_xfr_block(USBCCIDState *s, const CCIDCommand *c)
     }
     switch (level) {
     case CCID_CHAIN_NONE:
-        g_clear_pointer(&s->cmd_chain, g_byte_array_unref);
-        g_clear_pointer(&s->rsp_chain, g_byte_array_unref);
+        ccid_chain_reset(s);
         ccid_send_to_card(s, &c->hdr, data, len);
         return;
     case CCID_CHAIN_BEGIN:
-        g_clear_pointer(&s->cmd_chain, g_byte_array_unref);
-        g_clear_pointer(&s->rsp_chain, g_byte_array_unref);
+        ccid_chain_reset(s);
         s->cmd_chain = g_byte_array_new();
         break;
     case CCID_CHAIN_MIDDLE:
@@ -665,7 +611,7 @@ static void ccid_xfr_block(USBCCIDState *s, const CCIDCommand *c)
         ccid_answer_error(s, &c->hdr, CCID_OFFSET_SPECIFIC + 1);
         return;
     }
-    if (s->cmd_chain->len + len > CCID_MAX_APDU_COMMAND) {
+    if (s->cmd_chain->len + len > ISO7816_MAX_APDU_COMMAND) {
         g_clear_pointer(&s->cmd_chain, g_byte_array_unref);
         ccid_answer_error(s, &c->hdr, CCID_ERR_XFR_OVERRUN);
         return;
@@ -673,7 +619,7 @@ static void ccid_xfr_block(USBCCIDState *s, const CCIDCommand *c)
     g_byte_array_append(s->cmd_chain, data, len);
     if (level != CCID_CHAIN_END) {
         /* Empty answer: send the next piece of the command. */
-        ccid_queue_answer(s, CCID_RDR_TO_PC_DATA_BLOCK, &c->hdr, 0, CCID_CHAIN_CONTINUE, NULL, 0);
+        ccid_queue_answer(s, CCID_RDR_TO_PC_DATA_BLOCK, &c->hdr, CCID_CHAIN_CONTINUE, NULL, 0);
         return;
     }
     {
@@ -714,96 +660,92 @@ static void ccid_set_data_rate(USBCCIDState *s, const CCIDCommand *c)
         ccid_answer_error(s, &c->hdr, CCID_OFFSET_LENGTH);
         return;
     }
-    ccid_queue_answer(s, CCID_RDR_TO_PC_DATA_RATE_AND_CLOCK_FREQUENCY, &c->hdr, 0, 0,
-                      applied, sizeof(applied));
+    ccid_queue_answer(s, CCID_RDR_TO_PC_DATA_RATE_AND_CLOCK_FREQUENCY, &c->hdr, 0, applied,
+                      sizeof(applied));
 }
 
-/* Fixed-length commands whose dwLength must be 0. */
-static bool ccid_expects_no_data(uint8_t type)
+static void ccid_get_slot_status(USBCCIDState *s, const CCIDCommand *c)
 {
-    switch (type) {
-    case CCID_PC_TO_RDR_ICC_POWER_ON:
-    case CCID_PC_TO_RDR_ICC_POWER_OFF:
-    case CCID_PC_TO_RDR_GET_SLOT_STATUS:
-    case CCID_PC_TO_RDR_GET_PARAMETERS:
-    case CCID_PC_TO_RDR_RESET_PARAMETERS:
-    case CCID_PC_TO_RDR_ICC_CLOCK:
-    case CCID_PC_TO_RDR_MECHANICAL:
-    case CCID_PC_TO_RDR_ABORT:
-        return true;
-    default:
-        return false;
+    ccid_answer_slot_status(s, &c->hdr);
+}
+
+static void ccid_get_parameters(USBCCIDState *s, const CCIDCommand *c)
+{
+    ccid_answer_parameters(s, &c->hdr);
+}
+
+/* ResetParameters: back to the defaults for the protocol the ATR offers. */
+static void ccid_reset_parameters_to_atr(USBCCIDState *s, const CCIDCommand *c)
+{
+    uint32_t atr_len;
+    const uint8_t *atr = ccid_card_atr(s, &atr_len);
+
+    ccid_reset_parameters(s, atr ? ccid_atr_protocol(atr, atr_len) : 0);
+    ccid_answer_parameters(s, &c->hdr);
+}
+
+static void ccid_abort(USBCCIDState *s, const CCIDCommand *c)
+{
+    /* Whatever was in flight was answered when the Abort arrived. */
+    ccid_answer_slot_status(s, &c->hdr);
+}
+
+typedef struct CCIDCommandInfo {
+    uint8_t type;
+    bool no_data;            /* fixed length: dwLength must be 0 */
+    bool needs_icc;          /* without a card, ICC_MUTE before anything else */
+    void (*run)(USBCCIDState *s, const CCIDCommand *c);   /* NULL: not supported */
+} CCIDCommandInfo;
+
+/*
+ * The PC_to_RDR messages the reader knows. Not supported (answered with
+ * bError 0): IccClock (the clock never stops) and Mechanical (no
+ * mechanics), as well as Escape (no vendor commands), T0APDU (APDU level
+ * only), Secure (no PIN pad) and unknown types, which are not listed.
+ */
+static const CCIDCommandInfo ccid_commands[] = {
+    { CCID_PC_TO_RDR_ICC_POWER_ON, true, false, ccid_power_on },
+    { CCID_PC_TO_RDR_ICC_POWER_OFF, true, false, ccid_power_off },
+    { CCID_PC_TO_RDR_GET_SLOT_STATUS, true, false, ccid_get_slot_status },
+    { CCID_PC_TO_RDR_XFR_BLOCK, false, false, ccid_xfr_block },
+    { CCID_PC_TO_RDR_GET_PARAMETERS, true, true, ccid_get_parameters },
+    { CCID_PC_TO_RDR_RESET_PARAMETERS, true, true, ccid_reset_parameters_to_atr },
+    { CCID_PC_TO_RDR_SET_PARAMETERS, false, false, ccid_set_parameters },
+    { CCID_PC_TO_RDR_SET_DATA_RATE_AND_CLOCK_FREQUENCY, false, false, ccid_set_data_rate },
+    { CCID_PC_TO_RDR_ABORT, true, false, ccid_abort },
+    { CCID_PC_TO_RDR_ICC_CLOCK, true, false, NULL },
+    { CCID_PC_TO_RDR_MECHANICAL, true, false, NULL },
+};
+
+static const CCIDCommandInfo *ccid_command_info(uint8_t type)
+{
+    for (size_t i = 0; i < G_N_ELEMENTS(ccid_commands); i++) {
+        if (ccid_commands[i].type == type) {
+            return &ccid_commands[i];
+        }
     }
+    return NULL;
 }
 
 static void ccid_execute(USBCCIDState *s, const CCIDCommand *c)
 {
     const CCIDHeader *h = &c->hdr;
+    const CCIDCommandInfo *info = ccid_command_info(h->bMessageType);
 
-    ccid_debug(s, 1, "%s seq %u len %u", ccid_message_name(h->bMessageType), h->bSeq,
-               h->dwLength);
+    trace_usb_ccid_command(DEVICE(s)->id, ccid_message_name(h->bMessageType), h->bSeq,
+                           h->dwLength);
     if (c->bError >= 0) {
         ccid_answer_error(s, h, c->bError);
-        return;
-    }
-    if (h->bSlot != 0) {
+    } else if (h->bSlot != 0) {
         ccid_answer_error(s, h, CCID_OFFSET_SLOT);
-        return;
-    }
-    if (ccid_expects_no_data(h->bMessageType) && h->dwLength != 0) {
+    } else if (info && info->no_data && h->dwLength != 0) {
         ccid_answer_error(s, h, CCID_OFFSET_LENGTH);
-        return;
-    }
-    switch (h->bMessageType) {
-    case CCID_PC_TO_RDR_ICC_POWER_ON:
-        ccid_power_on(s, c);
-        break;
-    case CCID_PC_TO_RDR_ICC_POWER_OFF:
-        ccid_power_off(s, c);
-        break;
-    case CCID_PC_TO_RDR_GET_SLOT_STATUS:
-        ccid_answer_slot_status(s, h);
-        break;
-    case CCID_PC_TO_RDR_XFR_BLOCK:
-        ccid_xfr_block(s, c);
-        break;
-    case CCID_PC_TO_RDR_GET_PARAMETERS:
-        if (!s->icc_present) {
-            ccid_answer_error(s, h, CCID_ERR_ICC_MUTE);
-            break;
-        }
-        ccid_answer_parameters(s, h);
-        break;
-    case CCID_PC_TO_RDR_RESET_PARAMETERS: {
-        uint32_t atr_len;
-        const uint8_t *atr = ccid_card_atr(s, &atr_len);
-
-        if (!s->icc_present) {
-            ccid_answer_error(s, h, CCID_ERR_ICC_MUTE);
-            break;
-        }
-        ccid_reset_parameters(s, atr ? ccid_atr_protocol(atr, atr_len) : 0);
-        ccid_answer_parameters(s, h);
-        break;
-    }
-    case CCID_PC_TO_RDR_SET_PARAMETERS:
-        ccid_set_parameters(s, c);
-        break;
-    case CCID_PC_TO_RDR_SET_DATA_RATE_AND_CLOCK_FREQUENCY:
-        ccid_set_data_rate(s, c);
-        break;
-    case CCID_PC_TO_RDR_ABORT:
-        /* Whatever was in flight was answered when the Abort arrived. */
-        ccid_answer_slot_status(s, h);
-        break;
-    default:
-        /*
-         * Escape (no vendor commands), IccClock (the clock never stops),
-         * T0APDU (APDU level only), Secure (no PIN pad), Mechanical (no
-         * mechanics) and unknown types.
-         */
+    } else if (info && info->needs_icc && !s->icc_present) {
+        ccid_answer_error(s, h, CCID_ERR_ICC_MUTE);
+    } else if (!info || !info->run) {
         ccid_answer_error(s, h, CCID_ERR_CMD_NOT_SUPPORTED);
-        break;
+    } else {
+        info->run(s, c);
     }
 }
 
@@ -815,27 +757,7 @@ static void ccid_command_free(gpointer p)
     g_free(c);
 }
 
-static void ccid_accept_held_out(USBCCIDState *s);
-
-/* Run queued commands while the slot is free and answers have room. */
-static void ccid_process_commands(USBCCIDState *s)
-{
-    /* Answers complete packets, which may call back in; one loop at a time. */
-    if (s->processing) {
-        return;
-    }
-    s->processing = true;
-    while (!s->busy && !g_queue_is_empty(&s->commands) &&
-           g_queue_get_length(&s->answers) < CCID_MAX_QUEUED_ANSWERS) {
-        CCIDCommand *c = g_queue_pop_head(&s->commands);
-
-        ccid_execute(s, c);
-        ccid_command_free(c);
-    }
-    s->processing = false;
-    ccid_accept_held_out(s);
-}
-
+/* Queue a command; an Abort also answers the APDU it overtakes. */
 static void ccid_queue_command(USBCCIDState *s, const CCIDHeader *h, const uint8_t *payload,
                                uint32_t len, int bError)
 {
@@ -853,9 +775,9 @@ static void ccid_queue_command(USBCCIDState *s, const CCIDHeader *h, const uint8
         ccid_fail_in_flight(s, CCID_ERR_CMD_ABORTED);
     }
     g_queue_push_tail(&s->commands, c);
-    ccid_process_commands(s);
 }
 
+/* Take one bulk-out transfer in: a whole message becomes a queued command. */
 static void ccid_handle_bulk_out(USBCCIDState *s, USBPacket *p)
 {
     CCIDAssembled msg;
@@ -881,23 +803,107 @@ static void ccid_handle_bulk_out(USBCCIDState *s, USBPacket *p)
     p->status = USB_RET_SUCCESS;
 }
 
-/* Bulk-out packets that waited for room in the command queue. */
-static void ccid_accept_held_out(USBCCIDState *s)
+static bool ccid_bulk_out_has_room(USBCCIDState *s)
 {
-    /* Completing in order: a nested call would complete a later packet first. */
-    if (s->accepting) {
-        return;
-    }
-    s->accepting = true;
-    while (!g_queue_is_empty(&s->held_out) &&
-           g_queue_get_length(&s->commands) < CCID_MAX_QUEUED_COMMANDS) {
-        USBPacket *p = g_queue_pop_head(&s->held_out);
-
-        ccid_handle_bulk_out(s, p);
-        usb_packet_complete(&s->dev, p);
-    }
-    s->accepting = false;
+    return g_queue_get_length(&s->commands) < CCID_MAX_QUEUED_COMMANDS;
 }
+
+/* Fill a bulk-in packet from the answers; one answer per transfer. */
+static void ccid_fill_bulk_in(USBCCIDState *s, USBPacket *p)
+{
+    p->actual_length += ccid_splitter_pull(&s->bulk_in, p->data + p->actual_length,
+                                           p->size - p->actual_length);
+    p->status = USB_RET_SUCCESS;
+}
+
+/* ---- the scheduling point ---- */
+
+/* Run queued commands while the slot is free and answers have room. */
+static bool ccid_run_commands(USBCCIDState *s)
+{
+    bool ran = false;
+
+    while (!s->busy && !g_queue_is_empty(&s->commands) &&
+           ccid_splitter_queued(&s->bulk_in) < CCID_MAX_QUEUED_ANSWERS) {
+        CCIDCommand *c = g_queue_pop_head(&s->commands);
+
+        ccid_execute(s, c);
+        ccid_command_free(c);
+        ran = true;
+    }
+    return ran;
+}
+
+/* Hand queued answers to the bulk-in packets that wait for them. */
+static bool ccid_complete_bulk_in(USBCCIDState *s)
+{
+    bool completed = false;
+
+    while (ccid_splitter_ready(&s->bulk_in) && !g_queue_is_empty(&s->pending_in)) {
+        USBPacket *p = g_queue_pop_head(&s->pending_in);
+
+        ccid_fill_bulk_in(s, p);
+        usb_packet_complete(&s->dev, p);
+        completed = true;
+    }
+    return completed;
+}
+
+/*
+ * Take in the oldest bulk-out packet that waited for room in the command
+ * queue. One at a time: its command runs before the next is read, as it
+ * would have had it found room at once (an Abort must find the APDU before
+ * it in flight).
+ */
+static bool ccid_accept_held_out(USBCCIDState *s)
+{
+    USBPacket *p;
+
+    if (g_queue_is_empty(&s->held_out) || !ccid_bulk_out_has_room(s)) {
+        return false;
+    }
+    p = g_queue_pop_head(&s->held_out);
+    ccid_handle_bulk_out(s, p);
+    usb_packet_complete(&s->dev, p);
+    return true;
+}
+
+/*
+ * Run what can run until nothing changes; then sleep until the next time
+ * extension is due, or until a card wakes us (ccid_wake_soon).
+ */
+static void ccid_run(USBCCIDState *s)
+{
+    bool progress;
+
+    do {
+        progress = ccid_run_commands(s);
+        progress |= ccid_complete_bulk_in(s);
+        progress |= ccid_accept_held_out(s);
+    } while (progress);
+    g_source_set_ready_time(s->wakeup, s->busy ? s->extension_due : -1);
+}
+
+/* The wakeup source: a card's answer or event, or a slow card's deadline. */
+static gboolean ccid_wakeup(gpointer opaque)
+{
+    USBCCIDState *s = opaque;
+
+    if (s->busy && g_get_monotonic_time() >= s->extension_due) {
+        ccid_time_extension(s);
+    }
+    ccid_run(s);
+    return G_SOURCE_CONTINUE;
+}
+
+static gboolean ccid_wakeup_dispatch(GSource *source, GSourceFunc callback, gpointer opaque)
+{
+    return callback(opaque);
+}
+
+static GSourceFuncs ccid_wakeup_funcs = {
+    .dispatch = ccid_wakeup_dispatch,
+};
 
 /* ---- USB callbacks ---- */
 
@@ -922,8 +928,7 @@ static void ccid_handle_data(USBDevice *dev, USBPacket *p)
     USBCCIDState *s = USB_CCID(dev);
 
     if (p->pid == USB_TOKEN_OUT && p->ep == CCID_BULK_OUT_EP) {
-        if (g_queue_get_length(&s->commands) >= CCID_MAX_QUEUED_COMMANDS ||
-            !g_queue_is_empty(&s->held_out)) {
+        if (!ccid_bulk_out_has_room(s) || !g_queue_is_empty(&s->held_out)) {
             /* The host is writing faster than it reads: hold it back. */
             g_queue_push_tail(&s->held_out, p);
             p->status = USB_RET_ASYNC;
@@ -931,19 +936,21 @@ static void ccid_handle_data(USBDevice *dev, USBPacket *p)
         }
         ccid_handle_bulk_out(s, p);
     } else if (p->pid == USB_TOKEN_IN && p->ep == CCID_BULK_IN_EP) {
-        if (ccid_bulk_in_ready(s) && g_queue_is_empty(&s->pending_in)) {
-            ccid_fill_bulk_in(s, p);
-            /* Room for another answer: queued commands may run now. */
-            ccid_process_commands(s);
+        if (!ccid_splitter_ready(&s->bulk_in) || !g_queue_is_empty(&s->pending_in)) {
+            g_queue_push_tail(&s->pending_in, p);
+            p->status = USB_RET_ASYNC;
             return;
         }
-        g_queue_push_tail(&s->pending_in, p);
-        p->status = USB_RET_ASYNC;
+        ccid_fill_bulk_in(s, p);
     } else if (p->pid == USB_TOKEN_IN && p->ep == CCID_INT_IN_EP) {
         ccid_handle_interrupt_in(s, p);
+        return;
     } else {
         p->status = USB_RET_STALL;
+        return;
     }
+    /* A new command, or room for another answer: something may run now. */
+    ccid_run(s);
 }
 
 static void ccid_cancel_packet(USBDevice *dev, USBPacket *p)
@@ -981,8 +988,7 @@ static void ccid_handle_control(USBDevice *dev, USBPacket *p, int request, int v
         p->status = USB_RET_SUCCESS;
         break;
     default:
-        ccid_debug(s, 1, "unsupported control request %04x value %04x index %04x",
-                   request, value, index);
+        trace_usb_ccid_unsupported_control(DEVICE(s)->id, request, value, index);
         p->status = USB_RET_STALL;
         break;
     }
@@ -993,21 +999,19 @@ static void ccid_handle_reset(USBDevice *dev)
 {
     USBCCIDState *s = USB_CCID(dev);
 
-    ccid_debug(s, 1, "reset");
+    trace_usb_ccid_reset(DEVICE(s)->id);
     /* Held packets belong to the old host session; exports forget them too. */
     g_queue_clear(&s->pending_in);
     g_queue_clear(&s->held_out);
     g_queue_clear_full(&s->commands, ccid_command_free);
-    g_queue_clear_full(&s->answers, ccid_answer_free);
-    s->answer_off = 0;
-    s->zlp_pending = false;
+    /* The endpoints were set up again for the speed of this session. */
+    ccid_splitter_reset(&s->bulk_in, s->dev.ep_in[CCID_BULK_IN_EP].max_packet_size);
     ccid_assembler_reset(&s->assembler);
     if (s->busy) {
         ccid_clear_busy(s);
         s->answers_to_drop++;
     }
-    g_clear_pointer(&s->cmd_chain, g_byte_array_unref);
-    g_clear_pointer(&s->rsp_chain, g_byte_array_unref);
+    ccid_chain_reset(s);
     if (s->icc_powered && s->card && CCID_CARD_GET_CLASS(s->card)->power_off) {
         CCID_CARD_GET_CLASS(s->card)->power_off(s->card);
     }
@@ -1016,6 +1020,7 @@ static void ccid_handle_reset(USBDevice *dev)
     /* Tell the new host session what is in the slot. */
     s->notify_pending = s->icc_present;
     s->slot_changed = s->icc_present;
+    ccid_run(s);
 }
 
 static void ccid_handle_attach(USBDevice *dev)
@@ -1035,6 +1040,8 @@ static void ccid_handle_detach(USBDevice *dev)
 static bool ccid_realize(DeviceState *d, GError **errp)
 {
     USBCCIDState *s = USB_CCID(d);
+
+    trace_enable_debug_level(ccid_debug_aliases, s->debug);
 
     for (int i = 0; i < STR_COUNT; i++) {
         s->strings[i] = ccid_default_strings[i];
@@ -1064,12 +1071,15 @@ static bool ccid_realize(DeviceState *d, GError **errp)
         return false;
     }
     ccid_assembler_init(&s->assembler, CCID_MAX_MESSAGE, s->dev.speed == USB_SPEED_HIGH ? 512 : 64);
+    ccid_splitter_init(&s->bulk_in, s->dev.ep_in[CCID_BULK_IN_EP].max_packet_size);
     g_queue_init(&s->commands);
     g_queue_init(&s->held_out);
-    g_queue_init(&s->answers);
     g_queue_init(&s->pending_in);
     ccid_reset_parameters(s, 0);
-    s->bus = bus_new(TYPE_CCID_BUS, d, 1);
+    s->wakeup = g_source_new(&ccid_wakeup_funcs, sizeof(GSource));
+    g_source_set_callback(s->wakeup, ccid_wakeup, s, NULL);
+    g_source_attach(s->wakeup, NULL);
+    s->bus = bus_new(TYPE_CCID_BUS, d, 1, &ccid_bus_ops);
     return true;
 }
 
@@ -1080,6 +1090,9 @@ static void ccid_unrealize(DeviceState *d)
     bus_free(s->bus);
     ccid_handle_reset(&s->dev);
     ccid_assembler_destroy(&s->assembler);
+    ccid_splitter_destroy(&s->bulk_in);
+    g_source_destroy(s->wakeup);
+    g_source_unref(s->wakeup);
 }
 
 static const Property ccid_properties[] = {
@@ -1090,13 +1103,14 @@ static const Property ccid_properties[] = {
                        "iManufacturer string (default: QEMU)"),
     DEFINE_PROP_STRING("product", USBCCIDState, product, NULL,
                        "iProduct string (default: QEMU USB CCID)"),
-    DEFINE_PROP_UINT8("debug", USBCCIDState, debug, "0", "log level: 0 none, 1 commands, 2 all"),
+    DEFINE_PROP_UINT8("debug", USBCCIDState, debug, "0", "trace level (alias of -trace usb_ccid_*): 0 none, 1 commands, 2 all"),
     DEFINE_PROP_END_OF_LIST(),
 };
 
 static const USBDeviceClass usb_ccid_class = {
     .parent_class = {
         .name = TYPE_USB_CCID,
+        .parent_type = TYPE_USB_DEVICE,
         .desc = "CCID Rev 1.1 smartcard reader",
         .instance_size = sizeof(USBCCIDState),
         .props = ccid_properties,
@@ -1112,9 +1126,4 @@ static const USBDeviceClass usb_ccid_class = {
     .handle_detach = ccid_handle_detach,
 };
 
-static void usb_ccid_register_types(void)
-{
-    device_class_register(&usb_ccid_class.parent_class);
-}
-
-device_type_init(usb_ccid_register_types)
+device_class_init(usb_ccid_class)

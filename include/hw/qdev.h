@@ -49,10 +49,13 @@ typedef struct Property {
 
 /*
  * A class is static const data. Subclasses embed DeviceClass as their first
- * member, so a DeviceClass pointer can be cast to the subclass.
+ * member, so a DeviceClass pointer can be cast to the subclass. parent_type
+ * names the abstract kind the class is (TYPE_USB_DEVICE, TYPE_CCID_CARD):
+ * what code that finds a device on a list may treat it as.
  */
 struct DeviceClass {
     const char *name;            /* the -device driver name */
+    const char *parent_type;     /* abstract kind it is, NULL: none */
     const char *desc;            /* one line for "-device help" */
     size_t instance_size;        /* >= sizeof(DeviceState) */
     const char *bus_type;        /* bus this device plugs into, NULL: none */
@@ -63,9 +66,18 @@ struct DeviceClass {
     void (*unrealize)(DeviceState *dev);
 };
 
+/* What a bus's owner does as children come and go. Both optional. */
+typedef struct BusOps {
+    /* Before the child's realize: take note of it, or refuse it (errp). */
+    bool (*plug)(BusState *bus, DeviceState *child, GError **errp);
+    /* After the child's unrealize, or after its realize failed. */
+    void (*unplug)(BusState *bus, DeviceState *child);
+} BusOps;
+
 struct BusState {
     char *name;                  /* "<parent id>.0" or "<type>.<n>" */
     const char *type;            /* e.g. TYPE_CCID_BUS */
+    const BusOps *ops;           /* NULL: children need no bookkeeping */
     DeviceState *parent;
     GList *children;             /* DeviceState *, in plug order */
     unsigned max_children;       /* 0: unbounded */
@@ -81,13 +93,29 @@ struct DeviceState {
 #define DEVICE(obj) ((DeviceState *)(obj))
 #define DEVICE_GET_CLASS(obj) (DEVICE(obj)->klass)
 
+/* True if dev's class is type, or is of the abstract kind type. */
+bool device_is_a(const DeviceState *dev, const char *type);
+/*
+ * A checked cast, in the spirit of QEMU's OBJECT_CHECK: obj (or NULL) as
+ * a C_TYPE, after making sure its class is type_name or of that kind.
+ * Anything else is a programming error: abort, naming the caller.
+ */
+#define DEVICE_CHECK(C_TYPE, obj, type_name) \
+    ((C_TYPE *)device_check_cast((obj), (type_name), __FILE__, __LINE__, __func__))
+void *device_check_cast(void *obj, const char *type, const char *file, int line,
+                        const char *func);
+
 /* Type registry; call from a constructor, as QEMU's type_init() does. */
 void device_class_register(const DeviceClass *klass);
 const DeviceClass *device_class_find(const char *name);
 /* All user-creatable classes sorted by name. Free the list, not the data. */
 GList *device_class_list(void);
-#define device_type_init(fn) \
-    static void __attribute__((constructor)) do_device_type_init_ ## fn(void) { fn(); }
+/* Register a class (DeviceClass, or a subclass that embeds it first) at start-up. */
+#define device_class_init(klass) \
+    static void __attribute__((constructor)) do_device_class_init_ ## klass(void) \
+    { \
+        device_class_register((const DeviceClass *)&(klass)); \
+    }
 
 /*
  * Create, set properties and realize a device from a -device option string
@@ -111,7 +139,8 @@ bool device_realize(DeviceState *dev, GError **errp);
 void device_free(DeviceState *dev);
 
 /* Buses. A bus belongs to its parent device and dies with it. */
-BusState *bus_new(const char *type, DeviceState *parent, unsigned max_children);
+BusState *bus_new(const char *type, DeviceState *parent, unsigned max_children,
+                  const BusOps *ops);
 void bus_free(BusState *bus);
 BusState *bus_find_free(const char *type, const char *name);
 

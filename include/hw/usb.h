@@ -138,7 +138,9 @@ typedef struct USBDeviceClass {
     void (*handle_detach)(USBDevice *dev);
 } USBDeviceClass;
 
-#define USB_DEVICE_GET_CLASS(d) ((const USBDeviceClass *)DEVICE_GET_CLASS(d))
+#define TYPE_USB_DEVICE "usb-device"
+#define USB_DEVICE(obj) DEVICE_CHECK(USBDevice, (obj), TYPE_USB_DEVICE)
+#define USB_DEVICE_GET_CLASS(d) ((const USBDeviceClass *)DEVICE_GET_CLASS(USB_DEVICE(d)))
 
 struct USBDevice {
     DeviceState qdev;

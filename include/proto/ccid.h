@@ -1,6 +1,7 @@
 /*
  * CCID rev 1.1 message layer: constants with the spec's names, the 10-byte
- * header, and the bulk-out message assembler. Pure: no I/O, no devices.
+ * header, the bulk-out message assembler and its mirror, the bulk-in
+ * splitter. Pure: no I/O, no devices.
  */
 #ifndef PROTO_CCID_H
 #define PROTO_CCID_H
@@ -146,5 +147,41 @@ void ccid_assembler_destroy(CCIDAssembler *a);
 /* Feed one bulk-out packet (one usbredir transfer). */
 CCIDAssemblyResult ccid_assembler_push(CCIDAssembler *a, const uint8_t *data, size_t len,
                                        CCIDAssembled *out);
+
+/*
+ * Bulk-in splitting, the assembler's mirror. Whole RDR_to_PC messages go in
+ * in order; bulk-in packets come out. One message per transfer: a packet
+ * never holds the end of one message and the start of the next, so a
+ * packet smaller than the rest of a message gets its next part and the
+ * following packet the part after that.
+ *
+ * A host that reads packet by packet (UHCI) cannot tell that a message
+ * ending on a full packet is over; USB ends such a transfer with a
+ * zero-length packet. A host that asks for whole transfers (xHCI, EHCI)
+ * got a short transfer already and must not see a stray one, so the ZLP
+ * follows only a packet of exactly max_packet bytes that ended a message.
+ */
+typedef struct CCIDSplitter {
+    GQueue messages;       /* GByteArray *, whole messages, oldest first */
+    size_t offset;         /* bytes of the head message already handed out */
+    size_t max_packet;     /* bulk-in wMaxPacketSize */
+    bool zlp_pending;      /* the next packet is a zero-length one */
+} CCIDSplitter;
+
+void ccid_splitter_init(CCIDSplitter *sp, size_t max_packet);
+/* Drop every message and a pending ZLP; max_packet may change (a new speed). */
+void ccid_splitter_reset(CCIDSplitter *sp, size_t max_packet);
+void ccid_splitter_destroy(CCIDSplitter *sp);
+/* Queue a message: h (its dwLength says how many payload bytes follow). */
+void ccid_splitter_push(CCIDSplitter *sp, const CCIDHeader *h, const uint8_t *payload);
+/* Messages not yet handed out whole (the head may be partly sent). */
+unsigned ccid_splitter_queued(const CCIDSplitter *sp);
+/* A packet is ready: data, or the ZLP that ends the last message. */
+bool ccid_splitter_ready(const CCIDSplitter *sp);
+/*
+ * Fill one bulk-in packet of room bytes. Returns the bytes written, 0 for a
+ * ZLP (or when nothing is ready: check ccid_splitter_ready() first).
+ */
+size_t ccid_splitter_pull(CCIDSplitter *sp, uint8_t *buf, size_t room);
 
 #endif

@@ -22,23 +22,17 @@
 
 #include <cacard/vscard_common.h>
 
+#include "proto/iso7816.h"
+
 #define VSCARD_HEADER_SIZE 12u
 #define VSCARD_INIT_MIN_SIZE 8u       /* magic + version; capabilities may follow */
 #define VSCARD_ERROR_SIZE 4u
-#define VSCARD_MIN_ATR 2u             /* TS and T0 */
-#define VSCARD_MAX_ATR 33u            /* ISO 7816-3 */
-/* A command APDU has CLA INS P1 P2; an answer at least SW1 SW2. */
-#define VSCARD_MIN_APDU_COMMAND 4u
-#define VSCARD_MIN_APDU_RESPONSE 2u
-/* Same limits as include/hw/usb/ccid.h, repeated so this layer needs no device header. */
-#define VSCARD_MAX_APDU_COMMAND (4u + 3u + 65535u + 3u)
-#define VSCARD_MAX_APDU_RESPONSE (65536u + 2u)
 /*
  * The largest payload any legitimate message carries (an extended command
  * APDU). A header announcing more is a lie the stream cannot recover from:
  * skipping it would mean trusting the same length.
  */
-#define VSCARD_MAX_PAYLOAD VSCARD_MAX_APDU_COMMAND
+#define VSCARD_MAX_PAYLOAD ISO7816_MAX_APDU_COMMAND
 
 /* The magic as it appears on the wire. */
 #define VSCARD_MAGIC_BYTES "VSCD"

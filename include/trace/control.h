@@ -44,6 +44,18 @@ static inline size_t trace_enable_pattern(const char *pattern)
 }
 
 /*
+ * A device's debug=N property, kept as an alias of its trace points: each
+ * entry's pattern is enabled when N >= its level. Trace points are global, so
+ * debug= on one device enables them for every device of its kind, as QEMU's
+ * -trace does. The table ends with a NULL pattern.
+ */
+typedef struct TraceDebugAlias {
+    unsigned level;
+    const char *pattern;
+} TraceDebugAlias;
+void trace_enable_debug_level(const TraceDebugAlias *aliases, unsigned level);
+
+/*
  * One line of an events file: a pattern to enable, "-PATTERN" to disable,
  * or nothing (blank, or a '#' comment). A pattern without wildcards must
  * name an event.

@@ -12,25 +12,9 @@
 #include "proto/ccid.h"
 #include "../support/ccid-inproc-host.h"
 #include "../support/ccid-test-card.h"
+#include "fuzz-input.h"
 
 #include <string.h>
-
-typedef struct Input {
-    const uint8_t *data;
-    size_t len;
-} Input;
-
-static uint8_t take_byte(Input *in)
-{
-    uint8_t b = 0;
-
-    if (in->len) {
-        b = in->data[0];
-        in->data++;
-        in->len--;
-    }
-    return b;
-}
 
 /* Bytes of the answer being received that are still to come (0: none). */
 static size_t answer_remaining;
@@ -66,16 +50,16 @@ static void check_completed(CCIDInprocHost *h)
     ccid_inproc_drain_completed(h);
 }
 
-static void run_op(CCIDInprocHost *h, Input *in)
+static void run_op(CCIDInprocHost *h, FuzzInput *in)
 {
     TestCard *card = test_card_find();
-    uint8_t op = take_byte(in) % 10;
+    uint8_t op = fuzz_take_byte(in) % 10;
     uint8_t buf[64];
 
     switch (op) {
     case 0: case 1: case 2: {
         /* bulk-out: a length, then that many bytes */
-        size_t want = (size_t)take_byte(in) * 2;
+        size_t want = (size_t)fuzz_take_byte(in) * 2;
         size_t n = MIN(want, in->len);
 
         ccid_inproc_bulk_out(h, in->data, n);
@@ -84,20 +68,20 @@ static void run_op(CCIDInprocHost *h, Input *in)
         break;
     }
     case 3: case 4:
-        ccid_inproc_bulk_in(h, take_byte(in) & 1 ? 64 : 512);
+        ccid_inproc_bulk_in(h, fuzz_take_byte(in) & 1 ? 64 : 512);
         break;
     case 5:
         ccid_inproc_interrupt(h, buf, sizeof(buf));
         break;
     case 6: {
-        uint8_t req = take_byte(in) & 3;
+        uint8_t req = fuzz_take_byte(in) & 3;
 
-        ccid_inproc_control(h, req == 1 ? 0x21 : 0xa1, req, take_byte(in) << 8, 0, buf,
+        ccid_inproc_control(h, req == 1 ? 0x21 : 0xa1, req, fuzz_take_byte(in) << 8, 0, buf,
                             sizeof(buf), NULL);
         break;
     }
     case 7:
-        if (take_byte(in) & 1) {
+        if (fuzz_take_byte(in) & 1) {
             /* The reset forgets held packets, as an export does. */
             usb_device_reset(h->dev);
             ccid_inproc_forget_in_flight(h);
@@ -105,14 +89,14 @@ static void run_op(CCIDInprocHost *h, Input *in)
         }
         break;
     case 8:
-        if (take_byte(in) & 1) {
+        if (fuzz_take_byte(in) & 1) {
             test_card_remove(card);
         } else {
             test_card_insert(card);
         }
         break;
     case 9:
-        test_card_set_hold(card, take_byte(in) & 1);
+        test_card_set_hold(card, fuzz_take_byte(in) & 1);
         test_card_release_one(card);
         break;
     }
@@ -129,7 +113,7 @@ static void discard_log(const gchar *domain, GLogLevelFlags level, const gchar *
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static bool quiet;
-    Input in = { data, size };
+    FuzzInput in = { data, size };
     CCIDInprocHost *h;
 
     if (!quiet) {

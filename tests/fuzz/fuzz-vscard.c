@@ -23,11 +23,11 @@ static void check_message(const VSCardMsg *msg, VSCardRole role)
     if (msg->length > VSCARD_MAX_PAYLOAD || (msg->length && !msg->payload)) {
         abort();
     }
-    if (msg->type == VSC_ATR && (msg->length < VSCARD_MIN_ATR || msg->length > VSCARD_MAX_ATR)) {
+    if (msg->type == VSC_ATR && (msg->length < ISO7816_MIN_ATR || msg->length > ISO7816_MAX_ATR)) {
         abort();
     }
     if (msg->type == VSC_APDU && role == VSCARD_ROLE_HOST &&
-        msg->length > VSCARD_MAX_APDU_RESPONSE) {
+        msg->length > ISO7816_MAX_APDU_RESPONSE) {
         abort();
     }
     if (msg->type == VSC_Init && memcmp(msg->payload, VSCARD_MAGIC_BYTES, 4) != 0) {

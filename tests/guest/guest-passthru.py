@@ -137,7 +137,7 @@ def main():
     wd.prepare()
     _, bus = guestrun.usb_controller_args(args.usb)
     on_qemu = args.scenario == 'qemu-passthru'
-    # QEMU's own reader on xHCI has its known failures (baselines.md).
+    # QEMU's own reader on xHCI has its known failures (the reference baselines).
     known = scenarios.QEMU_XHCI_KNOWN.split(',') if on_qemu and args.usb == 'xhci' else ()
     report = scenarios.Report(known)
     tag = '%s-%s' % (args.scenario, args.usb)

@@ -75,7 +75,7 @@ PASSTHRU_CHECKS = FULL_CHECKS.replace('pcscd_log',
                                       'card_events client_events pcscd_log')
 
 # QEMU 7.2's reader on xHCI falls one answer behind after an answer of
-# exactly 64 bytes (baselines.md): everything that reads more than a few
+# exactly 64 bytes (the reference baselines): everything that reads more than a few
 # bytes from the card fails there. These are recorded, not held against it.
 QEMU_XHCI_KNOWN = ('opensc_objects,sign_verify,response_lengths,pcscd_log,'
                    'card_events,client_events')

@@ -423,7 +423,7 @@ static void check_apdu_echo(CcidHost *c, size_t data_len)
 
 /* ---- tests ---- */
 
-/* The exchange of the reference document's section 7, end to end. */
+/* The exchange of docs/ccid.txt section 8.3, end to end. */
 static void test_exchange(void)
 {
     VccidProcess *v = start_passthru();

@@ -36,7 +36,7 @@ CCIDInprocHost *ccid_inproc_new(const char *reader_opts, bool with_card)
         g_assert_nonnull(device_create_from_string("ccid-card-test", &err));
         g_assert_no_error(err);
     }
-    h->dev = (USBDevice *)d;
+    h->dev = USB_DEVICE(d);
     h->port.ops = &host_port_ops;
     h->port.opaque = h;
     h->port.speed = h->dev->speed;

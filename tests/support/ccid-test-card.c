@@ -14,7 +14,22 @@ struct TestCard {
     GQueue held;             /* GByteArray * answers */
 };
 
+#define TYPE_TEST_CARD "ccid-card-test"
+#define TEST_CARD(obj) DEVICE_CHECK(TestCard, (obj), TYPE_TEST_CARD)
+
 static TestCard *the_card;
+
+/*
+ * A real card calls the reader from a main-loop callback, and the reader
+ * acts on it when that callback returns (its wakeup source runs next). Do
+ * the same after each call made from outside the reader.
+ */
+static void test_card_settle(void)
+{
+    while (g_main_context_pending(NULL)) {
+        g_main_context_iteration(NULL, FALSE);
+    }
+}
 
 uint32_t test_card_answer(const uint8_t *apdu, uint32_t len, uint8_t *out, uint32_t out_size)
 {
@@ -38,7 +53,7 @@ uint32_t test_card_answer(const uint8_t *apdu, uint32_t len, uint8_t *out, uint3
 
 static const uint8_t *test_get_atr(CCIDCardState *card, uint32_t *len)
 {
-    TestCard *c = (TestCard *)card;
+    TestCard *c = TEST_CARD(card);
 
     *len = c->present ? sizeof(test_atr) : 0;
     return c->present ? test_atr : NULL;
@@ -46,11 +61,11 @@ static const uint8_t *test_get_atr(CCIDCardState *card, uint32_t *len)
 
 static void test_apdu_from_guest(CCIDCardState *card, const uint8_t *apdu, uint32_t len)
 {
-    TestCard *c = (TestCard *)card;
+    TestCard *c = TEST_CARD(card);
     GByteArray *ans = g_byte_array_sized_new(len + 2);
 
-    g_byte_array_set_size(ans, CCID_MAX_APDU_RESPONSE);
-    g_byte_array_set_size(ans, test_card_answer(apdu, len, ans->data, CCID_MAX_APDU_RESPONSE));
+    g_byte_array_set_size(ans, ISO7816_MAX_APDU_RESPONSE);
+    g_byte_array_set_size(ans, test_card_answer(apdu, len, ans->data, ISO7816_MAX_APDU_RESPONSE));
     if (c->hold) {
         g_queue_push_tail(&c->held, ans);
         return;
@@ -68,16 +83,14 @@ bool test_card_release_one(TestCard *c)
     }
     ccid_card_send_apdu_to_guest(&c->base, ans->data, ans->len);
     g_byte_array_unref(ans);
+    test_card_settle();
     return true;
 }
 
 static bool test_realize(DeviceState *d, GError **errp)
 {
-    TestCard *c = (TestCard *)d;
+    TestCard *c = TEST_CARD(d);
 
-    if (!ccid_card_plug(&c->base, errp)) {
-        return false;
-    }
     g_queue_init(&c->held);
     the_card = c;
     test_card_insert(c);
@@ -86,10 +99,9 @@ static bool test_realize(DeviceState *d, GError **errp)
 
 static void test_unrealize(DeviceState *d)
 {
-    TestCard *c = (TestCard *)d;
+    TestCard *c = TEST_CARD(d);
 
     g_queue_clear_full(&c->held, (GDestroyNotify)g_byte_array_unref);
-    ccid_card_unplug(&c->base);
     the_card = NULL;
 }
 
@@ -99,23 +111,15 @@ static const Property test_card_props[] = {
 };
 
 static const CCIDCardClass test_card_class = {
-    .parent_class = {
-        .name = "ccid-card-test",
-        .desc = "test card",
-        .instance_size = sizeof(TestCard),
-        .bus_type = TYPE_CCID_BUS,
-        .props = test_card_props,
-        .user_creatable = true,
-        .realize = test_realize,
-        .unrealize = test_unrealize,
-    },
+    .parent_class = CCID_CARD_DEVICE_CLASS(TYPE_TEST_CARD, "test card", TestCard, test_card_props,
+                                           test_realize, test_unrealize),
     .get_atr = test_get_atr,
     .apdu_from_guest = test_apdu_from_guest,
 };
 
 void test_card_register(void)
 {
-    if (!device_class_find("ccid-card-test")) {
+    if (!device_class_find(TYPE_TEST_CARD)) {
         device_class_register(&test_card_class.parent_class);
     }
 }
@@ -139,10 +143,12 @@ void test_card_insert(TestCard *c)
 {
     c->present = true;
     ccid_card_card_inserted(&c->base);
+    test_card_settle();
 }
 
 void test_card_remove(TestCard *c)
 {
     c->present = false;
     ccid_card_card_removed(&c->base);
+    test_card_settle();
 }

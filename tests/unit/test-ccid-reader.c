@@ -32,8 +32,8 @@ static void check_answer(GByteArray *a, uint8_t type, uint8_t seq, uint8_t cmd_s
     }
 }
 
-static GByteArray *transact(CCIDInprocHost *h, uint8_t type, uint8_t seq,
-                            const uint8_t specific[3], const uint8_t *data, uint32_t len)
+static GByteArray *transact(CCIDInprocHost *h, uint8_t type, uint8_t seq, const uint8_t specific[3],
+                            const uint8_t *data, uint32_t len)
 {
     g_assert_cmpint(ccid_inproc_send(h, type, seq, specific ? specific : no_specific, data, len),
                     ==, USB_RET_SUCCESS);
@@ -247,6 +247,34 @@ static void test_chain_errors(void)
     ccid_inproc_free(h);
 }
 
+/*
+ * Power the card on, let the insertion notice go, and leave XfrBlock seq 2
+ * (00 2A p1 00) with the card, which holds its answer.
+ */
+static void apdu_in_flight(CCIDInprocHost *h, uint8_t p1)
+{
+    const uint8_t apdu[4] = { 0x00, 0x2a, p1, 0 };
+    uint8_t irq[8];
+
+    power_on(h, 1);
+    while (ccid_inproc_interrupt(h, irq, sizeof(irq))) {
+        /* drain the insertion notice */
+    }
+    test_card_set_hold(test_card_find(), true);
+    g_assert_cmpint(ccid_inproc_send(h, CCID_PC_TO_RDR_XFR_BLOCK, 2, no_specific, apdu, 4), ==,
+                    USB_RET_SUCCESS);
+}
+
+/* The reader works: XfrBlock seq (00 2A p1 00) comes back echoed. */
+static void check_echo(CCIDInprocHost *h, uint8_t seq, uint8_t p1)
+{
+    const uint8_t apdu[4] = { 0x00, 0x2a, p1, 0 };
+    g_autoptr(GByteArray) a = transact(h, CCID_PC_TO_RDR_XFR_BLOCK, seq, NULL, apdu, 4);
+
+    check_answer(a, CCID_RDR_TO_PC_DATA_BLOCK, seq, CCID_COMMAND_OK, 0);
+    g_assert_cmphex(a->data[CCID_HEADER_SIZE + 2], ==, p1);
+}
+
 /* Commands sent while the card is slow are answered in order, each once. */
 static void test_ordering_with_slow_card(void)
 {
@@ -288,14 +316,11 @@ static void test_time_extension(void)
 {
     CCIDInprocHost *h = ccid_inproc_new(NULL, true);
     TestCard *card = test_card_find();
-    uint8_t apdu[4] = { 0x00, 0x2a, 0x77, 0 };
     gint64 deadline = g_get_monotonic_time() + 3 * G_USEC_PER_SEC;
     g_autoptr(GByteArray) ext = NULL;
     g_autoptr(GByteArray) a = NULL;
 
-    power_on(h, 1);
-    test_card_set_hold(card, true);
-    ccid_inproc_send(h, CCID_PC_TO_RDR_XFR_BLOCK, 2, no_specific, apdu, 4);
+    apdu_in_flight(h, 0x77);
     while (!(ext = ccid_inproc_read_answer(h)) && g_get_monotonic_time() < deadline) {
         g_main_context_iteration(NULL, FALSE);
         g_usleep(10000);
@@ -322,14 +347,10 @@ static void test_abort_in_flight(void)
 {
     CCIDInprocHost *h = ccid_inproc_new(NULL, true);
     TestCard *card = test_card_find();
-    uint8_t apdu[4] = { 0x00, 0x2a, 0x55, 0 };
     g_autoptr(GByteArray) aborted = NULL;
     g_autoptr(GByteArray) abort_ans = NULL;
-    g_autoptr(GByteArray) next = NULL;
 
-    power_on(h, 1);
-    test_card_set_hold(card, true);
-    ccid_inproc_send(h, CCID_PC_TO_RDR_XFR_BLOCK, 2, no_specific, apdu, 4);
+    apdu_in_flight(h, 0x55);
     g_assert_cmpint(ccid_inproc_control(h, 0x21, CCID_REQUEST_ABORT, 3 << 8, 0, NULL, 0, NULL),
                     ==, USB_RET_SUCCESS);
     ccid_inproc_send(h, CCID_PC_TO_RDR_ABORT, 3, no_specific, NULL, 0);
@@ -342,10 +363,7 @@ static void test_abort_in_flight(void)
     g_assert_true(test_card_release_one(card));
     g_assert_null(ccid_inproc_read_answer(h));
     ccid_inproc_drain_completed(h);
-    apdu[2] = 0x66;
-    next = transact(h, CCID_PC_TO_RDR_XFR_BLOCK, 4, NULL, apdu, 4);
-    check_answer(next, CCID_RDR_TO_PC_DATA_BLOCK, 4, CCID_COMMAND_OK, 0);
-    g_assert_cmphex(next->data[CCID_HEADER_SIZE + 2], ==, 0x66);
+    check_echo(h, 4, 0x66);
     ccid_inproc_free(h);
 }
 
@@ -354,14 +372,10 @@ static void test_reset_in_flight(void)
 {
     CCIDInprocHost *h = ccid_inproc_new(NULL, true);
     TestCard *card = test_card_find();
-    uint8_t apdu[4] = { 0x00, 0x2a, 0x11, 0 };
     uint8_t irq[8];
     g_autoptr(GByteArray) st = NULL;
-    g_autoptr(GByteArray) a = NULL;
 
-    power_on(h, 1);
-    test_card_set_hold(card, true);
-    ccid_inproc_send(h, CCID_PC_TO_RDR_XFR_BLOCK, 2, no_specific, apdu, 4);
+    apdu_in_flight(h, 0x11);
     ccid_inproc_bulk_in(h, 512);   /* held by the device */
     usb_device_reset(h->dev);
     ccid_inproc_forget_in_flight(h);   /* the reset dropped it */
@@ -375,40 +389,110 @@ static void test_reset_in_flight(void)
     check_answer(st, CCID_RDR_TO_PC_SLOT_STATUS, 3, CCID_COMMAND_OK, 0);
     g_assert_cmphex(st->data[7] & 3, ==, CCID_ICC_PRESENT_INACTIVE);
     power_on(h, 4);
-    apdu[2] = 0x22;
-    a = transact(h, CCID_PC_TO_RDR_XFR_BLOCK, 5, NULL, apdu, 4);
-    check_answer(a, CCID_RDR_TO_PC_DATA_BLOCK, 5, CCID_COMMAND_OK, 0);
-    g_assert_cmphex(a->data[CCID_HEADER_SIZE + 2], ==, 0x22);
+    check_echo(h, 5, 0x22);
     ccid_inproc_free(h);
+}
+
+/* The card left with XfrBlock seq 2 in flight: it fails, and the host hears of it. */
+static void check_card_left(CCIDInprocHost *h)
+{
+    uint8_t irq[8];
+    g_autoptr(GByteArray) a = ccid_inproc_read_answer(h);
+
+    check_answer(a, CCID_RDR_TO_PC_DATA_BLOCK, 2, CCID_COMMAND_FAILED, CCID_ERR_ICC_MUTE);
+    g_assert_cmphex(a->data[7] & 3, ==, CCID_ICC_ABSENT);
+    g_assert_cmpuint(ccid_inproc_interrupt(h, irq, sizeof(irq)), ==, 2);
+    g_assert_cmphex(irq[0], ==, CCID_RDR_TO_PC_NOTIFY_SLOT_CHANGE);
+    g_assert_cmphex(irq[1], ==, 0x02);   /* absent, changed */
 }
 
 static void test_card_removed_in_flight(void)
 {
     CCIDInprocHost *h = ccid_inproc_new(NULL, true);
     TestCard *card = test_card_find();
-    uint8_t apdu[4] = { 0x00, 0x2a, 0x33, 0 };
     uint8_t irq[8];
-    g_autoptr(GByteArray) a = NULL;
 
-    power_on(h, 1);
-    while (ccid_inproc_interrupt(h, irq, sizeof(irq))) {
-        /* drain the insertion notice */
-    }
-    test_card_set_hold(card, true);
-    ccid_inproc_send(h, CCID_PC_TO_RDR_XFR_BLOCK, 2, no_specific, apdu, 4);
+    apdu_in_flight(h, 0x33);
     test_card_remove(card);
-    a = ccid_inproc_read_answer(h);
-    check_answer(a, CCID_RDR_TO_PC_DATA_BLOCK, 2, CCID_COMMAND_FAILED, CCID_ERR_ICC_MUTE);
-    g_assert_cmphex(a->data[7] & 3, ==, CCID_ICC_ABSENT);
-    g_assert_cmpuint(ccid_inproc_interrupt(h, irq, sizeof(irq)), ==, 2);
-    g_assert_cmphex(irq[0], ==, CCID_RDR_TO_PC_NOTIFY_SLOT_CHANGE);
-    g_assert_cmphex(irq[1], ==, 0x02);   /* absent, changed */
+    check_card_left(h);
     g_assert_cmpuint(ccid_inproc_interrupt(h, irq, sizeof(irq)), ==, 0);
     test_card_release_one(card);
     g_assert_null(ccid_inproc_read_answer(h));
     test_card_insert(card);
     g_assert_cmpuint(ccid_inproc_interrupt(h, irq, sizeof(irq)), ==, 2);
     g_assert_cmphex(irq[1], ==, 0x03);
+    ccid_inproc_free(h);
+}
+
+/* The reader, not the card, keeps the slot: a card that goes away is removed. */
+static void test_card_unplugged(void)
+{
+    CCIDInprocHost *h = ccid_inproc_new(NULL, true);
+    g_autoptr(GByteArray) on = NULL;
+
+    apdu_in_flight(h, 0x44);
+    device_free(DEVICE(test_card_find()));
+    g_assert_null(test_card_find());
+    check_card_left(h);
+    on = transact(h, CCID_PC_TO_RDR_ICC_POWER_ON, 3, NULL, NULL, 0);
+    check_answer(on, CCID_RDR_TO_PC_DATA_BLOCK, 3, CCID_COMMAND_FAILED, CCID_ERR_ICC_MUTE);
+    g_assert_cmphex(on->data[7] & 3, ==, CCID_ICC_ABSENT);
+    ccid_inproc_free(h);
+}
+
+/* Commands that need a card, without one: ICC_MUTE, whatever the command. */
+static void test_no_card_parameters(void)
+{
+    CCIDInprocHost *h = ccid_inproc_new(NULL, false);
+    const uint8_t t0[5] = { 0x11, 0x00, 0x00, 0x0a, 0x00 };
+    g_autoptr(GByteArray) get = transact(h, CCID_PC_TO_RDR_GET_PARAMETERS, 1, NULL, NULL, 0);
+    g_autoptr(GByteArray) reset = transact(h, CCID_PC_TO_RDR_RESET_PARAMETERS, 2, NULL, NULL, 0);
+    g_autoptr(GByteArray) set = transact(h, CCID_PC_TO_RDR_SET_PARAMETERS, 3, NULL, t0, 5);
+
+    check_answer(get, CCID_RDR_TO_PC_PARAMETERS, 1, CCID_COMMAND_FAILED, CCID_ERR_ICC_MUTE);
+    g_assert_cmphex(get->data[7] & 3, ==, CCID_ICC_ABSENT);
+    check_answer(reset, CCID_RDR_TO_PC_PARAMETERS, 2, CCID_COMMAND_FAILED, CCID_ERR_ICC_MUTE);
+    check_answer(set, CCID_RDR_TO_PC_PARAMETERS, 3, CCID_COMMAND_FAILED, CCID_ERR_ICC_MUTE);
+    ccid_inproc_free(h);
+}
+
+/*
+ * Lengths the reader refuses: an APDU shorter than CLA INS P1 P2, a
+ * SetDataRateAndClockFrequency without its 8 bytes, and a chained command
+ * that grows past the largest extended APDU.
+ */
+static void test_bad_lengths(void)
+{
+    CCIDInprocHost *h = ccid_inproc_new(NULL, true);
+    const uint8_t begin[3] = { 0, CCID_CHAIN_BEGIN, 0 };
+    const uint8_t middle[3] = { 0, CCID_CHAIN_MIDDLE, 0 };
+    g_autofree uint8_t *piece = g_malloc0(MAX_CHUNK);
+    g_autoptr(GByteArray) shortapdu = NULL;
+    g_autoptr(GByteArray) rate = NULL;
+    GByteArray *a;
+    uint32_t sent = 0;
+    uint8_t seq = 4;
+
+    power_on(h, 1);
+    shortapdu = transact(h, CCID_PC_TO_RDR_XFR_BLOCK, 2, NULL, (const uint8_t *)"ab", 2);
+    check_answer(shortapdu, CCID_RDR_TO_PC_DATA_BLOCK, 2, CCID_COMMAND_FAILED,
+                 CCID_OFFSET_LENGTH);
+    rate = transact(h, CCID_PC_TO_RDR_SET_DATA_RATE_AND_CLOCK_FREQUENCY, 3, NULL, piece, 4);
+    check_answer(rate, CCID_RDR_TO_PC_DATA_RATE_AND_CLOCK_FREQUENCY, 3, CCID_COMMAND_FAILED,
+                 CCID_OFFSET_LENGTH);
+    a = transact(h, CCID_PC_TO_RDR_XFR_BLOCK, seq, begin, piece, MAX_CHUNK);
+    for (sent = MAX_CHUNK; sent <= ISO7816_MAX_APDU_COMMAND; sent += MAX_CHUNK) {
+        check_answer(a, CCID_RDR_TO_PC_DATA_BLOCK, seq, CCID_COMMAND_OK, 0);
+        g_assert_cmphex(a->data[9], ==, CCID_CHAIN_CONTINUE);
+        g_byte_array_unref(a);
+        a = transact(h, CCID_PC_TO_RDR_XFR_BLOCK, ++seq, middle, piece, MAX_CHUNK);
+    }
+    /* The piece that went past 65,545 bytes is refused, and the chain is gone. */
+    check_answer(a, CCID_RDR_TO_PC_DATA_BLOCK, seq, CCID_COMMAND_FAILED, CCID_ERR_XFR_OVERRUN);
+    g_byte_array_unref(a);
+    a = transact(h, CCID_PC_TO_RDR_XFR_BLOCK, ++seq, middle, piece, MAX_CHUNK);
+    check_answer(a, CCID_RDR_TO_PC_DATA_BLOCK, seq, CCID_COMMAND_FAILED, CCID_OFFSET_SPECIFIC + 1);
+    g_byte_array_unref(a);
     ccid_inproc_free(h);
 }
 
@@ -576,11 +660,11 @@ static void test_class_requests(void)
     size_t n = 0;
 
     g_assert_cmpint(ccid_inproc_control(h, 0xa1, CCID_REQUEST_GET_CLOCK_FREQUENCIES, 0, 0, buf,
-                                        sizeof(buf), &n), ==, USB_RET_SUCCESS);
+                                      sizeof(buf), &n), ==, USB_RET_SUCCESS);
     g_assert_cmpuint(n, ==, 4);
     g_assert_cmpuint(buf[0] | buf[1] << 8, ==, 3580);
     g_assert_cmpint(ccid_inproc_control(h, 0xa1, CCID_REQUEST_GET_DATA_RATES, 0, 0, buf,
-                                        sizeof(buf), &n), ==, USB_RET_SUCCESS);
+                                      sizeof(buf), &n), ==, USB_RET_SUCCESS);
     g_assert_cmpuint(n, ==, 4);
     g_assert_cmpuint(buf[0] | buf[1] << 8, ==, 9600);
     g_assert_cmpint(ccid_inproc_control(h, 0xa1, 0x7f, 0, 0, buf, sizeof(buf), &n), ==,
@@ -591,17 +675,17 @@ static void test_class_requests(void)
 static void test_descriptors(void)
 {
     CCIDInprocHost *h = ccid_inproc_new("usb-ccid,id=reader,vendorid=0x1234,productid=0x5678,"
-                                        "serial=XYZ", true);
+                                "serial=XYZ", true);
     uint8_t buf[256];
     size_t n = 0;
 
     g_assert_cmpint(ccid_inproc_control(h, 0x80, USB_REQ_GET_DESCRIPTOR, USB_DT_DEVICE << 8, 0,
-                                        buf, 18, &n), ==, USB_RET_SUCCESS);
+                                      buf, 18, &n), ==, USB_RET_SUCCESS);
     g_assert_cmpuint(n, ==, 18);
     g_assert_cmpuint(buf[8] | buf[9] << 8, ==, 0x1234);
     g_assert_cmpuint(buf[10] | buf[11] << 8, ==, 0x5678);
     g_assert_cmpint(ccid_inproc_control(h, 0x80, USB_REQ_GET_DESCRIPTOR, USB_DT_CONFIG << 8, 0,
-                                        buf, sizeof(buf), &n), ==, USB_RET_SUCCESS);
+                                      buf, sizeof(buf), &n), ==, USB_RET_SUCCESS);
     g_assert_cmpuint(n, ==, 9 + 9 + 0x36 + 3 * 7);
     g_assert_cmpuint(buf[2] | buf[3] << 8, ==, n);
     g_assert_cmphex(buf[14], ==, 0x0b);          /* interface class: smart card */
@@ -609,14 +693,14 @@ static void test_descriptors(void)
     g_assert_cmpuint(buf[18 + 44] | buf[18 + 45] << 8, ==, 271);   /* dwMaxCCIDMessageLength */
     g_assert_cmpuint(buf[18 + 52], ==, 0);       /* bPINSupport: none */
     g_assert_cmpint(ccid_inproc_control(h, 0x80, USB_REQ_GET_DESCRIPTOR, USB_DT_STRING << 8 | 3,
-                                        0x409, buf, sizeof(buf), &n), ==, USB_RET_SUCCESS);
+                                      0x409, buf, sizeof(buf), &n), ==, USB_RET_SUCCESS);
     g_assert_cmpuint(n, ==, 8);
     g_assert_cmpuint(buf[2], ==, 'X');
     g_assert_cmpint(ccid_inproc_control(h, 0x80, USB_REQ_GET_DESCRIPTOR, USB_DT_STRING << 8 | 99,
-                                        0x409, buf, sizeof(buf), &n), ==, USB_RET_STALL);
+                                      0x409, buf, sizeof(buf), &n), ==, USB_RET_STALL);
     /* USB 2.0 9.6.2 / 9.4.5: full speed only; bus powered as bmAttributes says. */
     g_assert_cmpint(ccid_inproc_control(h, 0x80, USB_REQ_GET_DESCRIPTOR,
-                                        USB_DT_DEVICE_QUALIFIER << 8, 0, buf, 10, &n), ==,
+                                      USB_DT_DEVICE_QUALIFIER << 8, 0, buf, 10, &n), ==,
                     USB_RET_STALL);
     g_assert_cmpint(ccid_inproc_control(h, 0x80, USB_REQ_GET_STATUS, 0, 0, buf, 2, &n), ==,
                     USB_RET_SUCCESS);
@@ -629,7 +713,7 @@ static void test_descriptors(void)
                         USB_RET_SUCCESS);
         g_assert_cmpuint(n, ==, 1);
         g_assert_cmpint(ccid_inproc_control(h, 0x80, USB_REQ_GET_DESCRIPTOR, USB_DT_CONFIG << 8,
-                                            0, one, 1, &n), ==, USB_RET_SUCCESS);
+                                          0, one, 1, &n), ==, USB_RET_SUCCESS);
         g_assert_cmpuint(n, ==, 1);
         g_assert_cmpuint(one[0], ==, 9);
     }
@@ -653,7 +737,10 @@ int main(int argc, char **argv)
     g_test_add_func("/ccid-reader/abort-in-flight", test_abort_in_flight);
     g_test_add_func("/ccid-reader/reset-in-flight", test_reset_in_flight);
     g_test_add_func("/ccid-reader/card-removed-in-flight", test_card_removed_in_flight);
+    g_test_add_func("/ccid-reader/card-unplugged", test_card_unplugged);
     g_test_add_func("/ccid-reader/parameters", test_parameters);
+    g_test_add_func("/ccid-reader/no-card-parameters", test_no_card_parameters);
+    g_test_add_func("/ccid-reader/bad-lengths", test_bad_lengths);
     g_test_add_func("/ccid-reader/unsupported", test_unsupported_commands);
     g_test_add_func("/ccid-reader/malformed", test_malformed);
     g_test_add_func("/ccid-reader/backpressure", test_backpressure);

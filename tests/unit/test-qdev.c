@@ -117,6 +117,45 @@ static void test_device_defaults(void)
     device_destroy_all();
 }
 
+/* Classes say what kind of device they are; lists of devices are read by kind. */
+static void test_device_kinds(void)
+{
+    g_autoptr(GError) err = NULL;
+    DeviceState *reader, *card;
+
+    test_card_register();
+    reader = device_create_from_string("usb-ccid,id=r1", &err);
+    g_assert_no_error(err);
+    card = device_create_from_string("ccid-card-test", &err);
+    g_assert_no_error(err);
+    g_assert_true(device_is_a(reader, "usb-ccid"));
+    g_assert_true(device_is_a(reader, "usb-device"));
+    g_assert_false(device_is_a(reader, "ccid-card"));
+    g_assert_true(device_is_a(card, "ccid-card"));
+    g_assert_false(device_is_a(card, "usb-device"));
+    g_assert_true(DEVICE_CHECK(DeviceState, reader, "usb-device") == reader);
+    g_assert_null(DEVICE_CHECK(DeviceState, NULL, "usb-device"));
+    device_destroy_all();
+}
+
+/* A cast to the wrong kind aborts and says which device and which kinds. */
+static void test_device_bad_cast(void)
+{
+    if (g_test_subprocess()) {
+        DeviceState *card;
+
+        test_card_register();
+        g_assert_nonnull(device_create_from_string("usb-ccid,id=r1", NULL));
+        card = device_create_from_string("ccid-card-test,id=c1", NULL);
+        g_assert_nonnull(card);
+        DEVICE_CHECK(DeviceState, card, "usb-device");
+        return;
+    }
+    g_test_trap_subprocess(NULL, 0, 0);
+    g_test_trap_assert_failed();
+    g_test_trap_assert_stderr("*device 'c1' is a ccid-card-test, not a usb-device*");
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -126,5 +165,7 @@ int main(int argc, char **argv)
     g_test_add_func("/qdev/opts/values", test_parse_values);
     g_test_add_func("/qdev/device/errors", test_device_errors);
     g_test_add_func("/qdev/device/defaults", test_device_defaults);
+    g_test_add_func("/qdev/device/kinds", test_device_kinds);
+    g_test_add_func("/qdev/device/bad-cast", test_device_bad_cast);
     return g_test_run();
 }

@@ -231,8 +231,8 @@ static void test_partial_header_pending(void)
 static void test_largest_apdus(void)
 {
     struct { VSCardRole role; uint32_t len; } cases[] = {
-        { VSCARD_ROLE_HOST, VSCARD_MAX_APDU_RESPONSE },
-        { VSCARD_ROLE_CLIENT, VSCARD_MAX_APDU_COMMAND },
+        { VSCARD_ROLE_HOST, ISO7816_MAX_APDU_RESPONSE },
+        { VSCARD_ROLE_CLIENT, ISO7816_MAX_APDU_COMMAND },
     };
 
     for (guint c = 0; c < G_N_ELEMENTS(cases); c++) {
@@ -361,7 +361,7 @@ static void test_unexpected_direction(void)
 /* Sizes that cannot be right for the type: skipped in sync, never delivered. */
 static void test_bad_lengths(void)
 {
-    static const uint8_t long_atr[VSCARD_MAX_ATR + 1] = { 0x3b };
+    static const uint8_t long_atr[ISO7816_MAX_ATR + 1] = { 0x3b };
     Recorder *r = recorder_new(VSCARD_ROLE_HOST);
     GByteArray *b = g_byte_array_new();
 
@@ -375,7 +375,7 @@ static void test_bad_lengths(void)
     vscard_build(b, VSC_Init, 0, "VSCD", 4);
     vscard_build(b, VSC_APDU, 0, "\x90", 1);
     vscard_build(b, VSC_APDU, 0, NULL, 0);
-    vscard_build(b, VSC_ATR, 0, long_atr, VSCARD_MAX_ATR);
+    vscard_build(b, VSC_ATR, 0, long_atr, ISO7816_MAX_ATR);
     g_assert_true(vscard_stream_feed(r->stream, b->data, b->len));
     g_assert_cmpuint(r->events->len, ==, 11);
     for (guint i = 0; i < 10; i++) {
@@ -383,7 +383,7 @@ static void test_bad_lengths(void)
         g_assert_cmpint(ev_at(r, i)->err, ==, VSCARD_ERR_BAD_LENGTH);
     }
     g_assert_false(ev_at(r, 10)->is_error);
-    g_assert_cmpuint(ev_at(r, 10)->length, ==, VSCARD_MAX_ATR);
+    g_assert_cmpuint(ev_at(r, 10)->length, ==, ISO7816_MAX_ATR);
     g_byte_array_unref(b);
 
     /* A client must not be handed a command shorter than CLA INS P1 P2. */

@@ -10,15 +10,11 @@
 #define HW_USB_CCID_H
 
 #include "hw/qdev.h"
+#include "proto/iso7816.h"
 
 #define TYPE_CCID_BUS "ccid-bus"
-
-/* Largest answer a card can give: 65,536 data bytes plus SW1 SW2. */
-#define CCID_MAX_APDU_RESPONSE (65536 + 2)
-/* Largest command APDU: extended Lc, 65,535 data bytes, extended Le. */
-#define CCID_MAX_APDU_COMMAND (4 + 3 + 65535 + 3)
-/* ISO 7816-3: an ATR is at most 33 bytes. */
-#define CCID_MAX_ATR 33
+/* The abstract kind of every card device (DeviceClass.parent_type). */
+#define TYPE_CCID_CARD "ccid-card"
 
 typedef struct CCIDCardState CCIDCardState;
 
@@ -36,18 +32,38 @@ typedef struct CCIDCardClass {
     void (*power_off)(CCIDCardState *card);
 } CCIDCardClass;
 
-#define CCID_CARD_GET_CLASS(c) ((const CCIDCardClass *)DEVICE_GET_CLASS(c))
+/*
+ * The DeviceClass part every card class has alike: it is a ccid-card, plugs
+ * into a ccid-bus and may be created with -device. A card names the rest.
+ */
+#define CCID_CARD_DEVICE_CLASS(_name, _desc, _state, _props, _realize, _unrealize) { \
+        .name = (_name), .parent_type = TYPE_CCID_CARD, .desc = (_desc), \
+        .instance_size = sizeof(_state), .bus_type = TYPE_CCID_BUS, .props = (_props), \
+        .user_creatable = true, .realize = (_realize), .unrealize = (_unrealize), \
+    }
 
+#define CCID_CARD(obj) DEVICE_CHECK(CCIDCardState, (obj), TYPE_CCID_CARD)
+#define CCID_CARD_GET_CLASS(c) ((const CCIDCardClass *)DEVICE_GET_CLASS(CCID_CARD(c)))
+
+/*
+ * The ccid-bus (the reader) does the slot bookkeeping: it checks the slot
+ * property and takes the card in before the card's realize, and takes it
+ * out (a card still in the slot is removed) after its unrealize.
+ */
 struct CCIDCardState {
     DeviceState qdev;
-    uint32_t slot;           /* slot on the reader, assigned when plugged */
+    uint32_t slot;           /* slot on the reader (only 0 exists) */
 };
 
 /* Every card device lists this first among its properties. */
 #define DEFINE_CCID_CARD_PROPERTIES(_state, _field) \
     DEFINE_PROP_UINT32("slot", _state, _field.slot, "0", "reader slot (only 0 exists)")
 
-/* Cards call these; the reader implements them (dev-smartcard-reader.c). */
+/*
+ * Cards call these; the reader implements them (dev-smartcard-reader.c).
+ * Each records what happened and wakes the reader, which acts on it from
+ * its own loop: none of them runs reader commands or calls the card back.
+ */
 /* The answer to the APDU the card was last given. */
 void ccid_card_send_apdu_to_guest(CCIDCardState *card, const uint8_t *apdu, uint32_t len);
 /* The card could not answer the last APDU (card gone, client gone, error). */
@@ -55,11 +71,5 @@ void ccid_card_apdu_failed(CCIDCardState *card);
 /* A card is now in the slot (its ATR is available) / it left the slot. */
 void ccid_card_card_inserted(CCIDCardState *card);
 void ccid_card_card_removed(CCIDCardState *card);
-/* A card-side failure the reader should report (CCID HardwareError). */
-void ccid_card_card_error(CCIDCardState *card, uint64_t error);
-
-/* Plug/unplug bookkeeping, called from card realize/unrealize. */
-bool ccid_card_plug(CCIDCardState *card, GError **errp);
-void ccid_card_unplug(CCIDCardState *card);
 
 #endif

@@ -1,0 +1,35 @@
+/*
+ * A fuzzer's input read as a script: bytes taken one at a time, zero once
+ * the input is used up, so a script cut short still runs to its end.
+ */
+#ifndef TESTS_FUZZ_INPUT_H
+#define TESTS_FUZZ_INPUT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct FuzzInput {
+    const uint8_t *data;
+    size_t len;
+} FuzzInput;
+
+static inline uint8_t fuzz_take_byte(FuzzInput *in)
+{
+    uint8_t b = 0;
+
+    if (in->len) {
+        b = in->data[0];
+        in->data++;
+        in->len--;
+    }
+    return b;
+}
+
+static inline uint16_t fuzz_take_u16(FuzzInput *in)
+{
+    uint16_t hi = fuzz_take_byte(in);
+
+    return hi << 8 | fuzz_take_byte(in);
+}
+
+#endif
