@@ -1,0 +1,309 @@
+/*
+ * qtest: the real vccid binary with a ccid-card-piv, driven over usbredir by
+ * the CCID host. The card's answers are checked against what NSS and
+ * openssl say of the same database: the certificate read from slot 9A is
+ * the database's DER, a signature made by 9A verifies with openssl, and 9D
+ * decrypts what openssl encrypted to its certificate.
+ */
+#include <glib/gstdio.h>
+#include <string.h>
+
+#include "ccid-host.h"
+#include "libqtest-vccid.h"
+
+#define PIN "123456"
+
+static const uint8_t piv_select[] = {
+    0x00, 0xa4, 0x04, 0x00, 0x09, 0xa0, 0x00, 0x00, 0x03, 0x08, 0x00, 0x00, 0x10, 0x00, 0x00,
+};
+
+typedef struct Card {
+    char *dir;          /* the pin file and the files handed to openssl */
+    VccidProcess *p;
+    CcidHost *c;
+} Card;
+
+static char *write_file(const char *dir, const char *name, const void *data, size_t len)
+{
+    char *path = g_build_filename(dir, name, NULL);
+
+    g_assert_true(g_file_set_contents(path, data, len, NULL));
+    return path;
+}
+
+static void card_start(Card *card, const char *extra)
+{
+    g_autofree char *pin_file = NULL;
+    g_autofree char *dev = NULL;
+
+    card->dir = g_dir_make_tmp("vccid-piv-XXXXXX", NULL);
+    g_assert_nonnull(card->dir);
+    pin_file = write_file(card->dir, "pin", PIN "\n", strlen(PIN) + 1);
+    dev = g_strdup_printf("ccid-card-piv,db=@DB@,cert1=id-cert,cert2=signing-cert,"
+                          "cert3=encryption-cert,pin-file=%s%s", pin_file, extra);
+    card->p = vccid_start((const char *[]){ "-device", "usb-ccid,id=ccid", "-device", dev,
+                                            NULL });
+    card->c = ccid_host_open(card->p->sock_path);
+}
+
+static void card_stop(Card *card)
+{
+    g_autoptr(GDir) d = g_dir_open(card->dir, 0, NULL);
+    const char *name;
+
+    ccid_host_free(card->c);
+    vccid_stop(card->p);
+    while ((name = g_dir_read_name(d))) {
+        g_autofree char *path = g_build_filename(card->dir, name, NULL);
+
+        g_unlink(path);
+    }
+    g_rmdir(card->dir);
+    g_free(card->dir);
+}
+
+static GByteArray *transmit(Card *card, const uint8_t *apdu, size_t len)
+{
+    return ccid_transmit(card->c, apdu, len);
+}
+
+static uint16_t transmit_sw(Card *card, const uint8_t *apdu, size_t len)
+{
+    g_autoptr(GByteArray) r = transmit(card, apdu, len);
+
+    return apdu_sw(r);
+}
+
+static uint16_t verify(Card *card, const char *pin)
+{
+    uint8_t apdu[13] = { 0x00, 0x20, 0x00, 0x80, 0x08 };
+
+    memset(apdu + 5, 0xff, 8);
+    memcpy(apdu + 5, pin, strlen(pin));
+    return transmit_sw(card, apdu, sizeof(apdu));
+}
+
+/* The DER certificate in a GET DATA answer: 53 82 LL LL 70 82 LL LL DER ... */
+static GBytes *read_cert(Card *card, uint8_t tag_low)
+{
+    uint8_t apdu[] = { 0x00, 0xcb, 0x3f, 0xff, 0x05, 0x5c, 0x03, 0x5f, 0xc1, tag_low, 0x00 };
+    g_autoptr(GByteArray) r = transmit(card, apdu, sizeof(apdu));
+    size_t len;
+
+    g_assert_cmphex(apdu_sw(r), ==, 0x9000);
+    g_assert_cmphex(r->data[0], ==, 0x53);
+    g_assert_cmphex(r->data[1], ==, 0x82);
+    g_assert_cmphex(r->data[4], ==, 0x70);
+    g_assert_cmphex(r->data[5], ==, 0x82);
+    len = r->data[6] << 8 | r->data[7];
+    g_assert_cmpuint(8 + len + 5 + 2, ==, r->len);
+    return g_bytes_new(r->data + 8, len);
+}
+
+/* GENERAL AUTHENTICATE with a 256-byte block, in two chained APDUs. */
+static GByteArray *general_authenticate_rsa(Card *card, uint8_t key, const uint8_t block[256],
+                                            uint16_t *sw)
+{
+    uint8_t tmpl[10 + 256] = { 0x7c, 0x82, 0x01, 0x06, 0x82, 0x00, 0x81, 0x82, 0x01, 0x00 };
+    uint8_t first[5 + 200] = { 0x10, 0x87, 0x07, key, 200 };
+    uint8_t last[5 + 66 + 1] = { 0x00, 0x87, 0x07, key, 66 };
+    g_autoptr(GByteArray) r1 = NULL;
+    GByteArray *r;
+
+    memcpy(tmpl + 10, block, 256);
+    memcpy(first + 5, tmpl, 200);
+    memcpy(last + 5, tmpl + 200, 66);
+    r1 = transmit(card, first, sizeof(first));
+    g_assert_cmphex(apdu_sw(r1), ==, 0x9000);
+    r = transmit(card, last, sizeof(last));
+    *sw = apdu_sw(r);
+    if (*sw == 0x9000) {
+        g_assert_cmpuint(r->len, ==, 8 + 256 + 2);
+        g_assert_cmpmem(r->data, 8, ((const uint8_t[]){ 0x7c, 0x82, 0x01, 0x04,
+                                                        0x82, 0x82, 0x01, 0x00 }), 8);
+        memmove(r->data, r->data + 8, 256);
+        g_byte_array_set_size(r, 256);
+    }
+    return r;
+}
+
+static void run_openssl(const char *const *argv, char **out)
+{
+    g_autoptr(GError) err = NULL;
+    g_autofree char *errs = NULL;
+    int status;
+
+    g_assert_true(g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL,
+                               out, &errs, &status, &err));
+    if (!g_spawn_check_wait_status(status, NULL)) {
+        g_test_message("%s: %s", argv[1], errs);
+    }
+    g_assert_true(g_spawn_check_wait_status(status, NULL));
+}
+
+/* The public key of a DER certificate, as a PEM file for openssl. */
+static char *public_key_file(const char *dir, const char *name, GBytes *der)
+{
+    g_autofree char *cert = g_strconcat(name, ".der", NULL);
+    g_autofree char *cert_path = write_file(dir, cert, g_bytes_get_data(der, NULL),
+                                            g_bytes_get_size(der));
+    g_autofree char *pem = NULL;
+
+    run_openssl((const char *[]){ "openssl", "x509", "-inform", "DER", "-in", cert_path,
+                                  "-noout", "-pubkey", NULL }, &pem);
+    return write_file(dir, name, pem, strlen(pem));
+}
+
+static void test_card(void)
+{
+    static const uint8_t atr[] = {
+        0x3b, 0x8e, 0x81, 0x31, 0xfe, 0x45, 0x80, 0x73, 0xc0, 0x00, 0xc0, 0x58,
+        'v', 'c', 'c', 'i', 'd', 'P', 'I', 'V', 0x1a,
+    };
+    static const char message[] = "signed by slot 9A of a PIV card";
+    Card card;
+    g_autoptr(GByteArray) got_atr = NULL;
+    g_autoptr(GByteArray) sel = NULL;
+    g_autoptr(GBytes) cert = NULL;
+    g_autoptr(GBytes) der = vccid_cert_der("id-cert");
+    g_autoptr(GByteArray) sig = NULL;
+    g_autofree char *pub = NULL;
+    g_autofree char *msg_path = NULL;
+    g_autofree char *sig_path = NULL;
+    g_autofree char *out = NULL;
+    uint8_t block[256];
+    uint8_t digest[32];
+    gsize digest_len = sizeof(digest);
+    g_autoptr(GChecksum) sha = g_checksum_new(G_CHECKSUM_SHA256);
+    /* DigestInfo prefix of SHA-256 (RFC 8017 9.2 note 1). */
+    static const uint8_t sha256_info[] = {
+        0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+        0x01, 0x05, 0x00, 0x04, 0x20,
+    };
+    uint16_t sw;
+
+    card_start(&card, "");
+    got_atr = ccid_power_on(card.c);
+    g_assert_cmpmem(got_atr->data, got_atr->len, atr, sizeof(atr));
+
+    sel = transmit(&card, piv_select, sizeof(piv_select));
+    g_assert_cmphex(apdu_sw(sel), ==, 0x9000);
+    g_assert_cmphex(sel->data[0], ==, 0x61);
+
+    cert = read_cert(&card, 0x05);
+    g_assert_true(g_bytes_equal(cert, der));
+
+    /* No PIN yet: the private key is out of reach. */
+    memset(block, 0, sizeof(block));
+    g_byte_array_unref(general_authenticate_rsa(&card, 0x9a, block, &sw));
+    g_assert_cmphex(sw, ==, 0x6982);
+    g_assert_cmphex(transmit_sw(&card, (const uint8_t[]){ 0x00, 0x20, 0x00, 0x80 }, 4), ==,
+                    0x63c3);
+    g_assert_cmphex(verify(&card, "999999"), ==, 0x63c2);
+    g_assert_cmphex(verify(&card, PIN), ==, 0x9000);
+    g_assert_cmphex(transmit_sw(&card, (const uint8_t[]){ 0x00, 0x20, 0x00, 0x80 }, 4), ==,
+                    0x9000);
+
+    /* A PKCS#1 v1.5 signature block of SHA-256(message), signed raw by 9A. */
+    g_checksum_update(sha, (const guchar *)message, strlen(message));
+    g_checksum_get_digest(sha, digest, &digest_len);
+    memset(block, 0xff, sizeof(block));
+    block[0] = 0x00;
+    block[1] = 0x01;
+    block[256 - sizeof(sha256_info) - 32 - 1] = 0x00;
+    memcpy(block + 256 - sizeof(sha256_info) - 32, sha256_info, sizeof(sha256_info));
+    memcpy(block + 256 - 32, digest, 32);
+    sig = general_authenticate_rsa(&card, 0x9a, block, &sw);
+    g_assert_cmphex(sw, ==, 0x9000);
+
+    pub = public_key_file(card.dir, "9a.pem", cert);
+    msg_path = write_file(card.dir, "msg", message, strlen(message));
+    sig_path = write_file(card.dir, "sig", sig->data, sig->len);
+    run_openssl((const char *[]){ "openssl", "dgst", "-sha256", "-verify", pub, "-signature",
+                                  sig_path, msg_path, NULL }, &out);
+    g_assert_nonnull(strstr(out, "Verified OK"));
+
+    /* 9D decrypts what openssl encrypted to its certificate. */
+    {
+        g_autoptr(GBytes) cert9d = read_cert(&card, 0x0b);
+        g_autoptr(GBytes) der9d = vccid_cert_der("encryption-cert");
+        g_autofree char *pub9d = public_key_file(card.dir, "9d.pem", cert9d);
+        g_autofree char *ct_path = g_build_filename(card.dir, "ct", NULL);
+        g_autofree char *ct = NULL;
+        g_autofree char *ignored = NULL;
+        g_autoptr(GByteArray) plain = NULL;
+        gsize ct_len;
+
+        g_assert_true(g_bytes_equal(cert9d, der9d));
+        run_openssl((const char *[]){ "openssl", "pkeyutl", "-encrypt", "-pubin", "-inkey",
+                                      pub9d, "-in", msg_path, "-out", ct_path, NULL },
+                    &ignored);
+        g_assert_true(g_file_get_contents(ct_path, &ct, &ct_len, NULL));
+        g_assert_cmpuint(ct_len, ==, 256);
+        plain = general_authenticate_rsa(&card, 0x9d, (const uint8_t *)ct, &sw);
+        g_assert_cmphex(sw, ==, 0x9000);
+        /* 00 02 <random non-zero> 00 message */
+        g_assert_cmphex(plain->data[0], ==, 0x00);
+        g_assert_cmphex(plain->data[1], ==, 0x02);
+        g_assert_cmpmem(plain->data + 256 - strlen(message), strlen(message), message,
+                        strlen(message));
+    }
+
+    /* Three wrong PINs block it, for good. */
+    g_assert_cmphex(verify(&card, "000000"), ==, 0x63c2);
+    g_assert_cmphex(verify(&card, "000000"), ==, 0x63c1);
+    g_assert_cmphex(verify(&card, "000000"), ==, 0x63c0);
+    g_assert_cmphex(verify(&card, PIN), ==, 0x6983);
+    g_assert_cmphex(transmit_sw(&card, (const uint8_t[]){ 0x00, 0x20, 0x00, 0x80 }, 4), ==,
+                    0x6983);
+    card_stop(&card);
+}
+
+static void expect_cli_error(const char *device, const char *needle)
+{
+    g_autofree char *dir = g_dir_make_tmp("vccid-piv-cli-XXXXXX", NULL);
+    g_autofree char *sock = g_build_filename(dir, "s.sock", NULL);
+    g_autofree char *chardev = g_strdup_printf("socket,id=r,path=%s,server=on,wait=off", sock);
+    g_autofree char *out = NULL;
+    g_autofree char *err = NULL;
+    int status = vccid_run_cli((const char *[]){ "-chardev", chardev, "-device", "usb-ccid",
+                                                 "-device", device, "-export",
+                                                 "usbredir,chardev=r", NULL }, &out, &err);
+
+    g_test_message("%s -> %s", device, err);
+    g_assert_false(g_spawn_check_wait_status(status, NULL));
+    g_assert_nonnull(strstr(err, needle));
+    g_assert_false(g_file_test(sock, G_FILE_TEST_EXISTS));
+    g_rmdir(dir);
+}
+
+static void test_cli_errors(void)
+{
+    g_autofree char *db = g_strconcat("db=sql:", vccid_master_cert_db(), NULL);
+    g_autofree char *dir = g_dir_make_tmp("vccid-piv-pin-XXXXXX", NULL);
+    g_autofree char *bad_pin = write_file(dir, "pin", "12ab56\n", 7);
+    g_autofree char *no_pin = g_strdup_printf("ccid-card-piv,%s,cert1=id-cert,"
+                                              "cert2=signing-cert,cert3=encryption-cert", db);
+    g_autofree char *bad = g_strdup_printf("%s,pin-file=%s", no_pin, bad_pin);
+    g_autofree char *missing = g_strdup_printf("ccid-card-piv,%s,cert1=id-cert,"
+                                               "cert2=signing-cert,cert3=no-such-cert,"
+                                               "pin-file=%s", db, bad_pin);
+    g_autofree char *two = g_strdup_printf("ccid-card-piv,%s,cert1=id-cert,cert2=signing-cert",
+                                           db);
+
+    /* The test database has no password: it cannot be the PIN. */
+    expect_cli_error(no_pin, "pin-file");
+    expect_cli_error(bad, "6 to 8 digits");
+    expect_cli_error(missing, "no-such-cert");
+    expect_cli_error(two, "cert3");
+    g_unlink(bad_pin);
+    g_rmdir(dir);
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    g_test_add_func("/piv/card", test_card);
+    g_test_add_func("/piv/cli-errors", test_cli_errors);
+    return g_test_run();
+}
