@@ -402,6 +402,14 @@ static void build_cert_object(GBytes *cert, GByteArray *out)
 
 static uint16_t do_select(PIVApplet *a, const Command *c, GByteArray *out)
 {
+    if (c->p1 <= 0x09 && c->p1 != 0x04) {
+        /*
+         * By file identifier or path: the PIV application has no files.
+         * Windows' Plug and Play asks for the MF and EF.ATR this way and
+         * goes on to the PIV AID when they are not found.
+         */
+        return PIV_SW_FILE_NOT_FOUND;
+    }
     if (c->p1 != 0x04 || (c->p2 & 0x03) != 0) {
         return PIV_SW_INCORRECT_P1P2;
     }

@@ -124,9 +124,58 @@ static PIVBackendResult piv_nss_private_op(void *opaque, uint8_t key_ref, uint8_
     return rv == SECSuccess ? PIV_BACKEND_OK : PIV_BACKEND_FAILED;
 }
 
+/*
+ * ECDH (SP 800-73-4 part 2 table 7, tag 85): the peer's point becomes a
+ * public key on our key's curve; the answer is the shared x coordinate.
+ */
+static PIVBackendResult piv_nss_key_agreement(void *opaque, uint8_t key_ref, uint8_t alg,
+                                              const uint8_t *point, size_t len,
+                                              GByteArray *out)
+{
+    PIVCardState *s = opaque;
+    SECKEYPrivateKey *key = piv_nss_key(s, key_ref);
+    int i = piv_slot_index(key_ref);
+    SECKEYPublicKey *peer;
+    PK11SymKey *shared = NULL;
+    PIVBackendResult r = PIV_BACKEND_FAILED;
+
+    if (!key || alg != PIV_ALG_ECC_P256) {
+        return PIV_BACKEND_UNSUPPORTED;
+    }
+    /* Our own public key, with the point replaced: same curve parameters. */
+    peer = CERT_ExtractPublicKey(s->cert[i]);
+    if (!peer || peer->keyType != ecKey) {
+        goto out;
+    }
+    if (SECITEM_AllocItem(peer->arena, &peer->u.ec.publicValue, len) == NULL) {
+        goto out;
+    }
+    memcpy(peer->u.ec.publicValue.data, point, len);
+    shared = PK11_PubDeriveWithKDF(key, peer, PR_FALSE, NULL, NULL, CKM_ECDH1_DERIVE,
+                                   CKM_GENERIC_SECRET_KEY_GEN, CKA_DERIVE, 0, CKD_NULL,
+                                   NULL, NULL);
+    if (shared && PK11_ExtractKeyValue(shared) == SECSuccess) {
+        SECItem *x = PK11_GetKeyData(shared);
+
+        if (x && x->len == PIV_P256_BYTES) {
+            g_byte_array_append(out, x->data, x->len);
+            r = PIV_BACKEND_OK;
+        }
+    }
+out:
+    if (shared) {
+        PK11_FreeSymKey(shared);
+    }
+    if (peer) {
+        SECKEY_DestroyPublicKey(peer);
+    }
+    return r;
+}
+
 static const PIVBackendOps piv_nss_ops = {
     .verify_pin = piv_nss_verify_pin,
     .private_op = piv_nss_private_op,
+    .key_agreement = piv_nss_key_agreement,
 };
 
 /* ---- CCIDCardClass ---- */

@@ -5,6 +5,7 @@
  * the database's DER, a signature made by 9A verifies with openssl, and 9D
  * decrypts what openssl encrypted to its certificate.
  */
+#include <gio/gio.h>
 #include <glib/gstdio.h>
 #include <string.h>
 
@@ -259,6 +260,164 @@ static void test_card(void)
     card_stop(&card);
 }
 
+static void run_tool(const char *const *argv, const char *input)
+{
+    g_autoptr(GError) err = NULL;
+    g_autofree char *out = NULL;
+    g_autofree char *errs = NULL;
+    g_autoptr(GSubprocess) p = g_subprocess_newv(argv, G_SUBPROCESS_FLAGS_STDIN_PIPE |
+                                                 G_SUBPROCESS_FLAGS_STDOUT_PIPE |
+                                                 G_SUBPROCESS_FLAGS_STDERR_PIPE, &err);
+
+    g_assert_no_error(err);
+    g_assert_true(g_subprocess_communicate_utf8(p, input, NULL, &out, &errs, &err));
+    if (!g_subprocess_get_successful(p)) {
+        g_test_message("%s failed: %s", argv[0], errs);
+    }
+    g_assert_true(g_subprocess_get_successful(p));
+}
+
+/* A database of three self-signed P-256 certificates for 9A, 9C, 9D. */
+static char *make_ec_db(const char *dir)
+{
+    g_autofree char *db = g_strconcat("sql:", dir, NULL);
+    g_autofree char *noise = write_file(dir, "noise", "some noise for certutil's keygen", 32);
+    static const char *const names[] = { "ec-auth", "ec-sign", "ec-kex" };
+
+    run_tool((const char *[]){ "certutil", "-N", "-d", db, "--empty-password", NULL }, NULL);
+    for (int i = 0; i < 3; i++) {
+        g_autofree char *subject = g_strdup_printf("CN=vccid %s", names[i]);
+        g_autofree char *serial = g_strdup_printf("%d", 100 + i);
+
+        run_tool((const char *[]){ "certutil", "-S", "-d", db, "-x", "-k", "ec", "-q",
+                                   "nistp256", "-s", subject, "-n", names[i], "-t", ",,",
+                                   "-m", serial, "-v", "12", "-z", noise, NULL }, NULL);
+    }
+    g_unlink(noise);
+    return g_steal_pointer(&db);
+}
+
+static GByteArray *general_authenticate_ec(Card *card, uint8_t key, uint8_t tag,
+                                           const uint8_t *val, size_t len, uint16_t *sw)
+{
+    uint8_t apdu[5 + 6 + 65 + 1] = { 0x00, 0x87, 0x11, key, 6 + len, 0x7c, 4 + len,
+                                     0x82, 0x00, tag, len };
+    GByteArray *r;
+
+    g_assert_cmpuint(len, <=, 65);
+    memcpy(apdu + 11, val, len);
+    apdu[11 + len] = 0x00;
+    r = transmit(card, apdu, 12 + len);
+    *sw = apdu_sw(r);
+    if (*sw == 0x9000) {
+        g_assert_cmphex(r->data[0], ==, 0x7c);
+        g_assert_cmphex(r->data[2], ==, 0x82);
+        g_assert_cmpuint(r->data[3] + 4 + 2, ==, r->len);
+        memmove(r->data, r->data + 4, r->data[3]);
+        g_byte_array_set_size(r, r->len - 6);
+    }
+    return r;
+}
+
+/* ECC P-256 keys: ECDSA with 9A verified by openssl; ECDH with 9D. */
+static void test_ecc(void)
+{
+    static const char message[] = "signed by an ECC P-256 key in slot 9A";
+    g_autofree char *dir = g_dir_make_tmp("vccid-piv-ec-XXXXXX", NULL);
+    g_autofree char *db = make_ec_db(dir);
+    g_autofree char *pin_file = write_file(dir, "pin", PIN "\n", strlen(PIN) + 1);
+    g_autofree char *dev = g_strdup_printf("ccid-card-piv,db=%s,cert1=ec-auth,cert2=ec-sign,"
+                                           "cert3=ec-kex,pin-file=%s", db, pin_file);
+    Card card = { .dir = g_dir_make_tmp("vccid-piv-XXXXXX", NULL) };
+    g_autoptr(GChecksum) sha = g_checksum_new(G_CHECKSUM_SHA256);
+    uint8_t digest[32];
+    gsize digest_len = sizeof(digest);
+    g_autoptr(GByteArray) sel = NULL;
+    g_autoptr(GByteArray) sig = NULL;
+    g_autoptr(GBytes) cert = NULL;
+    g_autofree char *pub = NULL;
+    g_autofree char *msg_path = NULL;
+    g_autofree char *sig_path = NULL;
+    g_autofree char *out = NULL;
+    uint16_t sw;
+
+    card.p = vccid_start((const char *[]){ "-device", "usb-ccid,id=ccid", "-device", dev,
+                                           NULL });
+    card.c = ccid_host_open(card.p->sock_path);
+    g_byte_array_unref(ccid_power_on(card.c));
+    sel = transmit(&card, piv_select, sizeof(piv_select));
+    g_assert_cmphex(apdu_sw(sel), ==, 0x9000);
+    g_assert_cmphex(verify(&card, PIN), ==, 0x9000);
+
+    g_checksum_update(sha, (const guchar *)message, strlen(message));
+    g_checksum_get_digest(sha, digest, &digest_len);
+    /* RSA's algorithm on an EC key is refused. */
+    {
+        uint8_t rsa[5] = { 0x00, 0x87, 0x07, 0x9a, 0x00 };
+
+        g_assert_cmphex(transmit_sw(&card, rsa, sizeof(rsa)), ==, 0x6a86);
+    }
+    sig = general_authenticate_ec(&card, 0x9a, 0x81, digest, sizeof(digest), &sw);
+    g_assert_cmphex(sw, ==, 0x9000);
+    g_assert_cmphex(sig->data[0], ==, 0x30);               /* DER Ecdsa-Sig-Value */
+    cert = read_cert(&card, 0x05);
+    pub = public_key_file(card.dir, "9a.pem", cert);
+    msg_path = write_file(card.dir, "msg", message, strlen(message));
+    sig_path = write_file(card.dir, "sig", sig->data, sig->len);
+    run_openssl((const char *[]){ "openssl", "dgst", "-sha256", "-verify", pub, "-signature",
+                                  sig_path, msg_path, NULL }, &out);
+    g_assert_nonnull(strstr(out, "Verified OK"));
+
+    /* ECDH: openssl's ephemeral key against 9D; both sides get the same secret. */
+    {
+        g_autoptr(GBytes) cert9d = read_cert(&card, 0x0b);
+        g_autofree char *pub9d = public_key_file(card.dir, "9d.pem", cert9d);
+        g_autofree char *eph = g_build_filename(card.dir, "eph.pem", NULL);
+        g_autofree char *eph_der = g_build_filename(card.dir, "eph.der", NULL);
+        g_autofree char *z_path = g_build_filename(card.dir, "z", NULL);
+        g_autofree char *ignored = NULL;
+        g_autofree char *spki = NULL;
+        g_autofree char *z = NULL;
+        g_autoptr(GByteArray) shared = NULL;
+        gsize spki_len, z_len;
+        uint8_t bad_point[65];
+
+        run_openssl((const char *[]){ "openssl", "genpkey", "-algorithm", "EC", "-pkeyopt",
+                                      "ec_paramgen_curve:P-256", "-out", eph, NULL }, &ignored);
+        g_clear_pointer(&ignored, g_free);
+        run_openssl((const char *[]){ "openssl", "pkey", "-in", eph, "-pubout", "-outform",
+                                      "DER", "-out", eph_der, NULL }, &ignored);
+        g_clear_pointer(&ignored, g_free);
+        run_openssl((const char *[]){ "openssl", "pkeyutl", "-derive", "-inkey", eph,
+                                      "-peerkey", pub9d, "-out", z_path, NULL }, &ignored);
+        g_assert_true(g_file_get_contents(eph_der, &spki, &spki_len, NULL));
+        g_assert_true(g_file_get_contents(z_path, &z, &z_len, NULL));
+        g_assert_cmpuint(spki_len, >, 65);
+        shared = general_authenticate_ec(&card, 0x9d, 0x85,
+                                         (const uint8_t *)spki + spki_len - 65, 65, &sw);
+        g_assert_cmphex(sw, ==, 0x9000);
+        g_assert_cmpmem(shared->data, shared->len, z, z_len);
+
+        /* A point that is not on the curve: refused, and vccid lives on. */
+        memset(bad_point, 0x11, sizeof(bad_point));
+        bad_point[0] = 0x04;
+        g_byte_array_unref(general_authenticate_ec(&card, 0x9d, 0x85, bad_point, 65, &sw));
+        g_assert_cmphex(sw, ==, 0x6a80);
+    }
+    card_stop(&card);
+    {
+        g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
+        const char *name;
+
+        while ((name = g_dir_read_name(d))) {
+            g_autofree char *path = g_build_filename(dir, name, NULL);
+
+            g_unlink(path);
+        }
+        g_rmdir(dir);
+    }
+}
+
 static void expect_cli_error(const char *device, const char *needle)
 {
     g_autofree char *dir = g_dir_make_tmp("vccid-piv-cli-XXXXXX", NULL);
@@ -304,6 +463,7 @@ int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     g_test_add_func("/piv/card", test_card);
+    g_test_add_func("/piv/ecc", test_ecc);
     g_test_add_func("/piv/cli-errors", test_cli_errors);
     return g_test_run();
 }

@@ -305,8 +305,29 @@ static void test_select(Card *c, gconstpointer data)
     }
     g_byte_array_unref(transmit(c, 0xa4, 0x04, 0x00, piv_aid, 4, &sw));
     g_assert_cmphex(sw, ==, PIV_SW_FILE_NOT_FOUND);
+    /* Windows' Plug and Play: the MF, EF.ATR, the SC PNP AID; none is here. */
     g_byte_array_unref(transmit(c, 0xa4, 0x00, 0x00, (const uint8_t[]){ 0x3f, 0x00 }, 2, &sw));
+    g_assert_cmphex(sw, ==, PIV_SW_FILE_NOT_FOUND);
+    g_byte_array_unref(transmit(c, 0xa4, 0x02, 0x00, (const uint8_t[]){ 0x2f, 0x01 }, 2, &sw));
+    g_assert_cmphex(sw, ==, PIV_SW_FILE_NOT_FOUND);
+    {
+        static const uint8_t pnp[] = { 0xa0, 0x00, 0x00, 0x03, 0x97, 0x43, 0x49, 0x44, 0x5f,
+                                       0x01, 0x00 };
+        static const uint8_t gids[] = { 0xa0, 0x00, 0x00, 0x03, 0x97, 0x42, 0x54, 0x46, 0x59 };
+
+        g_byte_array_unref(transmit(c, 0xa4, 0x04, 0x00, pnp, sizeof(pnp), &sw));
+        g_assert_cmphex(sw, ==, PIV_SW_FILE_NOT_FOUND);
+        g_byte_array_unref(transmit(c, 0xa4, 0x04, 0x00, gids, sizeof(gids), &sw));
+        g_assert_cmphex(sw, ==, PIV_SW_FILE_NOT_FOUND);
+    }
+    /* GET DATA (INS CA) of Windows' card identifier 7F68: not a PIV command. */
+    g_assert_cmphex(xfer_sw(c, (const uint8_t[]){ 0x00, 0xca, 0x7f, 0x68, 0x00 }, 5), ==,
+                    PIV_SW_INS_NOT_SUPPORTED);
+    g_byte_array_unref(transmit(c, 0xa4, 0x0c, 0x00, piv_aid, PIV_AID_LEN, &sw));
     g_assert_cmphex(sw, ==, PIV_SW_INCORRECT_P1P2);
+    /* The PIV application stays selected after the failed SELECTs. */
+    g_byte_array_unref(get_data(c, 0x7e, &sw));
+    g_assert_cmphex(sw, ==, PIV_SW_OK);
 }
 
 static void test_certificates(Card *c, gconstpointer data)
