@@ -277,25 +277,52 @@ static void run_tool(const char *const *argv, const char *input)
     g_assert_true(g_subprocess_get_successful(p));
 }
 
-/* A database of three self-signed P-256 certificates for 9A, 9C, 9D. */
-static char *make_ec_db(const char *dir)
+/*
+ * A database of three self-signed certificates (names[]) for 9A, 9C, 9D:
+ * P-256 keys if ec, else RSA 2048; with a password if password.
+ */
+static char *make_db(const char *dir, bool ec, const char *password,
+                     const char *const names[3])
 {
     g_autofree char *db = g_strconcat("sql:", dir, NULL);
     g_autofree char *noise = write_file(dir, "noise", "some noise for certutil's keygen", 32);
-    static const char *const names[] = { "ec-auth", "ec-sign", "ec-kex" };
+    g_autofree char *pwfile = write_file(dir, "pwfile", password ? password : "",
+                                         password ? strlen(password) : 0);
 
-    run_tool((const char *[]){ "certutil", "-N", "-d", db, "--empty-password", NULL }, NULL);
+    if (password) {
+        run_tool((const char *[]){ "certutil", "-N", "-d", db, "-f", pwfile, NULL }, NULL);
+    } else {
+        run_tool((const char *[]){ "certutil", "-N", "-d", db, "--empty-password", NULL },
+                 NULL);
+    }
     for (int i = 0; i < 3; i++) {
         g_autofree char *subject = g_strdup_printf("CN=vccid %s", names[i]);
         g_autofree char *serial = g_strdup_printf("%d", 100 + i);
 
-        run_tool((const char *[]){ "certutil", "-S", "-d", db, "-x", "-k", "ec", "-q",
-                                   "nistp256", "-s", subject, "-n", names[i], "-t", ",,",
-                                   "-m", serial, "-v", "12", "-z", noise, NULL }, NULL);
+        run_tool((const char *[]){ "certutil", "-S", "-d", db, "-x", "-k", ec ? "ec" : "rsa",
+                                   ec ? "-q" : "-g", ec ? "nistp256" : "2048", "-s", subject,
+                                   "-n", names[i], "-t", ",,", "-m", serial, "-v", "12",
+                                   "-z", noise, "-f", pwfile, NULL }, NULL);
     }
     g_unlink(noise);
+    g_unlink(pwfile);
     return g_steal_pointer(&db);
 }
+
+static void remove_dir(const char *dir)
+{
+    g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
+    const char *name;
+
+    while ((name = g_dir_read_name(d))) {
+        g_autofree char *path = g_build_filename(dir, name, NULL);
+
+        g_unlink(path);
+    }
+    g_rmdir(dir);
+}
+
+static void expect_cli_error(const char *device, const char *needle);
 
 static GByteArray *general_authenticate_ec(Card *card, uint8_t key, uint8_t tag,
                                            const uint8_t *val, size_t len, uint16_t *sw)
@@ -324,7 +351,8 @@ static void test_ecc(void)
 {
     static const char message[] = "signed by an ECC P-256 key in slot 9A";
     g_autofree char *dir = g_dir_make_tmp("vccid-piv-ec-XXXXXX", NULL);
-    g_autofree char *db = make_ec_db(dir);
+    g_autofree char *db = make_db(dir, true, NULL,
+                                  (const char *const[]){ "ec-auth", "ec-sign", "ec-kex" });
     g_autofree char *pin_file = write_file(dir, "pin", PIN "\n", strlen(PIN) + 1);
     g_autofree char *dev = g_strdup_printf("ccid-card-piv,db=%s,cert1=ec-auth,cert2=ec-sign,"
                                            "cert3=ec-kex,pin-file=%s", db, pin_file);
@@ -405,17 +433,49 @@ static void test_ecc(void)
         g_assert_cmphex(sw, ==, 0x6a80);
     }
     card_stop(&card);
-    {
-        g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
-        const char *name;
+    remove_dir(dir);
+}
 
-        while ((name = g_dir_read_name(d))) {
-            g_autofree char *path = g_build_filename(dir, name, NULL);
+/*
+ * Without pin-file, the PIN is the database's password: the keys are out of
+ * reach until VERIFY gave NSS the right one. With pin-file on such a
+ * database, the file's PIN must open it.
+ */
+static void test_db_password(void)
+{
+    g_autofree char *dir = g_dir_make_tmp("vccid-piv-pw-XXXXXX", NULL);
+    g_autofree char *db = make_db(dir, false, "24681357",
+                                  (const char *const[]){ "auth", "sign", "kex" });
+    g_autofree char *dev = g_strdup_printf("ccid-card-piv,db=%s,cert1=auth,cert2=sign,"
+                                           "cert3=kex", db);
+    g_autofree char *wrong_pin = write_file(dir, "pin", "123456\n", 7);
+    g_autofree char *with_wrong = g_strdup_printf("%s,pin-file=%s", dev, wrong_pin);
+    Card card = { .dir = g_dir_make_tmp("vccid-piv-XXXXXX", NULL) };
+    g_autoptr(GByteArray) sel = NULL;
+    g_autoptr(GByteArray) sig = NULL;
+    uint8_t block[256];
+    uint16_t sw;
 
-            g_unlink(path);
-        }
-        g_rmdir(dir);
-    }
+    expect_cli_error(with_wrong, "does not open");
+    g_unlink(wrong_pin);
+
+    card.p = vccid_start((const char *[]){ "-device", "usb-ccid,id=ccid", "-device", dev,
+                                           NULL });
+    card.c = ccid_host_open(card.p->sock_path);
+    g_byte_array_unref(ccid_power_on(card.c));
+    sel = transmit(&card, piv_select, sizeof(piv_select));
+    g_assert_cmphex(apdu_sw(sel), ==, 0x9000);
+    memset(block, 0, sizeof(block));
+    block[1] = 0x01;
+    g_byte_array_unref(general_authenticate_rsa(&card, 0x9a, block, &sw));
+    g_assert_cmphex(sw, ==, 0x6982);
+    g_assert_cmphex(verify(&card, "13572468"), ==, 0x63c2);
+    g_assert_cmphex(verify(&card, "24681357"), ==, 0x9000);
+    sig = general_authenticate_rsa(&card, 0x9a, block, &sw);
+    g_assert_cmphex(sw, ==, 0x9000);
+    g_assert_cmpuint(sig->len, ==, 256);
+    card_stop(&card);
+    remove_dir(dir);
 }
 
 static void expect_cli_error(const char *device, const char *needle)
@@ -464,6 +524,7 @@ int main(int argc, char **argv)
     g_test_init(&argc, &argv, NULL);
     g_test_add_func("/piv/card", test_card);
     g_test_add_func("/piv/ecc", test_ecc);
+    g_test_add_func("/piv/db-password", test_db_password);
     g_test_add_func("/piv/cli-errors", test_cli_errors);
     return g_test_run();
 }
