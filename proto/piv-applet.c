@@ -640,19 +640,13 @@ static uint16_t send_data(PIVApplet *a, const uint8_t *data, size_t len, size_t 
 {
     size_t n = MIN(len, ne);
     size_t rest = len - n;
-    g_autoptr(GByteArray) keep = NULL;
 
-    if (n) {
-        g_byte_array_append(resp, data, n);
-    }
+    g_byte_array_append(resp, data, n);
+    pending_clear(a);
     if (!rest) {
-        pending_clear(a);
         return PIV_SW_OK;
     }
-    keep = g_byte_array_sized_new(rest);
-    g_byte_array_append(keep, data + n, rest);
-    pending_clear(a);
-    g_byte_array_append(a->pending, keep->data, rest);
+    g_byte_array_append(a->pending, data + n, rest);
     return PIV_SW_BYTES_REMAINING | (rest > 0xff ? 0 : rest);
 }
 
