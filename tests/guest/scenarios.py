@@ -18,6 +18,9 @@ SCENARIO:
                   attached; all checks again on the next boot
   replug          one guest, two vccids in turn: the guest sees the reader
                   go away and come back, working (--direction)
+  piv             vccid-listen with vccid's ccid-card-piv (the same three
+                  certificates as a PIV card; PIN from a pin-file): OpenSC's
+                  PIV driver and yubico-piv-tool use it
   passthru        vccid's ccid-card-passthru, the card lent by vscclient
                   over loopback TCP (--vscclient), exported over usbredir
   reference-passthru
@@ -61,6 +64,18 @@ CARD_OPTS = ('backend=certificates,db=sql:{db},cert1=id-cert,'
 # libcacard accepts any PIN when the NSS database has no password (see
 # README.md); an arbitrary one shows that.
 PIN = '77777777'
+
+# ccid-card-piv (docs/ccid.txt, "PIV"): its own ATR (TS 3B, T=1, historical
+# bytes 80 73 C0 00 C0 58 "vccidPIV") and a real PIN, read from a file.
+PIV_ATR = '3B8E8131FE458073C000C058' + b'vccidPIV'.hex().upper() + '1A'
+PIV_PIN = '123456'
+PIV_CARD_OPTS = ('db=sql:{db},cert1=id-cert,cert2=signing-cert,'
+                 'cert3=encryption-cert,pin-file={pin_file}')
+# The PIN checks block the PIN for the rest of vccid's life: last.
+PIV_CHECKS = ('enumerate pcscd atr piv_opensc piv_sign piv_decipher piv_yubico '
+              'pcscd_log kernel_log piv_pin_block')
+# Which card vccid's scenarios give the reader: 'emulated' or 'piv'.
+CARD = ['emulated']
 
 FULL_CHECKS = ('enumerate lsusb chapter9 pcscd atr sweep opensc sign pcscd_log '
                'kernel_log')
@@ -208,8 +223,10 @@ class Report:
 
 
 def guest_env(checks):
+    piv = CARD[0] == 'piv'
     return {'CHECKS': checks, 'EXPECT_VID': READER_VID,
-            'EXPECT_PID': READER_PID, 'EXPECT_ATR': CARD_ATR, 'PIN': PIN,
+            'EXPECT_PID': READER_PID, 'EXPECT_ATR': PIV_ATR if piv else CARD_ATR,
+            'PIN': PIV_PIN if piv else PIN,
             'PCSCD_DEBUG': '0' if 'bench' in checks else '1',
             'BENCH_N': os.environ.get('VCCID_BENCH_N', '500'),
             'SLOW_CARD': '%d' % SLOW_CARD_SECONDS[0]}
@@ -225,6 +242,12 @@ def make_guest(wd, args, checks, qemu_args, log_name, on_line=None):
 
 
 def card_args(wd):
+    if CARD[0] == 'piv':
+        pin_file = os.path.join(wd.path, 'piv-pin')
+        fd = os.open(pin_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, 'w') as f:
+            f.write(PIV_PIN + '\n')
+        return 'ccid-card-piv,' + PIV_CARD_OPTS.format(db=wd.certdb, pin_file=pin_file)
     return 'ccid-card-emulated,' + CARD_OPTS.format(db=wd.certdb)
 
 
@@ -676,9 +699,16 @@ def run_bench(wd, args, report):
             ' '.join('%s=%s' % kv for kv in sorted(run.metrics.items()))))
 
 
+def run_piv(wd, args, report):
+    """vccid-listen with a ccid-card-piv instead of ccid-card-emulated."""
+    CARD[0] = 'piv'
+    return run_vccid_listen(wd, args, report, PIV_CHECKS)
+
+
 SCENARIOS = {
     'reference': run_reference,
     'vccid-listen': run_vccid_listen,
+    'piv': run_piv,
     'vccid-connect': run_vccid_connect,
     'reconnect': run_reconnect,
     'replug': run_replug,
