@@ -10,6 +10,11 @@
 #   BENCH_TCP=0            1: also vccid with usbredir over loopback TCP
 #   BENCH_PASSTHRU=1       also the passthru card (vscclient over loopback
 #                          TCP) in QEMU's ccid-card-passthru and in vccid's
+#   BENCH_TRACE=DIR        vccid with the emulated card writes the trace
+#                          points of bench/trace-latency.py to
+#                          DIR/vccid-USB-RUN.trace; the time spent inside
+#                          vccid is printed at the end, per controller
+#                          (tracing costs time: compare APDU/s without it)
 #
 # Prints each setup's figures (APDU/s, p50, p99 of a SELECT of the CAC PKI
 # applet; time to read the whole first certificate with READ BUFFER) and the
@@ -26,19 +31,29 @@ workdir="$builddir/tests/guest"
 usbs=${BENCH_USB:-xhci uhci}
 results=$(mktemp)
 trap 'rm -f "$results"' EXIT
+# What bench/trace-latency.py pairs: transfers on the socket, the card's worker.
+trace_events=chardev_socket_read,chardev_socket_write,usbredir_bulk_*,ccid_card_emulated_*
+tracedir=${BENCH_TRACE:-}
+if [ -n "$tracedir" ]; then
+    mkdir -p "$tracedir"
+    tracedir=$(cd "$tracedir" && pwd)
+fi
 
 [ -x "$vccid" ] || { echo "run-bench: no vccid at $vccid (build it first)" >&2; exit 1; }
 
-run() {  # run SCENARIO USB [OPTION]
+run() {  # run SCENARIO USB [OPTION...]
+    scenario=$1 usb=$2
+    shift 2
     out=$(python3 "$srcroot/tests/guest/scenarios.py" --workdir "$workdir" \
-          --vccid "$vccid" --vscclient "$vscclient" "$1" --usb "$2" ${3:-} 2>&1) || true
+          --vccid "$vccid" --vscclient "$vscclient" "$scenario" --usb "$usb" "$@" 2>&1) || true
     line=$(echo "$out" | grep '^BENCH ' | tail -n1)
     if [ -n "$line" ]; then
         echo "$line" | tee -a "$results"
     else
-        echo "run-bench: $1 on $2 produced no figures:" >&2
+        echo "run-bench: $scenario on $usb produced no figures:" >&2
         echo "$out" | grep -E '^[a-z_.]+: +(fail|XFAIL)|error=' | head -n 10 >&2
-        echo "BENCH setup=${1#bench-}${3:+-tcp} usb=$2 failed=1" >> "$results"
+        tcp=; [ "${1:-}" = --tcp ] && tcp=-tcp
+        echo "BENCH setup=${scenario#bench-}$tcp usb=$usb failed=1" >> "$results"
     fi
 }
 
@@ -46,7 +61,12 @@ i=0
 while [ $i -lt "${BENCH_REPEAT:-3}" ]; do
     for usb in $usbs; do
         run bench-reference "$usb"
-        run bench-vccid "$usb"
+        if [ -n "$tracedir" ]; then
+            run bench-vccid "$usb" --vccid-arg=-trace \
+                "--vccid-arg=$trace_events,file=$tracedir/vccid-$usb-$i.trace"
+        else
+            run bench-vccid "$usb"
+        fi
         [ "${BENCH_TCP:-0}" = 1 ] && run bench-vccid "$usb" --tcp
         if [ "${BENCH_PASSTHRU:-1}" = 1 ]; then
             run bench-reference-passthru "$usb"
@@ -114,3 +134,11 @@ for usb in sorted({u for _, u in rows}):
         print('ratio vccid/QEMU, %s on %s: %s' % (card, usb, ', '.join(parts)))
 print('(APDU/s: higher is better; times: lower is better)')
 EOF
+
+if [ -n "$tracedir" ]; then
+    for usb in $usbs; do
+        echo
+        echo "inside vccid on $usb (bench/trace-latency.py $tracedir/vccid-$usb-*.trace):"
+        python3 "$here/trace-latency.py" "$tracedir/vccid-$usb-"*.trace || true
+    done
+fi

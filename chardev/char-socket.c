@@ -1,12 +1,25 @@
 /*
  * Socket chardevs: "-chardev socket,id=ID,(path=P|host=H,port=N)
- * [,server=on|off][,wait=on|off][,reconnect=SECONDS][,nodelay=on|off]".
+ * [,server=on|off][,wait=on|off][,reconnect=SECONDS][,nodelay=on|off]
+ * [,tls-creds=ID[,tls-authz=ID]][,handshake-timeout=SECONDS]
+ * [,keep-alive=on|off][,keep-alive-idle=S][,keep-alive-interval=S][,keep-alive-count=N]".
  *
- * One peer at a time. A server stops accepting while it has a peer, so a
- * second client waits in the listen backlog until the first leaves. A client
- * with reconnect= retries after the peer goes away or a connect fails.
+ * One peer at a time. A server keeps accepting while it has a peer and
+ * closes a second client at once, so nobody waits in the listen backlog
+ * behind a peer that holds the port. A client with reconnect= retries after
+ * the peer goes away or a connect fails.
+ *
+ * With tls-creds= (TCP only, as in QEMU) a new peer first runs the TLS
+ * handshake, on GIO's worker thread so the main loop never waits for it;
+ * its certificate is then checked against the creds' CA and its
+ * distinguished name against tls-authz=. Only then does the frontend see
+ * the peer. Every new peer, TLS or not, must finish its handshake and send
+ * its first bytes within handshake-timeout= seconds, and TCP keepalive
+ * notices a peer that vanished without closing.
  */
+#include "authz/authz.h"
 #include "chardev/char.h"
+#include "crypto/tlscreds.h"
 #include "qemu/error.h"
 #include "qemu/option.h"
 
@@ -15,10 +28,31 @@
 #include <gio/gunixsocketaddress.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "trace.h"
+
 #define CHR_READ_CHUNK 65536
+
+/* Defaults: a silent new peer goes after 10 s, a vanished one within a minute. */
+#define CHR_HANDSHAKE_TIMEOUT_DEFAULT 10
+#define CHR_KEEPALIVE_IDLE_DEFAULT 30
+#define CHR_KEEPALIVE_INTERVAL_DEFAULT 5
+#define CHR_KEEPALIVE_COUNT_DEFAULT 5
+/* A server's unix socket file: only this user may connect. */
+#define CHR_UNIX_SOCKET_MODE 0600
+
+/* A peer in its TLS handshake. Outlives its chardev until the handshake returns. */
+typedef struct ChrHandshake {
+    Chardev *chr;                /* NULL once the chardev no longer waits for it */
+    GSocket *sock;
+    GTlsConnection *tls;
+    GCancellable *cancel;
+} ChrHandshake;
 
 struct Chardev {
     char *id;
@@ -29,10 +63,22 @@ struct Chardev {
     bool wait;
     bool nodelay;
     unsigned reconnect;          /* seconds; 0 = never */
+    char *host;                  /* as given, for a TLS client's certificate check */
+    QCryptoTLSCreds *tls_creds;
+    QAuthZ *tls_authz;
+    unsigned handshake_timeout;  /* seconds; 0 = no limit */
+    bool keepalive;
+    unsigned keepalive_idle, keepalive_interval, keepalive_count;
+    dev_t unix_dev;              /* the socket file we made, to remove only that */
+    ino_t unix_ino;
 
     GSocket *listener;
     GSource *accept_src;
-    GSocket *peer;
+    ChrHandshake *handshake;     /* a new peer before it is the peer */
+    guint hello_timer;           /* the new peer's deadline */
+    bool peer_spoke;
+    GSocket *peer_sock;
+    GIOStream *peer;             /* the socket's stream, or the TLS session on it */
     GSource *read_src;
     GSource *write_src;
     GByteArray *outq;
@@ -47,14 +93,16 @@ struct Chardev {
 };
 
 static GHashTable *chardevs;     /* id -> Chardev * */
+static unsigned handshakes_running;  /* ChrHandshake not yet freed */
 
-static void chr_accept_arm(Chardev *chr);
 static bool chr_client_connect(Chardev *chr, GError **errp);
+static void chr_handshake_abandon(Chardev *chr);
 
 /* ---- peer I/O ---- */
 
 static void chr_emit(Chardev *chr, ChrEvent ev)
 {
+    trace_chardev_socket_event(chr->id, ev);
     if (chr->fd_event) {
         chr->fd_event(chr->opaque, ev);
     }
@@ -66,6 +114,14 @@ static void chr_drop_source(GSource **src)
         g_source_destroy(*src);
         g_source_unref(*src);
         *src = NULL;
+    }
+}
+
+static void chr_drop_timer(guint *tag)
+{
+    if (*tag) {
+        g_source_remove(*tag);
+        *tag = 0;
     }
 }
 
@@ -82,14 +138,23 @@ static gboolean chr_reconnect_timeout(gpointer opaque)
     return G_SOURCE_REMOVE;
 }
 
+static void chr_schedule_reconnect(Chardev *chr)
+{
+    if (!chr->server && chr->reconnect && !chr->reconnect_timer) {
+        chr->reconnect_timer = g_timeout_add_seconds(chr->reconnect, chr_reconnect_timeout, chr);
+    }
+}
+
 static void chr_peer_close(Chardev *chr, const char *why)
 {
     if (!chr->peer) {
         return;
     }
     g_message("chardev %s: peer disconnected (%s)", chr->id, why);
+    trace_chardev_socket_close(chr->id, why);
     chr_drop_source(&chr->read_src);
     chr_drop_source(&chr->write_src);
+    chr_drop_timer(&chr->hello_timer);
     if (chr->opened_idle) {
         g_source_remove(chr->opened_idle);
         chr->opened_idle = 0;
@@ -98,23 +163,22 @@ static void chr_peer_close(Chardev *chr, const char *why)
         g_source_remove(chr->close_idle);
         chr->close_idle = 0;
     }
-    g_socket_close(chr->peer, NULL);
+    /* Closing the socket first: a TLS session then has nothing to flush or wait for. */
+    g_socket_close(chr->peer_sock, NULL);
+    g_clear_object(&chr->peer_sock);
     g_clear_object(&chr->peer);
     g_byte_array_set_size(chr->outq, 0);
     chr_emit(chr, CHR_EVENT_CLOSED);
-    if (chr->server) {
-        chr_accept_arm(chr);
-    } else if (chr->reconnect && !chr->reconnect_timer) {
-        chr->reconnect_timer = g_timeout_add_seconds(chr->reconnect, chr_reconnect_timeout, chr);
-    }
+    chr_schedule_reconnect(chr);
 }
 
-static gboolean chr_readable(GSocket *sock, GIOCondition cond, gpointer opaque)
+static gboolean chr_readable(GObject *stream, gpointer opaque)
 {
     Chardev *chr = opaque;
     g_autofree uint8_t *buf = g_malloc(CHR_READ_CHUNK);
     g_autoptr(GError) err = NULL;
-    gssize n = g_socket_receive(sock, (char *)buf, CHR_READ_CHUNK, NULL, &err);
+    gssize n = g_pollable_input_stream_read_nonblocking(G_POLLABLE_INPUT_STREAM(stream), buf,
+                                                        CHR_READ_CHUNK, NULL, &err);
 
     if (n < 0 && g_error_matches(err, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK)) {
         return G_SOURCE_CONTINUE;
@@ -122,6 +186,11 @@ static gboolean chr_readable(GSocket *sock, GIOCondition cond, gpointer opaque)
     if (n <= 0) {
         chr_peer_close(chr, n == 0 ? "end of stream" : err->message);
         return G_SOURCE_CONTINUE;   /* the source was destroyed above */
+    }
+    trace_chardev_socket_read(chr->id, n);
+    if (!chr->peer_spoke) {
+        chr->peer_spoke = true;
+        chr_drop_timer(&chr->hello_timer);
     }
     if (chr->fd_read) {
         chr->fd_read(chr->opaque, buf, n);
@@ -156,10 +225,12 @@ static void chr_close_later(Chardev *chr, const char *why)
 /* Send what we can without blocking; returns false if the peer failed. */
 static bool chr_flush(Chardev *chr)
 {
+    GPollableOutputStream *out = G_POLLABLE_OUTPUT_STREAM(g_io_stream_get_output_stream(chr->peer));
+
     while (chr->outq->len) {
         g_autoptr(GError) err = NULL;
-        gssize n = g_socket_send(chr->peer, (const char *)chr->outq->data, chr->outq->len,
-                                 NULL, &err);
+        gssize n = g_pollable_output_stream_write_nonblocking(out, chr->outq->data,
+                                                              chr->outq->len, NULL, &err);
 
         if (n < 0 && g_error_matches(err, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK)) {
             return true;
@@ -168,12 +239,13 @@ static bool chr_flush(Chardev *chr)
             chr_close_later(chr, err->message);
             return false;
         }
+        trace_chardev_socket_send(chr->id, n, chr->outq->len - n);
         g_byte_array_remove_range(chr->outq, 0, n);
     }
     return true;
 }
 
-static gboolean chr_writable(GSocket *sock, GIOCondition cond, gpointer opaque)
+static gboolean chr_writable(GObject *stream, gpointer opaque)
 {
     Chardev *chr = opaque;
 
@@ -183,10 +255,26 @@ static gboolean chr_writable(GSocket *sock, GIOCondition cond, gpointer opaque)
     return G_SOURCE_CONTINUE;
 }
 
-static void chr_watch(Chardev *chr, GSource **slot, GIOCondition cond, GSocketSourceFunc fn)
+static void chr_watch(Chardev *chr, GSource **slot, bool output)
 {
-    *slot = g_socket_create_source(chr->peer, cond, NULL);
-    g_source_set_callback(*slot, (GSourceFunc)(void (*)(void))fn, chr, NULL);
+    if (output) {
+        *slot = g_pollable_output_stream_create_source(
+            G_POLLABLE_OUTPUT_STREAM(g_io_stream_get_output_stream(chr->peer)), NULL);
+        g_source_set_callback(*slot, (GSourceFunc)(void (*)(void))chr_writable, chr, NULL);
+    } else {
+        *slot = g_pollable_input_stream_create_source(
+            G_POLLABLE_INPUT_STREAM(g_io_stream_get_input_stream(chr->peer)), NULL);
+        g_source_set_callback(*slot, (GSourceFunc)(void (*)(void))chr_readable, chr, NULL);
+    }
+    /*
+     * GLib takes the fd of a source that cannot recurse out of the poll set
+     * for the time of each dispatch and puts it back after, and each of the
+     * two wakes the main context (a write to its eventfd, then one more
+     * loop iteration): two syscalls and a pass through poll() on every
+     * transfer that arrives. Nothing here runs a nested main loop, so there
+     * is no recursion to guard against.
+     */
+    g_source_set_can_recurse(*slot, TRUE);
     g_source_attach(*slot, NULL);
 }
 
@@ -199,7 +287,7 @@ static void chr_open_frontend(Chardev *chr)
 {
     chr_emit(chr, CHR_EVENT_OPENED);
     if (chr->peer && !chr->read_src && chr->fd_read) {
-        chr_watch(chr, &chr->read_src, G_IO_IN | G_IO_HUP | G_IO_ERR, chr_readable);
+        chr_watch(chr, &chr->read_src, false);
     }
 }
 
@@ -212,21 +300,205 @@ static gboolean chr_send_opened(gpointer opaque)
     return G_SOURCE_REMOVE;
 }
 
-static void chr_peer_attach(Chardev *chr, GSocket *sock)
+static void chr_peer_attach(Chardev *chr, GSocket *sock, GIOStream *stream)
 {
-    chr->peer = sock;
-    g_socket_set_blocking(sock, FALSE);
-    if (!chr->is_unix && chr->nodelay) {
-        /* Small request/response messages: Nagle + delayed ACK would add ~40 ms. */
-        g_socket_set_option(sock, IPPROTO_TCP, TCP_NODELAY, 1, NULL);
-    }
+    chr->peer_sock = sock;
+    chr->peer = stream;
+    chr->peer_spoke = false;
     g_message("chardev %s: peer connected", chr->id);
     if (chr->fd_read || chr->fd_event) {
         chr_open_frontend(chr);
     }
 }
 
+/* ---- a new peer: deadline, socket options, TLS ---- */
+
+/* The new peer took too long for its TLS handshake or its first bytes. */
+static gboolean chr_hello_timeout(gpointer opaque)
+{
+    Chardev *chr = opaque;
+    g_autofree char *why = g_strdup_printf("no %s within %us",
+                                           chr->peer ? "data" : "TLS handshake",
+                                           chr->handshake_timeout);
+
+    chr->hello_timer = 0;
+    if (chr->handshake) {
+        g_message("chardev %s: new peer dropped (%s)", chr->id, why);
+        chr_handshake_abandon(chr);
+        chr_schedule_reconnect(chr);
+    } else {
+        chr_peer_close(chr, why);
+    }
+    return G_SOURCE_REMOVE;
+}
+
+static void chr_set_keepalive(Chardev *chr, GSocket *sock)
+{
+    g_autoptr(GError) err = NULL;
+
+    if (!g_socket_set_option(sock, SOL_SOCKET, SO_KEEPALIVE, 1, &err) ||
+        !g_socket_set_option(sock, IPPROTO_TCP, TCP_KEEPIDLE, chr->keepalive_idle, &err) ||
+        !g_socket_set_option(sock, IPPROTO_TCP, TCP_KEEPINTVL, chr->keepalive_interval, &err) ||
+        !g_socket_set_option(sock, IPPROTO_TCP, TCP_KEEPCNT, chr->keepalive_count, &err)) {
+        g_warning("chardev %s: cannot set TCP keepalive: %s", chr->id, err->message);
+    }
+}
+
+static void chr_handshake_free(ChrHandshake *hs)
+{
+    handshakes_running--;
+    g_clear_object(&hs->tls);
+    g_clear_object(&hs->sock);
+    g_clear_object(&hs->cancel);
+    g_free(hs);
+}
+
+/*
+ * Stop waiting for the handshake in progress: cancel it and wake GIO's
+ * worker by shutting the socket down; the completion callback frees it.
+ */
+static void chr_handshake_abandon(Chardev *chr)
+{
+    ChrHandshake *hs = chr->handshake;
+
+    if (!hs) {
+        return;
+    }
+    chr->handshake = NULL;
+    chr_drop_timer(&chr->hello_timer);
+    hs->chr = NULL;
+    g_cancellable_cancel(hs->cancel);
+    g_socket_shutdown(hs->sock, TRUE, TRUE, NULL);
+}
+
+static bool chr_tls_check_peer(Chardev *chr, ChrHandshake *hs, GError **errp)
+{
+    g_autofree char *dname = NULL;
+    const char *hostname = chr->server ? NULL : chr->host;
+
+    if (!qcrypto_tls_session_check_peer(chr->tls_creds, hs->tls, hostname, &dname, errp)) {
+        return false;
+    }
+    if (chr->tls_authz && (!dname || !qauthz_is_allowed(chr->tls_authz, dname))) {
+        g_autofree char *shown = g_strescape(dname ? dname : "", NULL);
+
+        g_set_error(errp, VCCID_ERROR, 0, "TLS x509 authz check for '%s' is denied by '%s'",
+                    shown, qauthz_id(chr->tls_authz));
+        return false;
+    }
+    if (dname) {
+        g_autofree char *shown = g_strescape(dname, NULL);
+
+        g_message("chardev %s: TLS peer '%s'", chr->id, shown);
+    }
+    return true;
+}
+
+static void chr_handshake_done(GObject *source, GAsyncResult *res, gpointer opaque)
+{
+    ChrHandshake *hs = opaque;
+    Chardev *chr = hs->chr;
+    g_autoptr(GError) err = NULL;
+    bool ok = g_tls_connection_handshake_finish(G_TLS_CONNECTION(source), res, &err);
+
+    if (!chr) {
+        /* Abandoned: a deadline, a shutdown. */
+        g_socket_close(hs->sock, NULL);
+        chr_handshake_free(hs);
+        return;
+    }
+    chr->handshake = NULL;
+    if (ok) {
+        ok = chr_tls_check_peer(chr, hs, &err);
+    } else {
+        g_prefix_error(&err, "TLS handshake failed: ");
+    }
+    if (!ok) {
+        g_autofree char *why = g_strescape(err->message, NULL);
+
+        g_message("chardev %s: new peer refused (%s)", chr->id, why);
+        chr_drop_timer(&chr->hello_timer);
+        g_socket_close(hs->sock, NULL);
+        chr_handshake_free(hs);
+        chr_schedule_reconnect(chr);
+        return;
+    }
+    chr_peer_attach(chr, g_steal_pointer(&hs->sock), G_IO_STREAM(g_steal_pointer(&hs->tls)));
+    chr_handshake_free(hs);
+}
+
+/* A connected socket becomes the peer: at once, or after its TLS handshake. */
+static void chr_new_peer(Chardev *chr, GSocket *sock)
+{
+    g_autoptr(GError) err = NULL;
+    g_autoptr(GIOStream) base = NULL;
+    ChrHandshake *hs;
+
+    g_socket_set_blocking(sock, FALSE);
+    if (!chr->is_unix && chr->nodelay) {
+        /* Small request/response messages: Nagle + delayed ACK would add ~40 ms. */
+        g_socket_set_option(sock, IPPROTO_TCP, TCP_NODELAY, 1, NULL);
+    }
+    if (!chr->is_unix && chr->keepalive) {
+        chr_set_keepalive(chr, sock);
+    }
+    base = G_IO_STREAM(g_socket_connection_factory_create_connection(sock));
+    if (chr->handshake_timeout) {
+        chr->hello_timer = g_timeout_add(chr->handshake_timeout * 1000, chr_hello_timeout, chr);
+    }
+    if (!chr->tls_creds) {
+        chr_peer_attach(chr, sock, g_steal_pointer(&base));
+        return;
+    }
+    hs = g_new0(ChrHandshake, 1);
+    handshakes_running++;
+    hs->sock = sock;
+    hs->tls = qcrypto_tls_session_new(chr->tls_creds, base, chr->server ? NULL : chr->host, &err);
+    if (!hs->tls) {
+        g_warning("chardev %s: cannot start TLS: %s", chr->id, err->message);
+        chr_drop_timer(&chr->hello_timer);
+        g_socket_close(sock, NULL);
+        chr_handshake_free(hs);
+        chr_schedule_reconnect(chr);
+        return;
+    }
+    hs->chr = chr;
+    hs->cancel = g_cancellable_new();
+    chr->handshake = hs;
+    g_tls_connection_handshake_async(hs->tls, G_PRIORITY_DEFAULT, hs->cancel,
+                                     chr_handshake_done, hs);
+}
+
 /* ---- server side ---- */
+
+static bool chr_socket_hung_up(GSocket *sock)
+{
+    struct pollfd pfd = { .fd = g_socket_get_fd(sock), .events = POLLIN | POLLRDHUP };
+
+    return poll(&pfd, 1, 0) == 1 && (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
+/*
+ * A client that reconnects closes its old connection first, but the new
+ * one may be accepted before the old one's end of stream was read. Finish
+ * with a peer that has hung up (its last bytes still go to the frontend)
+ * before calling the newcomer a second client.
+ */
+static void chr_reap_departed(Chardev *chr)
+{
+    if (chr->handshake && chr_socket_hung_up(chr->handshake->sock)) {
+        g_message("chardev %s: new peer dropped (hung up during the TLS handshake)", chr->id);
+        chr_handshake_abandon(chr);
+        return;
+    }
+    if (!chr->peer || !chr_socket_hung_up(chr->peer_sock)) {
+        return;
+    }
+    for (int i = 0; i < 64 && chr->peer; i++) {
+        chr_readable(G_OBJECT(g_io_stream_get_input_stream(chr->peer)), chr);
+    }
+    chr_peer_close(chr, "end of stream");
+}
 
 static gboolean chr_acceptable(GSocket *sock, GIOCondition cond, gpointer opaque)
 {
@@ -240,38 +512,91 @@ static gboolean chr_acceptable(GSocket *sock, GIOCondition cond, gpointer opaque
         }
         return G_SOURCE_CONTINUE;
     }
-    chr_drop_source(&chr->accept_src);
-    chr_peer_attach(chr, peer);
+    trace_chardev_socket_accept(chr->id);
+    if (chr->peer || chr->handshake) {
+        chr_reap_departed(chr);
+    }
+    if (chr->peer || chr->handshake) {
+        /* Left in the backlog it would wait for ever, and be served after the peer it queued behind. */
+        g_message("chardev %s: second client refused: a peer is already connected", chr->id);
+        g_socket_close(peer, NULL);
+        g_object_unref(peer);
+        return G_SOURCE_CONTINUE;
+    }
+    chr_new_peer(chr, peer);
     return G_SOURCE_CONTINUE;
 }
 
 static void chr_accept_arm(Chardev *chr)
 {
-    if (chr->accept_src || chr->peer) {
-        return;
-    }
     chr->accept_src = g_socket_create_source(chr->listener, G_IO_IN, NULL);
     g_source_set_callback(chr->accept_src, (GSourceFunc)(void (*)(void))chr_acceptable, chr, NULL);
     g_source_attach(chr->accept_src, NULL);
 }
 
+/*
+ * Only a stale socket file is removed before bind: never a file of another
+ * kind, never a socket someone still listens on.
+ */
+static bool chr_unix_remove_stale(Chardev *chr, const char *path, GError **errp)
+{
+    g_autoptr(GSocket) probe = NULL;
+    struct stat st;
+
+    if (lstat(path, &st) < 0) {
+        return true;
+    }
+    if (!S_ISSOCK(st.st_mode)) {
+        g_set_error(errp, VCCID_ERROR, 0, "%s exists and is not a socket; not replacing it", path);
+        return false;
+    }
+    probe = g_socket_new(G_SOCKET_FAMILY_UNIX, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_DEFAULT,
+                         NULL);
+    if (probe && g_socket_connect(probe, chr->addr, NULL, NULL)) {
+        g_set_error(errp, VCCID_ERROR, 0, "%s is in use by another server", path);
+        return false;
+    }
+    if (unlink(path) < 0 && errno != ENOENT) {
+        g_set_error(errp, VCCID_ERROR, 0, "cannot remove stale socket %s: %s", path,
+                    g_strerror(errno));
+        return false;
+    }
+    return true;
+}
+
 static bool chr_listen(Chardev *chr, GError **errp)
 {
     GSocketFamily family = g_socket_address_get_family(chr->addr);
+    const char *path = chr->is_unix ?
+        g_unix_socket_address_get_path(G_UNIX_SOCKET_ADDRESS(chr->addr)) : NULL;
+    struct stat st;
 
+    if (path && !chr_unix_remove_stale(chr, path, errp)) {
+        return false;
+    }
     chr->listener = g_socket_new(family, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_DEFAULT, errp);
     if (!chr->listener) {
         return false;
     }
-    if (chr->is_unix) {
-        /* A stale socket file from an earlier run would make bind fail. */
-        unlink(g_unix_socket_address_get_path(G_UNIX_SOCKET_ADDRESS(chr->addr)));
-    }
     g_socket_set_blocking(chr->listener, FALSE);
-    if (!g_socket_bind(chr->listener, chr->addr, TRUE, errp) ||
-        !g_socket_listen(chr->listener, errp)) {
+    if (!g_socket_bind(chr->listener, chr->addr, TRUE, errp)) {
         return false;
     }
+    if (path) {
+        /* Before listen(): until then nobody can connect, whatever the umask gave. */
+        if (chmod(path, CHR_UNIX_SOCKET_MODE) < 0 || lstat(path, &st) < 0) {
+            g_set_error(errp, VCCID_ERROR, 0, "cannot set the mode of %s: %s", path,
+                        g_strerror(errno));
+            unlink(path);
+            return false;
+        }
+        chr->unix_dev = st.st_dev;
+        chr->unix_ino = st.st_ino;
+    }
+    if (!g_socket_listen(chr->listener, errp)) {
+        return false;
+    }
+    trace_chardev_socket_listen(chr->id, chr->label);
     chr_accept_arm(chr);
     return true;
 }
@@ -287,13 +612,15 @@ static bool chr_client_connect(Chardev *chr, GError **errp)
         return false;
     }
     /* Local and loopback connects complete at once; a blocking connect is fine. */
+    trace_chardev_socket_connect(chr->id, chr->label);
     g_socket_set_timeout(sock, 5);
     if (!g_socket_connect(sock, chr->addr, NULL, errp)) {
+        trace_chardev_socket_connect_failed(chr->id, errp && *errp ? (*errp)->message : "");
         g_object_unref(sock);
         return false;
     }
     g_socket_set_timeout(sock, 0);
-    chr_peer_attach(chr, sock);
+    chr_new_peer(chr, sock);
     return true;
 }
 
@@ -360,6 +687,7 @@ static bool chr_parse_address(Chardev *chr, QemuOpts *opts, GError **errp)
         g_set_error(errp, VCCID_ERROR, 0, "chardev '%s': socket needs path= or port=", chr->id);
         return false;
     }
+    chr->host = g_strdup(host && *host ? host : "127.0.0.1");
     chr->addr = chr_inet_address(host ? host : "", port, errp);
     if (!chr->addr) {
         return false;
@@ -369,25 +697,84 @@ static bool chr_parse_address(Chardev *chr, QemuOpts *opts, GError **errp)
     return true;
 }
 
+static bool chr_parse_uint(QemuOpts *opts, const char *key, unsigned min, unsigned max,
+                           unsigned def, unsigned *out, GError **errp)
+{
+    const char *v = qemu_opt_take(opts, key);
+    uint64_t n = def;
+
+    if (v && (!qemu_opt_parse_uint(v, max, &n) || n < min)) {
+        g_set_error(errp, VCCID_ERROR, 0, "Parameter '%s' expects %u..%u, not '%s'",
+                    key, min, max, v);
+        return false;
+    }
+    *out = n;
+    return true;
+}
+
+/* tls-creds= and tls-authz=, with the combinations QEMU refuses refused. */
+static bool chr_parse_tls(Chardev *chr, QemuOpts *opts, GError **errp)
+{
+    const char *creds = qemu_opt_take(opts, "tls-creds");
+    const char *authz = qemu_opt_take(opts, "tls-authz");
+    QCryptoTLSCredsEndpoint want = chr->server ? QCRYPTO_TLS_CREDS_ENDPOINT_SERVER
+                                               : QCRYPTO_TLS_CREDS_ENDPOINT_CLIENT;
+
+    if (authz && !creds) {
+        g_set_error(errp, VCCID_ERROR, 0, "chardev '%s': 'tls-authz' option requires "
+                    "'tls-creds' option", chr->id);
+        return false;
+    }
+    if (!creds) {
+        return true;
+    }
+    if (chr->is_unix) {
+        g_set_error(errp, VCCID_ERROR, 0, "chardev '%s': 'tls-creds' option is incompatible "
+                    "with 'unix' address type (TLS is for TCP sockets)", chr->id);
+        return false;
+    }
+    if (authz && !chr->server) {
+        g_set_error(errp, VCCID_ERROR, 0, "chardev '%s': 'tls-authz' option is only valid "
+                    "with server=on (a client checks the server's name)", chr->id);
+        return false;
+    }
+    chr->tls_creds = qcrypto_tls_creds_find(creds, errp);
+    if (!chr->tls_creds || !qcrypto_tls_creds_check_endpoint(chr->tls_creds, want, errp)) {
+        chr->tls_creds = NULL;
+        g_prefix_error(errp, "chardev '%s': tls-creds=%s: ", chr->id, creds);
+        return false;
+    }
+    if (authz) {
+        chr->tls_authz = qauthz_find(authz, errp);
+        if (!chr->tls_authz) {
+            g_prefix_error(errp, "chardev '%s': tls-authz=%s: ", chr->id, authz);
+            return false;
+        }
+    }
+    return true;
+}
+
 static bool chr_parse_opts(Chardev *chr, QemuOpts *opts, GError **errp)
 {
-    const char *reconnect;
     const char *unused;
-    uint64_t secs = 0;
 
     if (!chr_parse_bool(opts, "server", false, &chr->server, errp) ||
         !chr_parse_bool(opts, "wait", chr->server, &chr->wait, errp) ||
         !chr_parse_bool(opts, "nodelay", true, &chr->nodelay, errp) ||
-        !chr_parse_address(chr, opts, errp)) {
+        !chr_parse_bool(opts, "keep-alive", true, &chr->keepalive, errp) ||
+        !chr_parse_uint(opts, "keep-alive-idle", 1, 86400, CHR_KEEPALIVE_IDLE_DEFAULT,
+                        &chr->keepalive_idle, errp) ||
+        !chr_parse_uint(opts, "keep-alive-interval", 1, 3600, CHR_KEEPALIVE_INTERVAL_DEFAULT,
+                        &chr->keepalive_interval, errp) ||
+        !chr_parse_uint(opts, "keep-alive-count", 1, 127, CHR_KEEPALIVE_COUNT_DEFAULT,
+                        &chr->keepalive_count, errp) ||
+        !chr_parse_uint(opts, "handshake-timeout", 0, 3600, CHR_HANDSHAKE_TIMEOUT_DEFAULT,
+                        &chr->handshake_timeout, errp) ||
+        !chr_parse_uint(opts, "reconnect", 0, 3600, 0, &chr->reconnect, errp) ||
+        !chr_parse_address(chr, opts, errp) ||
+        !chr_parse_tls(chr, opts, errp)) {
         return false;
     }
-    reconnect = qemu_opt_take(opts, "reconnect");
-    if (reconnect && !qemu_opt_parse_uint(reconnect, 3600, &secs)) {
-        g_set_error(errp, VCCID_ERROR, 0,
-                    "Parameter 'reconnect' expects seconds (0..3600), not '%s'", reconnect);
-        return false;
-    }
-    chr->reconnect = secs;
     if (chr->reconnect && chr->server) {
         g_set_error(errp, VCCID_ERROR, 0, "chardev '%s': reconnect= is for clients (server=off)",
                     chr->id);
@@ -401,12 +788,26 @@ static bool chr_parse_opts(Chardev *chr, QemuOpts *opts, GError **errp)
     return true;
 }
 
+/* Remove our socket file, unless something else has taken the path since. */
+static void chr_unix_unlink(Chardev *chr)
+{
+    const char *path = g_unix_socket_address_get_path(G_UNIX_SOCKET_ADDRESS(chr->addr));
+    struct stat st;
+
+    if (chr->unix_ino && lstat(path, &st) == 0 && S_ISSOCK(st.st_mode) &&
+        st.st_dev == chr->unix_dev && st.st_ino == chr->unix_ino) {
+        unlink(path);
+    }
+}
+
 static void chardev_free(Chardev *chr)
 {
     chr->fd_event = NULL;
     chr->fd_read = NULL;
     chr_peer_close(chr, "shutdown");
     chr_drop_source(&chr->accept_src);
+    chr_drop_timer(&chr->hello_timer);
+    chr_handshake_abandon(chr);
     if (chr->reconnect_timer) {
         g_source_remove(chr->reconnect_timer);
     }
@@ -414,10 +815,11 @@ static void chardev_free(Chardev *chr)
         g_socket_close(chr->listener, NULL);
         g_object_unref(chr->listener);
         if (chr->is_unix) {
-            unlink(g_unix_socket_address_get_path(G_UNIX_SOCKET_ADDRESS(chr->addr)));
+            chr_unix_unlink(chr);
         }
     }
     g_clear_object(&chr->addr);
+    g_free(chr->host);
     g_byte_array_unref(chr->outq);
     g_free(chr->owner);
     g_free(chr->label);
@@ -501,6 +903,7 @@ void chardev_destroy_all(void)
 {
     GHashTableIter iter;
     gpointer value;
+    gint64 deadline = g_get_monotonic_time() + 5 * G_USEC_PER_SEC;
 
     if (!chardevs) {
         return;
@@ -511,6 +914,11 @@ void chardev_destroy_all(void)
         chardev_free(value);
     }
     g_clear_pointer(&chardevs, g_hash_table_unref);
+    /* Abandoned handshakes end promptly (their sockets are shut down); let them free. */
+    while (handshakes_running && g_get_monotonic_time() < deadline) {
+        g_main_context_iteration(NULL, FALSE);
+        g_usleep(1000);
+    }
 }
 
 void chardev_wait_for_clients(void)
@@ -581,13 +989,14 @@ bool chr_fe_write(Chardev *chr, const void *buf, size_t len)
         chr_close_later(chr, "peer is not reading its input");
         return false;
     }
+    trace_chardev_socket_write(chr->id, len, chr->outq->len);
     g_byte_array_append(chr->outq, buf, len);
     if (!chr->write_src) {
         if (!chr_flush(chr)) {
             return false;
         }
         if (chr->outq->len) {
-            chr_watch(chr, &chr->write_src, G_IO_OUT, chr_writable);
+            chr_watch(chr, &chr->write_src, true);
         }
     }
     return true;

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "trace.h"
+
 typedef struct ExportType {
     const char *name;
     const char *usage;
@@ -24,6 +26,7 @@ bool export_create_from_string(const char *optstr, GError **errp)
     g_autoptr(QemuOpts) opts = qemu_opts_parse(optstr, "type", errp);
     const char *type;
 
+    trace_export_create(optstr);
     if (!opts) {
         return false;
     }

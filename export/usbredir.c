@@ -17,6 +17,7 @@
 #include <usbredirparser.h>
 
 #include "config-host.h"
+#include "trace.h"
 
 /* Upper bound on one bulk-in transfer we buffer for; a shorter read is legal. */
 #define REDIR_MAX_BULK_IN (64 * 1024)
@@ -62,7 +63,7 @@ static void redir_log(void *priv, int level, const char *msg)
     } else if (level <= usbredirparser_info) {
         g_message("usbredir: %s", msg);
     } else {
-        g_debug("usbredir: %s", msg);
+        trace_usbredir_parser_log(level, msg);
     }
 }
 
@@ -85,6 +86,7 @@ static int redir_write(void *priv, uint8_t *data, int count)
     UsbredirExport *e = priv;
 
     /* Queued without blocking; a peer that stops reading is dropped by the chardev. */
+    trace_usbredir_write(count);
     chr_fe_write(e->chr, data, count);
     return count;
 }
@@ -205,6 +207,7 @@ static void redir_send_bulk_reply(UsbredirExport *e, RedirPacket *rp, uint8_t st
     h.status = status;
     h.length = len & 0xffff;
     h.length_high = len >> 16;
+    trace_usbredir_bulk_reply(rp->p.id, rp->endpoint, status, len);
     usbredirparser_send_bulk_packet(e->parser, rp->p.id, &h, in ? rp->p.data : NULL,
                                     in ? (int)len : 0);
 }
@@ -220,6 +223,7 @@ static void redir_reply(UsbredirExport *e, RedirPacket *rp, uint8_t status)
         };
         bool in = rp->endpoint & USB_DIR_IN;
 
+        trace_usbredir_interrupt_reply(rp->p.id, rp->endpoint, status, rp->p.actual_length);
         usbredirparser_send_interrupt_packet(e->parser, rp->p.id, &h, in ? rp->p.data : NULL,
                                              in ? (int)rp->p.actual_length : 0);
     }
@@ -266,6 +270,7 @@ static void redir_poll_interrupt(UsbredirExport *e, uint8_t ep)
         }
         h.status = redir_status(p.status);
         h.length = p.actual_length;
+        trace_usbredir_interrupt_data(h.endpoint, h.status, p.actual_length);
         usbredirparser_send_interrupt_packet(e->parser, 0, &h, buf, p.actual_length);
         if (p.status != USB_RET_SUCCESS) {
             break;
@@ -340,6 +345,7 @@ static void redir_set_configuration(void *priv, uint64_t id,
                             USB_REQ_SET_CONFIGURATION, h->configuration, 0);
     st.status = redir_status(ret);
     st.configuration = e->dev->configuration;
+    trace_usbredir_set_configuration(id, h->configuration, st.status);
     usbredirparser_send_configuration_status(e->parser, id, &st);
     if (ret == USB_RET_SUCCESS) {
         redir_send_interface_info(e);
@@ -354,6 +360,8 @@ static void redir_get_configuration(void *priv, uint64_t id)
         .status = usb_redir_success, .configuration = e->dev->configuration,
     };
 
+    trace_usbredir_get_configuration(id, st.configuration);
+
     usbredirparser_send_configuration_status(e->parser, id, &st);
 }
 
@@ -367,6 +375,8 @@ static void redir_set_alt_setting(void *priv, uint64_t id,
         .status = redir_status(ret), .interface = h->interface, .alt = 0,
     };
 
+    trace_usbredir_set_alt_setting(id, h->interface, h->alt, st.status);
+
     usbredirparser_send_alt_setting_status(e->parser, id, &st);
 }
 
@@ -379,6 +389,7 @@ static void redir_get_alt_setting(void *priv, uint64_t id,
         .interface = h->interface, .alt = 0,
     };
 
+    trace_usbredir_get_alt_setting(id, h->interface);
     usbredirparser_send_alt_setting_status(e->parser, id, &st);
 }
 
@@ -390,6 +401,7 @@ static void redir_start_iso_stream(void *priv, uint64_t id,
         .status = usb_redir_inval, .endpoint = h->endpoint,
     };
 
+    trace_usbredir_unsupported(id, "start_iso_stream");
     usbredirparser_send_iso_stream_status(e->parser, id, &st);
 }
 
@@ -401,6 +413,7 @@ static void redir_stop_iso_stream(void *priv, uint64_t id,
         .status = usb_redir_inval, .endpoint = h->endpoint,
     };
 
+    trace_usbredir_unsupported(id, "stop_iso_stream");
     usbredirparser_send_iso_stream_status(e->parser, id, &st);
 }
 
@@ -420,6 +433,7 @@ static void redir_start_interrupt_receiving(void *priv, uint64_t id,
         .status = ok ? usb_redir_success : usb_redir_inval, .endpoint = h->endpoint,
     };
 
+    trace_usbredir_interrupt_receiving(id, h->endpoint, true, ok);
     usbredirparser_send_interrupt_receiving_status(e->parser, id, &st);
     if (ok) {
         e->interrupt_receiving[h->endpoint & 0x0f] = true;
@@ -436,6 +450,7 @@ static void redir_stop_interrupt_receiving(void *priv, uint64_t id,
         .status = ok ? usb_redir_success : usb_redir_inval, .endpoint = h->endpoint,
     };
 
+    trace_usbredir_interrupt_receiving(id, h->endpoint, false, ok);
     if (ok) {
         e->interrupt_receiving[h->endpoint & 0x0f] = false;
     }
@@ -450,6 +465,7 @@ static void redir_alloc_bulk_streams(void *priv, uint64_t id,
         .endpoints = h->endpoints, .no_streams = 0, .status = usb_redir_inval,
     };
 
+    trace_usbredir_unsupported(id, "alloc_bulk_streams");
     usbredirparser_send_bulk_streams_status(e->parser, id, &st);
 }
 
@@ -461,6 +477,7 @@ static void redir_free_bulk_streams(void *priv, uint64_t id,
         .endpoints = h->endpoints, .no_streams = 0, .status = usb_redir_inval,
     };
 
+    trace_usbredir_unsupported(id, "free_bulk_streams");
     usbredirparser_send_bulk_streams_status(e->parser, id, &st);
 }
 
@@ -473,6 +490,7 @@ static void redir_start_bulk_receiving(void *priv, uint64_t id,
     };
 
     /* Not advertised (no cap): answers come one transfer at a time. */
+    trace_usbredir_unsupported(id, "start_bulk_receiving");
     usbredirparser_send_bulk_receiving_status(e->parser, id, &st);
 }
 
@@ -484,6 +502,7 @@ static void redir_stop_bulk_receiving(void *priv, uint64_t id,
         .stream_id = h->stream_id, .endpoint = h->endpoint, .status = usb_redir_inval,
     };
 
+    trace_usbredir_unsupported(id, "stop_bulk_receiving");
     usbredirparser_send_bulk_receiving_status(e->parser, id, &st);
 }
 
@@ -492,6 +511,7 @@ static void redir_cancel_data_packet(void *priv, uint64_t id)
     UsbredirExport *e = priv;
     RedirPacket *rp = g_hash_table_lookup(e->pending, &id);
 
+    trace_usbredir_cancel_packet(id, rp != NULL);
     /* Already completed: the answer is on its way, nothing to cancel. */
     if (!rp) {
         return;
@@ -532,6 +552,7 @@ static void redir_control_packet(void *priv, uint64_t id,
     USBPacket p = { .pid = in ? USB_TOKEN_IN : USB_TOKEN_OUT, .id = id };
     struct usb_redir_control_packet_header reply = *h;
 
+    trace_usbredir_control_packet(id, h->requesttype, h->request, h->value, h->index, h->length);
     if (!in && data_len > 0) {
         memcpy(buf, data, MIN(data_len, (int)h->length));
     }
@@ -539,12 +560,14 @@ static void redir_control_packet(void *priv, uint64_t id,
     if (!in && data_len != h->length) {
         reply.status = usb_redir_inval;
         reply.length = 0;
+        trace_usbredir_control_reply(id, reply.status, reply.length);
         usbredirparser_send_control_packet(e->parser, id, &reply, NULL, 0);
         return;
     }
     usb_device_handle_control(e->dev, &p, setup, buf);
     reply.status = redir_status(p.status);
     reply.length = p.status == USB_RET_SUCCESS ? (in ? p.actual_length : h->length) : 0;
+    trace_usbredir_control_reply(id, reply.status, reply.length);
     usbredirparser_send_control_packet(e->parser, id, &reply, in ? buf : NULL,
                                        in ? reply.length : 0);
 }
@@ -568,6 +591,7 @@ static void redir_submit(UsbredirExport *e, RedirPacket *rp)
 {
     usb_device_handle_data(e->dev, &rp->p);
     if (rp->p.status == USB_RET_ASYNC) {
+        trace_usbredir_packet_held(rp->p.id, rp->endpoint);
         g_hash_table_insert(e->pending, &rp->p.id, rp);
         return;
     }
@@ -592,6 +616,7 @@ static void redir_bulk_packet(void *priv, uint64_t id, struct usb_redir_bulk_pac
     if (usbredirparser_peer_has_cap(e->parser, usb_redir_cap_32bits_bulk_length)) {
         len |= (size_t)h->length_high << 16;
     }
+    trace_usbredir_bulk_packet(id, h->endpoint, in ? len : (size_t)data_len);
     rp = redir_packet_new(id, h->endpoint, data, in ? MIN(len, REDIR_MAX_BULK_IN) : (size_t)data_len,
                           in);
     usbredirparser_free_packet_data(e->parser, data);
@@ -599,6 +624,7 @@ static void redir_bulk_packet(void *priv, uint64_t id, struct usb_redir_bulk_pac
     rp->bulk = *h;
     if (g_hash_table_contains(e->pending, &id)) {
         /* An id still in use would make completions ambiguous. */
+        trace_usbredir_packet_duplicate(id);
         redir_reply(e, rp, usb_redir_inval);
         redir_packet_free(rp);
         return;
@@ -615,6 +641,7 @@ static void redir_interrupt_packet(void *priv, uint64_t id,
     RedirPacket *rp;
 
     usbredirparser_free_packet_data(e->parser, data);
+    trace_usbredir_interrupt_packet(id, h->endpoint);
     rp = redir_packet_new(id, h->endpoint, NULL, 0, in);
     rp->kind = REDIR_PACKET_INTERRUPT;
     /* Interrupt-in data flows through start_interrupt_receiving; we have no interrupt-out. */
@@ -629,6 +656,7 @@ static void redir_iso_packet(void *priv, uint64_t id, struct usb_redir_iso_packe
     struct usb_redir_iso_packet_header reply = { .endpoint = h->endpoint,
                                                  .status = usb_redir_inval };
 
+    trace_usbredir_unsupported(id, "iso_packet");
     usbredirparser_free_packet_data(e->parser, data);
     usbredirparser_send_iso_packet(e->parser, id, &reply, NULL, 0);
 }
@@ -696,6 +724,7 @@ static void redir_session_end(UsbredirExport *e)
     if (!e->parser) {
         return;
     }
+    trace_usbredir_session_end(DEVICE(e->dev)->id, g_hash_table_size(e->pending));
     redir_cancel_all_pending(e, false);
     if (e->device_connected) {
         usb_device_detach(e->dev);
@@ -714,6 +743,7 @@ static void redir_chr_event(void *opaque, ChrEvent event)
 
     if (event == CHR_EVENT_OPENED) {
         redir_session_end(e);
+        trace_usbredir_session_start(DEVICE(e->dev)->id);
         redir_parser_setup(e);
         redir_flush(e);
     } else {
@@ -731,6 +761,7 @@ static void redir_chr_read(void *opaque, const uint8_t *buf, size_t len)
     }
     g_byte_array_append(e->inbuf, buf, len);
     ret = usbredirparser_do_read(e->parser);
+    trace_usbredir_read(len, ret);
     /* The parser may have been torn down by a callback that closed the peer. */
     if (!e->parser) {
         return;

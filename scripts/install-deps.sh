@@ -3,11 +3,13 @@
 # usage: install-deps.sh [--test]   (--test adds what the tests need)
 set -eu
 
-build_pkgs="gcc meson ninja-build pkg-config libglib2.0-dev libcacard-dev libnss3-dev
-libnss3-tools libusbredirparser-dev"
+# glib-networking is GIO's TLS backend (loaded at run time); GnuTLS checks peers.
+build_pkgs="gcc meson ninja-build pkg-config python3 libglib2.0-dev libcacard-dev libnss3-dev
+libnss3-tools libusbredirparser-dev systemtap-sdt-dev libgnutls28-dev glib-networking"
 # clang + its runtime for the fuzzers; QEMU to boot test guests; python3 for
-# the guest runner; the guest's own packages are fetched by tests/guest.
-test_pkgs="clang libclang-rt-14-dev qemu-system-x86 python3 cpio busybox-static"
+# the guest runner; certtool makes the TLS tests' certificates; the guest's own
+# packages are fetched by tests/guest.
+test_pkgs="clang libclang-rt-14-dev qemu-system-x86 python3 cpio busybox-static gnutls-bin"
 
 pkgs=$build_pkgs
 [ "${1:-}" = "--test" ] && pkgs="$pkgs $test_pkgs"

@@ -1,14 +1,16 @@
 /*
  * vccid: a virtual USB CCID smart-card reader daemon.
  *
- * The command line follows QEMU's: -chardev, -device and -export options
- * are created in that order (chardevs first, then devices in the order
- * given, then exports), and any error on the command line exits with status
+ * The command line follows QEMU's: -object, -chardev, -device and -export
+ * options are created in that order (objects such as TLS credentials
+ * first, then chardevs, then devices in the order given, then exports), and any error on the command line exits with status
  * 2 and one line that names the bad option, before anything is served.
  */
 #include "chardev/char.h"
 #include "export/export.h"
 #include "hw/qdev.h"
+#include "trace/control.h"
+#include "qom/object.h"
 
 #include <glib-unix.h>
 #include <signal.h>
@@ -21,6 +23,7 @@
 #define EXIT_USAGE 2
 
 typedef struct CmdLine {
+    GPtrArray *objects;
     GPtrArray *chardevs;
     GPtrArray *devices;
     GPtrArray *exports;
@@ -35,21 +38,31 @@ static void usage(void)
            "or passed-through card to a USB host: QEMU's -device usb-redir over usbredir.\n"
            "\n"
            "Options:\n"
+           "  -object TYPE,id=ID[,PROP=VALUE...]\n"
+           "                       TLS credentials or an authorization list for\n"
+           "                       -chardev tls-creds=/tls-authz= (-object help lists them)\n"
            "  -chardev socket,id=ID,(path=PATH|host=HOST,port=PORT)[,server=on|off]\n"
            "          [,wait=on|off][,reconnect=SECONDS][,nodelay=on|off]\n"
+           "          [,tls-creds=ID[,tls-authz=ID]][,handshake-timeout=SECONDS]\n"
+           "          [,keep-alive=on|off][,keep-alive-idle=S][,keep-alive-interval=S]\n"
+           "          [,keep-alive-count=N]\n"
            "                       a socket for an export or a passthru card\n"
            "  -device DRIVER[,id=ID][,PROP=VALUE...]\n"
            "                       add a device (-device help lists them,\n"
            "                       -device DRIVER,help lists a device's properties)\n"
            "  -export usbredir,chardev=ID[,device=ID]\n"
            "                       serve a USB device over usbredir on a chardev\n"
+           "  -trace [enable=]PATTERN[,events=FILE][,file=FILE]\n"
+           "                       enable the trace points matching PATTERN (a glob),\n"
+           "                       or those listed in FILE; write them to FILE instead\n"
+           "                       of stderr (-trace help lists the trace points)\n"
            "  -v, --verbose        log debug messages\n"
            "  -h, --help           print this help and exit\n"
            "  -V, --version        print the version and exit\n"
            "\n"
-           "Example (attach with QEMU: -chardev socket,id=r,path=/tmp/vccid.sock\n"
+           "Example (attach with QEMU: -chardev socket,id=r,path=$XDG_RUNTIME_DIR/vccid/sock\n"
            "                            -device usb-redir,chardev=r):\n"
-           "  vccid -chardev socket,id=r,path=/tmp/vccid.sock,server=on,wait=off \\\n"
+           "  vccid -chardev socket,id=r,path=$XDG_RUNTIME_DIR/vccid/sock,server=on,wait=off \\\n"
            "        -device usb-ccid \\\n"
            "        -device ccid-card-emulated,backend=certificates,db=sql:$PWD,\\\n"
            "cert1=id-cert,cert2=signing-cert,cert3=encryption-cert \\\n"
@@ -101,6 +114,24 @@ static const char *option_name(const char *arg)
     return arg[1] == '-' ? arg + 2 : arg + 1;
 }
 
+/* At once, so that trace points fire from the first device created. */
+static void parse_trace(int argc, char **argv, int i)
+{
+    g_autoptr(GError) err = NULL;
+    bool help;
+
+    if (i >= argc) {
+        usage_error("option '%s' requires an argument", argv[i - 1]);
+    }
+    if (!trace_opt_parse(argv[i], &help, &err)) {
+        usage_error("-trace %s: %s", argv[i], err->message);
+    }
+    if (help) {
+        trace_list_events(stdout);
+        exit(0);
+    }
+}
+
 static void parse_args(int argc, char **argv, CmdLine *cl)
 {
     for (int i = 1; i < argc; i++) {
@@ -119,12 +150,17 @@ static void parse_args(int argc, char **argv, CmdLine *cl)
         } else if (strcmp(opt, "v") == 0 || strcmp(opt, "verbose") == 0) {
             cl->verbose = true;
             continue;
+        } else if (strcmp(opt, "object") == 0) {
+            target = cl->objects;
         } else if (strcmp(opt, "chardev") == 0) {
             target = cl->chardevs;
         } else if (strcmp(opt, "device") == 0) {
             target = cl->devices;
         } else if (strcmp(opt, "export") == 0) {
             target = cl->exports;
+        } else if (strcmp(opt, "trace") == 0) {
+            parse_trace(argc, argv, ++i);
+            continue;
         } else {
             usage_error("invalid option '%s' (try --help)", argv[i]);
         }
@@ -150,6 +186,12 @@ static void handle_help_requests(CmdLine *cl)
             exit(known ? 0 : EXIT_USAGE);
         }
     }
+    for (guint i = 0; i < cl->objects->len; i++) {
+        if (strcmp(g_ptr_array_index(cl->objects, i), "help") == 0) {
+            object_print_help();
+            exit(0);
+        }
+    }
     for (guint i = 0; i < cl->exports->len; i++) {
         if (strcmp(g_ptr_array_index(cl->exports, i), "help") == 0) {
             export_print_help();
@@ -163,6 +205,11 @@ static void create_objects(CmdLine *cl)
 {
     GError *err = NULL;
 
+    for (guint i = 0; i < cl->objects->len; i++) {
+        if (!object_create_from_string(g_ptr_array_index(cl->objects, i), &err)) {
+            goto fail;
+        }
+    }
     for (guint i = 0; i < cl->chardevs->len; i++) {
         if (!chardev_new_from_string(g_ptr_array_index(cl->chardevs, i), &err)) {
             goto fail;
@@ -192,6 +239,7 @@ fail:
     export_destroy_all();
     device_destroy_all();
     chardev_destroy_all();
+    object_destroy_all();
     exit(EXIT_USAGE);
 }
 
@@ -207,6 +255,7 @@ static gboolean on_signal(gpointer opaque)
 int main(int argc, char **argv)
 {
     CmdLine cl = {
+        .objects = g_ptr_array_new(),
         .chardevs = g_ptr_array_new(),
         .devices = g_ptr_array_new(),
         .exports = g_ptr_array_new(),
@@ -232,7 +281,9 @@ int main(int argc, char **argv)
     export_destroy_all();
     device_destroy_all();
     chardev_destroy_all();
+    object_destroy_all();
     g_main_loop_unref(loop);
+    g_ptr_array_free(cl.objects, TRUE);
     g_ptr_array_free(cl.chardevs, TRUE);
     g_ptr_array_free(cl.devices, TRUE);
     g_ptr_array_free(cl.exports, TRUE);

@@ -6,6 +6,10 @@
  * One thread waits on libcacard's event queue and hands each event to the
  * main loop; everything else (the socket, the protocol, the card calls, the
  * commands typed on standard input) runs on the main loop.
+ *
+ * With --tls-creds DIR the connection is TLS (QEMU's client file names in
+ * DIR); the host's certificate must come from DIR's CA and name the host
+ * (or --tls-hostname).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -21,11 +25,20 @@
 #include <nss.h>
 #include <cert.h>
 
+#include "crypto/tlscreds.h"
 #include "proto/vscard.h"
+#include "trace/control.h"
+
+#include "trace.h"
 
 #define RECONNECT_DELAY_MS 1000
 #define CONNECT_TIMEOUT_S 10
 #define READ_CHUNK (64 * 1024)
+/*
+ * Most bytes kept for a host that does not read: past that it is dropped
+ * (a host that floods requests and never reads would grow us without end).
+ */
+#define MAX_OUTPUT_QUEUE (16 * 1024 * 1024)
 
 /* A request the host answers with a VSC_Error, in the order sent. */
 typedef enum PendingAnswer {
@@ -44,6 +57,9 @@ typedef struct Client {
     GSocketClient *sockclient;
     GSocketConnection *conn;
     GSocket *sock;
+    GIOStream *io;             /* conn, or the TLS session on it */
+    QCryptoTLSCreds *tls_creds;
+    const char *tls_hostname;  /* the name the host's certificate must carry */
     GSource *in_source;
     GSource *out_source;
     GByteArray *outq;          /* bytes the socket did not take yet */
@@ -60,47 +76,56 @@ typedef struct Client {
 static void client_disconnect(Client *c, const char *why);
 static void process_event(Client *c, VEvent *ev);
 
-static void dbg(Client *c, int level, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
-static void dbg(Client *c, int level, const char *fmt, ...)
+/*
+ * --debug LEVEL and the debug command are aliases for trace points: each
+ * level adds a family of vscard_* events (contrib/vscclient/trace-events).
+ */
+static void set_debug_level(Client *c, int level)
 {
-    va_list ap;
+    static const char *const families[][3] = {
+        { "vscard_host_*", "vscard_reader_*", "vscard_card_*" },
+        { "vscard_msg_*" },
+        { "vscard_apdu_*", "vscard_atr" },
+    };
 
-    if (c->debug < level) {
-        return;
+    c->debug = level;
+    trace_set_pattern("vscard_*", false);
+    for (int i = 0; i < level && i < (int)G_N_ELEMENTS(families); i++) {
+        for (int j = 0; j < 3 && families[i][j]; j++) {
+            trace_enable_pattern(families[i][j]);
+        }
     }
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
 }
 
-static void dbg_bytes(Client *c, const char *what, const uint8_t *data, uint32_t len)
+/* " 3B 9F ...": the first 64 bytes, for the trace points that show them. */
+static char *hex_bytes(const uint8_t *data, uint32_t len)
 {
-    g_autoptr(GString) s = NULL;
+    GString *s = g_string_new(NULL);
 
-    if (c->debug < 3) {
-        return;
-    }
-    s = g_string_new(what);
     for (uint32_t i = 0; i < len && i < 64; i++) {
         g_string_append_printf(s, " %02X", data[i]);
     }
     if (len > 64) {
         g_string_append(s, " ...");
     }
-    fprintf(stderr, "%s\n", s->str);
+    return g_string_free(s, FALSE);
 }
 
 /* --- Output ------------------------------------------------------------- */
 
-static gboolean on_socket_writable(GSocket *sock, GIOCondition cond, gpointer opaque);
+static gboolean on_socket_writable(GObject *stream, gpointer opaque);
+
+static GPollableOutputStream *output_stream(Client *c)
+{
+    return G_POLLABLE_OUTPUT_STREAM(g_io_stream_get_output_stream(c->io));
+}
 
 static void watch_writable(Client *c)
 {
     if (c->out_source || !c->sock) {
         return;
     }
-    c->out_source = g_socket_create_source(c->sock, G_IO_OUT, NULL);
+    c->out_source = g_pollable_output_stream_create_source(output_stream(c), NULL);
     g_source_set_callback(c->out_source, G_SOURCE_FUNC(on_socket_writable), c, NULL);
     g_source_attach(c->out_source, NULL);
 }
@@ -110,8 +135,8 @@ static bool flush_queue(Client *c)
 {
     while (c->outq->len > 0) {
         g_autoptr(GError) err = NULL;
-        gssize n = g_socket_send_with_blocking(c->sock, (const gchar *)c->outq->data,
-                                               c->outq->len, FALSE, NULL, &err);
+        gssize n = g_pollable_output_stream_write_nonblocking(output_stream(c), c->outq->data,
+                                                              c->outq->len, NULL, &err);
 
         if (n < 0) {
             if (g_error_matches(err, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK)) {
@@ -127,7 +152,7 @@ static bool flush_queue(Client *c)
     return true;
 }
 
-static gboolean on_socket_writable(GSocket *sock, GIOCondition cond, gpointer opaque)
+static gboolean on_socket_writable(GObject *stream, gpointer opaque)
 {
     Client *c = opaque;
 
@@ -148,7 +173,11 @@ static void send_msg(Client *c, VSCMsgType type, uint32_t reader_id,
     if (!c->sock) {
         return;
     }
-    dbg(c, 2, "-> %s reader %u length %u", vscard_type_name(type), reader_id, len);
+    trace_vscard_msg_send(vscard_type_name(type), reader_id, len);
+    if (c->outq->len + VSCARD_HEADER_SIZE + len > MAX_OUTPUT_QUEUE) {
+        client_disconnect(c, "the host does not read what we send: dropping it");
+        return;
+    }
     vscard_build(c->outq, type, reader_id, payload, len);
     if (!c->out_source && !flush_queue(c)) {
         client_disconnect(c, "write failed");
@@ -216,7 +245,12 @@ static void send_card_insert(Client *c, VReader *reader, vreader_id_t id)
         fprintf(stderr, "vscclient: card in reader %u gave no ATR\n", id);
         return;
     }
-    dbg_bytes(c, "card inserted, ATR:", atr, atr_len);
+    trace_vscard_card_insert(id, atr_len);
+    if (TRACE_VSCARD_ATR_ENABLED()) {
+        g_autofree char *hex = hex_bytes(atr, atr_len);
+
+        trace_vscard_atr(id, hex);
+    }
     send_request(c, VSC_ATR, id, atr, atr_len);
 }
 
@@ -237,13 +271,13 @@ static void process_event(Client *c, VEvent *ev)
     case VEVENT_READER_INSERT: {
         const char *name = vreader_get_name(ev->reader);
 
-        dbg(c, 1, "reader added: %s", name);
+        trace_vscard_reader_add(name);
         c->pending_reader = vreader_reference(ev->reader);
         send_request(c, VSC_ReaderAdd, VSCARD_UNDEFINED_READER_ID, name, strlen(name));
         break;
     }
     case VEVENT_READER_REMOVE:
-        dbg(c, 1, "reader %u removed", id);
+        trace_vscard_reader_remove(id);
         if (id != VSCARD_UNDEFINED_READER_ID) {
             send_request(c, VSC_ReaderRemove, id, NULL, 0);
         }
@@ -254,7 +288,7 @@ static void process_event(Client *c, VEvent *ev)
         }
         break;
     case VEVENT_CARD_REMOVE:
-        dbg(c, 1, "card removed from reader %u", id);
+        trace_vscard_card_remove(id);
         if (id != VSCARD_UNDEFINED_READER_ID) {
             send_request(c, VSC_CardRemove, id, NULL, 0);
         }
@@ -287,8 +321,7 @@ static void replay_readers(Client *c)
 
 static void on_host_init(Client *c, const VSCardMsg *msg)
 {
-    dbg(c, 1, "host speaks VSCard %u.%u.%u, capabilities 0x%x",
-        VSCARD_VERSION_MAJOR(msg->u.init.version),
+    trace_vscard_host_init(VSCARD_VERSION_MAJOR(msg->u.init.version),
         (msg->u.init.version >> VERSION_MINOR_BITS) & ((1u << VERSION_MIDDLE_BITS) - 1),
         msg->u.init.version & ((1u << VERSION_MINOR_BITS) - 1), msg->u.init.capabilities);
     if (c->host_ready) {
@@ -313,7 +346,7 @@ static void on_host_error(Client *c, const VSCardMsg *msg)
         c->pending_reader = NULL;
         if (msg->u.error.code == VSC_SUCCESS) {
             vreader_set_id(r, msg->reader_id);
-            dbg(c, 1, "host gave reader \"%s\" id %u", vreader_get_name(r), msg->reader_id);
+            trace_vscard_reader_id(vreader_get_name(r), msg->reader_id);
         } else {
             fprintf(stderr, "vscclient: host refused reader \"%s\" (code %u)\n",
                     vreader_get_name(r), msg->u.error.code);
@@ -335,7 +368,11 @@ static void on_host_apdu(Client *c, const VSCardMsg *msg)
     int len = ISO7816_MAX_APDU_RESPONSE;
     VReaderStatus st;
 
-    dbg_bytes(c, "<- APDU", msg->payload, msg->length);
+    if (TRACE_VSCARD_APDU_COMMAND_ENABLED()) {
+        g_autofree char *hex = hex_bytes(msg->payload, msg->length);
+
+        trace_vscard_apdu_command(msg->reader_id, hex);
+    }
     if (!reader) {
         fprintf(stderr, "vscclient: APDU for unknown reader %u\n", msg->reader_id);
         send_msg(c, VSC_Error, msg->reader_id, "\0\0\0\1", VSCARD_ERROR_SIZE);
@@ -350,7 +387,11 @@ static void on_host_apdu(Client *c, const VSCardMsg *msg)
         send_msg(c, VSC_Error, msg->reader_id, "\0\0\0\1", VSCARD_ERROR_SIZE);
         return;
     }
-    dbg_bytes(c, "-> APDU", c->response, len);
+    if (TRACE_VSCARD_APDU_ANSWER_ENABLED()) {
+        g_autofree char *hex = hex_bytes(c->response, len);
+
+        trace_vscard_apdu_answer(msg->reader_id, hex);
+    }
     send_msg(c, VSC_APDU, msg->reader_id, c->response, len);
 }
 
@@ -358,8 +399,7 @@ static void on_message(void *opaque, const VSCardMsg *msg)
 {
     Client *c = opaque;
 
-    dbg(c, 2, "<- %s reader %u length %u", vscard_type_name(msg->type), msg->reader_id,
-        msg->length);
+    trace_vscard_msg_recv(vscard_type_name(msg->type), msg->reader_id, msg->length);
     switch (msg->type) {
     case VSC_Init:
         on_host_init(c, msg);
@@ -411,14 +451,15 @@ static void ack_quickly(Client *c)
 #endif
 }
 
-static gboolean on_socket_readable(GSocket *sock, GIOCondition cond, gpointer opaque)
+static gboolean on_socket_readable(GObject *stream, gpointer opaque)
 {
     Client *c = opaque;
     uint8_t buf[READ_CHUNK];
     g_autoptr(GError) err = NULL;
     gssize n;
 
-    n = g_socket_receive_with_blocking(sock, (gchar *)buf, sizeof(buf), FALSE, NULL, &err);
+    n = g_pollable_input_stream_read_nonblocking(G_POLLABLE_INPUT_STREAM(stream), buf,
+                                                 sizeof(buf), NULL, &err);
     if (n < 0 && g_error_matches(err, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK)) {
         return G_SOURCE_CONTINUE;
     }
@@ -429,6 +470,49 @@ static gboolean on_socket_readable(GSocket *sock, GIOCondition cond, gpointer op
     ack_quickly(c);
     vscard_stream_feed(c->stream, buf, n);
     return G_SOURCE_CONTINUE;
+}
+
+/*
+ * The TLS handshake runs before anything else is sent, blocking, within the
+ * connect timeout; then the host's certificate is checked against our CA
+ * and its name.
+ */
+static bool client_start_tls(Client *c, GError **errp)
+{
+    g_autoptr(GTlsConnection) tls = NULL;
+    g_autofree char *dname = NULL;
+    g_autoptr(GError) err = NULL;
+
+    tls = qcrypto_tls_session_new(c->tls_creds, G_IO_STREAM(c->conn), c->tls_hostname, &err);
+    if (!tls) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_FAILED, "cannot start TLS: %s", err->message);
+        return false;
+    }
+    g_socket_set_timeout(c->sock, CONNECT_TIMEOUT_S);
+    if (!g_tls_connection_handshake(tls, NULL, &err)) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_FAILED, "TLS handshake with %s port %s failed: %s",
+                    c->host, c->port, err->message);
+        return false;
+    }
+    if (!qcrypto_tls_session_check_peer(c->tls_creds, tls, c->tls_hostname, &dname, &err)) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_FAILED, "refusing host %s port %s: %s",
+                    c->host, c->port, err->message);
+        return false;
+    }
+    trace_vscard_host_tls(dname ? dname : "(no certificate)");
+    c->io = G_IO_STREAM(g_steal_pointer(&tls));
+    return true;
+}
+
+static void client_drop_connection(Client *c)
+{
+    if (c->io && c->io != G_IO_STREAM(c->conn)) {
+        g_object_unref(c->io);
+    }
+    c->io = NULL;
+    g_io_stream_close(G_IO_STREAM(c->conn), NULL, NULL);
+    g_clear_object(&c->conn);
+    c->sock = NULL;
 }
 
 static bool client_connect(Client *c, GError **errp)
@@ -451,17 +535,23 @@ static bool client_connect(Client *c, GError **errp)
         return false;
     }
     c->sock = g_socket_connection_get_socket(c->conn);
+    c->io = G_IO_STREAM(c->conn);
+    if (c->tls_creds && !client_start_tls(c, errp)) {
+        client_drop_connection(c);
+        return false;
+    }
     /* The connect timeout stays on the socket; an idle card is not an error. */
     g_socket_set_timeout(c->sock, 0);
     g_socket_set_blocking(c->sock, FALSE);
     if (!g_socket_set_option(c->sock, IPPROTO_TCP, TCP_NODELAY, 1, &err)) {
-        dbg(c, 1, "TCP_NODELAY not set: %s", err->message);
+        trace_vscard_host_nodelay_failed(err->message);
     }
     ack_quickly(c);
-    c->in_source = g_socket_create_source(c->sock, G_IO_IN | G_IO_HUP | G_IO_ERR, NULL);
+    c->in_source = g_pollable_input_stream_create_source(
+        G_POLLABLE_INPUT_STREAM(g_io_stream_get_input_stream(c->io)), NULL);
     g_source_set_callback(c->in_source, G_SOURCE_FUNC(on_socket_readable), c, NULL);
     g_source_attach(c->in_source, NULL);
-    dbg(c, 1, "connected to %s port %s", c->host, c->port);
+    trace_vscard_host_connected(c->host, c->port);
 
     c->host_ready = false;
     vscard_stream_reset(c->stream);
@@ -475,7 +565,7 @@ static gboolean try_reconnect(gpointer opaque)
     g_autoptr(GError) err = NULL;
 
     if (!client_connect(c, &err)) {
-        dbg(c, 1, "%s", err ? err->message : "connection failed");
+        trace_vscard_host_reconnect_failed(err ? err->message : "connection failed");
         return G_SOURCE_CONTINUE;
     }
     fprintf(stderr, "vscclient: reconnected to %s port %s\n", c->host, c->port);
@@ -499,9 +589,7 @@ static void client_disconnect(Client *c, const char *why)
         g_source_destroy(c->out_source);
         g_clear_pointer(&c->out_source, g_source_unref);
     }
-    g_io_stream_close(G_IO_STREAM(c->conn), NULL, NULL);
-    g_clear_object(&c->conn);
-    c->sock = NULL;
+    client_drop_connection(c);
     g_byte_array_set_size(c->outq, 0);
     vscard_stream_reset(c->stream);
     c->host_ready = false;
@@ -594,15 +682,19 @@ static void close_gracefully(Client *c)
     gint64 deadline = g_get_monotonic_time() + G_USEC_PER_SEC;
     uint8_t buf[4096];
 
-    g_socket_set_blocking(c->sock, TRUE);
-    flush_queue(c);
-    g_socket_shutdown(c->sock, FALSE, TRUE, NULL);
-    g_socket_set_blocking(c->sock, FALSE);
-    while (g_get_monotonic_time() < deadline) {
-        gint64 left = deadline - g_get_monotonic_time();
+    GInputStream *in = g_io_stream_get_input_stream(c->io);
 
-        if (!g_socket_condition_timed_wait(c->sock, G_IO_IN, MAX(left, 0), NULL, NULL) ||
-            g_socket_receive(c->sock, (gchar *)buf, sizeof(buf), NULL, NULL) <= 0) {
+    g_socket_set_timeout(c->sock, 1);
+    g_output_stream_write_all(G_OUTPUT_STREAM(output_stream(c)), c->outq->data, c->outq->len,
+                              NULL, NULL, NULL);
+    g_byte_array_set_size(c->outq, 0);
+    if (c->io != G_IO_STREAM(c->conn)) {
+        /* TLS: say close_notify before the TCP half-close. */
+        g_output_stream_close(G_OUTPUT_STREAM(output_stream(c)), NULL, NULL);
+    }
+    g_socket_shutdown(c->sock, FALSE, TRUE, NULL);
+    while (g_get_monotonic_time() < deadline) {
+        if (g_input_stream_read(in, buf, sizeof(buf), NULL, NULL) <= 0) {
             break;
         }
     }
@@ -662,7 +754,7 @@ static void run_command(Client *c, char *line)
     } else if (!strcmp(cmd, "select")) {
         cmd_select(c, arg);
     } else if (!strcmp(cmd, "debug")) {
-        c->debug = arg ? (int)parse_reader_id(arg, c->debug) : c->debug;
+        set_debug_level(c, arg ? (int)parse_reader_id(arg, c->debug) : c->debug);
         printf("debug level = %d\n", c->debug);
     } else if (!strcmp(cmd, "exit") || !strcmp(cmd, "quit")) {
         cmd_exit(c);
@@ -706,7 +798,8 @@ static gboolean on_stdin(GIOChannel *ch, GIOCondition cond, gpointer opaque)
 static void usage(FILE *f)
 {
     fprintf(f,
-        "Usage: vscclient [-c CERTNAME]... [-e \"EMULATOR OPTIONS\"] [-d LEVEL] [--reconnect] HOST PORT\n"
+        "Usage: vscclient [-c CERTNAME]... [-e \"EMULATOR OPTIONS\"] [-d LEVEL] [-T TRACE]...\n"
+        "                 [--reconnect] [--tls-creds DIR [--tls-hostname NAME]] HOST PORT\n"
         "Lend this machine's smart cards to a remote ccid-card-passthru over VSCard.\n"
         "\n"
         "  -c, --cert CERTNAME   add a certificate to a software card (repeat for each,\n"
@@ -715,7 +808,16 @@ static void usage(FILE *f)
         "  -e, --emulator OPTS   libcacard emulator options, e.g.\n"
         "                        'db=\"sql:DIR\" use_hw=no soft=(,Test,CAC,,c1,c2,c3)'\n"
         "  -d, --debug LEVEL     1: connection and card events, 2: messages, 3: APDU bytes\n"
+        "                        (shorthands for the trace points below)\n"
+        "  -T, --trace [enable=]PATTERN[,events=FILE][,file=FILE]\n"
+        "                        enable the vscard_* trace points matching PATTERN, or\n"
+        "                        listed in FILE; write them to FILE instead of stderr\n"
+        "                        (--trace help lists them)\n"
         "  -r, --reconnect       when the host goes away, connect again every second\n"
+        "      --tls-creds DIR   TLS with QEMU's client files in DIR: ca-cert.pem (the\n"
+        "                        host's CA), client-cert.pem + client-key.pem (ours)\n"
+        "      --tls-hostname NAME  the name the host's certificate must carry\n"
+        "                        (default: HOST)\n"
         "  -h, --help            this text\n"
         "With neither -c nor -e, the real readers and cards NSS knows are used.\n"
         "HOST may be a name, an IPv4 address or an IPv6 address.\n"
@@ -808,7 +910,10 @@ int main(int argc, char **argv)
         { "cert", required_argument, NULL, 'c' },
         { "emulator", required_argument, NULL, 'e' },
         { "debug", required_argument, NULL, 'd' },
+        { "trace", required_argument, NULL, 'T' },
         { "reconnect", no_argument, NULL, 'r' },
+        { "tls-creds", required_argument, NULL, 'C' },
+        { "tls-hostname", required_argument, NULL, 'H' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -816,11 +921,14 @@ int main(int argc, char **argv)
     g_autoptr(GError) err = NULL;
     g_autofree char *opts = NULL;
     const char *emul = NULL;
+    const char *tls_dir = NULL;
     Client c = { .default_reader_id = VSCARD_MINIMAL_READER_ID };
     GIOChannel *in;
     int opt;
 
-    while ((opt = getopt_long(argc, argv, "c:e:d:rh", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "c:e:d:T:rh", longopts, NULL)) != -1) {
+        bool help;
+
         switch (opt) {
         case 'c':
             g_ptr_array_add(certs, optarg);
@@ -829,10 +937,26 @@ int main(int argc, char **argv)
             emul = optarg;
             break;
         case 'd':
-            c.debug = atoi(optarg);
+            set_debug_level(&c, atoi(optarg));
+            break;
+        case 'T':
+            if (!trace_opt_parse(optarg, &help, &err)) {
+                fprintf(stderr, "vscclient: --trace %s: %s\n", optarg, err->message);
+                return 2;
+            }
+            if (help) {
+                trace_list_events(stdout);
+                return 0;
+            }
             break;
         case 'r':
             c.reconnect = true;
+            break;
+        case 'C':
+            tls_dir = optarg;
+            break;
+        case 'H':
+            c.tls_hostname = optarg;
             break;
         case 'h':
             usage(stdout);
@@ -849,6 +973,21 @@ int main(int argc, char **argv)
     }
     c.host = argv[optind];
     c.port = argv[optind + 1];
+    if (c.tls_hostname && !tls_dir) {
+        fprintf(stderr, "vscclient: --tls-hostname needs --tls-creds\n");
+        return 2;
+    }
+    if (tls_dir) {
+        c.tls_creds = qcrypto_tls_creds_load(tls_dir, QCRYPTO_TLS_CREDS_ENDPOINT_CLIENT, true,
+                                             &err);
+        if (!c.tls_creds) {
+            fprintf(stderr, "vscclient: --tls-creds %s: %s\n", tls_dir, err->message);
+            return 2;
+        }
+        if (!c.tls_hostname) {
+            c.tls_hostname = c.host;
+        }
+    }
 
     opts = build_emulator_options(emul, certs);
     if (!init_cards(opts, certs, &err)) {
@@ -877,7 +1016,7 @@ int main(int argc, char **argv)
     g_main_loop_run(c.loop);
 
     if (c.conn) {
-        g_io_stream_close(G_IO_STREAM(c.conn), NULL, NULL);
+        client_drop_connection(&c);
     }
     g_io_channel_unref(in);
     /* The event thread may still sit in libcacard's queue: leave without joining. */

@@ -20,6 +20,8 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "trace.h"
+
 #define TYPE_EMULATED_CCID "ccid-card-emulated"
 #define EMULATED_READER_NAME "vccid"
 #define BACKEND_NSS_EMULATED "nss-emulated"
@@ -130,6 +132,7 @@ static gboolean emul_notified(gint fd, GIOCondition cond, gpointer opaque)
         /* EAGAIN: another wakeup already drained it. */
     }
     while ((msg = g_async_queue_try_pop(s->to_main))) {
+        trace_ccid_card_emulated_msg(DEVICE(s)->id, msg->type, msg->len);
         emul_handle_msg(s, msg);
         emul_msg_free(msg);
     }
@@ -205,16 +208,22 @@ static void emul_apdu_job(gpointer data, gpointer opaque)
     g_autofree uint8_t *answer = g_malloc(ISO7816_MAX_APDU_RESPONSE);
     int answer_len = ISO7816_MAX_APDU_RESPONSE;
     VReader *reader = g_atomic_pointer_get(&s->reader);
+    bool ok;
 
     if (!job->apdu) {
         if (reader) {
             vreader_power_off(reader);
         }
-    } else if (reader && vreader_xfr_bytes(reader, job->apdu, job->len, answer,
-                                           &answer_len) == VREADER_OK) {
-        emul_post(s, EMUL_MSG_APDU_ANSWER, answer, answer_len);
     } else {
-        emul_post(s, EMUL_MSG_APDU_FAILED, NULL, 0);
+        trace_ccid_card_emulated_worker_start(DEVICE(s)->id, job->len);
+        ok = reader && vreader_xfr_bytes(reader, job->apdu, job->len, answer,
+                                         &answer_len) == VREADER_OK;
+        trace_ccid_card_emulated_worker_done(DEVICE(s)->id, ok ? answer_len : 0, ok);
+        if (ok) {
+            emul_post(s, EMUL_MSG_APDU_ANSWER, answer, answer_len);
+        } else {
+            emul_post(s, EMUL_MSG_APDU_FAILED, NULL, 0);
+        }
     }
     g_free(job->apdu);
     g_free(job);
@@ -240,6 +249,7 @@ static void emul_apdu_from_guest(CCIDCardState *card, const uint8_t *apdu, uint3
     if (s->debug) {
         g_message("%s: APDU of %u bytes, INS %02x", DEVICE(s)->id, len, len > 1 ? apdu[1] : 0);
     }
+    trace_ccid_card_emulated_apdu(DEVICE(s)->id, len, len > 1 ? apdu[1] : 0);
     g_thread_pool_push(s->apdu_pool, job, NULL);
 }
 

@@ -26,6 +26,8 @@
 #include <secerr.h>
 #include <string.h>
 
+#include "trace.h"
+
 #define TYPE_PIV_CCID "ccid-card-piv"
 #define DEFAULT_CERT_DB "/etc/pki/nssdb"
 /* Larger certificates would not fit a PIV object's two-byte lengths. */
@@ -89,7 +91,8 @@ static PIVBackendResult piv_nss_private_op(void *opaque, uint8_t key_ref, uint8_
     SECStatus rv;
 
     if (!key) {
-        g_warning("%s: no private key for slot %02X", DEVICE(s)->id, key_ref);
+        trace_ccid_card_piv_key_failed(DEVICE(s)->id, key_ref, "lookup",
+                                       PR_ErrorToName(PR_GetError()));
         return PIV_BACKEND_FAILED;
     }
     if (alg == PIV_ALG_RSA_2048) {
@@ -100,8 +103,8 @@ static PIVBackendResult piv_nss_private_op(void *opaque, uint8_t key_ref, uint8_
         rv = PK11_PubDecryptRaw(key, out->data, &out_len, out->len, data.data, data.len);
         if (rv != SECSuccess || out_len != PIV_RSA_2048_BYTES) {
             g_byte_array_set_size(out, 0);
-            g_debug("%s: raw RSA with %02X failed: %s", DEVICE(s)->id, key_ref,
-                    PR_ErrorToName(PR_GetError()));
+            trace_ccid_card_piv_key_failed(DEVICE(s)->id, key_ref, "raw RSA",
+                                           PR_ErrorToName(PR_GetError()));
             return PIV_BACKEND_FAILED;
         }
         return PIV_BACKEND_OK;
@@ -121,7 +124,12 @@ static PIVBackendResult piv_nss_private_op(void *opaque, uint8_t key_ref, uint8_
         }
     }
     SECITEM_FreeItem(&sig, PR_FALSE);
-    return rv == SECSuccess ? PIV_BACKEND_OK : PIV_BACKEND_FAILED;
+    if (rv != SECSuccess) {
+        trace_ccid_card_piv_key_failed(DEVICE(s)->id, key_ref, "ECDSA",
+                                       PR_ErrorToName(PR_GetError()));
+        return PIV_BACKEND_FAILED;
+    }
+    return PIV_BACKEND_OK;
 }
 
 /*
@@ -154,7 +162,10 @@ static PIVBackendResult piv_nss_key_agreement(void *opaque, uint8_t key_ref, uin
     shared = PK11_PubDeriveWithKDF(key, peer, PR_FALSE, NULL, NULL, CKM_ECDH1_DERIVE,
                                    CKM_GENERIC_SECRET_KEY_GEN, CKA_DERIVE, 0, CKD_NULL,
                                    NULL, NULL);
-    if (shared && PK11_ExtractKeyValue(shared) == SECSuccess) {
+    if (!shared) {
+        trace_ccid_card_piv_key_failed(DEVICE(s)->id, key_ref, "ECDH",
+                                       PR_ErrorToName(PR_GetError()));
+    } else if (PK11_ExtractKeyValue(shared) == SECSuccess) {
         SECItem *x = PK11_GetKeyData(shared);
 
         if (x && x->len == PIV_P256_BYTES) {
@@ -191,14 +202,18 @@ static void piv_apdu_from_guest(CCIDCardState *card, const uint8_t *apdu, uint32
     PIVCardState *s = PIV_CCID(card);
     g_autoptr(GByteArray) resp = g_byte_array_new();
 
+    if (len >= ISO7816_MIN_APDU_COMMAND) {
+        trace_ccid_card_piv_apdu(DEVICE(s)->id, apdu[0], apdu[1], apdu[2], apdu[3], len);
+    }
     piv_applet_process(s->applet, apdu, len, resp);
-    g_debug("%s: INS %02X -> SW %02X%02X, %u bytes", DEVICE(s)->id, len > 1 ? apdu[1] : 0,
-            resp->data[resp->len - 2], resp->data[resp->len - 1], resp->len - 2);
+    trace_ccid_card_piv_answer(DEVICE(s)->id, resp->data[resp->len - 2] << 8 |
+                               resp->data[resp->len - 1], resp->len - 2);
     ccid_card_send_apdu_to_guest(card, resp->data, resp->len);
 }
 
 static void piv_power_off(CCIDCardState *card)
 {
+    trace_ccid_card_piv_power_off(DEVICE(card)->id);
     piv_applet_reset(PIV_CCID(card)->applet);
 }
 

@@ -7,6 +7,8 @@
 
 #include <string.h>
 
+#include "trace.h"
+
 static bool usb_parse_speed(const char *s, int *speed)
 {
     if (!s || strcmp(s, "full") == 0) {
@@ -51,7 +53,7 @@ USBDevice *usb_device_find_first(void)
 {
     for (const GList *l = device_list(); l; l = l->next) {
         if (object_is_usb_device(l->data)) {
-            return l->data;
+            return USB_DEVICE(l->data);
         }
     }
     return NULL;
@@ -59,6 +61,7 @@ USBDevice *usb_device_find_first(void)
 
 void usb_device_attach(USBDevice *dev, USBPort *port)
 {
+    trace_usb_device_attach(DEVICE(dev)->id, port->speed);
     dev->port = port;
     if (port->speed == USB_SPEED_FULL || port->speed == USB_SPEED_HIGH) {
         dev->speed = port->speed;
@@ -74,6 +77,7 @@ void usb_device_detach(USBDevice *dev)
     if (!dev->port) {
         return;
     }
+    trace_usb_device_detach(DEVICE(dev)->id);
     /* Reset first: the device drops held packets that belong to this port. */
     usb_device_reset(dev);
     if (USB_DEVICE_GET_CLASS(dev)->handle_detach) {
@@ -84,6 +88,7 @@ void usb_device_detach(USBDevice *dev)
 
 void usb_device_reset(USBDevice *dev)
 {
+    trace_usb_device_reset(DEVICE(dev)->id);
     dev->addr = 0;
     dev->configuration = 0;
     dev->remote_wakeup = false;
@@ -110,9 +115,11 @@ void usb_device_handle_control(USBDevice *dev, USBPacket *p, const uint8_t setup
     uint8_t buf[USB_MAX_CONTROL_DATA];
     bool in = setup[0] & USB_DIR_IN;
 
+    trace_usb_control(DEVICE(dev)->id, setup[0], setup[1], value, index, length);
     p->actual_length = 0;
     p->status = USB_RET_STALL;
     if (length > USB_MAX_CONTROL_DATA) {
+        trace_usb_control_too_long(DEVICE(dev)->id, length);
         return;
     }
     memset(buf, 0, sizeof(buf));
@@ -127,6 +134,7 @@ void usb_device_handle_control(USBDevice *dev, USBPacket *p, const uint8_t setup
         p->actual_length = MIN(p->actual_length, (size_t)length);
         memcpy(data, buf, p->actual_length);
     }
+    trace_usb_control_done(DEVICE(dev)->id, setup[0], setup[1], p->status, p->actual_length);
 }
 
 USBEndpointInfo *usb_device_ep(USBDevice *dev, int pid, uint8_t ep)
@@ -144,19 +152,18 @@ void usb_device_handle_data(USBDevice *dev, USBPacket *p)
 {
     USBEndpointInfo *ep = usb_device_ep(dev, p->pid, p->ep);
 
+    trace_usb_packet(DEVICE(dev)->id, p->id, p->pid, p->ep, p->size);
     p->actual_length = 0;
     p->async = false;
-    if (!ep) {
-        p->status = USB_RET_STALL;
-        return;
-    }
-    if (ep->halted) {
+    if (!ep || ep->halted) {
+        trace_usb_packet_stall(DEVICE(dev)->id, p->id, p->pid, p->ep, ep && ep->halted);
         p->status = USB_RET_STALL;
         return;
     }
     p->status = USB_RET_SUCCESS;
     USB_DEVICE_GET_CLASS(dev)->handle_data(dev, p);
     p->async = p->status == USB_RET_ASYNC;
+    trace_usb_packet_done(DEVICE(dev)->id, p->id, p->status, p->actual_length);
 }
 
 void usb_device_cancel_packet(USBDevice *dev, USBPacket *p)
@@ -164,6 +171,7 @@ void usb_device_cancel_packet(USBDevice *dev, USBPacket *p)
     if (!p->async) {
         return;
     }
+    trace_usb_packet_cancel(DEVICE(dev)->id, p->id);
     p->async = false;
     if (USB_DEVICE_GET_CLASS(dev)->cancel_packet) {
         USB_DEVICE_GET_CLASS(dev)->cancel_packet(dev, p);
@@ -173,6 +181,7 @@ void usb_device_cancel_packet(USBDevice *dev, USBPacket *p)
 void usb_packet_complete(USBDevice *dev, USBPacket *p)
 {
     g_assert(p->async && p->status != USB_RET_ASYNC);
+    trace_usb_packet_complete(DEVICE(dev)->id, p->id, p->status, p->actual_length);
     p->async = false;
     if (dev->port) {
         dev->port->ops->complete(dev->port, p);
@@ -181,6 +190,7 @@ void usb_packet_complete(USBDevice *dev, USBPacket *p)
 
 void usb_wakeup(USBDevice *dev, uint8_t ep)
 {
+    trace_usb_wakeup(DEVICE(dev)->id, ep);
     if (dev->port && dev->port->ops->wakeup) {
         dev->port->ops->wakeup(dev->port, ep);
     }

@@ -6,6 +6,8 @@
 
 #include <string.h>
 
+#include "trace.h"
+
 const USBDescDevice *usb_desc_for_speed(const USBDevice *dev)
 {
     if (dev->speed == USB_SPEED_HIGH && dev->desc->high) {
@@ -238,23 +240,30 @@ static int usb_desc_answer(USBPacket *p, int len, int length)
 bool usb_desc_handle_control(USBDevice *dev, USBPacket *p, int request, int value,
                              int index, int length, uint8_t *data)
 {
+    const char *name = DEVICE(dev)->id;
+    bool set = (request & 0xff) == USB_REQ_SET_FEATURE;
     USBEndpointInfo *ep;
-    int ret;
+    int ret, len;
 
     switch (request) {
     case DeviceOutRequest | USB_REQ_SET_ADDRESS:
+        trace_usb_desc_set_address(name, value);
         dev->addr = value;
         ret = USB_RET_SUCCESS;
         break;
     case DeviceRequest | USB_REQ_GET_DESCRIPTOR:
-        ret = usb_desc_answer(p, usb_desc_get_descriptor(dev, value, data, length), length);
+        len = usb_desc_get_descriptor(dev, value, data, length);
+        trace_usb_desc_get_descriptor(name, value >> 8, value & 0xff, length, len);
+        ret = usb_desc_answer(p, len, length);
         break;
     case DeviceRequest | USB_REQ_GET_CONFIGURATION:
+        trace_usb_desc_get_configuration(name, dev->configuration);
         data[0] = dev->configuration;
         ret = usb_desc_answer(p, 1, length);
         break;
     case DeviceOutRequest | USB_REQ_SET_CONFIGURATION:
         ret = usb_desc_set_config(dev, value) ? USB_RET_SUCCESS : USB_RET_STALL;
+        trace_usb_desc_set_configuration(name, value, ret);
         break;
     case DeviceRequest | USB_REQ_GET_STATUS:
         /* USB 2.0 9.4.5: Self Powered agrees with the configuration's bmAttributes. */
@@ -262,45 +271,52 @@ bool usb_desc_handle_control(USBDevice *dev, USBPacket *p, int request, int valu
                   (dev->remote_wakeup << USB_DEVICE_REMOTE_WAKEUP);
         data[1] = 0;
         ret = usb_desc_answer(p, 2, length);
+        trace_usb_desc_get_status(name, USB_RECIP_DEVICE, index, data[0], ret);
         break;
     case DeviceOutRequest | USB_REQ_CLEAR_FEATURE:
     case DeviceOutRequest | USB_REQ_SET_FEATURE:
         if (value != USB_DEVICE_REMOTE_WAKEUP) {
             return false;
         }
-        dev->remote_wakeup = (request & 0xff) == USB_REQ_SET_FEATURE;
+        trace_usb_desc_device_feature(name, value, set);
+        dev->remote_wakeup = set;
         ret = USB_RET_SUCCESS;
         break;
     case InterfaceRequest | USB_REQ_GET_INTERFACE:
         if (!dev->configuration) {
             ret = USB_RET_STALL;
-            break;
+        } else {
+            data[0] = 0;    /* our interfaces have no alternate settings */
+            ret = usb_desc_answer(p, 1, length);
         }
-        data[0] = 0;    /* our interfaces have no alternate settings */
-        ret = usb_desc_answer(p, 1, length);
+        trace_usb_desc_interface(name, index, 0, false, ret);
         break;
     case InterfaceOutRequest | USB_REQ_SET_INTERFACE:
         ret = (dev->configuration && value == 0) ? USB_RET_SUCCESS : USB_RET_STALL;
+        trace_usb_desc_interface(name, index, value, true, ret);
         break;
     case InterfaceRequest | USB_REQ_GET_STATUS:
         data[0] = data[1] = 0;
         ret = usb_desc_answer(p, 2, length);
+        trace_usb_desc_get_status(name, USB_RECIP_INTERFACE, index, data[0], ret);
         break;
     case EndpointRequest | USB_REQ_GET_STATUS:
         ep = usb_device_ep(dev, (index & USB_DIR_IN) ? USB_TOKEN_IN : USB_TOKEN_OUT, index & 0xf);
         data[0] = ep && ep->halted;
         data[1] = 0;
         ret = ep ? usb_desc_answer(p, 2, length) : USB_RET_STALL;
+        trace_usb_desc_get_status(name, USB_RECIP_ENDPOINT, index, data[0], ret);
         break;
     case EndpointOutRequest | USB_REQ_CLEAR_FEATURE:
     case EndpointOutRequest | USB_REQ_SET_FEATURE:
         ep = usb_device_ep(dev, (index & USB_DIR_IN) ? USB_TOKEN_IN : USB_TOKEN_OUT, index & 0xf);
         if (!ep || value != USB_ENDPOINT_HALT) {
             ret = USB_RET_STALL;
-            break;
+        } else {
+            ep->halted = set;
+            ret = USB_RET_SUCCESS;
         }
-        ep->halted = (request & 0xff) == USB_REQ_SET_FEATURE;
-        ret = USB_RET_SUCCESS;
+        trace_usb_desc_endpoint_feature(name, index, value, set, ret);
         break;
     default:
         return false;

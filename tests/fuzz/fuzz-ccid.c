@@ -24,13 +24,14 @@ static size_t answer_remaining;
  * dwLength fits one message, no transfer holds bytes of two answers, and an
  * answer is exactly 10 + dwLength bytes long.
  */
-static void check_completed(CCIDHost *h)
+static void check_completed(CCIDInprocHost *h)
 {
     for (GList *l = h->completed.head; l; l = l->next) {
         USBPacket *p = l->data;
         CCIDHeader hdr;
 
-        if (p->pid != USB_TOKEN_IN || p->ep != CCID_HOST_BULK_IN || p->status != USB_RET_SUCCESS) {
+        if (p->pid != USB_TOKEN_IN || p->ep != CCID_INPROC_BULK_IN ||
+            p->status != USB_RET_SUCCESS) {
             continue;
         }
         if (answer_remaining == 0 && p->actual_length == 0) {
@@ -46,10 +47,10 @@ static void check_completed(CCIDHost *h)
         g_assert_cmpuint(p->actual_length, <=, answer_remaining);
         answer_remaining -= p->actual_length;
     }
-    ccid_host_drain_completed(h);
+    ccid_inproc_drain_completed(h);
 }
 
-static void run_op(CCIDHost *h, FuzzInput *in)
+static void run_op(CCIDInprocHost *h, FuzzInput *in)
 {
     TestCard *card = test_card_find();
     uint8_t op = fuzz_take_byte(in) % 10;
@@ -61,29 +62,29 @@ static void run_op(CCIDHost *h, FuzzInput *in)
         size_t want = (size_t)fuzz_take_byte(in) * 2;
         size_t n = MIN(want, in->len);
 
-        ccid_host_bulk_out(h, in->data, n);
+        ccid_inproc_bulk_out(h, in->data, n);
         in->data += n;
         in->len -= n;
         break;
     }
     case 3: case 4:
-        ccid_host_bulk_in(h, fuzz_take_byte(in) & 1 ? 64 : 512);
+        ccid_inproc_bulk_in(h, fuzz_take_byte(in) & 1 ? 64 : 512);
         break;
     case 5:
-        ccid_host_interrupt(h, buf, sizeof(buf));
+        ccid_inproc_interrupt(h, buf, sizeof(buf));
         break;
     case 6: {
         uint8_t req = fuzz_take_byte(in) & 3;
 
-        ccid_host_control(h, req == 1 ? 0x21 : 0xa1, req, fuzz_take_byte(in) << 8, 0, buf,
-                          sizeof(buf), NULL);
+        ccid_inproc_control(h, req == 1 ? 0x21 : 0xa1, req, fuzz_take_byte(in) << 8, 0, buf,
+                            sizeof(buf), NULL);
         break;
     }
     case 7:
         if (fuzz_take_byte(in) & 1) {
             /* The reset forgets held packets, as an export does. */
             usb_device_reset(h->dev);
-            ccid_host_forget_in_flight(h);
+            ccid_inproc_forget_in_flight(h);
             answer_remaining = 0;
         }
         break;
@@ -113,14 +114,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static bool quiet;
     FuzzInput in = { data, size };
-    CCIDHost *h;
+    CCIDInprocHost *h;
 
     if (!quiet) {
         /* Hostile input is expected to be logged; the logs are not the point here. */
         g_log_set_default_handler(discard_log, NULL);
         quiet = true;
     }
-    h = ccid_host_new(NULL, true);
+    h = ccid_inproc_new(NULL, true);
     answer_remaining = 0;
     while (in.len) {
         run_op(h, &in);
@@ -129,6 +130,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     while (test_card_release_one(test_card_find())) {
     }
     check_completed(h);
-    ccid_host_free(h);
+    ccid_inproc_free(h);
     return 0;
 }

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Build (once) the small Linux guest that the guest tests and the benchmark
 # boot: Debian's own kernel and an initramfs holding busybox, pcscd + libccid,
-# OpenSC, pcsc_scan, lsusb, openssl and our APDU benchmark client.
+# OpenSC, pcsc_scan, lsusb, openssl, usbip and our APDU benchmark client.
 #
 # usage: build-guest.sh OUTDIR
 #   OUTDIR/vmlinuz        the kernel
@@ -36,6 +36,7 @@ USER_PKGS="busybox-static pcscd libccid libpcsclite1 opensc opensc-pkcs11
 pcsc-tools usbutils openssl libssl3 libusb-1.0-0 libudev1 libsystemd0 zlib1g
 libglib2.0-0 libffi8 libpcre2-8-0 libmount1 libblkid1 libselinux1 libgcrypt20
 libgpg-error0 liblz4-1 liblzma5 libzstd1 libcap2 libgcc-s1 libpcsclite-dev
+usbip libwrap0 usb.ids
 yubico-piv-tool libykpiv2"
 
 # Kernel modules in load order (each one's dependencies come before it; the
@@ -45,7 +46,8 @@ drivers/usb/host/xhci-hcd drivers/usb/host/xhci-pci
 drivers/usb/host/ehci-hcd drivers/usb/host/ehci-pci
 drivers/usb/host/uhci-hcd drivers/usb/host/ohci-hcd drivers/usb/host/ohci-pci
 drivers/usb/mon/usbmon
-drivers/usb/usbip/usbip-core drivers/usb/usbip/vhci-hcd"
+drivers/usb/usbip/usbip-core drivers/usb/usbip/vhci-hcd
+drivers/net/ethernet/intel/e1000/e1000"
 
 inputs_hash() {
     {
@@ -196,6 +198,10 @@ install_elf "$(pkgfile /usr/bin/pkcs11-tool)" /usr/bin/pkcs11-tool
 install_elf "$(pkgfile /usr/bin/pcsc_scan)" /usr/bin/pcsc_scan
 install_elf "$(pkgfile /usr/bin/lsusb)" /usr/bin/lsusb
 install_elf "$(pkgfile /usr/bin/openssl)" /usr/bin/openssl
+# The USB/IP client (usbip list -r, usbip attach) and the names it prints.
+install_elf "$(pkgfile /usr/sbin/usbip)" /usr/sbin/usbip
+mkdir -p "$root/usr/share/misc"
+cp -L "$(pkgfile /usr/share/misc/usb.ids)" "$root/usr/share/misc/usb.ids"
 install_elf "$(pkgfile /usr/bin/piv-tool)" /usr/bin/piv-tool
 install_elf "$(pkgfile /usr/bin/yubico-piv-tool)" /usr/bin/yubico-piv-tool
 # dlopen()ed, so ldd of the programs does not see them.

@@ -147,8 +147,11 @@ class Guest:
     def __init__(self, image_dir, script, files=None, env=None, usb='xhci',
                  qemu_args=(), timeout=300, log_path=None,
                  qemu='qemu-system-x86_64', memory=512, on_line=None,
-                 no_reboot=True, qmp_path=None):
+                 no_reboot=True, qmp_path=None, network=False):
         self.image_dir = image_dir
+        # network: QEMU user networking (an e1000, no option ROM). The guest
+        # is 10.0.2.15 and reaches the host's loopback as 10.0.2.2.
+        self.network = network
         self.script = script
         self.files = dict(files or {})
         self.env = dict(env or {})
@@ -187,7 +190,9 @@ class Guest:
         accel = probe_accel(self.image_dir, self.qemu)
         usb_args, _ = usb_controller_args(self.usb)
         return ([self.qemu, '-accel', accel, '-m', str(self.memory),
-                 '-nographic', '-nic', 'none']   # no network: no iPXE ROM either
+                 '-nographic']
+                + (['-netdev', 'user,id=net0', '-device', 'e1000,netdev=net0,romfile=']
+                   if self.network else ['-nic', 'none'])   # no iPXE ROM either way
                 + (['-no-reboot'] if self.no_reboot else [])
                 + (['-qmp', 'unix:%s,server=on,wait=off' % self.qmp_path]
                    if self.qmp_path else [])

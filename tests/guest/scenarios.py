@@ -74,8 +74,6 @@ PIV_CARD_OPTS = ('db=sql:{db},cert1=id-cert,cert2=signing-cert,'
 # The PIN checks block the PIN for the rest of vccid's life: last.
 PIV_CHECKS = ('enumerate pcscd atr piv_opensc piv_sign piv_decipher piv_yubico '
               'pcscd_log kernel_log piv_pin_block')
-# Which card vccid's scenarios give the reader: 'emulated' or 'piv'.
-CARD = ['emulated']
 
 FULL_CHECKS = ('enumerate lsusb chapter9 pcscd atr sweep opensc sign pcscd_log '
                'kernel_log')
@@ -119,10 +117,8 @@ class Workdir:
 class Vccid:
     """The daemon under test, started with QEMU-style options."""
 
-    extra_args = []   # --vccid-arg: e.g. -v for vccid's debug log
-
     def __init__(self, exe, args, log_path):
-        self.cmd = [exe] + args + (self.extra_args if type(self) is Vccid else [])
+        self.cmd = [exe] + args
         self.log_path = log_path
         self.proc = None
 
@@ -222,14 +218,14 @@ class Report:
         return 1 if failed else 0
 
 
-def guest_env(checks):
-    piv = CARD[0] == 'piv'
+def guest_env(checks, slow_card=0, card='emulated'):
+    piv = card == 'piv'
     return {'CHECKS': checks, 'EXPECT_VID': READER_VID,
             'EXPECT_PID': READER_PID, 'EXPECT_ATR': PIV_ATR if piv else CARD_ATR,
             'PIN': PIV_PIN if piv else PIN,
             'PCSCD_DEBUG': '0' if 'bench' in checks else '1',
             'BENCH_N': os.environ.get('VCCID_BENCH_N', '500'),
-            'SLOW_CARD': '%d' % SLOW_CARD_SECONDS[0]}
+            'SLOW_CARD': '%d' % slow_card}
 
 
 def make_guest(wd, args, checks, qemu_args, log_name, on_line=None):
@@ -237,12 +233,15 @@ def make_guest(wd, args, checks, qemu_args, log_name, on_line=None):
     with open(os.path.join(HERE, 'checks.sh'), 'rb') as f:
         script = f.read()
     return guestrun.Guest(wd.image, script, {'ca.cer': wd.ca_der},
-                          guest_env(checks), args.usb, qemu_args,
+                          guest_env(checks, getattr(args, 'slow_card', 0),
+                                    getattr(args, 'card', 'emulated')),
+                          args.usb, qemu_args,
                           args.timeout, wd.log(log_name), on_line=on_line)
 
 
-def card_args(wd):
-    if CARD[0] == 'piv':
+def card_args(wd, card='emulated'):
+    """The card device: libcacard's (QEMU's too) or vccid's ccid-card-piv."""
+    if card == 'piv':
         pin_file = os.path.join(wd.path, 'piv-pin')
         fd = os.open(pin_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, 'w') as f:
@@ -256,13 +255,14 @@ def qemu_reader_args(wd, bus):
             '-device', card_args(wd)]
 
 
-# --reader-opts: extra usb-ccid properties (e.g. speed=high for EHCI alone).
-READER_OPTS = ['']
-
-
-def vccid_args(wd, chardev):
-    return ['-chardev', chardev, '-device', 'usb-ccid,id=ccid' + READER_OPTS[0],
-            '-device', card_args(wd), '-export', 'usbredir,chardev=redir']
+def vccid_args(wd, args, chardev):
+    """vccid's reader and emulated card exported on chardev, with
+    --reader-opts (e.g. speed=high for EHCI alone) and any --vccid-arg."""
+    opts = ',' + args.reader_opts if args.reader_opts else ''
+    return (['-chardev', chardev, '-device', 'usb-ccid,id=ccid' + opts,
+             '-device', card_args(wd, getattr(args, 'card', 'emulated')),
+             '-export', 'usbredir,chardev=redir']
+            + args.vccid_arg)
 
 
 def redir_args(bus, chardev):
@@ -296,7 +296,7 @@ def run_vccid_listen(wd, args, report, checks=FULL_CHECKS):
         port = free_port()
         where = 'host=127.0.0.1,port=%d' % port
         vccid = Vccid(args.vccid, vccid_args(
-            wd, 'socket,id=redir,%s,server=on,wait=off' % where),
+            wd, args, 'socket,id=redir,%s,server=on,wait=off' % where),
             wd.log(tag + '.vccid.log')).start()
         up = wait_for_port(port) and vccid.alive()
     else:
@@ -304,7 +304,7 @@ def run_vccid_listen(wd, args, report, checks=FULL_CHECKS):
         sock = os.path.join(tmp, 'redir.sock')
         where = 'path=' + sock
         vccid = Vccid(args.vccid, vccid_args(
-            wd, 'socket,id=redir,%s,server=on,wait=off' % where),
+            wd, args, 'socket,id=redir,%s,server=on,wait=off' % where),
             wd.log(tag + '.vccid.log')).start()
         up = vccid.wait_for_socket(sock)
     report.add('vccid_listening', up, where if up else 'not listening; vccid %s'
@@ -333,7 +333,8 @@ def run_vccid_connect(wd, args, report, checks=FULL_CHECKS):
     tag = '%s-%s%s' % (args.scenario, args.usb,
                        '-vccid-first' if args.vccid_first else '')
     vccid = Vccid(args.vccid,
-                  vccid_args(wd, 'socket,id=redir,path=%s,reconnect=1' % sock),
+                  vccid_args(wd, args,
+                             'socket,id=redir,path=%s,reconnect=1' % sock),
                   wd.log(tag + '.vccid.log'))
     if args.vccid_first:
         vccid.start()
@@ -369,7 +370,7 @@ def run_reconnect(wd, args, report):
     else:
         vccid_chr = 'socket,id=redir,path=%s,reconnect=1' % sock
         qemu_chr = 'socket,id=r,path=%s,server=on,wait=off' % sock
-    vccid = Vccid(args.vccid, vccid_args(wd, vccid_chr),
+    vccid = Vccid(args.vccid, vccid_args(wd, args, vccid_chr),
                   wd.log(tag + '.vccid.log')).start()
     if listen:
         up = vccid.wait_for_socket(sock)
@@ -392,8 +393,6 @@ def run_reconnect(wd, args, report):
         report.add_guest(second, 'second.')
     finish_vccid(vccid, report)
 
-
-SLOW_CARD_SECONDS = [0]   # set from --slow-card
 
 REPLUG_CHECKS = ('enumerate pcscd atr sweep unplug pcscd_log kernel_log')
 
@@ -421,7 +420,7 @@ def run_replug(wd, args, report):
 
     def start_vccid():
         n = len(daemons) + 1
-        v = Vccid(args.vccid, vccid_args(wd, vccid_chr),
+        v = Vccid(args.vccid, vccid_args(wd, args, vccid_chr),
                   wd.log('%s.vccid%d.log' % (tag, n))).start()
         daemons.append(v)
         if listen:
@@ -586,7 +585,8 @@ def run_passthru(wd, args, report, checks=PASSTHRU_CHECKS):
             '-chardev', 'socket,id=redir,path=%s,server=on,wait=off' % sock,
             '-chardev', vsc_chr, '-device', 'usb-ccid,id=ccid',
             '-device', 'ccid-card-passthru,chardev=vsc',
-            '-export', 'usbredir,chardev=redir'], wd.log(tag + '.vccid.log')).start()
+            '-export', 'usbredir,chardev=redir'] + args.vccid_arg,
+            wd.log(tag + '.vccid.log')).start()
         report.add('vccid_listening', vccid.wait_for_socket(sock), sock)
         qemu_args = redir_args(bus, 'socket,id=r,path=' + sock)
     guest = make_guest(wd, args, checks, qemu_args, tag + '.console.log').start()
@@ -653,8 +653,9 @@ def run_system_reset(wd, args, report):
     sock = os.path.join(tmp, 'redir.sock')
     tag = '%s-%s' % (args.scenario, args.usb)
     vccid = Vccid(args.vccid,
-                  vccid_args(wd, 'socket,id=redir,path=%s,server=on,wait=off'
-                             % sock), wd.log(tag + '.vccid.log')).start()
+                  vccid_args(wd, args,
+                             'socket,id=redir,path=%s,server=on,wait=off' % sock),
+                  wd.log(tag + '.vccid.log')).start()
     report.add('vccid_listening', vccid.wait_for_socket(sock), sock)
     guest = make_guest(wd, args, RESET_CHECKS,
                        redir_args(bus, 'socket,id=r,path=' + sock),
@@ -701,7 +702,7 @@ def run_bench(wd, args, report):
 
 def run_piv(wd, args, report):
     """vccid-listen with a ccid-card-piv instead of ccid-card-emulated."""
-    CARD[0] = 'piv'
+    args.card = 'piv'
     return run_vccid_listen(wd, args, report, PIV_CHECKS)
 
 
@@ -759,9 +760,6 @@ def main():
     if needs_vccid and not (args.vccid and os.access(args.vccid, os.X_OK)):
         print('vccid binary not found: %s' % args.vccid, file=sys.stderr)
         return 1
-    Vccid.extra_args = args.vccid_arg
-    READER_OPTS[0] = ',' + args.reader_opts if args.reader_opts else ''
-    SLOW_CARD_SECONDS[0] = args.slow_card
     wd = Workdir(args.workdir)
     wd.prepare()
     known = [k for k in args.known_failures.split(',') if k]

@@ -1,7 +1,9 @@
 /*
  * The CCID class driver side of the tests: finds the reader's endpoints
  * and class descriptor over a UsbredirHost, and exchanges PC_to_RDR /
- * RDR_to_PC messages the way a host driver (libccid) does.
+ * RDR_to_PC messages the way a host driver (libccid) does. (The unit tests
+ * and the fuzzer attach to the device model in-process instead, with
+ * tests/support/ccid-inproc-host.h.)
  *
  * Constants are spelled as in the CCID rev 1.1 specification and kept here,
  * apart from the daemon's own headers, so that the tests check the device

@@ -12,8 +12,7 @@
 #include <gio/gio.h>
 #include <gio/gunixsocketaddress.h>
 
-#include "ccid-host.h"
-#include "libqtest-vccid.h"
+#include "usb-ccid-common.h"
 #include "proto/vscard.h"
 
 #define PEER_TIMEOUT_MS 10000
@@ -821,16 +820,6 @@ static int vscclient_wait(Vscclient *vc)
     return status;
 }
 
-/* SELECT the CAC PKI applet, as a PC/SC middleware does first. */
-static void select_pki_applet(CcidHost *c)
-{
-    static const uint8_t select_pki[] = { 0x00, 0xa4, 0x04, 0x00, 0x07,
-                                          0xa0, 0x00, 0x00, 0x00, 0x79, 0x01, 0x00 };
-    g_autoptr(GByteArray) rsp = ccid_transmit(c, select_pki, sizeof(select_pki));
-
-    g_assert_cmpuint(apdu_sw(rsp), ==, 0x9000);
-}
-
 /*
  * Our vscclient, a libcacard certificate card, against our passthru over
  * TCP: the card works, its stdin commands move it in and out of the
@@ -861,7 +850,7 @@ static void vscclient_interop(const char *host, GSocketFamily family)
     wait_slot_change(c, true);
     power_on_cac(c);
     for (int i = 0; i < 20; i++) {
-        select_pki_applet(c);
+        select_pki(c, 0);
     }
 
     vscclient_command(&vc, "remove\n");
@@ -869,7 +858,7 @@ static void vscclient_interop(const char *host, GSocketFamily family)
     vscclient_command(&vc, "insert\n");
     wait_slot_change(c, true);
     power_on_cac(c);
-    select_pki_applet(c);
+    select_pki(c, 0);
 
     /* exit withdraws the card before it goes, and exits with 0. */
     vscclient_command(&vc, "exit\n");
@@ -882,7 +871,7 @@ static void vscclient_interop(const char *host, GSocketFamily family)
     vc = vscclient_spawn(v, host, port);
     wait_slot_change(c, true);
     power_on_cac(c);
-    select_pki_applet(c);
+    select_pki(c, 0);
     kill(vc.pid, SIGKILL);
     vscclient_wait(&vc);
     wait_slot_change(c, false);

@@ -8,7 +8,7 @@
 
 static void host_complete(USBPort *port, USBPacket *p)
 {
-    CCIDHost *h = port->opaque;
+    CCIDInprocHost *h = port->opaque;
 
     g_assert_true(g_queue_remove(&h->in_flight, p));
     g_queue_push_tail(&h->completed, p);
@@ -23,9 +23,9 @@ static const USBPortOps host_port_ops = {
     .wakeup = host_wakeup,
 };
 
-CCIDHost *ccid_host_new(const char *reader_opts, bool with_card)
+CCIDInprocHost *ccid_inproc_new(const char *reader_opts, bool with_card)
 {
-    CCIDHost *h = g_new0(CCIDHost, 1);
+    CCIDInprocHost *h = g_new0(CCIDInprocHost, 1);
     GError *err = NULL;
     DeviceState *d;
 
@@ -54,23 +54,23 @@ static void host_packet_free(gpointer p)
     g_free(pk);
 }
 
-void ccid_host_drain_completed(CCIDHost *h)
+void ccid_inproc_drain_completed(CCIDInprocHost *h)
 {
     g_queue_clear_full(&h->completed, host_packet_free);
 }
 
-void ccid_host_forget_in_flight(CCIDHost *h)
+void ccid_inproc_forget_in_flight(CCIDInprocHost *h)
 {
     g_queue_clear_full(&h->in_flight, host_packet_free);
 }
 
-void ccid_host_free(CCIDHost *h)
+void ccid_inproc_free(CCIDInprocHost *h)
 {
     for (GList *l = h->in_flight.head; l; l = l->next) {
         usb_device_cancel_packet(h->dev, l->data);
     }
     g_queue_clear_full(&h->in_flight, host_packet_free);
-    ccid_host_drain_completed(h);
+    ccid_inproc_drain_completed(h);
     usb_device_detach(h->dev);
     device_destroy_all();
     g_free(h);
@@ -88,7 +88,7 @@ static USBPacket *host_packet_new(int pid, uint8_t ep, const uint8_t *data, size
 }
 
 /* Run a packet; track it if held, else record it as completed. */
-static int host_submit(CCIDHost *h, USBPacket *p)
+static int host_submit(CCIDInprocHost *h, USBPacket *p)
 {
     usb_device_handle_data(h->dev, p);
     if (p->status == USB_RET_ASYNC) {
@@ -99,26 +99,26 @@ static int host_submit(CCIDHost *h, USBPacket *p)
     return p->status;
 }
 
-int ccid_host_bulk_out(CCIDHost *h, const uint8_t *data, size_t len)
+int ccid_inproc_bulk_out(CCIDInprocHost *h, const uint8_t *data, size_t len)
 {
-    return host_submit(h, host_packet_new(USB_TOKEN_OUT, CCID_HOST_BULK_OUT, data, len));
+    return host_submit(h, host_packet_new(USB_TOKEN_OUT, CCID_INPROC_BULK_OUT, data, len));
 }
 
-USBPacket *ccid_host_bulk_in(CCIDHost *h, size_t size)
+USBPacket *ccid_inproc_bulk_in(CCIDInprocHost *h, size_t size)
 {
-    USBPacket *p = host_packet_new(USB_TOKEN_IN, CCID_HOST_BULK_IN, NULL, size);
+    USBPacket *p = host_packet_new(USB_TOKEN_IN, CCID_INPROC_BULK_IN, NULL, size);
 
     host_submit(h, p);
     return p;
 }
 
 /* Take the oldest completed bulk-in packet, if any. */
-static USBPacket *host_take_completed_in(CCIDHost *h)
+static USBPacket *host_take_completed_in(CCIDInprocHost *h)
 {
     for (GList *l = h->completed.head; l; l = l->next) {
         USBPacket *p = l->data;
 
-        if (p->pid == USB_TOKEN_IN && p->ep == CCID_HOST_BULK_IN) {
+        if (p->pid == USB_TOKEN_IN && p->ep == CCID_INPROC_BULK_IN) {
             g_queue_delete_link(&h->completed, l);
             return p;
         }
@@ -126,25 +126,25 @@ static USBPacket *host_take_completed_in(CCIDHost *h)
     return NULL;
 }
 
-static bool host_bulk_in_waiting(CCIDHost *h)
+static bool host_bulk_in_waiting(CCIDInprocHost *h)
 {
     for (GList *l = h->in_flight.head; l; l = l->next) {
         USBPacket *p = l->data;
 
-        if (p->pid == USB_TOKEN_IN && p->ep == CCID_HOST_BULK_IN) {
+        if (p->pid == USB_TOKEN_IN && p->ep == CCID_INPROC_BULK_IN) {
             return true;
         }
     }
     return false;
 }
 
-GByteArray *ccid_host_read_answer(CCIDHost *h)
+GByteArray *ccid_inproc_read_answer(CCIDInprocHost *h)
 {
     USBPacket *p = host_take_completed_in(h);
     GByteArray *ans;
 
     if (!p && !host_bulk_in_waiting(h)) {
-        ccid_host_bulk_in(h, CCID_HOST_IN_SIZE);
+        ccid_inproc_bulk_in(h, CCID_INPROC_IN_SIZE);
         p = host_take_completed_in(h);
     }
     if (!p) {
@@ -157,8 +157,8 @@ GByteArray *ccid_host_read_answer(CCIDHost *h)
     return ans;
 }
 
-int ccid_host_send(CCIDHost *h, uint8_t type, uint8_t seq, const uint8_t specific[3],
-                   const uint8_t *data, uint32_t len)
+int ccid_inproc_send(CCIDInprocHost *h, uint8_t type, uint8_t seq, const uint8_t specific[3],
+                     const uint8_t *data, uint32_t len)
 {
     g_autofree uint8_t *msg = g_malloc(CCID_HEADER_SIZE + len);
     CCIDHeader hdr = { .bMessageType = type, .dwLength = len, .bSlot = 0, .bSeq = seq };
@@ -170,19 +170,19 @@ int ccid_host_send(CCIDHost *h, uint8_t type, uint8_t seq, const uint8_t specifi
     if (len) {
         memcpy(msg + CCID_HEADER_SIZE, data, len);
     }
-    return ccid_host_bulk_out(h, msg, CCID_HEADER_SIZE + len);
+    return ccid_inproc_bulk_out(h, msg, CCID_HEADER_SIZE + len);
 }
 
-size_t ccid_host_interrupt(CCIDHost *h, uint8_t *buf, size_t size)
+size_t ccid_inproc_interrupt(CCIDInprocHost *h, uint8_t *buf, size_t size)
 {
-    USBPacket p = { .pid = USB_TOKEN_IN, .ep = CCID_HOST_INT_IN, .data = buf, .size = size };
+    USBPacket p = { .pid = USB_TOKEN_IN, .ep = CCID_INPROC_INT_IN, .data = buf, .size = size };
 
     usb_device_handle_data(h->dev, &p);
     return p.status == USB_RET_SUCCESS ? p.actual_length : 0;
 }
 
-int ccid_host_control(CCIDHost *h, uint8_t type, uint8_t req, uint16_t value, uint16_t index,
-                      uint8_t *data, uint16_t length, size_t *actual)
+int ccid_inproc_control(CCIDInprocHost *h, uint8_t type, uint8_t req, uint16_t value,
+                        uint16_t index, uint8_t *data, uint16_t length, size_t *actual)
 {
     uint8_t setup[8] = { type, req, value & 0xff, value >> 8, index & 0xff, index >> 8,
                          length & 0xff, length >> 8 };

@@ -32,15 +32,15 @@ static void check_answer(GByteArray *a, uint8_t type, uint8_t seq, uint8_t cmd_s
     }
 }
 
-static GByteArray *transact(CCIDHost *h, uint8_t type, uint8_t seq, const uint8_t specific[3],
+static GByteArray *transact(CCIDInprocHost *h, uint8_t type, uint8_t seq, const uint8_t specific[3],
                             const uint8_t *data, uint32_t len)
 {
-    g_assert_cmpint(ccid_host_send(h, type, seq, specific ? specific : no_specific, data, len),
+    g_assert_cmpint(ccid_inproc_send(h, type, seq, specific ? specific : no_specific, data, len),
                     ==, USB_RET_SUCCESS);
-    return ccid_host_read_answer(h);
+    return ccid_inproc_read_answer(h);
 }
 
-static void power_on(CCIDHost *h, uint8_t seq)
+static void power_on(CCIDInprocHost *h, uint8_t seq)
 {
     g_autoptr(GByteArray) a = transact(h, CCID_PC_TO_RDR_ICC_POWER_ON, seq, NULL, NULL, 0);
 
@@ -50,7 +50,7 @@ static void power_on(CCIDHost *h, uint8_t seq)
 
 static void test_power_on_atr(void)
 {
-    CCIDHost *h = ccid_host_new(NULL, true);
+    CCIDInprocHost *h = ccid_inproc_new(NULL, true);
     g_autoptr(GByteArray) status = NULL;
     g_autoptr(GByteArray) off = NULL;
 
@@ -61,12 +61,12 @@ static void test_power_on_atr(void)
     off = transact(h, CCID_PC_TO_RDR_ICC_POWER_OFF, 9, NULL, NULL, 0);
     check_answer(off, CCID_RDR_TO_PC_SLOT_STATUS, 9, CCID_COMMAND_OK, 0);
     g_assert_cmphex(off->data[7] & 3, ==, CCID_ICC_PRESENT_INACTIVE);
-    ccid_host_free(h);
+    ccid_inproc_free(h);
 }
 
 static void test_no_card(void)
 {
-    CCIDHost *h = ccid_host_new(NULL, false);
+    CCIDInprocHost *h = ccid_inproc_new(NULL, false);
     g_autoptr(GByteArray) on = transact(h, CCID_PC_TO_RDR_ICC_POWER_ON, 1, NULL, NULL, 0);
     g_autoptr(GByteArray) xfr = transact(h, CCID_PC_TO_RDR_XFR_BLOCK, 2, NULL,
                                          (const uint8_t *)"\x00\xa4\x04\x00", 4);
@@ -74,22 +74,22 @@ static void test_no_card(void)
     check_answer(on, CCID_RDR_TO_PC_DATA_BLOCK, 1, CCID_COMMAND_FAILED, CCID_ERR_ICC_MUTE);
     g_assert_cmphex(on->data[7] & 3, ==, CCID_ICC_ABSENT);
     check_answer(xfr, CCID_RDR_TO_PC_DATA_BLOCK, 2, CCID_COMMAND_FAILED, CCID_ERR_ICC_MUTE);
-    ccid_host_free(h);
+    ccid_inproc_free(h);
 }
 
 static void test_xfr_unpowered(void)
 {
-    CCIDHost *h = ccid_host_new(NULL, true);
+    CCIDInprocHost *h = ccid_inproc_new(NULL, true);
     g_autoptr(GByteArray) xfr = transact(h, CCID_PC_TO_RDR_XFR_BLOCK, 3, NULL,
                                          (const uint8_t *)"\x00\xa4\x04\x00", 4);
 
     check_answer(xfr, CCID_RDR_TO_PC_DATA_BLOCK, 3, CCID_COMMAND_FAILED, CCID_ERR_ICC_MUTE);
     g_assert_cmphex(xfr->data[7] & 3, ==, CCID_ICC_PRESENT_INACTIVE);
-    ccid_host_free(h);
+    ccid_inproc_free(h);
 }
 
 /* Read a whole answer APDU, following bChainParameter with XfrBlock(0x10). */
-static GByteArray *read_chained(CCIDHost *h, uint8_t *seq, GByteArray *first)
+static GByteArray *read_chained(CCIDInprocHost *h, uint8_t *seq, GByteArray *first)
 {
     GByteArray *apdu = g_byte_array_new();
     GByteArray *a = first;
@@ -114,7 +114,7 @@ static GByteArray *read_chained(CCIDHost *h, uint8_t *seq, GByteArray *first)
 
 static void test_answer_lengths(void)
 {
-    CCIDHost *h = ccid_host_new(NULL, true);
+    CCIDInprocHost *h = ccid_inproc_new(NULL, true);
     uint8_t seq = 1;
     static const uint32_t lengths[] = { 0, 1, 52, 53, 54, 62, 63, 64, 65, 127, 128, 254, 255,
                                         256, 257, 259, 260, 261, 262, 300, 1000, 4096, 65535 };
@@ -132,26 +132,26 @@ static void test_answer_lengths(void)
         g_assert_cmphex(whole->data[whole->len - 2], ==, 0x90);
         seq++;
     }
-    ccid_host_free(h);
+    ccid_inproc_free(h);
 }
 
 /* A bulk-in shorter than the answer gets its start; the next one the rest. */
 static void test_short_bulk_in(void)
 {
-    CCIDHost *h = ccid_host_new(NULL, true);
+    CCIDInprocHost *h = ccid_inproc_new(NULL, true);
     uint8_t apdu[5] = { 0x00, TEST_CARD_INS_GET_LENGTH, 0, 200, 0 };
     USBPacket *p1, *p2;
 
     power_on(h, 1);
-    g_assert_cmpint(ccid_host_send(h, CCID_PC_TO_RDR_XFR_BLOCK, 2, no_specific, apdu, 5), ==,
+    g_assert_cmpint(ccid_inproc_send(h, CCID_PC_TO_RDR_XFR_BLOCK, 2, no_specific, apdu, 5), ==,
                     USB_RET_SUCCESS);
-    p1 = ccid_host_bulk_in(h, 64);
-    p2 = ccid_host_bulk_in(h, 512);
+    p1 = ccid_inproc_bulk_in(h, 64);
+    p2 = ccid_inproc_bulk_in(h, 512);
     g_assert_cmpint(p1->status, ==, USB_RET_SUCCESS);
     g_assert_cmpuint(p1->actual_length, ==, 64);
     g_assert_cmpint(p2->status, ==, USB_RET_SUCCESS);
     g_assert_cmpuint(p2->actual_length, ==, CCID_HEADER_SIZE + 202 - 64);
-    ccid_host_free(h);
+    ccid_inproc_free(h);
 }
 
 /*
@@ -160,39 +160,39 @@ static void test_short_bulk_in(void)
  */
 static void test_zlp(void)
 {
-    CCIDHost *h = ccid_host_new(NULL, true);
+    CCIDInprocHost *h = ccid_inproc_new(NULL, true);
     uint8_t apdu[5] = { 0x00, TEST_CARD_INS_GET_LENGTH, 0, 64 + 54 - 2, 0 };
     USBPacket *p;
 
     power_on(h, 1);
-    ccid_host_drain_completed(h);
-    ccid_host_send(h, CCID_PC_TO_RDR_XFR_BLOCK, 2, no_specific, apdu, 5);   /* 128 bytes */
-    p = ccid_host_bulk_in(h, 64);
+    ccid_inproc_drain_completed(h);
+    ccid_inproc_send(h, CCID_PC_TO_RDR_XFR_BLOCK, 2, no_specific, apdu, 5);   /* 128 bytes */
+    p = ccid_inproc_bulk_in(h, 64);
     g_assert_cmpuint(p->actual_length, ==, 64);
-    p = ccid_host_bulk_in(h, 64);
+    p = ccid_inproc_bulk_in(h, 64);
     g_assert_cmpuint(p->actual_length, ==, 64);
-    p = ccid_host_bulk_in(h, 64);
+    p = ccid_inproc_bulk_in(h, 64);
     g_assert_cmpint(p->status, ==, USB_RET_SUCCESS);
     g_assert_cmpuint(p->actual_length, ==, 0);
     /* Nothing more: the next bulk-in waits. */
-    p = ccid_host_bulk_in(h, 64);
+    p = ccid_inproc_bulk_in(h, 64);
     g_assert_cmpint(p->status, ==, USB_RET_ASYNC);
-    ccid_host_free(h);
+    ccid_inproc_free(h);
 
-    h = ccid_host_new(NULL, true);
+    h = ccid_inproc_new(NULL, true);
     power_on(h, 1);
-    ccid_host_drain_completed(h);
-    ccid_host_send(h, CCID_PC_TO_RDR_XFR_BLOCK, 2, no_specific, apdu, 5);
-    p = ccid_host_bulk_in(h, 271);
+    ccid_inproc_drain_completed(h);
+    ccid_inproc_send(h, CCID_PC_TO_RDR_XFR_BLOCK, 2, no_specific, apdu, 5);
+    p = ccid_inproc_bulk_in(h, 271);
     g_assert_cmpuint(p->actual_length, ==, 128);
-    p = ccid_host_bulk_in(h, 271);
+    p = ccid_inproc_bulk_in(h, 271);
     g_assert_cmpint(p->status, ==, USB_RET_ASYNC);
-    ccid_host_free(h);
+    ccid_inproc_free(h);
 }
 
 static void test_command_chaining(void)
 {
-    CCIDHost *h = ccid_host_new(NULL, true);
+    CCIDInprocHost *h = ccid_inproc_new(NULL, true);
     const uint32_t total = 4 + 3 + 65000;   /* echoed back: must fit an answer */
     g_autofree uint8_t *apdu = g_malloc(total);
     uint8_t seq = 1;
@@ -224,12 +224,12 @@ static void test_command_chaining(void)
     whole = read_chained(h, &seq, a);
     g_assert_cmpuint(whole->len, ==, total + 2);
     g_assert_cmpmem(whole->data, total, apdu, total);
-    ccid_host_free(h);
+    ccid_inproc_free(h);
 }
 
 static void test_chain_errors(void)
 {
-    CCIDHost *h = ccid_host_new(NULL, true);
+    CCIDInprocHost *h = ccid_inproc_new(NULL, true);
     const uint8_t middle[3] = { 0, CCID_CHAIN_MIDDLE, 0 };
     const uint8_t more[3] = { 0, CCID_CHAIN_CONTINUE, 0 };
     const uint8_t bogus[3] = { 0, 0x07, 0 };
@@ -244,31 +244,41 @@ static void test_chain_errors(void)
     check_answer(a2, CCID_RDR_TO_PC_DATA_BLOCK, 3, CCID_COMMAND_FAILED, 8);
     a3 = transact(h, CCID_PC_TO_RDR_XFR_BLOCK, 4, bogus, (const uint8_t *)"ab", 2);
     check_answer(a3, CCID_RDR_TO_PC_DATA_BLOCK, 4, CCID_COMMAND_FAILED, 8);
-    ccid_host_free(h);
+    ccid_inproc_free(h);
 }
 
 /*
  * Power the card on, let the insertion notice go, and leave XfrBlock seq 2
  * (00 2A p1 00) with the card, which holds its answer.
  */
-static void apdu_in_flight(CCIDHost *h, uint8_t p1)
+static void apdu_in_flight(CCIDInprocHost *h, uint8_t p1)
 {
     const uint8_t apdu[4] = { 0x00, 0x2a, p1, 0 };
     uint8_t irq[8];
 
     power_on(h, 1);
-    while (ccid_host_interrupt(h, irq, sizeof(irq))) {
+    while (ccid_inproc_interrupt(h, irq, sizeof(irq))) {
         /* drain the insertion notice */
     }
     test_card_set_hold(test_card_find(), true);
-    g_assert_cmpint(ccid_host_send(h, CCID_PC_TO_RDR_XFR_BLOCK, 2, no_specific, apdu, 4), ==,
+    g_assert_cmpint(ccid_inproc_send(h, CCID_PC_TO_RDR_XFR_BLOCK, 2, no_specific, apdu, 4), ==,
                     USB_RET_SUCCESS);
+}
+
+/* The reader works: XfrBlock seq (00 2A p1 00) comes back echoed. */
+static void check_echo(CCIDInprocHost *h, uint8_t seq, uint8_t p1)
+{
+    const uint8_t apdu[4] = { 0x00, 0x2a, p1, 0 };
+    g_autoptr(GByteArray) a = transact(h, CCID_PC_TO_RDR_XFR_BLOCK, seq, NULL, apdu, 4);
+
+    check_answer(a, CCID_RDR_TO_PC_DATA_BLOCK, seq, CCID_COMMAND_OK, 0);
+    g_assert_cmphex(a->data[CCID_HEADER_SIZE + 2], ==, p1);
 }
 
 /* Commands sent while the card is slow are answered in order, each once. */
 static void test_ordering_with_slow_card(void)
 {
-    CCIDHost *h = ccid_host_new(NULL, true);
+    CCIDInprocHost *h = ccid_inproc_new(NULL, true);
     TestCard *card = test_card_find();
     uint8_t apdu[4] = { 0x00, 0x2a, 0, 0 };
 
@@ -276,42 +286,42 @@ static void test_ordering_with_slow_card(void)
     test_card_set_hold(card, true);
     for (uint8_t seq = 10; seq < 16; seq++) {
         apdu[2] = seq;
-        g_assert_cmpint(ccid_host_send(h, CCID_PC_TO_RDR_XFR_BLOCK, seq, no_specific, apdu, 4),
+        g_assert_cmpint(ccid_inproc_send(h, CCID_PC_TO_RDR_XFR_BLOCK, seq, no_specific, apdu, 4),
                         ==, USB_RET_SUCCESS);
     }
-    g_assert_cmpint(ccid_host_send(h, CCID_PC_TO_RDR_GET_SLOT_STATUS, 16, no_specific, NULL, 0),
+    g_assert_cmpint(ccid_inproc_send(h, CCID_PC_TO_RDR_GET_SLOT_STATUS, 16, no_specific, NULL, 0),
                     ==, USB_RET_SUCCESS);
     /* One APDU at a time reaches the card. */
     g_assert_cmpuint(test_card_held(card), ==, 1);
-    g_assert_null(ccid_host_read_answer(h));
+    g_assert_null(ccid_inproc_read_answer(h));
     for (uint8_t seq = 10; seq < 16; seq++) {
         g_autoptr(GByteArray) a = NULL;
 
         g_assert_true(test_card_release_one(card));
-        a = ccid_host_read_answer(h);
+        a = ccid_inproc_read_answer(h);
         check_answer(a, CCID_RDR_TO_PC_DATA_BLOCK, seq, CCID_COMMAND_OK, 0);
         g_assert_cmpuint(a->data[CCID_HEADER_SIZE + 2], ==, seq);
     }
     {
-        g_autoptr(GByteArray) a = ccid_host_read_answer(h);
+        g_autoptr(GByteArray) a = ccid_inproc_read_answer(h);
 
         check_answer(a, CCID_RDR_TO_PC_SLOT_STATUS, 16, CCID_COMMAND_OK, 0);
     }
-    g_assert_null(ccid_host_read_answer(h));
-    ccid_host_free(h);
+    g_assert_null(ccid_inproc_read_answer(h));
+    ccid_inproc_free(h);
 }
 
 /* A slow card: the reader asks the host for more time until it answers. */
 static void test_time_extension(void)
 {
-    CCIDHost *h = ccid_host_new(NULL, true);
+    CCIDInprocHost *h = ccid_inproc_new(NULL, true);
     TestCard *card = test_card_find();
     gint64 deadline = g_get_monotonic_time() + 3 * G_USEC_PER_SEC;
     g_autoptr(GByteArray) ext = NULL;
     g_autoptr(GByteArray) a = NULL;
 
     apdu_in_flight(h, 0x77);
-    while (!(ext = ccid_host_read_answer(h)) && g_get_monotonic_time() < deadline) {
+    while (!(ext = ccid_inproc_read_answer(h)) && g_get_monotonic_time() < deadline) {
         g_main_context_iteration(NULL, FALSE);
         g_usleep(10000);
     }
@@ -321,7 +331,7 @@ static void test_time_extension(void)
     g_assert_cmpuint(ext->data[6], ==, 2);
     g_assert_cmphex(ext->data[7] & 0xc0, ==, CCID_TIME_EXTENSION);
     g_assert_true(test_card_release_one(card));
-    a = ccid_host_read_answer(h);
+    a = ccid_inproc_read_answer(h);
     check_answer(a, CCID_RDR_TO_PC_DATA_BLOCK, 2, CCID_COMMAND_OK, 0);
     g_assert_cmphex(a->data[CCID_HEADER_SIZE + 2], ==, 0x77);
     /* Answered: no more extensions. */
@@ -329,118 +339,166 @@ static void test_time_extension(void)
         g_main_context_iteration(NULL, FALSE);
         g_usleep(10000);
     }
-    g_assert_null(ccid_host_read_answer(h));
-    ccid_host_free(h);
+    g_assert_null(ccid_inproc_read_answer(h));
+    ccid_inproc_free(h);
 }
 
 static void test_abort_in_flight(void)
 {
-    CCIDHost *h = ccid_host_new(NULL, true);
+    CCIDInprocHost *h = ccid_inproc_new(NULL, true);
     TestCard *card = test_card_find();
-    uint8_t apdu[4] = { 0x00, 0x2a, 0x55, 0 };
     g_autoptr(GByteArray) aborted = NULL;
     g_autoptr(GByteArray) abort_ans = NULL;
-    g_autoptr(GByteArray) next = NULL;
 
-    apdu_in_flight(h, apdu[2]);
-    g_assert_cmpint(ccid_host_control(h, 0x21, CCID_REQUEST_ABORT, 3 << 8, 0, NULL, 0, NULL),
+    apdu_in_flight(h, 0x55);
+    g_assert_cmpint(ccid_inproc_control(h, 0x21, CCID_REQUEST_ABORT, 3 << 8, 0, NULL, 0, NULL),
                     ==, USB_RET_SUCCESS);
-    ccid_host_send(h, CCID_PC_TO_RDR_ABORT, 3, no_specific, NULL, 0);
-    aborted = ccid_host_read_answer(h);
+    ccid_inproc_send(h, CCID_PC_TO_RDR_ABORT, 3, no_specific, NULL, 0);
+    aborted = ccid_inproc_read_answer(h);
     check_answer(aborted, CCID_RDR_TO_PC_DATA_BLOCK, 2, CCID_COMMAND_FAILED, CCID_ERR_CMD_ABORTED);
-    abort_ans = ccid_host_read_answer(h);
+    abort_ans = ccid_inproc_read_answer(h);
     check_answer(abort_ans, CCID_RDR_TO_PC_SLOT_STATUS, 3, CCID_COMMAND_OK, 0);
     /* The card's late answer to the aborted APDU must not surface. */
     test_card_set_hold(card, false);
     g_assert_true(test_card_release_one(card));
-    g_assert_null(ccid_host_read_answer(h));
-    ccid_host_drain_completed(h);
-    apdu[2] = 0x66;
-    next = transact(h, CCID_PC_TO_RDR_XFR_BLOCK, 4, NULL, apdu, 4);
-    check_answer(next, CCID_RDR_TO_PC_DATA_BLOCK, 4, CCID_COMMAND_OK, 0);
-    g_assert_cmphex(next->data[CCID_HEADER_SIZE + 2], ==, 0x66);
-    ccid_host_free(h);
+    g_assert_null(ccid_inproc_read_answer(h));
+    ccid_inproc_drain_completed(h);
+    check_echo(h, 4, 0x66);
+    ccid_inproc_free(h);
 }
 
 /* A USB reset mid-APDU: the next session sees a clean reader. */
 static void test_reset_in_flight(void)
 {
-    CCIDHost *h = ccid_host_new(NULL, true);
+    CCIDInprocHost *h = ccid_inproc_new(NULL, true);
     TestCard *card = test_card_find();
-    uint8_t apdu[4] = { 0x00, 0x2a, 0x11, 0 };
     uint8_t irq[8];
     g_autoptr(GByteArray) st = NULL;
-    g_autoptr(GByteArray) a = NULL;
 
-    apdu_in_flight(h, apdu[2]);
-    ccid_host_bulk_in(h, 512);   /* held by the device */
+    apdu_in_flight(h, 0x11);
+    ccid_inproc_bulk_in(h, 512);   /* held by the device */
     usb_device_reset(h->dev);
-    ccid_host_forget_in_flight(h);   /* the reset dropped it */
+    ccid_inproc_forget_in_flight(h);   /* the reset dropped it */
     test_card_set_hold(card, false);
     g_assert_true(test_card_release_one(card));
     /* The reset announces the card that is in the slot. */
-    g_assert_cmpuint(ccid_host_interrupt(h, irq, sizeof(irq)), ==, 2);
+    g_assert_cmpuint(ccid_inproc_interrupt(h, irq, sizeof(irq)), ==, 2);
     g_assert_cmphex(irq[0], ==, CCID_RDR_TO_PC_NOTIFY_SLOT_CHANGE);
     g_assert_cmphex(irq[1], ==, 0x03);
     st = transact(h, CCID_PC_TO_RDR_GET_SLOT_STATUS, 3, NULL, NULL, 0);
     check_answer(st, CCID_RDR_TO_PC_SLOT_STATUS, 3, CCID_COMMAND_OK, 0);
     g_assert_cmphex(st->data[7] & 3, ==, CCID_ICC_PRESENT_INACTIVE);
     power_on(h, 4);
-    apdu[2] = 0x22;
-    a = transact(h, CCID_PC_TO_RDR_XFR_BLOCK, 5, NULL, apdu, 4);
-    check_answer(a, CCID_RDR_TO_PC_DATA_BLOCK, 5, CCID_COMMAND_OK, 0);
-    g_assert_cmphex(a->data[CCID_HEADER_SIZE + 2], ==, 0x22);
-    ccid_host_free(h);
+    check_echo(h, 5, 0x22);
+    ccid_inproc_free(h);
+}
+
+/* The card left with XfrBlock seq 2 in flight: it fails, and the host hears of it. */
+static void check_card_left(CCIDInprocHost *h)
+{
+    uint8_t irq[8];
+    g_autoptr(GByteArray) a = ccid_inproc_read_answer(h);
+
+    check_answer(a, CCID_RDR_TO_PC_DATA_BLOCK, 2, CCID_COMMAND_FAILED, CCID_ERR_ICC_MUTE);
+    g_assert_cmphex(a->data[7] & 3, ==, CCID_ICC_ABSENT);
+    g_assert_cmpuint(ccid_inproc_interrupt(h, irq, sizeof(irq)), ==, 2);
+    g_assert_cmphex(irq[0], ==, CCID_RDR_TO_PC_NOTIFY_SLOT_CHANGE);
+    g_assert_cmphex(irq[1], ==, 0x02);   /* absent, changed */
 }
 
 static void test_card_removed_in_flight(void)
 {
-    CCIDHost *h = ccid_host_new(NULL, true);
+    CCIDInprocHost *h = ccid_inproc_new(NULL, true);
     TestCard *card = test_card_find();
     uint8_t irq[8];
-    g_autoptr(GByteArray) a = NULL;
 
     apdu_in_flight(h, 0x33);
     test_card_remove(card);
-    a = ccid_host_read_answer(h);
-    check_answer(a, CCID_RDR_TO_PC_DATA_BLOCK, 2, CCID_COMMAND_FAILED, CCID_ERR_ICC_MUTE);
-    g_assert_cmphex(a->data[7] & 3, ==, CCID_ICC_ABSENT);
-    g_assert_cmpuint(ccid_host_interrupt(h, irq, sizeof(irq)), ==, 2);
-    g_assert_cmphex(irq[0], ==, CCID_RDR_TO_PC_NOTIFY_SLOT_CHANGE);
-    g_assert_cmphex(irq[1], ==, 0x02);   /* absent, changed */
-    g_assert_cmpuint(ccid_host_interrupt(h, irq, sizeof(irq)), ==, 0);
+    check_card_left(h);
+    g_assert_cmpuint(ccid_inproc_interrupt(h, irq, sizeof(irq)), ==, 0);
     test_card_release_one(card);
-    g_assert_null(ccid_host_read_answer(h));
+    g_assert_null(ccid_inproc_read_answer(h));
     test_card_insert(card);
-    g_assert_cmpuint(ccid_host_interrupt(h, irq, sizeof(irq)), ==, 2);
+    g_assert_cmpuint(ccid_inproc_interrupt(h, irq, sizeof(irq)), ==, 2);
     g_assert_cmphex(irq[1], ==, 0x03);
-    ccid_host_free(h);
+    ccid_inproc_free(h);
 }
 
 /* The reader, not the card, keeps the slot: a card that goes away is removed. */
 static void test_card_unplugged(void)
 {
-    CCIDHost *h = ccid_host_new(NULL, true);
-    uint8_t irq[8];
-    g_autoptr(GByteArray) a = NULL;
+    CCIDInprocHost *h = ccid_inproc_new(NULL, true);
     g_autoptr(GByteArray) on = NULL;
 
     apdu_in_flight(h, 0x44);
     device_free(DEVICE(test_card_find()));
     g_assert_null(test_card_find());
-    a = ccid_host_read_answer(h);
-    check_answer(a, CCID_RDR_TO_PC_DATA_BLOCK, 2, CCID_COMMAND_FAILED, CCID_ERR_ICC_MUTE);
-    g_assert_cmpuint(ccid_host_interrupt(h, irq, sizeof(irq)), ==, 2);
-    g_assert_cmphex(irq[1], ==, 0x02);   /* absent, changed */
+    check_card_left(h);
     on = transact(h, CCID_PC_TO_RDR_ICC_POWER_ON, 3, NULL, NULL, 0);
     check_answer(on, CCID_RDR_TO_PC_DATA_BLOCK, 3, CCID_COMMAND_FAILED, CCID_ERR_ICC_MUTE);
     g_assert_cmphex(on->data[7] & 3, ==, CCID_ICC_ABSENT);
-    ccid_host_free(h);
+    ccid_inproc_free(h);
+}
+
+/* Commands that need a card, without one: ICC_MUTE, whatever the command. */
+static void test_no_card_parameters(void)
+{
+    CCIDInprocHost *h = ccid_inproc_new(NULL, false);
+    const uint8_t t0[5] = { 0x11, 0x00, 0x00, 0x0a, 0x00 };
+    g_autoptr(GByteArray) get = transact(h, CCID_PC_TO_RDR_GET_PARAMETERS, 1, NULL, NULL, 0);
+    g_autoptr(GByteArray) reset = transact(h, CCID_PC_TO_RDR_RESET_PARAMETERS, 2, NULL, NULL, 0);
+    g_autoptr(GByteArray) set = transact(h, CCID_PC_TO_RDR_SET_PARAMETERS, 3, NULL, t0, 5);
+
+    check_answer(get, CCID_RDR_TO_PC_PARAMETERS, 1, CCID_COMMAND_FAILED, CCID_ERR_ICC_MUTE);
+    g_assert_cmphex(get->data[7] & 3, ==, CCID_ICC_ABSENT);
+    check_answer(reset, CCID_RDR_TO_PC_PARAMETERS, 2, CCID_COMMAND_FAILED, CCID_ERR_ICC_MUTE);
+    check_answer(set, CCID_RDR_TO_PC_PARAMETERS, 3, CCID_COMMAND_FAILED, CCID_ERR_ICC_MUTE);
+    ccid_inproc_free(h);
+}
+
+/*
+ * Lengths the reader refuses: an APDU shorter than CLA INS P1 P2, a
+ * SetDataRateAndClockFrequency without its 8 bytes, and a chained command
+ * that grows past the largest extended APDU.
+ */
+static void test_bad_lengths(void)
+{
+    CCIDInprocHost *h = ccid_inproc_new(NULL, true);
+    const uint8_t begin[3] = { 0, CCID_CHAIN_BEGIN, 0 };
+    const uint8_t middle[3] = { 0, CCID_CHAIN_MIDDLE, 0 };
+    g_autofree uint8_t *piece = g_malloc0(MAX_CHUNK);
+    g_autoptr(GByteArray) shortapdu = NULL;
+    g_autoptr(GByteArray) rate = NULL;
+    GByteArray *a;
+    uint32_t sent = 0;
+    uint8_t seq = 4;
+
+    power_on(h, 1);
+    shortapdu = transact(h, CCID_PC_TO_RDR_XFR_BLOCK, 2, NULL, (const uint8_t *)"ab", 2);
+    check_answer(shortapdu, CCID_RDR_TO_PC_DATA_BLOCK, 2, CCID_COMMAND_FAILED,
+                 CCID_OFFSET_LENGTH);
+    rate = transact(h, CCID_PC_TO_RDR_SET_DATA_RATE_AND_CLOCK_FREQUENCY, 3, NULL, piece, 4);
+    check_answer(rate, CCID_RDR_TO_PC_DATA_RATE_AND_CLOCK_FREQUENCY, 3, CCID_COMMAND_FAILED,
+                 CCID_OFFSET_LENGTH);
+    a = transact(h, CCID_PC_TO_RDR_XFR_BLOCK, seq, begin, piece, MAX_CHUNK);
+    for (sent = MAX_CHUNK; sent <= ISO7816_MAX_APDU_COMMAND; sent += MAX_CHUNK) {
+        check_answer(a, CCID_RDR_TO_PC_DATA_BLOCK, seq, CCID_COMMAND_OK, 0);
+        g_assert_cmphex(a->data[9], ==, CCID_CHAIN_CONTINUE);
+        g_byte_array_unref(a);
+        a = transact(h, CCID_PC_TO_RDR_XFR_BLOCK, ++seq, middle, piece, MAX_CHUNK);
+    }
+    /* The piece that went past 65,545 bytes is refused, and the chain is gone. */
+    check_answer(a, CCID_RDR_TO_PC_DATA_BLOCK, seq, CCID_COMMAND_FAILED, CCID_ERR_XFR_OVERRUN);
+    g_byte_array_unref(a);
+    a = transact(h, CCID_PC_TO_RDR_XFR_BLOCK, ++seq, middle, piece, MAX_CHUNK);
+    check_answer(a, CCID_RDR_TO_PC_DATA_BLOCK, seq, CCID_COMMAND_FAILED, CCID_OFFSET_SPECIFIC + 1);
+    g_byte_array_unref(a);
+    ccid_inproc_free(h);
 }
 
 static void test_parameters(void)
 {
-    CCIDHost *h = ccid_host_new(NULL, true);
+    CCIDInprocHost *h = ccid_inproc_new(NULL, true);
     const uint8_t t1[7] = { 0x11, 0x10, 0x00, 0x4d, 0x00, 0xfe, 0x00 };
     const uint8_t t0[5] = { 0x11, 0x00, 0x00, 0x0a, 0x00 };
     const uint8_t proto_t1[3] = { 1, 0, 0 };
@@ -473,12 +531,12 @@ static void test_parameters(void)
     check_answer(reset, CCID_RDR_TO_PC_PARAMETERS, 7, CCID_COMMAND_OK, 0);
     g_assert_cmpuint(reset->data[9], ==, 0);
     g_assert_cmpmem(reset->data + CCID_HEADER_SIZE, 5, t0, 5);
-    ccid_host_free(h);
+    ccid_inproc_free(h);
 }
 
 static void test_unsupported_commands(void)
 {
-    CCIDHost *h = ccid_host_new(NULL, true);
+    CCIDInprocHost *h = ccid_inproc_new(NULL, true);
     static const struct { uint8_t cmd, answer; uint32_t len; } cases[] = {
         { CCID_PC_TO_RDR_ESCAPE, CCID_RDR_TO_PC_ESCAPE, 3 },
         { CCID_PC_TO_RDR_ICC_CLOCK, CCID_RDR_TO_PC_SLOT_STATUS, 0 },
@@ -501,12 +559,12 @@ static void test_unsupported_commands(void)
     rate = transact(h, CCID_PC_TO_RDR_SET_DATA_RATE_AND_CLOCK_FREQUENCY, 40, NULL, rate_req, 8);
     check_answer(rate, CCID_RDR_TO_PC_DATA_RATE_AND_CLOCK_FREQUENCY, 40, CCID_COMMAND_OK, 0);
     g_assert_cmpuint(rate->len, ==, CCID_HEADER_SIZE + 8);
-    ccid_host_free(h);
+    ccid_inproc_free(h);
 }
 
 static void test_malformed(void)
 {
-    CCIDHost *h = ccid_host_new(NULL, true);
+    CCIDInprocHost *h = ccid_inproc_new(NULL, true);
     uint8_t msg[CCID_HEADER_SIZE + 8] = { CCID_PC_TO_RDR_GET_SLOT_STATUS, 0, 0, 0, 0, 0, 1 };
     g_autoptr(GByteArray) a1 = NULL;
     g_autoptr(GByteArray) a2 = NULL;
@@ -518,23 +576,23 @@ static void test_malformed(void)
     g_autofree uint8_t *big = g_malloc0(640);
 
     /* dwLength says 0 but 8 bytes follow: the length lies. */
-    ccid_host_bulk_out(h, msg, sizeof(msg));
-    a1 = ccid_host_read_answer(h);
+    ccid_inproc_bulk_out(h, msg, sizeof(msg));
+    a1 = ccid_inproc_read_answer(h);
     check_answer(a1, CCID_RDR_TO_PC_SLOT_STATUS, 1, CCID_COMMAND_FAILED, CCID_OFFSET_LENGTH);
     /* dwLength 100 but the transfer ends after 8. */
     msg[0] = CCID_PC_TO_RDR_XFR_BLOCK;
     msg[1] = 100;
     msg[6] = 2;
-    ccid_host_bulk_out(h, msg, sizeof(msg));
-    a2 = ccid_host_read_answer(h);
+    ccid_inproc_bulk_out(h, msg, sizeof(msg));
+    a2 = ccid_inproc_read_answer(h);
     check_answer(a2, CCID_RDR_TO_PC_DATA_BLOCK, 2, CCID_COMMAND_FAILED, CCID_OFFSET_LENGTH);
     /* Bad slot. */
     msg[0] = CCID_PC_TO_RDR_GET_SLOT_STATUS;
     msg[1] = 0;
     msg[5] = 3;
     msg[6] = 3;
-    ccid_host_bulk_out(h, msg, CCID_HEADER_SIZE);
-    a3 = ccid_host_read_answer(h);
+    ccid_inproc_bulk_out(h, msg, CCID_HEADER_SIZE);
+    a3 = ccid_inproc_read_answer(h);
     check_answer(a3, CCID_RDR_TO_PC_SLOT_STATUS, 3, CCID_COMMAND_FAILED, CCID_OFFSET_SLOT);
     g_assert_cmphex(a3->data[7] & 3, ==, CCID_ICC_ABSENT);
     /* Longer than dwMaxCCIDMessageLength, sent in 64-byte packets then a short one. */
@@ -544,89 +602,89 @@ static void test_malformed(void)
     big[2] = 0x02;
     big[6] = 4;
     for (int i = 0; i < 10; i++) {
-        g_assert_cmpint(ccid_host_bulk_out(h, big + 64 * i, 64), ==, USB_RET_SUCCESS);
+        g_assert_cmpint(ccid_inproc_bulk_out(h, big + 64 * i, 64), ==, USB_RET_SUCCESS);
     }
-    g_assert_null(ccid_host_read_answer(h));
-    ccid_host_drain_completed(h);
-    ccid_host_bulk_out(h, big, 0);
-    a4 = ccid_host_read_answer(h);
+    g_assert_null(ccid_inproc_read_answer(h));
+    ccid_inproc_drain_completed(h);
+    ccid_inproc_bulk_out(h, big, 0);
+    a4 = ccid_inproc_read_answer(h);
     check_answer(a4, CCID_RDR_TO_PC_DATA_BLOCK, 4, CCID_COMMAND_FAILED, CCID_OFFSET_LENGTH);
     /* A 7-byte fragment: enough to answer. */
     msg[6] = 5;
-    ccid_host_bulk_out(h, msg, 7);
-    a5 = ccid_host_read_answer(h);
+    ccid_inproc_bulk_out(h, msg, 7);
+    a5 = ccid_inproc_read_answer(h);
     check_answer(a5, CCID_RDR_TO_PC_SLOT_STATUS, 5, CCID_COMMAND_FAILED, CCID_OFFSET_LENGTH);
     /* A 3-byte fragment cannot be answered; it is dropped. */
-    ccid_host_bulk_out(h, msg, 3);
+    ccid_inproc_bulk_out(h, msg, 3);
     /* Power-on with a bad bPowerSelect. */
     msg[0] = CCID_PC_TO_RDR_ICC_POWER_ON;
     msg[6] = 6;
     msg[7] = 9;
-    ccid_host_bulk_out(h, msg, CCID_HEADER_SIZE);
-    a6 = ccid_host_read_answer(h);
+    ccid_inproc_bulk_out(h, msg, CCID_HEADER_SIZE);
+    a6 = ccid_inproc_read_answer(h);
     check_answer(a6, CCID_RDR_TO_PC_DATA_BLOCK, 6, CCID_COMMAND_FAILED, CCID_OFFSET_SPECIFIC);
     /* And the reader still works. */
     ok = transact(h, CCID_PC_TO_RDR_GET_SLOT_STATUS, 7, NULL, NULL, 0);
     check_answer(ok, CCID_RDR_TO_PC_SLOT_STATUS, 7, CCID_COMMAND_OK, 0);
-    g_assert_null(ccid_host_read_answer(h));
-    ccid_host_free(h);
+    g_assert_null(ccid_inproc_read_answer(h));
+    ccid_inproc_free(h);
 }
 
 /* A host that writes without reading is held back, and loses nothing. */
 static void test_backpressure(void)
 {
-    CCIDHost *h = ccid_host_new(NULL, true);
+    CCIDInprocHost *h = ccid_inproc_new(NULL, true);
     unsigned held = 0;
 
     for (unsigned seq = 0; seq < 100; seq++) {
-        int st = ccid_host_send(h, CCID_PC_TO_RDR_GET_SLOT_STATUS, seq, no_specific, NULL, 0);
+        int st = ccid_inproc_send(h, CCID_PC_TO_RDR_GET_SLOT_STATUS, seq, no_specific, NULL, 0);
 
         held += st == USB_RET_ASYNC;
     }
     g_assert_cmpuint(held, >, 0);
     for (unsigned seq = 0; seq < 100; seq++) {
-        g_autoptr(GByteArray) a = ccid_host_read_answer(h);
+        g_autoptr(GByteArray) a = ccid_inproc_read_answer(h);
 
         check_answer(a, CCID_RDR_TO_PC_SLOT_STATUS, seq & 0xff, CCID_COMMAND_OK, 0);
     }
-    g_assert_null(ccid_host_read_answer(h));
+    g_assert_null(ccid_inproc_read_answer(h));
     g_assert_true(g_queue_is_empty(&h->in_flight) ||
                   ((USBPacket *)h->in_flight.head->data)->pid == USB_TOKEN_IN);
-    ccid_host_free(h);
+    ccid_inproc_free(h);
 }
 
 static void test_class_requests(void)
 {
-    CCIDHost *h = ccid_host_new(NULL, true);
+    CCIDInprocHost *h = ccid_inproc_new(NULL, true);
     uint8_t buf[64];
     size_t n = 0;
 
-    g_assert_cmpint(ccid_host_control(h, 0xa1, CCID_REQUEST_GET_CLOCK_FREQUENCIES, 0, 0, buf,
+    g_assert_cmpint(ccid_inproc_control(h, 0xa1, CCID_REQUEST_GET_CLOCK_FREQUENCIES, 0, 0, buf,
                                       sizeof(buf), &n), ==, USB_RET_SUCCESS);
     g_assert_cmpuint(n, ==, 4);
     g_assert_cmpuint(buf[0] | buf[1] << 8, ==, 3580);
-    g_assert_cmpint(ccid_host_control(h, 0xa1, CCID_REQUEST_GET_DATA_RATES, 0, 0, buf,
+    g_assert_cmpint(ccid_inproc_control(h, 0xa1, CCID_REQUEST_GET_DATA_RATES, 0, 0, buf,
                                       sizeof(buf), &n), ==, USB_RET_SUCCESS);
     g_assert_cmpuint(n, ==, 4);
     g_assert_cmpuint(buf[0] | buf[1] << 8, ==, 9600);
-    g_assert_cmpint(ccid_host_control(h, 0xa1, 0x7f, 0, 0, buf, sizeof(buf), &n), ==,
+    g_assert_cmpint(ccid_inproc_control(h, 0xa1, 0x7f, 0, 0, buf, sizeof(buf), &n), ==,
                     USB_RET_STALL);
-    ccid_host_free(h);
+    ccid_inproc_free(h);
 }
 
 static void test_descriptors(void)
 {
-    CCIDHost *h = ccid_host_new("usb-ccid,id=reader,vendorid=0x1234,productid=0x5678,"
+    CCIDInprocHost *h = ccid_inproc_new("usb-ccid,id=reader,vendorid=0x1234,productid=0x5678,"
                                 "serial=XYZ", true);
     uint8_t buf[256];
     size_t n = 0;
 
-    g_assert_cmpint(ccid_host_control(h, 0x80, USB_REQ_GET_DESCRIPTOR, USB_DT_DEVICE << 8, 0,
+    g_assert_cmpint(ccid_inproc_control(h, 0x80, USB_REQ_GET_DESCRIPTOR, USB_DT_DEVICE << 8, 0,
                                       buf, 18, &n), ==, USB_RET_SUCCESS);
     g_assert_cmpuint(n, ==, 18);
     g_assert_cmpuint(buf[8] | buf[9] << 8, ==, 0x1234);
     g_assert_cmpuint(buf[10] | buf[11] << 8, ==, 0x5678);
-    g_assert_cmpint(ccid_host_control(h, 0x80, USB_REQ_GET_DESCRIPTOR, USB_DT_CONFIG << 8, 0,
+    g_assert_cmpint(ccid_inproc_control(h, 0x80, USB_REQ_GET_DESCRIPTOR, USB_DT_CONFIG << 8, 0,
                                       buf, sizeof(buf), &n), ==, USB_RET_SUCCESS);
     g_assert_cmpuint(n, ==, 9 + 9 + 0x36 + 3 * 7);
     g_assert_cmpuint(buf[2] | buf[3] << 8, ==, n);
@@ -634,32 +692,32 @@ static void test_descriptors(void)
     g_assert_cmphex(buf[19], ==, 0x21);          /* CCID class descriptor */
     g_assert_cmpuint(buf[18 + 44] | buf[18 + 45] << 8, ==, 271);   /* dwMaxCCIDMessageLength */
     g_assert_cmpuint(buf[18 + 52], ==, 0);       /* bPINSupport: none */
-    g_assert_cmpint(ccid_host_control(h, 0x80, USB_REQ_GET_DESCRIPTOR, USB_DT_STRING << 8 | 3,
+    g_assert_cmpint(ccid_inproc_control(h, 0x80, USB_REQ_GET_DESCRIPTOR, USB_DT_STRING << 8 | 3,
                                       0x409, buf, sizeof(buf), &n), ==, USB_RET_SUCCESS);
     g_assert_cmpuint(n, ==, 8);
     g_assert_cmpuint(buf[2], ==, 'X');
-    g_assert_cmpint(ccid_host_control(h, 0x80, USB_REQ_GET_DESCRIPTOR, USB_DT_STRING << 8 | 99,
+    g_assert_cmpint(ccid_inproc_control(h, 0x80, USB_REQ_GET_DESCRIPTOR, USB_DT_STRING << 8 | 99,
                                       0x409, buf, sizeof(buf), &n), ==, USB_RET_STALL);
     /* USB 2.0 9.6.2 / 9.4.5: full speed only; bus powered as bmAttributes says. */
-    g_assert_cmpint(ccid_host_control(h, 0x80, USB_REQ_GET_DESCRIPTOR,
+    g_assert_cmpint(ccid_inproc_control(h, 0x80, USB_REQ_GET_DESCRIPTOR,
                                       USB_DT_DEVICE_QUALIFIER << 8, 0, buf, 10, &n), ==,
                     USB_RET_STALL);
-    g_assert_cmpint(ccid_host_control(h, 0x80, USB_REQ_GET_STATUS, 0, 0, buf, 2, &n), ==,
+    g_assert_cmpint(ccid_inproc_control(h, 0x80, USB_REQ_GET_STATUS, 0, 0, buf, 2, &n), ==,
                     USB_RET_SUCCESS);
     g_assert_cmphex(buf[0] & 1, ==, 0);
     {
         /* A host may ask for fewer bytes than the answer has: no more is written. */
         g_autofree uint8_t *one = g_malloc(1);
 
-        g_assert_cmpint(ccid_host_control(h, 0x80, USB_REQ_GET_STATUS, 0, 0, one, 1, &n), ==,
+        g_assert_cmpint(ccid_inproc_control(h, 0x80, USB_REQ_GET_STATUS, 0, 0, one, 1, &n), ==,
                         USB_RET_SUCCESS);
         g_assert_cmpuint(n, ==, 1);
-        g_assert_cmpint(ccid_host_control(h, 0x80, USB_REQ_GET_DESCRIPTOR, USB_DT_CONFIG << 8,
+        g_assert_cmpint(ccid_inproc_control(h, 0x80, USB_REQ_GET_DESCRIPTOR, USB_DT_CONFIG << 8,
                                           0, one, 1, &n), ==, USB_RET_SUCCESS);
         g_assert_cmpuint(n, ==, 1);
         g_assert_cmpuint(one[0], ==, 9);
     }
-    ccid_host_free(h);
+    ccid_inproc_free(h);
 }
 
 int main(int argc, char **argv)
@@ -681,6 +739,8 @@ int main(int argc, char **argv)
     g_test_add_func("/ccid-reader/card-removed-in-flight", test_card_removed_in_flight);
     g_test_add_func("/ccid-reader/card-unplugged", test_card_unplugged);
     g_test_add_func("/ccid-reader/parameters", test_parameters);
+    g_test_add_func("/ccid-reader/no-card-parameters", test_no_card_parameters);
+    g_test_add_func("/ccid-reader/bad-lengths", test_bad_lengths);
     g_test_add_func("/ccid-reader/unsupported", test_unsupported_commands);
     g_test_add_func("/ccid-reader/malformed", test_malformed);
     g_test_add_func("/ccid-reader/backpressure", test_backpressure);

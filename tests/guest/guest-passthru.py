@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Guest scenarios for the passthru card, on the tests/guest harness.
+"""Guest scenarios for the passthru card, on the harness of scenarios.py.
 
     qemu-passthru   our vscclient -> Debian QEMU's own ccid-card-passthru
                     (usb-ccid inside QEMU); QEMU's end nobody here wrote.
@@ -29,9 +29,8 @@ import tempfile
 import time
 
 SRCROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-# The harness's modules are imported from the source tree: keep it clean.
+# The harness's modules, beside this file, are imported from the source tree: keep it clean.
 sys.dont_write_bytecode = True
-sys.path.insert(0, os.path.join(SRCROOT, 'tests', 'guest'))
 import guestrun  # noqa: E402
 import scenarios  # noqa: E402
 
