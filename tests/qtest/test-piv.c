@@ -478,6 +478,68 @@ static void test_db_password(void)
     remove_dir(dir);
 }
 
+/*
+ * cert4: slot 9E, Card Authentication, signs without a PIN; its object
+ * 5FC101 is there. Without cert4 the slot is empty (6A82, 6A88).
+ */
+static void test_card_authentication(void)
+{
+    static const char message[] = "card authentication challenge";
+    Card card;
+    g_autoptr(GBytes) cert = NULL;
+    g_autoptr(GBytes) der = vccid_cert_der("fake-smartcard-ca");
+    g_autoptr(GByteArray) sig = NULL;
+    g_autofree char *pub = NULL;
+    g_autofree char *msg_path = NULL;
+    g_autofree char *sig_path = NULL;
+    g_autofree char *out = NULL;
+    g_autoptr(GChecksum) sha = g_checksum_new(G_CHECKSUM_SHA256);
+    static const uint8_t sha256_info[] = {
+        0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+        0x01, 0x05, 0x00, 0x04, 0x20,
+    };
+    uint8_t block[256];
+    gsize digest_len = 32;
+    uint16_t sw;
+
+    card_start(&card, ",cert4=fake-smartcard-ca");
+    g_byte_array_unref(ccid_power_on(card.c));
+    g_assert_cmphex(transmit_sw(&card, piv_select, sizeof(piv_select)), ==, 0x9000);
+    cert = read_cert(&card, 0x01);
+    g_assert_true(g_bytes_equal(cert, der));
+
+    memset(block, 0xff, sizeof(block));
+    block[0] = 0x00;
+    block[1] = 0x01;
+    block[256 - sizeof(sha256_info) - 32 - 1] = 0x00;
+    memcpy(block + 256 - sizeof(sha256_info) - 32, sha256_info, sizeof(sha256_info));
+    g_checksum_update(sha, (const guchar *)message, strlen(message));
+    g_checksum_get_digest(sha, block + 256 - 32, &digest_len);
+    sig = general_authenticate_rsa(&card, 0x9e, block, &sw);
+    g_assert_cmphex(sw, ==, 0x9000);
+    pub = public_key_file(card.dir, "9e.pem", cert);
+    msg_path = write_file(card.dir, "msg", message, strlen(message));
+    sig_path = write_file(card.dir, "sig", sig->data, sig->len);
+    run_openssl((const char *[]){ "openssl", "dgst", "-sha256", "-verify", pub, "-signature",
+                                  sig_path, msg_path, NULL }, &out);
+    g_assert_nonnull(strstr(out, "Verified OK"));
+    /* 9A still wants the PIN. */
+    g_byte_array_unref(general_authenticate_rsa(&card, 0x9a, block, &sw));
+    g_assert_cmphex(sw, ==, 0x6982);
+    card_stop(&card);
+
+    card_start(&card, "");
+    g_byte_array_unref(ccid_power_on(card.c));
+    {
+        uint8_t get[] = { 0x00, 0xcb, 0x3f, 0xff, 0x05, 0x5c, 0x03, 0x5f, 0xc1, 0x01, 0x00 };
+
+        g_assert_cmphex(transmit_sw(&card, get, sizeof(get)), ==, 0x6a82);
+    }
+    g_byte_array_unref(general_authenticate_rsa(&card, 0x9e, block, &sw));
+    g_assert_cmphex(sw, ==, 0x6a88);
+    card_stop(&card);
+}
+
 static void expect_cli_error(const char *device, const char *needle)
 {
     g_autofree char *dir = g_dir_make_tmp("vccid-piv-cli-XXXXXX", NULL);
@@ -523,6 +585,7 @@ int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     g_test_add_func("/piv/card", test_card);
+    g_test_add_func("/piv/card-authentication", test_card_authentication);
     g_test_add_func("/piv/ecc", test_ecc);
     g_test_add_func("/piv/db-password", test_db_password);
     g_test_add_func("/piv/cli-errors", test_cli_errors);
