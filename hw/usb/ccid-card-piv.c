@@ -25,6 +25,7 @@
 #include <prerror.h>
 #include <secerr.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "trace.h"
 
@@ -59,12 +60,18 @@ static const char *const cert_props[PIV_SLOT_COUNT] = { "cert1", "cert2", "cert3
 static bool piv_nss_verify_pin(void *opaque, const uint8_t *pin, size_t len)
 {
     PIVCardState *s = opaque;
-    g_autofree char *text = g_strndup((const char *)pin, len);
+    char text[PIV_PIN_MAX_LEN + 1];
+    bool ok;
 
     if (s->pin) {
         return strlen(s->pin) == len && memcmp(s->pin, pin, len) == 0;
     }
-    return PK11_CheckUserPassword(s->token, text) == SECSuccess;
+    g_assert(len <= PIV_PIN_MAX_LEN);
+    memcpy(text, pin, len);
+    text[len] = '\0';
+    ok = PK11_CheckUserPassword(s->token, text) == SECSuccess;
+    memset(text, 0, sizeof(text));
+    return ok;
 }
 
 static SECKEYPrivateKey *piv_nss_key(PIVCardState *s, uint8_t key_ref)
@@ -222,23 +229,31 @@ static void piv_power_off(CCIDCardState *card)
 /* A PIN of 6 to 8 digits (SP 800-73-4 part 2 3.2.1), alone on a line. */
 static char *piv_read_pin_file(const char *path, GError **errp)
 {
-    g_autofree char *text = NULL;
+    char *text = NULL;
+    gsize len = 0;
     g_autoptr(GError) err = NULL;
+    struct stat st;
     size_t n;
 
-    if (!g_file_get_contents(path, &text, NULL, &err)) {
+    if (!g_file_get_contents(path, &text, &len, &err)) {
         g_set_error(errp, VCCID_ERROR, 0, "Property '%s.pin-file': %s", TYPE_PIV_CCID,
                     err->message);
         return NULL;
     }
+    if (stat(path, &st) == 0 && (st.st_mode & 0077)) {
+        g_warning("%s.pin-file: '%s' can be read by others (mode %03o): chmod 600 it",
+                  TYPE_PIV_CCID, path, (unsigned)(st.st_mode & 0777));
+    }
     n = strcspn(text, "\r\n");
-    text[n] = '\0';
-    if (n < 6 || n > PIV_PIN_MAX_LEN || strspn(text, "0123456789") != n) {
+    if (n < 6 || n > PIV_PIN_MAX_LEN || strspn(text, "0123456789") < n) {
         g_set_error(errp, VCCID_ERROR, 0, "Property '%s.pin-file': '%s' does not hold a PIN "
                     "of 6 to 8 digits on its first line", TYPE_PIV_CCID, path);
+        memset(text, 0, len);
+        g_free(text);
         return NULL;
     }
-    return g_steal_pointer(&text);
+    memset(text + n, 0, len - n);
+    return text;
 }
 
 /* The PIV algorithm of a certificate's key: RSA 2048 or ECC P-256; 0 if neither. */

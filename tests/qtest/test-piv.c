@@ -24,11 +24,13 @@ typedef struct Card {
     CcidHost *c;
 } Card;
 
+/* Private, as a PIN file should be (vccid warns about one others can read). */
 static char *write_file(const char *dir, const char *name, const void *data, size_t len)
 {
     char *path = g_build_filename(dir, name, NULL);
 
-    g_assert_true(g_file_set_contents(path, data, len, NULL));
+    g_assert_true(g_file_set_contents_full(path, data, len, G_FILE_SET_CONTENTS_NONE, 0600,
+                                           NULL));
     return path;
 }
 
