@@ -538,6 +538,41 @@ check_piv_decipher() {
     fi
 }
 
+# Scenario piv-ec: OpenSC signs with the P-256 keys of 9A and 9C (the card
+# answers a DER Ecdsa-Sig-Value; OpenSC converts it) and openssl verifies;
+# OpenSC derives an ECDH secret with 9D that openssl derives too.
+check_piv_ec() {
+    log=/tmp/ec.txt
+    failed=""
+    : > $log
+    echo "vccid guest ECC test $(date +%s)" > /tmp/data
+    for id in 01 02; do
+        { p11 --read-object --type cert --id $id -o /tmp/cert-$id.der &&
+          openssl x509 -inform DER -in /tmp/cert-$id.der -pubkey -noout > /tmp/pub-$id.pem &&
+          p11 --login --pin "$PIN" --sign --id $id -m ECDSA-SHA256 \
+              --signature-format openssl -i /tmp/data -o /tmp/sig-$id &&
+          openssl dgst -sha256 -verify /tmp/pub-$id.pem -signature /tmp/sig-$id /tmp/data
+        } >> $log 2>&1 || failed="$failed ecdsa-$id"
+    done
+    { p11 --read-object --type cert --id 03 -o /tmp/cert-03.der &&
+      openssl x509 -inform DER -in /tmp/cert-03.der -pubkey -noout > /tmp/pub-03.pem &&
+      openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out /tmp/eph.pem &&
+      openssl pkey -in /tmp/eph.pem -pubout -outform DER -out /tmp/eph.der &&
+      openssl pkeyutl -derive -inkey /tmp/eph.pem -peerkey /tmp/pub-03.pem \
+          -out /tmp/z-openssl &&
+      p11 --login --pin "$PIN" --derive --id 03 -m ECDH1-DERIVE -i /tmp/eph.der \
+          -o /tmp/z-card &&
+      cmp /tmp/z-openssl /tmp/z-card
+    } >> $log 2>&1 || failed="$failed ecdh-03"
+    show EC $log
+    if [ -z "$failed" ]; then
+        result piv_ec pass "ECDSA-SHA256 with 9A and 9C verified by openssl;" \
+            "ECDH with 9D equals openssl's ($(wc -c < /tmp/z-card) bytes)"
+    else
+        result piv_ec fail "failed:$failed"
+    fi
+}
+
 ykpiv() {
     yubico-piv-tool -r "$reader" "$@"
 }
