@@ -18,6 +18,10 @@ SCENARIO:
                   attached; all checks again on the next boot
   replug          one guest, two vccids in turn: the guest sees the reader
                   go away and come back, working (--direction)
+  piv             vccid-listen with vccid's ccid-card-piv (the same three
+                  certificates as a PIV card; PIN from a pin-file): OpenSC's
+                  PIV driver and yubico-piv-tool use it
+  piv-ec          the same card with ECC P-256 keys (ECDSA, ECDH)
   passthru        vccid's ccid-card-passthru, the card lent by vscclient
                   over loopback TCP (--vscclient), exported over usbredir
   reference-passthru
@@ -66,6 +70,20 @@ CARD_OPTS = ('backend=certificates,db=sql:{db},cert1=id-cert,'
 # README.md); an arbitrary one shows that.
 PIN = '77777777'
 
+# ccid-card-piv (docs/ccid.txt, "PIV"): its own ATR (TS 3B, T=1, historical
+# bytes 80 73 C0 00 C0 58 "vccidPIV") and a real PIN, read from a file.
+PIV_ATR = '3B8E8131FE458073C000C058' + b'vccidPIV'.hex().upper() + '1A'
+PIV_PIN = '123456'
+PIV_CARD_OPTS = ('db=sql:{db},cert1=id-cert,cert2=signing-cert,'
+                 'cert3=encryption-cert,pin-file={pin_file}')
+# The PIN checks block the PIN for the rest of vccid's life: last.
+PIV_CHECKS = ('enumerate pcscd atr piv_opensc piv_sign piv_decipher piv_yubico '
+              'pcscd_log kernel_log piv_pin_block')
+# The same card with ECC P-256 keys (made by make_ec_cert_db below).
+PIV_EC_CARD_OPTS = ('db=sql:{db},cert1=ec-auth,cert2=ec-sign,cert3=ec-kex,'
+                    'pin-file={pin_file}')
+PIV_EC_CHECKS = 'enumerate pcscd atr piv_opensc piv_ec pcscd_log kernel_log'
+
 FULL_CHECKS = ('enumerate lsusb chapter9 pcscd atr sweep opensc sign pcscd_log '
                'kernel_log')
 BENCH_CHECKS = 'enumerate pcscd bench'
@@ -113,6 +131,31 @@ class Workdir:
 
     def log(self, name):
         return os.path.join(self.logs, name)
+
+    def make_ec_cert_db(self):
+        """Three self-signed ECC P-256 certificates for a PIV card (once; locked)."""
+        db = os.path.join(self.path, 'certdb-ec')
+        with open(os.path.join(self.path, '.certdb.lock'), 'w') as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            done = os.path.join(db, '.complete')
+            if not os.path.exists(done):
+                subprocess.run(['rm', '-rf', db], check=True)
+                os.makedirs(db)
+                noise = os.path.join(db, '.noise')
+                with open(noise, 'wb') as f:
+                    f.write(os.urandom(2048))
+                quiet = {'stdout': subprocess.DEVNULL, 'stderr': subprocess.DEVNULL,
+                         'check': True}
+                subprocess.run(['certutil', '-N', '-d', 'sql:' + db, '--empty-password'],
+                               **quiet)
+                for serial, name in enumerate(('ec-auth', 'ec-sign', 'ec-kex'), 20):
+                    subprocess.run(['certutil', '-S', '-d', 'sql:' + db, '-x', '-k', 'ec',
+                                    '-q', 'nistp256', '-s', 'CN=John Doe (%s)' % name,
+                                    '-n', name, '-t', ',,', '-m', str(serial),
+                                    '-v', '120', '-z', noise], **quiet)
+                os.unlink(noise)
+                open(done, 'w').close()
+        return db
 
 
 class Vccid:
@@ -219,9 +262,11 @@ class Report:
         return 1 if failed else 0
 
 
-def guest_env(checks, slow_card=0):
+def guest_env(checks, slow_card=0, card='emulated'):
+    piv = card.startswith('piv')
     return {'CHECKS': checks, 'EXPECT_VID': READER_VID,
-            'EXPECT_PID': READER_PID, 'EXPECT_ATR': CARD_ATR, 'PIN': PIN,
+            'EXPECT_PID': READER_PID, 'EXPECT_ATR': PIV_ATR if piv else CARD_ATR,
+            'PIN': PIV_PIN if piv else PIN,
             'PCSCD_DEBUG': '0' if 'bench' in checks else '1',
             'BENCH_N': os.environ.get('VCCID_BENCH_N', '500'),
             'SLOW_CARD': '%d' % slow_card}
@@ -232,12 +277,24 @@ def make_guest(wd, args, checks, qemu_args, log_name, on_line=None):
     with open(os.path.join(HERE, 'checks.sh'), 'rb') as f:
         script = f.read()
     return guestrun.Guest(wd.image, script, {'ca.cer': wd.ca_der},
-                          guest_env(checks, getattr(args, 'slow_card', 0)),
+                          guest_env(checks, getattr(args, 'slow_card', 0),
+                                    getattr(args, 'card', 'emulated')),
                           args.usb, qemu_args,
                           args.timeout, wd.log(log_name), on_line=on_line)
 
 
-def card_args(wd):
+def card_args(wd, card='emulated'):
+    """The card device: libcacard's (QEMU's too) or vccid's ccid-card-piv
+    (piv: RSA keys, piv-ec: ECC P-256 keys)."""
+    if card.startswith('piv'):
+        pin_file = os.path.join(wd.path, 'piv-pin')
+        fd = os.open(pin_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, 'w') as f:
+            f.write(PIV_PIN + '\n')
+        if card == 'piv-ec':
+            return 'ccid-card-piv,' + PIV_EC_CARD_OPTS.format(db=wd.make_ec_cert_db(),
+                                                              pin_file=pin_file)
+        return 'ccid-card-piv,' + PIV_CARD_OPTS.format(db=wd.certdb, pin_file=pin_file)
     return 'ccid-card-emulated,' + CARD_OPTS.format(db=wd.certdb)
 
 
@@ -251,7 +308,8 @@ def vccid_args(wd, args, chardev):
     --reader-opts (e.g. speed=high for EHCI alone) and any --vccid-arg."""
     opts = ',' + args.reader_opts if args.reader_opts else ''
     return (['-chardev', chardev, '-device', 'usb-ccid,id=ccid' + opts,
-             '-device', card_args(wd), '-export', 'usbredir,chardev=redir']
+             '-device', card_args(wd, getattr(args, 'card', 'emulated')),
+             '-export', 'usbredir,chardev=redir']
             + args.vccid_arg)
 
 
@@ -746,9 +804,23 @@ def run_bench(wd, args, report):
             ' '.join('%s=%s' % kv for kv in sorted(run.metrics.items()))))
 
 
+def run_piv(wd, args, report):
+    """vccid-listen with a ccid-card-piv instead of ccid-card-emulated."""
+    args.card = 'piv'
+    return run_vccid_listen(wd, args, report, PIV_CHECKS)
+
+
+def run_piv_ec(wd, args, report):
+    """The same with ECC P-256 keys: ECDSA with 9A and 9C, ECDH with 9D."""
+    args.card = 'piv-ec'
+    return run_vccid_listen(wd, args, report, PIV_EC_CHECKS)
+
+
 SCENARIOS = {
     'reference': run_reference,
     'vccid-listen': run_vccid_listen,
+    'piv': run_piv,
+    'piv-ec': run_piv_ec,
     'vccid-connect': run_vccid_connect,
     'reconnect': run_reconnect,
     'replug': run_replug,
