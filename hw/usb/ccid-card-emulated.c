@@ -487,6 +487,44 @@ static void emul_exit_before_destructors(int status, void *opaque)
     _exit(status);
 }
 
+/*
+ * With the default slots=, a software token (SoftHSM2) is left out and the
+ * reader stays empty, which looks like a fault: say which tokens were left
+ * out and how to take them.
+ */
+static void emul_hint_left_out_tokens(EmulatedState *s)
+{
+    SECMODListLock *lock = SECMOD_GetDefaultModuleListLock();
+    bool eligible = false;
+    GString *left_out = g_string_new(NULL);
+
+    SECMOD_GetReadLock(lock);
+    for (SECMODModuleList *m = SECMOD_GetDefaultModuleList(); m; m = m->next) {
+        if (!m->module || m->module == SECMOD_GetInternalModule()) {
+            continue;
+        }
+        for (int i = 0; i < m->module->slotCount; i++) {
+            PK11SlotInfo *slot = m->module->slots[i];
+
+            if (!slot || !PK11_IsRemovable(slot)) {
+                continue;
+            }
+            if (emul_slot_eligible(s, slot)) {
+                eligible = true;
+            } else if (PK11_IsPresent(slot) && *PK11_GetTokenName(slot)) {
+                g_string_append_printf(left_out, "%s'%s'", left_out->len ? ", " : "",
+                                       PK11_GetTokenName(slot));
+            }
+        }
+    }
+    SECMOD_ReleaseReadLock(lock);
+    if (!eligible && left_out->len) {
+        g_message("%s: no removable hardware slot; software token(s) %s left out "
+                  "(slots=%s takes them)", DEVICE(s)->id, left_out->str, SLOTS_REMOVABLE);
+    }
+    g_string_free(left_out, TRUE);
+}
+
 static bool emul_init_cacard(EmulatedState *s, GError **errp)
 {
     g_autofree char *args = emul_build_options(s, errp);
@@ -500,10 +538,6 @@ static bool emul_init_cacard(EmulatedState *s, GError **errp)
         g_set_error(errp, VCCID_ERROR, 0, "libcacard rejected the options '%s'", args);
         return false;
     }
-    if (strcmp(s->backend, BACKEND_CERTIFICATES) != 0) {
-        /* Registered before init starts the pollers: even a failed realize exits. */
-        on_exit(emul_exit_before_destructors, NULL);
-    }
     if (vcard_emul_init(opts) != VCARD_EMUL_OK) {
         g_set_error(errp, VCCID_ERROR, 0,
                     "libcacard could not start with '%s' (is db= an NSS database with "
@@ -514,7 +548,19 @@ static bool emul_init_cacard(EmulatedState *s, GError **errp)
     if (strcmp(s->backend, BACKEND_CERTIFICATES) == 0) {
         return emul_check_certificates(s, errp);
     }
-    return !s->token || emul_find_token(s, errp);
+    /*
+     * Exit handlers run last registered first: after init, the modules are
+     * loaded and their destructors registered, so this runs before them.
+     * Even a realize that fails from here on exits through it.
+     */
+    on_exit(emul_exit_before_destructors, NULL);
+    if (s->token) {
+        return emul_find_token(s, errp);
+    }
+    if (!emul_slots_removable(s)) {
+        emul_hint_left_out_tokens(s);
+    }
+    return true;
 }
 
 static void emul_stop_threads(EmulatedState *s)

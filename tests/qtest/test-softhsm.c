@@ -348,17 +348,23 @@ static void test_vscclient_passthru(void)
 /*
  * slots=removable-hw (the default, QEMU's use_hw=yes) wants PK11_IsHW,
  * which SoftHSM2 never claims: the reader stays empty, even though
- * libcacard's event thread announces the slot as a reader.
+ * libcacard's event thread announces the slot as a reader, and vccid says
+ * how to take the token.
  */
 static void test_default_slots_no_card(void)
 {
     VccidProcess *p = start_on_token("");
     CcidHost *c = ccid_host_open(p->sock_path);
     g_autoptr(CcidAnswer) a = NULL;
+    g_autofree char *log = NULL;
 
     g_usleep(500 * 1000);
     a = ccid_command(c, PC_to_RDR_GetSlotStatus, 0, 0, 0, NULL, 0);
     g_assert_cmpuint(a->status & 0x03, ==, 2);     /* bmICCStatus: no ICC present */
+    log = vccid_read_stderr(p);
+    if (!strstr(log, "software token(s) '" TOKEN_LABEL "' left out (slots=removable")) {
+        g_error("no hint about the token left out in: %s", log);
+    }
     ccid_host_free(c);
     vccid_stop(p);
 }
@@ -385,10 +391,54 @@ static void test_bad_choices(void)
         g_autofree char *err = NULL;
         int status = vccid_run_cli(args, &out, &err);
 
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 2 || !strstr(err, cases[i].message)) {
+            g_error("%s: expected exit status 2 and '%s', got wait status 0x%x: %s", card,
+                    cases[i].message, status, err);
+        }
+    }
+}
+
+/* vscclient's choices: refused before it connects anywhere, with a line that says why. */
+static void test_vscclient_bad_choices(void)
+{
+    g_autofree char *db = g_strdup_printf("sql:%s", token_dir);
+    static const struct {
+        const char *args[6];
+        int status;
+        const char *message;
+    } cases[] = {
+        { { "--db", NULL, "--slots", "removable", "--token", "no-such-token" }, 1,
+          "--token no-such-token: no token with that label" },
+        { { "--db", NULL, "--token", TOKEN_LABEL }, 1,
+          "is not a removable hardware slot (--slots removable" },
+        { { "--db", NULL, "--slots", "hardware" }, 2, "--slots hardware: expected" },
+        { { "--db", NULL, "-e", "use_hw=removable" }, 2, "-e is raw libcacard options" },
+        { { "--db", NULL, "-c", "vccid-hsm", "--token", TOKEN_LABEL }, 2,
+          "-c makes a software card" },
+    };
+
+    for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+        g_autoptr(GPtrArray) argv = g_ptr_array_new();
+        g_autoptr(GError) error = NULL;
+        g_autofree char *err = NULL;
+        int status;
+
+        g_ptr_array_add(argv, (char *)g_getenv("VSCCLIENT_BINARY"));
+        for (int j = 0; j < 6 && (j == 1 || cases[i].args[j]); j++) {
+            g_ptr_array_add(argv, (char *)(j == 1 ? db : cases[i].args[j]));
+        }
+        /* Port 1 on loopback: nothing listens, and nothing may be tried. */
+        g_ptr_array_add(argv, "127.0.0.1");
+        g_ptr_array_add(argv, "1");
+        g_ptr_array_add(argv, NULL);
+        g_assert_nonnull(argv->pdata[0]);
+        g_spawn_sync(NULL, (char **)argv->pdata, NULL, G_SPAWN_STDIN_FROM_DEV_NULL |
+                     G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL, NULL, &err, &status, &error);
+        g_assert_no_error(error);
         g_assert_true(WIFEXITED(status));
-        g_assert_cmpint(WEXITSTATUS(status), ==, 2);
-        if (!strstr(err, cases[i].message)) {
-            g_error("%s: expected '%s' in: %s", card, cases[i].message, err);
+        if (WEXITSTATUS(status) != cases[i].status || !strstr(err, cases[i].message)) {
+            g_error("case %zu: expected status %d and '%s', got %d: %s", i, cases[i].status,
+                    cases[i].message, WEXITSTATUS(status), err);
         }
     }
 }
@@ -406,6 +456,7 @@ int main(int argc, char **argv)
     g_test_add_func("/softhsm/vscclient-passthru", test_vscclient_passthru);
     g_test_add_func("/softhsm/default-slots-no-card", test_default_slots_no_card);
     g_test_add_func("/softhsm/bad-choices", test_bad_choices);
+    g_test_add_func("/softhsm/vscclient-bad-choices", test_vscclient_bad_choices);
     rc = g_test_run();
     remove_token();
     return rc;
