@@ -12,6 +12,7 @@
 #   PCSCD_DEBUG  1: run pcscd with --debug --apdu (checks read its log)
 #   BENCH_N      APDUs for the benchmark
 #   PIN          the PIN given to OpenSC (libcacard accepts any, see README)
+#   TOKEN_PIN    WRONG_PIN   the token checks' right and wrong PINs
 . /scenario/env
 
 MODULE=/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so
@@ -383,6 +384,54 @@ check_sign() {
         result sign_verify pass "verified key ids:$ok"
     else
         result sign_verify fail "verified:${ok:- none} failed:${bad:- none}"
+    fi
+}
+
+# A PKCS#11 token lent as the card (scenarios token*: SoftHSM2 on the host).
+# /scenario/token.cer is the certificate certutil made on the token; TOKEN_PIN
+# is the token's user PIN, WRONG_PIN one it must refuse.
+check_token() {
+    p11 --login --pin "$WRONG_PIN" --list-objects > /tmp/wrong-pin.txt 2>&1
+    rc_wrong=$?
+    show WRONG-PIN /tmp/wrong-pin.txt
+    why=$(grep -m1 -E 'error|CKR_' /tmp/wrong-pin.txt)
+    if [ $rc_wrong -ne 0 ] && ! grep -q '^Private Key Object' /tmp/wrong-pin.txt; then
+        result token_wrong_pin pass "refused: rc=$rc_wrong $why"
+    else
+        result token_wrong_pin fail "a wrong PIN was accepted: rc=$rc_wrong"
+    fi
+    p11 --login --pin "$TOKEN_PIN" --list-objects > /tmp/objects.txt 2>&1
+    rc=$?
+    show OPENSC /tmp/objects.txt
+    certs=$(grep -c '^Certificate Object' /tmp/objects.txt)
+    keys=$(grep -c '^Private Key Object' /tmp/objects.txt)
+    id=$(awk '/^Certificate Object/{k=1} k && /ID:/{print $2; exit}' /tmp/objects.txt)
+    if [ $rc -eq 0 ] && [ "$certs" -eq 1 ] && [ "$keys" -eq 1 ] &&
+        p11 --read-object --type cert --id "$id" -o /tmp/token.der > /dev/null 2>&1 &&
+        cmp -s /tmp/token.der /scenario/token.cer; then
+        result token_certificate pass "certificates=$certs private_keys=$keys id=$id:"             "the token's certificate, byte for byte"
+    else
+        result token_certificate fail "rc=$rc certificates=$certs private_keys=$keys"             "id=${id:-none} same_as_token=$(cmp -s /tmp/token.der /scenario/token.cer &&
+            echo yes || echo no)"
+    fi
+}
+
+# Sign with the token's key after its PIN; openssl verifies with the public
+# key of the certificate made on the host.
+check_token_sign() {
+    id=$(awk '/^Private Key Object/{k=1} k && /ID:/{print $2; exit}' /tmp/objects.txt)
+    openssl x509 -inform DER -in /scenario/token.cer -pubkey -noout > /tmp/token-pub.pem
+    echo "vccid token test $(date +%s)" > /tmp/data
+    p11 --login --pin "$TOKEN_PIN" --sign --id "${id:-none}" -m SHA256-RSA-PKCS \
+        -i /tmp/data -o /tmp/token-sig > /tmp/token-sign.txt 2>&1 &&
+    openssl dgst -sha256 -verify /tmp/token-pub.pem -signature /tmp/token-sig \
+        /tmp/data >> /tmp/token-sign.txt 2>&1
+    rc=$?
+    show SIGN /tmp/token-sign.txt
+    if [ $rc -eq 0 ]; then
+        result token_sign_verify pass "key id $id signed, openssl verified"
+    else
+        result token_sign_verify fail "key id ${id:-none}: rc=$rc"
     fi
 }
 

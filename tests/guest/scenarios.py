@@ -30,6 +30,14 @@ SCENARIO:
                   socket is TCP with TLS and client certificates on both
                   sides, with an authz-simple on the server, credentials
                   from tests/tls/make-certs.sh; QEMU is the TLS peer
+  token           a PKCS#11 token (SoftHSM2, tests/softhsm/make-token.sh) as
+                  vccid's ccid-card-emulated,backend=nss-emulated: OpenSC
+                  reads its certificate, signs after its PIN, a wrong PIN
+                  is refused
+  token-passthru  the same token lent by vscclient (--slots removable
+                  --token) to vccid's ccid-card-passthru (--vscclient)
+  reference-token-passthru
+                  the same token lent to QEMU's own ccid-card-passthru
   bench-reference, bench-vccid, bench-reference-passthru, bench-passthru
                   the APDU benchmark (no pass/fail checks beyond running);
                   prints "BENCH key=value ..." (used by bench/run-bench.sh)
@@ -789,6 +797,98 @@ def run_system_reset(wd, args, report):
     finish_vccid(vccid, report)
 
 
+TOKEN_CHECKS = 'enumerate pcscd atr token token_sign pcscd_log kernel_log'
+TOKEN_LABEL = 'vccid-token'
+# make-token.sh's default user PIN, and one the token must refuse.
+TOKEN_PIN = '648219'
+TOKEN_WRONG_PIN = '111111'
+
+
+def prepare_token(wd):
+    """The SoftHSM2 token and its NSS database (made once; locked). Every
+    process started after this finds SoftHSM2's configuration through
+    SOFTHSM2_CONF. Returns (NSS database directory, the token's DER
+    certificate)."""
+    tokdir = os.path.join(wd.path, 'softhsm')
+    with open(os.path.join(wd.path, '.softhsm.lock'), 'w') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        subprocess.run([os.path.join(SRCROOT, 'tests', 'softhsm', 'make-token.sh'),
+                        tokdir], check=True, stdout=subprocess.DEVNULL)
+    os.environ['SOFTHSM2_CONF'] = os.path.join(tokdir, 'softhsm2.conf')
+    with open(os.path.join(tokdir, 'cert.der'), 'rb') as f:
+        return tokdir, f.read()
+
+
+class TokenVscclient(Vscclient):
+    """vscclient lending the SoftHSM2 token (no -c)."""
+
+    def __init__(self, exe, tokdir, port, log_path):
+        Vccid.__init__(self, exe, ['--db', 'sql:' + tokdir, '--slots', 'removable',
+                                   '--token', TOKEN_LABEL, '127.0.0.1', str(port)],
+                       log_path)
+
+
+def run_token(wd, args, report):
+    """The token as the card: in vccid's emulated card (token), lent by
+    vscclient to vccid's passthru (token-passthru) or to QEMU's
+    (reference-token-passthru)."""
+    _, bus = guestrun.usb_controller_args(args.usb)
+    tokdir, cert = prepare_token(wd)
+    tag = '%s-%s' % (args.scenario, args.usb)
+    passthru = args.scenario.endswith('passthru')
+    in_qemu = args.scenario.startswith('reference')
+    if passthru and not (args.vscclient and os.access(args.vscclient, os.X_OK)):
+        report.add('vscclient_found', False, 'no vscclient: %s' % args.vscclient)
+        return
+    port = free_port()
+    vsc_chr = 'socket,id=vsc,host=127.0.0.1,port=%d,server=on,wait=off' % port
+    card = ['-chardev', vsc_chr, '-device', 'ccid-card-passthru,chardev=vsc'] \
+        if passthru else \
+        ['-device', 'ccid-card-emulated,backend=nss-emulated,db=sql:%s,'
+         'slots=removable,token=%s' % (tokdir, TOKEN_LABEL)]
+    vccid = None
+    if in_qemu:
+        qemu_args = ['-device', 'usb-ccid,id=ccid,bus=' + bus] + card
+    else:
+        tmp = tempfile.mkdtemp(prefix='vccid-sock-')
+        sock = os.path.join(tmp, 'redir.sock')
+        vccid = Vccid(args.vccid, [
+            '-chardev', 'socket,id=redir,path=%s,server=on,wait=off' % sock,
+            '-device', 'usb-ccid,id=ccid'] + card +
+            ['-export', 'usbredir,chardev=redir'] + args.vccid_arg,
+            wd.log(tag + '.vccid.log')).start()
+        up = vccid.wait_for_socket(sock)
+        report.add('vccid_listening', up, sock)
+        if not up:
+            finish_vccid(vccid, report)
+            return
+        qemu_args = redir_args(bus, 'socket,id=r,path=' + sock)
+    with open(os.path.join(HERE, 'checks.sh'), 'rb') as f:
+        script = f.read()
+    env = guest_env(args.checks or TOKEN_CHECKS)
+    env.update({'TOKEN_PIN': TOKEN_PIN, 'WRONG_PIN': TOKEN_WRONG_PIN})
+    guest = guestrun.Guest(wd.image, script, {'token.cer': cert}, env, args.usb,
+                           qemu_args, args.timeout, wd.log(tag + '.console.log'))
+    guest.start()
+    client = None
+    if passthru:
+        up = wait_for_port(port)
+        report.add('card_port_listening', up, '127.0.0.1:%d' % port)
+        client = TokenVscclient(args.vscclient, tokdir, port,
+                                wd.log(tag + '.vscclient.log')).start()
+    run = guest.wait()
+    report.add_guest(run)
+    if client:
+        if not in_qemu:
+            report.add('vscclient_alive', client.alive(),
+                       'still connected after the guest' if client.alive()
+                       else 'exited with %s' % client.proc.returncode)
+        client.stop()
+        report.logs.append(('vscclient output (%s)' % client.log_path, client.tail()))
+    if vccid:
+        finish_vccid(vccid, report)
+
+
 def run_bench(wd, args, report):
     runner = {
         'bench-reference': run_reference,
@@ -827,6 +927,9 @@ SCENARIOS = {
     'system-reset': run_system_reset,
     'passthru': run_passthru,
     'reference-passthru': run_passthru,
+    'token': run_token,
+    'token-passthru': run_token,
+    'reference-token-passthru': run_token,
     'bench-reference': run_bench,
     'bench-vccid': run_bench,
     'bench-reference-passthru': run_bench,
