@@ -37,6 +37,7 @@ import argparse
 import bisect
 import math
 import re
+import signal
 import sys
 
 LINE_RE = re.compile(r'^(\d+)\.(\d{6}) (\d+) ([a-z0-9_]+) ?(.*)$')
@@ -291,4 +292,6 @@ def main():
 
 
 if __name__ == '__main__':
+    # Piped into head: stop quietly.
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     sys.exit(main())
