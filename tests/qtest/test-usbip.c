@@ -601,6 +601,14 @@ static void test_cli(void)
         g_assert_cmpint(vccid_run_cli(args, &out, &err), ==, 0);
         g_assert_nonnull(strstr(out, "-export usbip"));
     }
+    {
+        const char *args[] = { "--help", NULL };
+        g_autofree char *out = NULL;
+        g_autofree char *err = NULL;
+
+        g_assert_cmpint(vccid_run_cli(args, &out, &err), ==, 0);
+        g_assert_nonnull(strstr(out, "-export usbip[,device=ID][,host=127.0.0.1][,port=3240]"));
+    }
 }
 
 int main(int argc, char **argv)
