@@ -445,7 +445,7 @@ int32_t uih_control(UsbipHost *h, uint8_t type, uint8_t request, uint16_t value,
 
     g_assert_true(uih_wait(h, u, UIH_TIMEOUT_MS));
     status = u->status;
-    if (in && data) {
+    if (in && data && u->data->len) {
         memcpy(data, u->data->data, MIN(u->data->len, length));
     }
     if (actual) {
