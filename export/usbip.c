@@ -32,8 +32,13 @@
 #define USBIP_DEFAULT_PORT 3240
 #define USBIP_BUSNUM 1
 #define USBIP_READ_CHUNK 65536
-/* Connections beyond this are closed at once: listing costs us nothing, idling does. */
+/*
+ * Connections beyond this are closed at once. A peer has this long to send
+ * its operation (usbip sends it at once), so idle connections cannot keep
+ * importers out for longer.
+ */
 #define USBIP_MAX_CONNECTIONS 64
+#define USBIP_OP_TIMEOUT_S 10
 /*
  * What one importer may have in flight. vhci and libccid keep a handful of
  * URBs queued; these bound the memory a peer can pin (count, and transfer
@@ -81,6 +86,7 @@ struct UsbipConn {
     GSource *read_src;
     GSource *write_src;
     guint close_idle;
+    guint op_timer;              /* until an import succeeds */
     UsbipStream *stream;
     GByteArray *outq;
     bool close_when_sent;        /* a DEVLIST or refused IMPORT: answer, then close */
@@ -565,6 +571,8 @@ static void usbip_req_import(void *opaque, const char *busid)
         usbip_stream_stop(c->stream);
         return;
     }
+    g_source_remove(c->op_timer);
+    c->op_timer = 0;
     c->exp = e;
     e->importer = c;
     c->devid = USBIP_BUSNUM << 16 | e->devnum;
@@ -606,6 +614,10 @@ static void usbip_conn_close(UsbipConn *c, const char *why)
         g_source_remove(c->close_idle);
         c->close_idle = 0;
     }
+    if (c->op_timer) {
+        g_source_remove(c->op_timer);
+        c->op_timer = 0;
+    }
     if (c->exp) {
         usbip_urbs_abandon(c, false);
         usb_device_detach(c->exp->dev);
@@ -645,6 +657,16 @@ static gboolean usbip_readable(GSocket *sock, GIOCondition cond, gpointer opaque
     usbip_stream_feed(c->stream, buf, n);
     usbip_conn_flush(c);
     return G_SOURCE_CONTINUE;
+}
+
+static gboolean usbip_op_timeout(gpointer opaque)
+{
+    UsbipConn *c = opaque;
+
+    c->op_timer = 0;
+    g_message("usbip: %s: no operation within %d s", c->peer, USBIP_OP_TIMEOUT_S);
+    usbip_conn_close(c, "idle");
+    return G_SOURCE_REMOVE;
 }
 
 static char *usbip_peer_name(GSocket *sock)
@@ -695,6 +717,7 @@ static gboolean usbip_acceptable(GSocket *listener, GIOCondition cond, gpointer 
     c->read_src = g_socket_create_source(sock, G_IO_IN | G_IO_HUP | G_IO_ERR, NULL);
     g_source_set_callback(c->read_src, (GSourceFunc)(void (*)(void))usbip_readable, c, NULL);
     g_source_attach(c->read_src, NULL);
+    c->op_timer = g_timeout_add_seconds(USBIP_OP_TIMEOUT_S, usbip_op_timeout, c);
     s->conns = g_list_prepend(s->conns, c);
     g_debug("usbip: connection from %s", c->peer);
     return G_SOURCE_CONTINUE;

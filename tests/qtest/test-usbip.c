@@ -571,6 +571,57 @@ static void test_malformed(void)
     fixture_stop(&f);
 }
 
+/*
+ * Connections that send nothing hold a slot for a bounded time: past the
+ * cap (64) a new connection is closed at once; once the idle ones time out
+ * (10 s without an operation), the listener serves again.
+ */
+static void test_idle_connections(void)
+{
+    Fixture f;
+    int idle[64];
+    g_autoptr(GError) err = NULL;
+    g_autoptr(GArray) devs = NULL;
+    Ccid c;
+
+    fixture_start(&f, true);
+    /* An importer that holds its device is not idle: it stays. */
+    ccid_setup(&c, import_ok(&f, "1-2"));
+    for (size_t i = 0; i < G_N_ELEMENTS(idle) - 1; i++) {
+        idle[i] = uih_tcp_connect(f.port, UIH_TIMEOUT_MS);
+        g_assert_cmpint(idle[i], >=, 0);
+    }
+    /* Let the daemon accept them all, then one more is one too many. */
+    ccid_check_alive(&c);
+    idle[63] = uih_tcp_connect(f.port, UIH_TIMEOUT_MS);
+    g_assert_cmpint(idle[63], >=, 0);
+    {
+        struct pollfd pfd = { .fd = idle[63], .events = POLLIN };
+        char b;
+
+        /* At once, not after the idle timeout. */
+        g_assert_cmpint(poll(&pfd, 1, 3000), ==, 1);
+        g_assert_cmpint(read(idle[63], &b, 1), ==, 0);
+    }
+    for (size_t i = 0; i < G_N_ELEMENTS(idle) - 1; i++) {
+        struct pollfd pfd = { .fd = idle[i], .events = POLLIN };
+        char b;
+
+        g_assert_cmpint(poll(&pfd, 1, 20000), ==, 1);
+        g_assert_cmpint(read(idle[i], &b, 1), ==, 0);
+    }
+    for (size_t i = 0; i < G_N_ELEMENTS(idle); i++) {
+        close(idle[i]);
+    }
+    devs = uih_devlist(f.port, &err);
+    g_assert_no_error(err);
+    g_assert_cmpuint(devs->len, ==, 2);
+    g_assert_true(uih_alive(c.h));
+    ccid_check_alive(&c);
+    uih_free(c.h);
+    fixture_stop(&f);
+}
+
 static void test_cli(void)
 {
     static const struct {
@@ -622,6 +673,7 @@ int main(int argc, char **argv)
     g_test_add_func("/usbip/import/second-refused", test_second_importer);
     g_test_add_func("/usbip/import/reimport", test_reimport);
     g_test_add_func("/usbip/malformed", test_malformed);
+    g_test_add_func("/usbip/idle-connections", test_idle_connections);
     g_test_add_func("/usbip/cli", test_cli);
     return g_test_run();
 }
