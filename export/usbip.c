@@ -490,7 +490,11 @@ static void usbip_cmd_submit(void *opaque, const UsbipSubmit *cmd, const uint8_t
     u->p.ep = cmd->h.ep;
     u->p.id = cmd->h.seqnum;
     u->p.size = len;
-    u->p.data = in ? g_malloc0(MAX(len, 1)) : g_memdup2(data, len);
+    /* Never NULL, even for a zero-length OUT: devices may copy from it. */
+    u->p.data = g_malloc0(MAX(len, 1));
+    if (!in && len) {
+        memcpy(u->p.data, data, len);
+    }
     c->nurbs++;
     c->held_bytes += len;
     /* Behind a parked URB of the same endpoint: answers keep the submit order. */
