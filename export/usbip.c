@@ -28,6 +28,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "trace/trace-export.h"
+
 #define USBIP_DEFAULT_HOST "127.0.0.1"
 #define USBIP_DEFAULT_PORT 3240
 #define USBIP_BUSNUM 1
@@ -268,6 +270,7 @@ static void usbip_send_ret_submit(UsbipConn *c, uint32_t seqnum, uint32_t npacke
         .number_of_packets = npackets,
     };
 
+    trace_usbip_ret_submit(seqnum, status, len);
     usbip_encode_ret_submit(c->outq, &ret, data);
 }
 
@@ -315,10 +318,12 @@ static bool usbip_urb_run(UsbipConn *c, UsbipUrb *u)
     usb_device_handle_data(c->exp->dev, &u->p);
     switch (u->p.status) {
     case USB_RET_ASYNC:
+        trace_usbip_urb_held(u->seqnum);
         g_hash_table_insert(c->held, &u->seqnum, u);
         return true;
     case USB_RET_NAK:
         if (u->p.pid == USB_TOKEN_IN) {
+            trace_usbip_urb_parked(u->seqnum, u->p.ep);
             g_queue_push_head(&c->parked[u->p.ep], u);
             return false;
         }
@@ -428,6 +433,9 @@ static void usbip_control(UsbipConn *c, const UsbipSubmit *cmd, const uint8_t *d
     USBPacket p = { .pid = in ? USB_TOKEN_IN : USB_TOKEN_OUT, .id = cmd->h.seqnum };
     uint32_t actual;
 
+    trace_usbip_control(cmd->h.seqnum, cmd->setup[0], cmd->setup[1],
+                        cmd->setup[2] | cmd->setup[3] << 8, cmd->setup[4] | cmd->setup[5] << 8,
+                        wlength);
     if (in != (cmd->h.direction == USBIP_DIR_IN) || (!in && wlength > tbl)) {
         usbip_send_ret_submit(c, cmd->h.seqnum, cmd->number_of_packets, -EINVAL, NULL, 0);
         return;
@@ -466,6 +474,7 @@ static void usbip_cmd_submit(void *opaque, const UsbipSubmit *cmd, const uint8_t
     uint32_t len = cmd->transfer_buffer_length;
     UsbipUrb *u;
 
+    trace_usbip_cmd_submit(cmd->h.seqnum, cmd->h.ep, in, len);
     if (cmd->h.devid != c->devid) {
         usbip_conn_fail(c, "CMD_SUBMIT for devid 0x%08x, imported 0x%08x", cmd->h.devid, c->devid);
         return;
@@ -525,12 +534,15 @@ static void usbip_cmd_unlink(void *opaque, const UsbipHeader *h, uint32_t unlink
         g_hash_table_steal(c->held, &unlink_seqnum);
         usb_device_cancel_packet(c->exp->dev, &u->p);
         usbip_urb_free(c, u);
+        trace_usbip_cmd_unlink(h->seqnum, unlink_seqnum, -ECONNRESET);
         usbip_encode_ret_unlink(c->outq, h->seqnum, -ECONNRESET);
     } else if (usbip_urb_parked(c, unlink_seqnum, &q, &l)) {
         usbip_urb_free(c, l->data);
         g_queue_delete_link(q, l);
+        trace_usbip_cmd_unlink(h->seqnum, unlink_seqnum, -ECONNRESET);
         usbip_encode_ret_unlink(c->outq, h->seqnum, -ECONNRESET);
     } else {
+        trace_usbip_cmd_unlink(h->seqnum, unlink_seqnum, 0);
         usbip_encode_ret_unlink(c->outq, h->seqnum, 0);
     }
 }
@@ -547,6 +559,7 @@ static void usbip_req_devlist(void *opaque)
     for (guint i = 0; i < exports->len; i++) {
         usbip_describe(g_ptr_array_index(exports, i), &devs[i], ifs + i * 32, 32);
     }
+    trace_usbip_devlist(c->peer, exports->len);
     usbip_encode_rep_devlist(c->outq, devs, exports->len);
     /* usbipd answers one operation per connection. */
     c->close_when_sent = true;
@@ -567,6 +580,7 @@ static void usbip_req_import(void *opaque, const char *busid)
             e = cand;
         }
     }
+    trace_usbip_import(c->peer, busid, e && !e->importer && !e->dev->port);
     if (!e || e->importer || e->dev->port) {
         g_message("usbip: %s: import of '%s' refused (%s)", c->peer, busid,
                   !e ? "no such bus id" : "already attached");
@@ -623,13 +637,12 @@ static void usbip_conn_close(UsbipConn *c, const char *why)
         c->op_timer = 0;
     }
     if (c->exp) {
+        trace_usbip_session_end(DEVICE(c->exp->dev)->id, c->nurbs);
         usbip_urbs_abandon(c, false);
         usb_device_detach(c->exp->dev);
         g_message("usbip: %s detached from %s (%s)", DEVICE(c->exp->dev)->id, c->peer, why);
         c->exp->importer = NULL;
         c->exp = NULL;
-    } else {
-        g_debug("usbip: %s closed (%s)", c->peer, why);
     }
     g_socket_close(c->sock, NULL);
     g_object_unref(c->sock);
@@ -658,6 +671,7 @@ static gboolean usbip_readable(GSocket *sock, GIOCondition cond, gpointer opaque
     if (c->drop || c->close_when_sent) {
         return G_SOURCE_CONTINUE;   /* nothing more is read from a peer on its way out */
     }
+    trace_usbip_read(c->peer, n);
     usbip_stream_feed(c->stream, buf, n);
     usbip_conn_flush(c);
     return G_SOURCE_CONTINUE;
@@ -723,7 +737,7 @@ static gboolean usbip_acceptable(GSocket *listener, GIOCondition cond, gpointer 
     g_source_attach(c->read_src, NULL);
     c->op_timer = g_timeout_add_seconds(USBIP_OP_TIMEOUT_S, usbip_op_timeout, c);
     s->conns = g_list_prepend(s->conns, c);
-    g_debug("usbip: connection from %s", c->peer);
+    trace_usbip_connection(c->peer);
     return G_SOURCE_CONTINUE;
 }
 

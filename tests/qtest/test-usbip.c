@@ -33,27 +33,36 @@ typedef struct Fixture {
 } Fixture;
 
 /* A reader with the emulated card (r1), a high-speed empty reader (r2). */
-static void fixture_start(Fixture *f, bool two)
+static void fixture_start_traced(Fixture *f, bool two, const char *trace)
 {
-    g_autofree char *e1 = NULL;
-    g_autofree char *e2 = NULL;
+    g_autoptr(GPtrArray) args = g_ptr_array_new_with_free_func(g_free);
+    static const char card[] = "ccid-card-emulated,backend=certificates,db=@DB@,"
+                               "cert1=id-cert,cert2=signing-cert,cert3=encryption-cert";
+    static const char *const devices[] = {
+        "-device", "usb-ccid,id=r1", "-device", card, "-device", "usb-ccid,id=r2,speed=high",
+    };
 
     f->port = qtest_free_tcp_port();
-    e1 = g_strdup_printf("usbip,device=r1,port=%u", f->port);
-    e2 = g_strdup_printf("usbip,device=r2,host=127.0.0.1,port=%u", f->port);
-    {
-        const char *args[] = {
-            "-device", "usb-ccid,id=r1",
-            "-device", "ccid-card-emulated,backend=certificates,db=@DB@,"
-                       "cert1=id-cert,cert2=signing-cert,cert3=encryption-cert",
-            "-device", "usb-ccid,id=r2,speed=high",
-            "-export", e1,
-            two ? "-export" : NULL, e2,
-            NULL,
-        };
-
-        f->vccid = vccid_start(args);
+    for (size_t i = 0; i < G_N_ELEMENTS(devices); i++) {
+        g_ptr_array_add(args, g_strdup(devices[i]));
     }
+    g_ptr_array_add(args, g_strdup("-export"));
+    g_ptr_array_add(args, g_strdup_printf("usbip,device=r1,port=%u", f->port));
+    if (two) {
+        g_ptr_array_add(args, g_strdup("-export"));
+        g_ptr_array_add(args, g_strdup_printf("usbip,device=r2,host=127.0.0.1,port=%u", f->port));
+    }
+    if (trace) {
+        g_ptr_array_add(args, g_strdup("-trace"));
+        g_ptr_array_add(args, g_strdup(trace));
+    }
+    g_ptr_array_add(args, NULL);
+    f->vccid = vccid_start((const char *const *)args->pdata);
+}
+
+static void fixture_start(Fixture *f, bool two)
+{
+    fixture_start_traced(f, two, NULL);
 }
 
 static void fixture_stop(Fixture *f)
@@ -625,6 +634,30 @@ static void test_idle_connections(void)
     fixture_stop(&f);
 }
 
+/* The export's trace points fire as the protocol goes. */
+static void test_trace(void)
+{
+    Fixture f;
+    Ccid c;
+    UihUrb *u;
+    g_autofree char *log = NULL;
+
+    fixture_start_traced(&f, false, "usbip_*");
+    ccid_setup(&c, import_ok(&f, "1-1"));
+    u = uih_submit(c.h, c.ep_bulk_in, true, NULL, NULL, 64);
+    g_assert_cmpint(uih_unlink(c.h, u, UIH_TIMEOUT_MS), ==, -ECONNRESET);
+    uih_urb_free(c.h, u);
+    uih_free(c.h);
+    g_assert_true(vccid_is_running(f.vccid));
+    log = vccid_read_stderr(f.vccid);
+    g_assert_nonnull(strstr(log, "usbip_import 127.0.0.1:"));
+    g_assert_nonnull(strstr(log, "usbip_control seqnum 1 bmRequestType 0x80 bRequest 0x06 "
+                                 "wValue 0x0100"));
+    g_assert_nonnull(strstr(log, "usbip_urb_held seqnum"));
+    g_assert_nonnull(strstr(log, "unlinks 5: status -104"));
+    fixture_stop(&f);
+}
+
 static void test_cli(void)
 {
     static const struct {
@@ -677,6 +710,7 @@ int main(int argc, char **argv)
     g_test_add_func("/usbip/import/reimport", test_reimport);
     g_test_add_func("/usbip/malformed", test_malformed);
     g_test_add_func("/usbip/idle-connections", test_idle_connections);
+    g_test_add_func("/usbip/trace", test_trace);
     g_test_add_func("/usbip/cli", test_cli);
     return g_test_run();
 }
