@@ -634,6 +634,52 @@ static void test_idle_connections(void)
     fixture_stop(&f);
 }
 
+/*
+ * usbip-win2 resets the device with the hub-class SetPortFeature(PORT_RESET)
+ * sent as an ep 0 URB; a new configuration ends URBs in flight as well.
+ * Either answers what the device held with -ESHUTDOWN, once.
+ */
+static void test_port_reset(void)
+{
+    Fixture f;
+    Ccid c;
+    UihUrb *bulk, *irq;
+    uint8_t config = 0xff;
+    uint32_t actual = 0;
+
+    fixture_start(&f, false);
+    ccid_setup(&c, import_ok(&f, "1-1"));
+    bulk = uih_submit(c.h, c.ep_bulk_in, true, NULL, NULL, BULK_IN_SIZE);
+    g_assert_false(uih_wait(c.h, bulk, 100));
+    g_assert_cmpint(uih_control(c.h, 0x23, 0x03, 4, 1, NULL, 0, NULL), ==, 0);
+    g_assert_true(uih_wait(c.h, bulk, UIH_TIMEOUT_MS));
+    g_assert_cmpint(bulk->status, ==, -ESHUTDOWN);
+    uih_urb_free(c.h, bulk);
+    /* Reset: unconfigured again. */
+    g_assert_cmpint(uih_control(c.h, 0x80, 0x08, 0, 0, &config, 1, &actual), ==, 0);
+    g_assert_cmpuint(actual, ==, 1);
+    g_assert_cmpuint(config, ==, 0);
+
+    ccid_setup(&c, c.h);
+    /* The notification of the card at attach, then one that waits. */
+    irq = uih_submit(c.h, c.ep_int_in, true, NULL, NULL, 8);
+    g_assert_true(uih_wait(c.h, irq, UIH_TIMEOUT_MS));
+    uih_urb_free(c.h, irq);
+    irq = uih_submit(c.h, c.ep_int_in, true, NULL, NULL, 8);
+    g_assert_false(uih_wait(c.h, irq, 100));
+    g_assert_cmpint(uih_control(c.h, 0x00, 0x09, 1, 0, NULL, 0, NULL), ==, 0);
+    g_assert_true(uih_wait(c.h, irq, UIH_TIMEOUT_MS));
+    g_assert_cmpint(irq->status, ==, -ESHUTDOWN);
+    /* Unlinking it now finds nothing: status 0, and no second answer. */
+    g_assert_cmpint(uih_unlink(c.h, irq, UIH_TIMEOUT_MS), ==, 0);
+    g_assert_cmpuint(irq->completions, ==, 1);
+    uih_urb_free(c.h, irq);
+    ccid_check_alive(&c);
+    g_assert_cmpuint(uih_violations(c.h), ==, 0);
+    uih_free(c.h);
+    fixture_stop(&f);
+}
+
 /* The export's trace points fire as the protocol goes. */
 static void test_trace(void)
 {
@@ -710,6 +756,7 @@ int main(int argc, char **argv)
     g_test_add_func("/usbip/import/reimport", test_reimport);
     g_test_add_func("/usbip/malformed", test_malformed);
     g_test_add_func("/usbip/idle-connections", test_idle_connections);
+    g_test_add_func("/usbip/port-reset", test_port_reset);
     g_test_add_func("/usbip/trace", test_trace);
     g_test_add_func("/usbip/cli", test_cli);
     return g_test_run();
