@@ -467,6 +467,19 @@ static bool usbip_seqnum_in_flight(UsbipConn *c, uint32_t seqnum)
     return g_hash_table_contains(c->held, &seqnum) || usbip_urb_parked(c, seqnum, &q, &l);
 }
 
+/*
+ * The reader may be exported over usbredir too, and a usbredir peer that
+ * connects attaches it whoever holds it; the device forgot our URBs then.
+ */
+static bool usbip_still_attached(UsbipConn *c)
+{
+    if (c->exp->dev->port != &c->port) {
+        usbip_conn_fail(c, "%s was attached by another export", DEVICE(c->exp->dev)->id);
+        return false;
+    }
+    return true;
+}
+
 static void usbip_cmd_submit(void *opaque, const UsbipSubmit *cmd, const uint8_t *data)
 {
     UsbipConn *c = opaque;
@@ -475,6 +488,9 @@ static void usbip_cmd_submit(void *opaque, const UsbipSubmit *cmd, const uint8_t
     UsbipUrb *u;
 
     trace_usbip_cmd_submit(cmd->h.seqnum, cmd->h.ep, in, len);
+    if (!usbip_still_attached(c)) {
+        return;
+    }
     if (cmd->h.devid != c->devid) {
         usbip_conn_fail(c, "CMD_SUBMIT for devid 0x%08x, imported 0x%08x", cmd->h.devid, c->devid);
         return;
@@ -521,6 +537,9 @@ static void usbip_cmd_unlink(void *opaque, const UsbipHeader *h, uint32_t unlink
     GQueue *q;
     GList *l;
 
+    if (!usbip_still_attached(c)) {
+        return;
+    }
     if (h->devid != c->devid) {
         usbip_conn_fail(c, "CMD_UNLINK for devid 0x%08x, imported 0x%08x", h->devid, c->devid);
         return;
@@ -639,7 +658,13 @@ static void usbip_conn_close(UsbipConn *c, const char *why)
     if (c->exp) {
         trace_usbip_session_end(DEVICE(c->exp->dev)->id, c->nurbs);
         usbip_urbs_abandon(c, false);
-        usb_device_detach(c->exp->dev);
+        /*
+         * Unless another export attached the reader meanwhile (a usbredir
+         * peer does not ask): its session is not ours to end.
+         */
+        if (c->exp->dev->port == &c->port) {
+            usb_device_detach(c->exp->dev);
+        }
         g_message("usbip: %s detached from %s (%s)", DEVICE(c->exp->dev)->id, c->peer, why);
         c->exp->importer = NULL;
         c->exp = NULL;

@@ -11,6 +11,7 @@
 
 #include "libqtest-vccid.h"
 #include "usbip-host.h"
+#include "usbredir-host.h"
 
 #define PC_to_RDR_IccPowerOn   0x62
 #define PC_to_RDR_GetSlotStatus 0x65
@@ -680,6 +681,57 @@ static void test_port_reset(void)
     fixture_stop(&f);
 }
 
+/*
+ * One reader exported over usbredir (the harness's chardev) and USB/IP:
+ * whoever attaches first holds it. A USB/IP import while usbredir holds it
+ * is refused; a usbredir peer that takes it from a USB/IP importer ends that
+ * importer at its next URB, and the importer leaving does not detach the
+ * usbredir peer's session.
+ */
+static void test_usbredir_too(void)
+{
+    Fixture f;
+    Ccid c;
+    g_autoptr(GError) err = NULL;
+    UsbredirHost *redir;
+    uint32_t status = 0;
+    UrhTransfer *t;
+    uint8_t config = 0;
+    static const uint8_t slot_status[10] = { PC_to_RDR_GetSlotStatus, 0, 0, 0, 0, 0, 0x42 };
+
+    fixture_start(&f, false);
+    redir = urh_connect(f.vccid->sock_path, URH_TIMEOUT_MS, &err);
+    g_assert_no_error(err);
+    g_assert_null(uih_import(f.port, "1-1", &status, &err));
+    g_assert_no_error(err);
+    g_assert_cmpuint(status, ==, USBIP_ST_NA);
+    urh_free(redir);
+
+    ccid_setup(&c, import_retry(&f, "1-1"));
+    ccid_check_alive(&c);
+    redir = urh_connect(f.vccid->sock_path, URH_TIMEOUT_MS, &err);
+    g_assert_no_error(err);
+    uih_submit(c.h, c.ep_int_in, true, NULL, NULL, 8);
+    g_assert_true(uih_wait_closed(c.h, UIH_TIMEOUT_MS));
+    uih_free(c.h);
+    /* The usbredir peer still has the reader: a command is answered. */
+    urh_idle(redir, 200);
+    g_assert_true(urh_device_connected(redir));
+    g_assert_cmpint(urh_set_configuration(redir, 1, &config), ==, usb_redir_success);
+    /* The answer completes a transfer the device held: through its port. */
+    t = urh_bulk_submit(redir, 0x80 | c.ep_bulk_in, NULL, 64);
+    urh_idle(redir, 100);
+    g_assert_cmpint(urh_bulk_out(redir, c.ep_bulk_out, slot_status, sizeof(slot_status),
+                                 URH_TIMEOUT_MS), ==, usb_redir_success);
+    g_assert_true(urh_wait(redir, t, URH_TIMEOUT_MS));
+    g_assert_cmpint(t->status, ==, usb_redir_success);
+    g_assert_cmpuint(t->data->len, ==, 10);
+    g_assert_cmphex(t->data->data[0], ==, RDR_to_PC_SlotStatus);
+    urh_transfer_release(redir, t);
+    urh_free(redir);
+    fixture_stop(&f);
+}
+
 /* The export's trace points fire as the protocol goes. */
 static void test_trace(void)
 {
@@ -757,6 +809,7 @@ int main(int argc, char **argv)
     g_test_add_func("/usbip/malformed", test_malformed);
     g_test_add_func("/usbip/idle-connections", test_idle_connections);
     g_test_add_func("/usbip/port-reset", test_port_reset);
+    g_test_add_func("/usbip/usbredir-too", test_usbredir_too);
     g_test_add_func("/usbip/trace", test_trace);
     g_test_add_func("/usbip/cli", test_cli);
     return g_test_run();
