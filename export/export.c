@@ -19,6 +19,8 @@ typedef struct ExportType {
 static const ExportType export_types[] = {
     { "usbredir", "usbredir,chardev=ID[,device=ID]  usbredir protocol (QEMU -device usb-redir)",
       usbredir_export_create, usbredir_export_destroy_all },
+    { "usbip", "usbip[,device=ID][,host=127.0.0.1][,port=3240]  USB/IP server (Linux usbip attach)",
+      usbip_export_create, usbip_export_destroy_all },
 };
 
 bool export_create_from_string(const char *optstr, GError **errp)

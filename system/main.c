@@ -52,6 +52,8 @@ static void usage(void)
            "                       -device DRIVER,help lists a device's properties)\n"
            "  -export usbredir,chardev=ID[,device=ID]\n"
            "                       serve a USB device over usbredir on a chardev\n"
+           "  -export usbip[,device=ID][,host=127.0.0.1][,port=3240]\n"
+           "                       serve a USB device over USB/IP (Linux: usbip attach)\n"
            "  -trace [enable=]PATTERN[,events=FILE][,file=FILE]\n"
            "                       enable the trace points matching PATTERN (a glob),\n"
            "                       or those listed in FILE; write them to FILE instead\n"

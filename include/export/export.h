@@ -10,6 +10,9 @@
 /* "-export usbredir,chardev=ID[,device=ID]" */
 bool usbredir_export_create(QemuOpts *opts, GError **errp);
 void usbredir_export_destroy_all(void);
+/* "-export usbip,device=ID[,host=ADDR][,port=PORT]" */
+bool usbip_export_create(QemuOpts *opts, GError **errp);
+void usbip_export_destroy_all(void);
 
 /* Parse "-export TYPE,..." and create it. */
 bool export_create_from_string(const char *optstr, GError **errp);
