@@ -75,8 +75,7 @@ struct Chardev {
     GSocket *listener;
     GSource *accept_src;
     ChrHandshake *handshake;     /* a new peer before it is the peer */
-    guint hello_timer;           /* the new peer's deadline */
-    bool peer_spoke;
+    guint hello_timer;           /* the new peer's deadline, until its frontend's hello */
     GSocket *peer_sock;
     GIOStream *peer;             /* the socket's stream, or the TLS session on it */
     GSource *read_src;
@@ -188,10 +187,6 @@ static gboolean chr_readable(GObject *stream, gpointer opaque)
         return G_SOURCE_CONTINUE;   /* the source was destroyed above */
     }
     trace_chardev_socket_read(chr->id, n);
-    if (!chr->peer_spoke) {
-        chr->peer_spoke = true;
-        chr_drop_timer(&chr->hello_timer);
-    }
     if (chr->fd_read) {
         chr->fd_read(chr->opaque, buf, n);
     }
@@ -304,7 +299,6 @@ static void chr_peer_attach(Chardev *chr, GSocket *sock, GIOStream *stream)
 {
     chr->peer_sock = sock;
     chr->peer = stream;
-    chr->peer_spoke = false;
     g_message("chardev %s: peer connected", chr->id);
     if (chr->fd_read || chr->fd_event) {
         chr_open_frontend(chr);
@@ -318,7 +312,7 @@ static gboolean chr_hello_timeout(gpointer opaque)
 {
     Chardev *chr = opaque;
     g_autofree char *why = g_strdup_printf("no %s within %us",
-                                           chr->peer ? "data" : "TLS handshake",
+                                           chr->peer ? "hello" : "TLS handshake",
                                            chr->handshake_timeout);
 
     chr->hello_timer = 0;
@@ -1005,6 +999,11 @@ bool chr_fe_write(Chardev *chr, const void *buf, size_t len)
 bool chr_fe_is_connected(Chardev *chr)
 {
     return chr->peer != NULL;
+}
+
+void chr_fe_hello_done(Chardev *chr)
+{
+    chr_drop_timer(&chr->hello_timer);
 }
 
 void chr_fe_disconnect(Chardev *chr)

@@ -252,6 +252,7 @@ static void pt_handle_init(PassthruState *s, const VSCardMsg *msg)
 {
     trace_ccid_card_passthru_client_version(DEVICE(s)->id, msg->u.init.version);
     s->state = PT_AWAIT_READER;
+    chr_fe_hello_done(s->chr);
     pt_send_init(s);
 }
 
