@@ -273,7 +273,7 @@ static int tcp_listen_loopback(uint16_t *port)
     return fd;
 }
 
-/* Read the client's opening Init (header and 12-byte payload). */
+/* Read a peer's Init (header and 12-byte payload): vscclient's, or the daemon's answer. */
 static void expect_client_init(int fd)
 {
     uint8_t buf[VSCARD_HEADER_SIZE + 12];
@@ -368,6 +368,62 @@ static void test_vscclient_flood(void)
     close(lfd);
 }
 
+/*
+ * A passthru client that floods junk and never reads the Error answers
+ * (or the daemon's Init, whose header expect_client_init() checks):
+ * dropped once the answers it does not read pass the chardev's bound.
+ */
+static void test_passthru_client_never_reads(void)
+{
+    static const char *const args[] = {
+        "-chardev", "socket,id=vsc,path=@DIR@/vsc.sock,server=on,wait=off",
+        "-device", "usb-ccid,id=ccid",
+        "-device", "ccid-card-passthru,chardev=vsc",
+        NULL,
+    };
+    VccidProcess *v = vccid_start(args);
+    g_autofree char *path = g_build_filename(v->tmpdir, "vsc.sock", NULL);
+    g_autoptr(GByteArray) opening = g_byte_array_new();
+    g_autoptr(GByteArray) junk = g_byte_array_new();
+    CcidHost *c = ccid_host_open(v->sock_path);
+    Memory before = memory_of(v->pid);
+    int fd = unix_connect(path);
+    size_t sent = 0;
+
+    vscard_build_init(opening, VSCARD_UNDEFINED_READER_ID, 0);
+    vscard_build(opening, VSC_ReaderAdd, VSCARD_UNDEFINED_READER_ID, NULL, 0);
+    g_assert_cmpint(send(fd, opening->data, opening->len, MSG_NOSIGNAL), ==, opening->len);
+    /* In step, for reader 0, so each is answered and the client kept -- until it is not. */
+    for (int i = 0; i < 65536; i++) {
+        vscard_build(junk, 42, 0, NULL, 0);
+    }
+    while (sent < 200u * 1024 * 1024) {
+        ssize_t n = send(fd, junk->data, junk->len, MSG_NOSIGNAL);
+
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            break;
+        }
+        sent += n;
+    }
+    g_test_message("%zu bytes of junk sent before the daemon dropped us", sent);
+    g_assert_cmpuint(sent, <, 200u * 1024 * 1024);
+    close(fd);
+    assert_growth_bounded(v->pid, before, "passthru client that never reads");
+    assert_log_has(v, "peer is not reading its input");
+    assert_slot_works(c);
+
+    /* The next client is served: its Init is answered. */
+    fd = unix_connect(path);
+    g_assert_cmpint(send(fd, opening->data, opening->len, MSG_NOSIGNAL), ==, opening->len);
+    expect_client_init(fd);
+    close(fd);
+    ccid_host_free(c);
+    vccid_stop(v);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -376,6 +432,7 @@ int main(int argc, char **argv)
     g_test_add_func("/bounds/usbredir/held-bulk-out", test_held_bulk_out);
     g_test_add_func("/bounds/usbredir/huge-packet", test_huge_packet);
     g_test_add_func("/bounds/usbredir/partial-hello", test_partial_hello);
+    g_test_add_func("/bounds/passthru/client-never-reads", test_passthru_client_never_reads);
     g_test_add_func("/bounds/vscclient/flood", test_vscclient_flood);
     return g_test_run();
 }
