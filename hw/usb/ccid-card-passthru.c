@@ -115,12 +115,18 @@ static void pt_fail_pending_apdus(PassthruState *s)
     }
 }
 
-static void pt_remove_card(PassthruState *s)
+/* The client will not answer what it holds (it left, or its card did): fail and forget. */
+static void pt_forget_apdus(PassthruState *s)
 {
     pt_fail_pending_apdus(s);
     /* An answer still due after this is one to no command. */
     s->apdus_out = 0;
     s->answers_to_skip = 0;
+}
+
+static void pt_remove_card(PassthruState *s)
+{
+    pt_forget_apdus(s);
     if (s->atr_len) {
         s->atr_len = 0;
         ccid_card_card_removed(&s->base);
@@ -157,9 +163,7 @@ static void pt_handle_atr(PassthruState *s, const VSCardMsg *msg)
         return;
     }
     /* A new ATR while a card is in is a reset on the client's side. */
-    pt_fail_pending_apdus(s);
-    s->apdus_out = 0;
-    s->answers_to_skip = 0;
+    pt_forget_apdus(s);
     memcpy(s->atr, msg->payload, msg->length);
     s->atr_len = msg->length;
     trace_ccid_card_passthru_card_inserted(DEVICE(s)->id, msg->length);
@@ -388,10 +392,7 @@ static void pt_apdu_from_guest(CCIDCardState *card, const uint8_t *apdu, uint32_
     s->apdus_out++;
     pt_send(s, VSC_APDU, PASSTHRU_READER_ID, apdu, len);
     if (!chr_fe_is_connected(s->chr)) {
-        /* The write found the client gone: nothing it held will be answered. */
-        pt_fail_pending_apdus(s);
-        s->apdus_out = 0;
-        s->answers_to_skip = 0;
+        pt_forget_apdus(s);    /* the write found the client gone */
     }
 }
 
