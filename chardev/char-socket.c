@@ -899,6 +899,47 @@ const char *chardev_describe(Chardev *chr)
     return chr->label;
 }
 
+const char *chardev_get_id(Chardev *chr)
+{
+    return chr->id;
+}
+
+bool chardev_remove(const char *id, GError **errp)
+{
+    Chardev *chr = chardev_find(id);
+
+    if (!chr) {
+        g_set_error(errp, VCCID_ERROR, 0, "Chardev '%s' not found", id);
+        return false;
+    }
+    if (chr->owner) {
+        g_set_error(errp, VCCID_ERROR, 0, "Chardev '%s' is busy", id);
+        return false;
+    }
+    g_hash_table_remove(chardevs, chr->id);
+    chardev_free(chr);
+    return true;
+}
+
+bool chardev_refers_to(const void *obj)
+{
+    GHashTableIter iter;
+    gpointer value;
+
+    if (!chardevs) {
+        return false;
+    }
+    g_hash_table_iter_init(&iter, chardevs);
+    while (g_hash_table_iter_next(&iter, NULL, &value)) {
+        Chardev *chr = value;
+
+        if ((const void *)chr->tls_creds == obj || (const void *)chr->tls_authz == obj) {
+            return true;
+        }
+    }
+    return false;
+}
+
 void chardev_destroy_all(void)
 {
     GHashTableIter iter;

@@ -601,6 +601,13 @@ static bool json_is_structural(uint8_t c)
     return c == '{' || c == '}' || c == '[' || c == ']' || c == ',' || c == ':';
 }
 
+/* Outside strings, only these bytes can be part of a JSON text. */
+static bool json_may_appear(uint8_t c)
+{
+    return json_is_ws(c) || json_is_structural(c) || c == '"' || g_ascii_isdigit(c) ||
+           (c && strchr("-+.eE" "truefalsn", c) != NULL);
+}
+
 /* The text is complete: hand it over (or report it too large) and start afresh. */
 static void json_streamer_finish(JSONStreamer *js)
 {
@@ -669,6 +676,11 @@ void json_streamer_feed(JSONStreamer *js, const uint8_t *buf, size_t len)
             continue;
         }
         json_streamer_take(js, c);
+        if (!json_may_appear(c)) {
+            /* No JSON text goes on like this: answer now, not at the closing brace. */
+            json_streamer_finish(js);
+            continue;
+        }
         if (c == '"') {
             js->in_string = true;
         } else if ((c == '{' || c == '[') && js->depth < G_MAXINT) {

@@ -104,6 +104,11 @@ static void test_streamer(void)
     g_assert_cmpuint(got->len, ==, 8);
     g_assert_cmpstr(got->pdata[6], ==, "<overflow>");
     g_assert_cmpstr(got->pdata[7], ==, "{}");
+
+    /* A byte no JSON text can hold ends the text at once. */
+    json_streamer_feed(&js, (const uint8_t *)"{bad", 4);
+    g_assert_cmpuint(got->len, ==, 9);
+    g_assert_cmpstr(got->pdata[8], ==, "{b");
     json_streamer_destroy(&js);
 }
 
