@@ -830,6 +830,9 @@ bool usbredir_export_create(QemuOpts *opts, GError **errp)
         g_set_error(errp, VCCID_ERROR, 0, "-export usbredir: Parameter 'chardev' is missing");
         return false;
     }
+    if (!export_id_check(id, errp)) {
+        return false;
+    }
     chr = chardev_find(chr_id);
     if (!chr) {
         g_set_error(errp, VCCID_ERROR, 0, "-export usbredir: chardev '%s' not found", chr_id);
@@ -842,9 +845,6 @@ bool usbredir_export_create(QemuOpts *opts, GError **errp)
     if (redir_device_exported(dev)) {
         g_set_error(errp, VCCID_ERROR, 0, "-export usbredir: device '%s' is already exported",
                     DEVICE(dev)->id);
-        return false;
-    }
-    if (!export_id_check(id, errp)) {
         return false;
     }
     if (!chr_fe_claim(chr, "usbredir export", errp)) {
