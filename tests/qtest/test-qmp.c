@@ -196,7 +196,7 @@ static void qmp_err(QmpClient *c, const char *json, const char *cls, const char 
 
 static void qmp_negotiate(QmpClient *c)
 {
-    g_autoptr(QObject) r = qmp_ok(c, "{\"execute\": \"qmp_capabilities\"}");
+    qobject_free(qmp_ok(c, "{\"execute\": \"qmp_capabilities\"}"));
 }
 
 /* The next event called name (others before it are dropped); NULL after timeout_ms. */
