@@ -499,6 +499,8 @@ static void test_card_del_add(void)
     g_assert_false(g_file_test(pt_sock, G_FILE_TEST_EXISTS));
 
     /* The emulated card again, on the same database: it comes back. */
+    g_free(cmd);
+    g_clear_pointer(&ev, qobject_free);
     cmd = g_strdup_printf("{\"execute\": \"device_add\", \"arguments\": {\"driver\": "
                           "\"ccid-card-emulated\", \"id\": \"card2\", \"backend\": "
                           "\"certificates\", \"db\": \"sql:%s\", \"cert1\": \"id-cert\", "
