@@ -212,22 +212,31 @@ static DeviceState *device_lookup(const char *name)
     return device_find(name);
 }
 
-static void device_deleted_event(char *id, char *path)
+/*
+ * DEVICE_DELETED for each (id or NULL, path) pair, from the main loop: QEMU
+ * answers device_del first and reports the deletion after.
+ */
+static gboolean device_deleted_events(gpointer opaque)
 {
-    QObject *data = qdict_new();
+    GPtrArray *gone = opaque;
 
-    if (id) {
-        qdict_put(data, "device", qstring_take(id));
+    for (guint i = 0; i < gone->len; i += 2) {
+        QObject *data = qdict_new();
+
+        if (gone->pdata[i]) {
+            qdict_put(data, "device", qstring_new(gone->pdata[i]));
+        }
+        qdict_put(data, "path", qstring_new(gone->pdata[i + 1]));
+        qmp_event_send("DEVICE_DELETED", data);
     }
-    qdict_put(data, "path", qstring_take(path));
-    qmp_event_send("DEVICE_DELETED", data);
+    return G_SOURCE_REMOVE;
 }
 
 static QObject *qmp_device_del(const QObject *args, GError **errp)
 {
     const char *id = qdict_get_str(args, "id");
     DeviceState *dev = device_lookup(id);
-    g_autoptr(GPtrArray) gone = g_ptr_array_new();
+    GPtrArray *gone;
 
     if (!dev) {
         g_set_error(errp, VCCID_ERROR, QMP_ERROR_CLASS_DEVICE_NOT_FOUND,
@@ -235,6 +244,7 @@ static QObject *qmp_device_del(const QObject *args, GError **errp)
         return NULL;
     }
     /* The devices on its buses go with it, and are reported first, as QEMU does. */
+    gone = g_ptr_array_new_with_free_func(g_free);
     for (const GList *l = device_list(); l; l = l->next) {
         DeviceState *child = l->data;
 
@@ -249,9 +259,8 @@ static QObject *qmp_device_del(const QObject *args, GError **errp)
         export_del_device(dev);
     }
     device_free(dev);
-    for (guint i = 0; i < gone->len; i += 2) {
-        device_deleted_event(gone->pdata[i], gone->pdata[i + 1]);
-    }
+    g_idle_add_full(G_PRIORITY_DEFAULT, device_deleted_events, gone,
+                    (GDestroyNotify)g_ptr_array_unref);
     return NULL;
 }
 

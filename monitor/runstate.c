@@ -1,14 +1,13 @@
 /*
- * Shutdown requests: from a signal or QMP quit, the SHUTDOWN event, then
- * the main loop ends (from the loop, so that the command that asked has
- * been answered first, as QEMU does).
+ * Shutdown requests: from a signal or QMP quit. The SHUTDOWN event goes
+ * out at once (QEMU sends it before quit's return), and the main loop ends
+ * from the loop, once the command that asked has been answered.
  */
 #include "sysemu/runstate.h"
 #include "monitor/monitor.h"
 
 static GMainLoop *main_loop;
 static bool shutdown_requested;
-static char *shutdown_reason;
 
 void runstate_set_main_loop(GMainLoop *loop)
 {
@@ -22,11 +21,6 @@ bool runstate_shutdown_requested(void)
 
 static gboolean runstate_do_shutdown(gpointer opaque)
 {
-    QObject *data = qdict_new();
-
-    qdict_put(data, "guest", qbool_new(false));
-    qdict_put(data, "reason", qstring_new(shutdown_reason));
-    qmp_event_send("SHUTDOWN", data);
     if (main_loop) {
         g_main_loop_quit(main_loop);
     }
@@ -35,11 +29,15 @@ static gboolean runstate_do_shutdown(gpointer opaque)
 
 void qemu_system_shutdown_request(const char *reason)
 {
+    QObject *data;
+
     if (shutdown_requested) {
         return;
     }
+    data = qdict_new();
     shutdown_requested = true;
-    g_free(shutdown_reason);
-    shutdown_reason = g_strdup(reason);
+    qdict_put(data, "guest", qbool_new(false));
+    qdict_put(data, "reason", qstring_new(reason));
+    qmp_event_send("SHUTDOWN", data);
     g_idle_add(runstate_do_shutdown, NULL);
 }
