@@ -921,19 +921,21 @@ bool chardev_remove(const char *id, GError **errp)
     return true;
 }
 
-bool chardev_refers_to(const void *obj)
+bool chardev_uses_object(const char *id)
 {
+    QCryptoTLSCreds *creds = qcrypto_tls_creds_find(id, NULL);
+    QAuthZ *authz = qauthz_find(id, NULL);
     GHashTableIter iter;
     gpointer value;
 
-    if (!chardevs) {
+    if (!chardevs || (!creds && !authz)) {
         return false;
     }
     g_hash_table_iter_init(&iter, chardevs);
     while (g_hash_table_iter_next(&iter, NULL, &value)) {
         Chardev *chr = value;
 
-        if ((const void *)chr->tls_creds == obj || (const void *)chr->tls_authz == obj) {
+        if ((creds && chr->tls_creds == creds) || (authz && chr->tls_authz == authz)) {
             return true;
         }
     }

@@ -389,9 +389,7 @@ static QObject *qmp_object_add(const QObject *args, GError **errp)
 static QObject *qmp_object_del(const QObject *args, GError **errp)
 {
     const char *id = qdict_get_str(args, "id");
-    Object *obj = object_find(id);
-
-    if (obj && chardev_refers_to(obj)) {
+    if (chardev_uses_object(id)) {
         g_set_error(errp, VCCID_ERROR, 0, "object '%s' is in use, can not be deleted", id);
         return NULL;
     }

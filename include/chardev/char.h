@@ -34,8 +34,8 @@ void chardev_destroy_all(void);
 const char *chardev_get_id(Chardev *chr);
 /* Close and forget a chardev no frontend uses (QMP chardev-remove). */
 bool chardev_remove(const char *id, GError **errp);
-/* True if a chardev uses obj (its tls-creds= or tls-authz=). */
-bool chardev_refers_to(const void *obj);
+/* True if a chardev uses the -object with this id (its tls-creds= or tls-authz=). */
+bool chardev_uses_object(const char *id);
 
 /*
  * Servers with wait=on: run the main loop until each has a peer.

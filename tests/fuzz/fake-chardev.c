@@ -54,7 +54,7 @@ bool chardev_remove(const char *id, GError **errp)
     return false;
 }
 
-bool chardev_refers_to(const void *obj)
+bool chardev_uses_object(const char *id)
 {
     return false;
 }

@@ -616,6 +616,108 @@ def run_passthru(wd, args, report, checks=PASSTHRU_CHECKS):
     return run
 
 
+class VccidQMP:
+    """A small QMP client for vccid's monitor (standard library only)."""
+
+    def __init__(self, path, timeout=15):
+        deadline = time.time() + timeout
+        while True:
+            try:
+                self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                self.sock.connect(path)
+                break
+            except OSError:
+                self.sock.close()
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.1)
+        self.sock.settimeout(timeout)
+        self.file = self.sock.makefile('rb')
+        self.events = []
+        self._read()                 # the greeting
+        self.command('qmp_capabilities')
+
+    def _read(self):
+        import json
+        line = self.file.readline()
+        if not line:
+            raise OSError('vccid closed its monitor')
+        return json.loads(line)
+
+    def command(self, name, **arguments):
+        import json
+        self.sock.sendall(json.dumps({'execute': name, 'arguments': arguments})
+                          .encode() + b'\n')
+        while True:
+            msg = self._read()
+            if 'event' in msg:
+                self.events.append(msg)
+                continue
+            return msg
+
+    def close(self):
+        self.file.close()
+        self.sock.close()
+
+
+QMP_CARD_CHECKS = 'enumerate pcscd atr card_events opensc sign pcscd_log kernel_log'
+
+
+def run_qmp_card_events(wd, args, report, checks=QMP_CARD_CHECKS):
+    """vccid-listen with a QMP monitor: when the guest asks (HOST-ACTION
+    remove / insert), the emulated card is taken out with device_del and put
+    back with device_add of the same options; pcscd must see it go within a
+    second, see it come back, and OpenSC must sign with it again."""
+    _, bus = guestrun.usb_controller_args(args.usb)
+    tag = '%s-%s' % (args.scenario, args.usb)
+    tmp = tempfile.mkdtemp(prefix='vccid-sock-')
+    sock = os.path.join(tmp, 'redir.sock')
+    qmp_sock = os.path.join(tmp, 'qmp.sock')
+    card = card_args(wd) + ',id=card'
+    vccid = Vccid(args.vccid, [
+        '-qmp', 'unix:%s,server=on,wait=off' % qmp_sock,
+        '-chardev', 'socket,id=redir,path=%s,server=on,wait=off' % sock,
+        '-device', 'usb-ccid,id=ccid', '-device', card,
+        '-export', 'usbredir,chardev=redir'] + args.vccid_arg,
+        wd.log(tag + '.vccid.log')).start()
+    up = vccid.wait_for_socket(sock)
+    report.add('vccid_listening', up, sock)
+    if not up:
+        finish_vccid(vccid, report)
+        return None
+    qmp = VccidQMP(qmp_sock)
+    card_props = dict(kv.split('=', 1) for kv in card.split(',')[1:])
+    replies = {}
+
+    def host_action(line):
+        if 'HOST-ACTION remove' in line:
+            replies['device_del'] = qmp.command('device_del', id='card')
+        elif 'HOST-ACTION insert' in line:
+            replies['device_add'] = qmp.command('device_add', driver='ccid-card-emulated',
+                                                **card_props)
+
+    guest = make_guest(wd, args, checks, redir_args(bus, 'socket,id=r,path=' + sock),
+                       tag + '.console.log', on_line=host_action)
+    run = guest.boot()
+    report.add_guest(run)
+    for cmd in ('device_del', 'device_add'):
+        reply = replies.get(cmd)
+        report.add('qmp_' + cmd, reply is not None and 'return' in reply,
+                   'no request from the guest' if reply is None else str(reply))
+    # pcscd sees the card go within a second of device_del.
+    _, detail = run.result('card_events')
+    absent_ms = None
+    for word in (detail or '').split():
+        if word.startswith('after_ms='):
+            absent_ms = float(word.split('=', 1)[1])
+            break
+    report.add('removal_within_1s', absent_ms is not None and absent_ms <= 1000,
+               'absent after %s ms' % absent_ms)
+    qmp.close()
+    finish_vccid(vccid, report)
+    return run
+
+
 RESET_CHECKS = ('enumerate pcscd atr sweep system_reset lsusb opensc sign '
                 'pcscd_log kernel_log')
 
@@ -684,6 +786,7 @@ SCENARIOS = {
     'replug': run_replug,
     'system-reset': run_system_reset,
     'passthru': run_passthru,
+    'qmp-card-events': run_qmp_card_events,
     'reference-passthru': run_passthru,
     'bench-reference': run_bench,
     'bench-vccid': run_bench,

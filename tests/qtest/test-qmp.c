@@ -656,6 +656,59 @@ static void test_object(void)
     vccid_stop(v);
 }
 
+/* TLS credentials over QMP, a TLS chardev using them, and object-del refusing. */
+static void test_tls_objects(void)
+{
+    g_autoptr(QmpClient) c = NULL;
+    VccidProcess *v = start_with_qmp(&c);
+    g_autofree char *certs = g_build_filename(v->tmpdir, "certs", NULL);
+    g_autofree char *script = g_build_filename(g_getenv("VCCID_SOURCE_ROOT"), "tests", "tls",
+                                               "make-certs.sh", NULL);
+    const char *argv[] = { "sh", script, certs, NULL };
+    g_autofree char *add_obj = NULL;
+    g_autofree char *add_chr = NULL;
+    g_autoptr(QObject) r = NULL;
+    g_autoptr(GError) err = NULL;
+    int status;
+
+    if (!g_find_program_in_path("certtool")) {
+        g_test_skip("certtool (gnutls-bin) is not installed");
+        vccid_stop(v);
+        return;
+    }
+    g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL,
+                 &status, &err);
+    g_assert_no_error(err);
+    g_assert_cmpint(status, ==, 0);
+    qmp_negotiate(c);
+    add_obj = g_strdup_printf("{\"execute\": \"object-add\", \"arguments\": {\"qom-type\": "
+                              "\"tls-creds-x509\", \"id\": \"tls0\", \"dir\": \"%s/server\", "
+                              "\"endpoint\": \"server\", \"verify-peer\": true}}", certs);
+    r = qmp_ok(c, add_obj);
+    g_clear_pointer(&r, qobject_free);
+    r = qmp_ok(c, "{\"execute\": \"object-add\", \"arguments\": {\"qom-type\": "
+               "\"authz-simple\", \"id\": \"auth0\", \"identity\": "
+               "\"CN=client,O=vccid test,C=GB\"}}");
+    add_chr = g_strdup_printf(
+        "{\"execute\": \"chardev-add\", \"arguments\": {\"id\": \"t\", \"backend\": "
+        "{\"type\": \"socket\", \"data\": {\"addr\": {\"type\": \"inet\", \"data\": "
+        "{\"host\": \"127.0.0.1\", \"port\": \"%u\"}}, \"server\": true, \"wait\": false, "
+        "\"tls-creds\": \"tls0\", \"tls-authz\": \"auth0\"}}}}", qtest_free_tcp_port());
+    g_clear_pointer(&r, qobject_free);
+    r = qmp_ok(c, add_chr);
+    qmp_err(c, "{\"execute\": \"object-del\", \"arguments\": {\"id\": \"tls0\"}}",
+            "GenericError", "object 'tls0' is in use, can not be deleted");
+    qmp_err(c, "{\"execute\": \"object-del\", \"arguments\": {\"id\": \"auth0\"}}",
+            "GenericError", "is in use");
+    g_clear_pointer(&r, qobject_free);
+    r = qmp_ok(c, "{\"execute\": \"chardev-remove\", \"arguments\": {\"id\": \"t\"}}");
+    g_clear_pointer(&r, qobject_free);
+    r = qmp_ok(c, "{\"execute\": \"object-del\", \"arguments\": {\"id\": \"auth0\"}}");
+    g_clear_pointer(&r, qobject_free);
+    r = qmp_ok(c, "{\"execute\": \"object-del\", \"arguments\": {\"id\": \"tls0\"}}");
+    vccid_stop(v);
+}
+
 static void test_qom(void)
 {
     g_autoptr(QmpClient) c = NULL;
@@ -957,6 +1010,7 @@ int main(int argc, char **argv)
     g_test_add_func("/qmp/device/reader-del", test_reader_del);
     g_test_add_func("/qmp/chardev", test_chardev);
     g_test_add_func("/qmp/object", test_object);
+    g_test_add_func("/qmp/tls-objects", test_tls_objects);
     g_test_add_func("/qmp/qom", test_qom);
     g_test_add_func("/qmp/exports", test_exports);
     g_test_add_func("/qmp/several-monitors", test_several_monitors);
