@@ -718,6 +718,67 @@ def run_qmp_card_events(wd, args, report, checks=QMP_CARD_CHECKS):
     return run
 
 
+QMP_HOTPLUG_CHECKS = 'enumerate pcscd atr sweep opensc sign pcscd_log kernel_log'
+
+
+def run_qmp_reader_hotplug(wd, args, report, checks=QMP_HOTPLUG_CHECKS):
+    """Nothing on vccid's command line but a monitor: the reader, its card,
+    a chardev and the export are added over vccid's QMP; once the guest has
+    booted, QEMU hot-plugs usb-redir over its own QMP (chardev-add,
+    device_add), and the guest uses the reader as if it had always been
+    there."""
+    _, bus = guestrun.usb_controller_args(args.usb)
+    tag = '%s-%s' % (args.scenario, args.usb)
+    tmp = tempfile.mkdtemp(prefix='vccid-sock-')
+    sock = os.path.join(tmp, 'redir.sock')
+    qmp_sock = os.path.join(tmp, 'qmp.sock')
+    qemu_qmp = os.path.join(tmp, 'qemu-qmp.sock')
+    vccid = Vccid(args.vccid, ['-qmp', 'unix:%s,server=on,wait=off' % qmp_sock]
+                  + args.vccid_arg, wd.log(tag + '.vccid.log')).start()
+    report.add('vccid_monitor', vccid.wait_for_socket(qmp_sock), qmp_sock)
+    qmp = VccidQMP(qmp_sock)
+    card_props = dict(kv.split('=', 1) for kv in card_args(wd).split(',')[1:])
+    steps = [
+        ('device_add', dict(driver='usb-ccid', id='ccid')),
+        ('device_add', dict(driver='ccid-card-emulated', id='card', **card_props)),
+        ('chardev-add', {'id': 'redir', 'backend': {'type': 'socket', 'data': {
+            'addr': {'type': 'unix', 'data': {'path': sock}},
+            'server': True, 'wait': False}}}),
+        ('vccid-export-add', dict(type='usbredir', id='e0', chardev='redir', device='ccid')),
+    ]
+    for name, arguments in steps:
+        reply = qmp.command(name, **arguments)
+        report.add('vccid_' + name.replace('-', '_') + '_' + arguments.get('id', ''),
+                   'return' in reply, str(reply))
+    hotplug = {}
+
+    def host_action(line):
+        if 'GUEST-BOOTED' not in line or hotplug:
+            return
+        q = VccidQMP(qemu_qmp)
+        hotplug['chardev-add'] = q.command('chardev-add', id='r', backend={
+            'type': 'socket', 'data': {'addr': {'type': 'unix', 'data': {'path': sock}},
+                                       'server': False}})
+        hotplug['device_add'] = q.command('device_add', driver='usb-redir', chardev='r',
+                                          id='redir0', bus=bus)
+        q.close()
+
+    guest = make_guest(wd, args, checks, [], tag + '.console.log', on_line=host_action)
+    guest.qmp_path = qemu_qmp
+    run = guest.boot()
+    report.add_guest(run)
+    for name in ('chardev-add', 'device_add'):
+        reply = hotplug.get(name)
+        report.add('qemu_' + name.replace('-', '_'), reply is not None and 'return' in reply,
+                   str(reply))
+    exports = qmp.command('query-vccid-exports')
+    report.add('export_listed', 'return' in exports and len(exports['return']) == 1,
+               str(exports))
+    qmp.close()
+    finish_vccid(vccid, report)
+    return run
+
+
 RESET_CHECKS = ('enumerate pcscd atr sweep system_reset lsusb opensc sign '
                 'pcscd_log kernel_log')
 
@@ -787,6 +848,7 @@ SCENARIOS = {
     'system-reset': run_system_reset,
     'passthru': run_passthru,
     'qmp-card-events': run_qmp_card_events,
+    'qmp-reader-hotplug': run_qmp_reader_hotplug,
     'reference-passthru': run_passthru,
     'bench-reference': run_bench,
     'bench-vccid': run_bench,
