@@ -670,8 +670,9 @@ static void test_tls_objects(void)
     g_autoptr(QObject) r = NULL;
     g_autoptr(GError) err = NULL;
     int status;
+    g_autofree char *certtool = g_find_program_in_path("certtool");
 
-    if (!g_find_program_in_path("certtool")) {
+    if (!certtool) {
         g_test_skip("certtool (gnutls-bin) is not installed");
         vccid_stop(v);
         return;
