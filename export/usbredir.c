@@ -875,6 +875,12 @@ static void redir_export_free(UsbredirExport *e)
     }
     redir_session_end(e);
     chr_fe_release(e->chr);
+    /*
+     * Then the connection goes too: its usbredir session cannot serve
+     * another device (the host's hello is not sent twice), and a host that
+     * reconnects gets a fresh one from the next export on this chardev.
+     */
+    chr_fe_disconnect(e->chr);
     g_hash_table_unref(e->pending);
     g_byte_array_unref(e->inbuf);
     g_free(e->id);

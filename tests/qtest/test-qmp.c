@@ -809,8 +809,28 @@ static void test_exports(void)
 
     qmp_err(c, "{\"execute\": \"vccid-export-del\", \"arguments\": {\"id\": \"nope\"}}",
             "GenericError", "Export 'nope' is not found");
+    /* Deleted under a host: the device leaves (device_disconnect), then the connection. */
+    h = urh_connect(path, QMP_TIMEOUT_MS, &err);
+    g_assert_no_error(err);
+    g_assert_true(urh_wait_device(h, QMP_TIMEOUT_MS) || urh_device_connected(h));
     g_clear_pointer(&r, qobject_free);
     r = qmp_ok(c, "{\"execute\": \"vccid-export-del\", \"arguments\": {\"id\": \"e1\"}}");
+    for (int i = 0; i < 100 && urh_peer_alive(h); i++) {
+        urh_iterate(h, 100);
+    }
+    g_assert_cmpuint(urh_device_disconnect_count(h), ==, 1);
+    g_assert_false(urh_peer_alive(h));
+    urh_free(h);
+    /* The chardev serves the next export and its host afresh. */
+    g_clear_pointer(&r, qobject_free);
+    r = qmp_ok(c, "{\"execute\": \"vccid-export-add\", \"arguments\": {\"type\": \"usbredir\", "
+               "\"id\": \"e2\", \"chardev\": \"e1c\", \"device\": \"r1\"}}");
+    h = urh_connect(path, QMP_TIMEOUT_MS, &err);
+    g_assert_no_error(err);
+    g_assert_true(urh_wait_device(h, QMP_TIMEOUT_MS) || urh_device_connected(h));
+    urh_free(h);
+    g_clear_pointer(&r, qobject_free);
+    r = qmp_ok(c, "{\"execute\": \"vccid-export-del\", \"arguments\": {\"id\": \"e2\"}}");
     g_clear_pointer(&list, qobject_free);
     list = qmp_ok(c, "{\"execute\": \"query-vccid-exports\"}");
     g_assert_cmpuint(list->items->len, ==, 1);
