@@ -779,6 +779,97 @@ def run_qmp_reader_hotplug(wd, args, report, checks=QMP_HOTPLUG_CHECKS):
     return run
 
 
+# The guest side of qmp-reader-del (busybox sh, the image's tools).
+READER_DEL_SCRIPT = rb"""#!/bin/sh
+. /scenario/env
+fails=0
+result() { [ "$2" = pass ] || fails=$((fails + 1)); echo "RESULT $1=$2 $3"; }
+wait_for() {
+    n=$(($1 * 5)); shift
+    while [ $n -gt 0 ]; do "$@" > /dev/null 2>&1 && return 0; sleep 0.2; n=$((n - 1)); done
+    return 1
+}
+readers_on_bus() { grep -ls "$EXPECT_VID" /sys/bus/usb/devices/*/idVendor | wc -l; }
+two_readers() { [ "$(readers_on_bus)" -eq 2 ]; }
+one_reader() { [ "$(readers_on_bus)" -eq 1 ]; }
+pcscd_up() {
+    pcscd --foreground > /tmp/pcscd.log 2>&1 &
+    PCSCD=$!
+    wait_for 10 test -S /run/pcscd/pcscd.comm
+}
+card_answers() { apdu-bench atr > /tmp/atr.txt 2>&1 && grep -q "^ATR $EXPECT_ATR" /tmp/atr.txt; }
+if wait_for 30 two_readers; then result two_readers pass "both on the bus"
+else result two_readers fail "$(readers_on_bus) reader(s)"; fi
+sleep 1
+pcscd_up
+apdu-bench list -w 20 > /tmp/list1.txt 2>&1
+if wait_for 20 card_answers; then result in_use pass "the card answers: $(grep "^ATR" /tmp/atr.txt)"
+else result in_use fail "$(tr '\n' ' ' < /tmp/atr.txt)"; fi
+# The card's reader is deleted while pcscd holds it.
+echo "HOST-ACTION reader-del"
+if wait_for 10 one_reader; then result reader_left pass "the kernel saw it disconnect"
+else result reader_left fail "$(readers_on_bus) reader(s) still on the bus"; fi
+dmesg | grep -i 'USB disconnect' | tail -n 2 | sed 's/^/DMESG /'
+# Without udevd, pcscd only sees readers at start: a new one lists what is left.
+kill $PCSCD; wait $PCSCD 2>/dev/null
+pcscd_up
+apdu-bench list -w 20 > /tmp/list2.txt 2>&1
+n=$(grep -c '^READER' /tmp/list2.txt)
+if [ "$n" -eq 1 ]; then result other_reader_serves pass "$(grep '^READER' /tmp/list2.txt)"
+else result other_reader_serves fail "$n readers: $(tr '\n' ' ' < /tmp/list2.txt)"; fi
+exit $fails
+"""
+
+
+def run_qmp_reader_del(wd, args, report):
+    """Two readers exported to one guest; the one with the card is deleted
+    over QMP (device_del) while pcscd uses it: the guest sees it disconnect,
+    vccid keeps serving the other, which a new pcscd still lists."""
+    _, bus = guestrun.usb_controller_args(args.usb)
+    tag = '%s-%s' % (args.scenario, args.usb)
+    tmp = tempfile.mkdtemp(prefix='vccid-sock-')
+    socks = [os.path.join(tmp, 'redir%d.sock' % i) for i in (1, 2)]
+    qmp_sock = os.path.join(tmp, 'qmp.sock')
+    vccid = Vccid(args.vccid, [
+        '-qmp', 'unix:%s,server=on,wait=off' % qmp_sock,
+        '-chardev', 'socket,id=redir1,path=%s,server=on,wait=off' % socks[0],
+        '-chardev', 'socket,id=redir2,path=%s,server=on,wait=off' % socks[1],
+        '-device', 'usb-ccid,id=ccid', '-device', card_args(wd) + ',id=card',
+        '-device', 'usb-ccid,id=ccid2',
+        '-export', 'usbredir,id=e1,chardev=redir1,device=ccid',
+        '-export', 'usbredir,id=e2,chardev=redir2,device=ccid2'] + args.vccid_arg,
+        wd.log(tag + '.vccid.log')).start()
+    up = all(vccid.wait_for_socket(s) for s in socks)
+    report.add('vccid_listening', up, ' '.join(socks))
+    if not up:
+        finish_vccid(vccid, report)
+        return None
+    qmp = VccidQMP(qmp_sock)
+    replies = {}
+
+    def host_action(line):
+        if 'HOST-ACTION reader-del' in line:
+            replies['device_del'] = qmp.command('device_del', id='ccid')
+
+    qemu_args = ['-chardev', 'socket,id=r1,path=' + socks[0],
+                 '-device', 'usb-redir,chardev=r1,bus=' + bus,
+                 '-chardev', 'socket,id=r2,path=' + socks[1],
+                 '-device', 'usb-redir,chardev=r2,bus=' + bus]
+    guest = guestrun.Guest(wd.image, READER_DEL_SCRIPT, {}, guest_env(''), args.usb,
+                           qemu_args, args.timeout, wd.log(tag + '.console.log'),
+                           on_line=host_action)
+    run = guest.boot()
+    report.add_guest(run)
+    reply = replies.get('device_del')
+    report.add('qmp_device_del', reply is not None and 'return' in reply, str(reply))
+    readers = qmp.command('query-vccid-readers')
+    ids = [r['id'] for r in readers.get('return', [])]
+    report.add('vccid_serves_ccid2', ids == ['ccid2'], 'readers %s' % ids)
+    qmp.close()
+    finish_vccid(vccid, report)
+    return run
+
+
 RESET_CHECKS = ('enumerate pcscd atr sweep system_reset lsusb opensc sign '
                 'pcscd_log kernel_log')
 
@@ -849,6 +940,7 @@ SCENARIOS = {
     'passthru': run_passthru,
     'qmp-card-events': run_qmp_card_events,
     'qmp-reader-hotplug': run_qmp_reader_hotplug,
+    'qmp-reader-del': run_qmp_reader_del,
     'reference-passthru': run_passthru,
     'bench-reference': run_bench,
     'bench-vccid': run_bench,
