@@ -10,6 +10,9 @@
 #   BENCH_TCP=0            1: also vccid with usbredir over loopback TCP
 #   BENCH_PASSTHRU=1       also the passthru card (vscclient over loopback
 #                          TCP) in QEMU's ccid-card-passthru and in vccid's
+#   BENCH_TLS=0            1: also vccid's passthru card with vscclient over
+#                          TLS (client certificates, tls-authz), for the
+#                          ratio TLS/plain
 #   BENCH_TRACE=DIR        vccid with the emulated card writes the trace
 #                          points of bench/trace-latency.py to
 #                          DIR/vccid-USB-RUN.trace; the time spent inside
@@ -52,8 +55,8 @@ run() {  # run SCENARIO USB [OPTION...]
     else
         echo "run-bench: $scenario on $usb produced no figures:" >&2
         echo "$out" | grep -E '^[a-z_.]+: +(fail|XFAIL)|error=' | head -n 10 >&2
-        tcp=; [ "${1:-}" = --tcp ] && tcp=-tcp
-        echo "BENCH setup=${scenario#bench-}$tcp usb=$usb failed=1" >> "$results"
+        opt=; [ -n "${1:-}" ] && opt=-${1#--}
+        echo "BENCH setup=${scenario#bench-}$opt usb=$usb failed=1" >> "$results"
     fi
 }
 
@@ -71,6 +74,7 @@ while [ $i -lt "${BENCH_REPEAT:-3}" ]; do
         if [ "${BENCH_PASSTHRU:-1}" = 1 ]; then
             run bench-reference-passthru "$usb"
             run bench-passthru "$usb"
+            [ "${BENCH_TLS:-0}" = 1 ] && run bench-passthru "$usb" --tls
         fi
     done
     i=$((i + 1))
@@ -132,6 +136,12 @@ for usb in sorted({u for _, u in rows}):
             if key in q and key in v and float(q[key]) > 0:
                 parts.append('%s %.2f' % (label, float(v[key]) / float(q[key])))
         print('ratio vccid/QEMU, %s on %s: %s' % (card, usb, ', '.join(parts)))
+    plain, tls = rows.get(('passthru', usb)), rows.get(('passthru-tls', usb))
+    if plain and tls and 'failed' not in plain and 'failed' not in tls:
+        print('ratio TLS/plain, vccid passthru card on %s: %s' % (usb, ', '.join(
+            '%s %.2f' % (label, float(tls[key]) / float(plain[key]))
+            for key, label, _ in FIGURES
+            if key in plain and key in tls and float(plain[key]) > 0)))
 print('(APDU/s: higher is better; times: lower is better)')
 EOF
 

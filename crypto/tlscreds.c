@@ -59,11 +59,17 @@ static bool creds_load_trust(QCryptoTLSCreds *creds, const char *dir, GError **e
         return false;
     }
     if (crl) {
+        /*
+         * Only a CRL the CA signed (with its cRLSign usage) is taken, and
+         * GnuTLS skips any other without an error: a revocation list that
+         * silently does not apply is worse than none, so say so.
+         */
         rc = gnutls_x509_trust_list_add_trust_file(creds->trust, NULL, crl, GNUTLS_X509_FMT_PEM,
                                                    GNUTLS_TL_VERIFY_CRL, 0);
-        if (rc < 0) {
+        if (rc <= 0) {
             g_set_error(errp, VCCID_ERROR, 0, "Unable to load CA revocation list %s: %s", crl,
-                        gnutls_strerror(rc));
+                        rc < 0 ? gnutls_strerror(rc)
+                               : "no revocation list in it that ca-cert.pem signed");
             return false;
         }
     }

@@ -7,9 +7,13 @@ set -eu
 build_pkgs="gcc meson ninja-build pkg-config python3 libglib2.0-dev libcacard-dev libnss3-dev
 libnss3-tools libusbredirparser-dev systemtap-sdt-dev libgnutls28-dev glib-networking"
 # clang + its runtime for the fuzzers; QEMU to boot test guests; python3 for
-# the guest runner; certtool makes the TLS tests' certificates; the guest's own
-# packages are fetched by tests/guest.
-test_pkgs="clang libclang-rt-14-dev qemu-system-x86 python3 cpio busybox-static gnutls-bin"
+# the guest runner; certtool makes the TLS tests' certificates; openssl checks
+# the PIV card's signatures and decryptions (tests/qtest/test-piv.c); softhsm2
+# is the PKCS#11 token the nss-emulated and vscclient tests lend
+# (tests/softhsm/make-token.sh); the guest's own packages are fetched by
+# tests/guest.
+test_pkgs="clang libclang-rt-14-dev qemu-system-x86 python3 cpio busybox-static gnutls-bin
+openssl softhsm2"
 
 pkgs=$build_pkgs
 [ "${1:-}" = "--test" ] && pkgs="$pkgs $test_pkgs"

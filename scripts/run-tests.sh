@@ -67,6 +67,12 @@ if [ -x build-asan/system/vccid ] && command -v qemu-system-x86_64 >/dev/null; t
     guest_asan listen-xhci vccid-listen --usb xhci
     guest_asan passthru-xhci --vscclient "$top/build-asan/contrib/vscclient/vscclient" \
         passthru --usb xhci
+    # The PIV applet parses every APDU the guest's OpenSC and yubico-piv-tool send.
+    guest_asan piv-xhci piv --usb xhci
+    # A SoftHSM2 token: in the emulated card, and lent by vscclient.
+    guest_asan token-xhci token --usb xhci
+    guest_asan token-passthru-xhci --vscclient "$top/build-asan/contrib/vscclient/vscclient" \
+        token-passthru --usb xhci
 fi
 CC=clang setup build-fuzz -Dfuzzing=true -Dsanitize=true -Dguest_tests=disabled &&
     run build-fuzz --suite fuzz

@@ -24,6 +24,8 @@
 #include <libcacard.h>
 #include <nss.h>
 #include <cert.h>
+#include <pk11pub.h>
+#include <secmod.h>
 
 #include "crypto/tlscreds.h"
 #include "proto/vscard.h"
@@ -69,6 +71,10 @@ typedef struct Client {
     GQueue deferred;           /* VEvent *: wait for the host's Init or a reader id */
     GQueue answers;            /* PendingAnswer, cast to pointers */
     VReader *pending_reader;   /* ReaderAdd sent, id not known yet */
+    /* Lending NSS tokens (no -c, no -e): which of libcacard's readers we lend. */
+    bool filter_readers;
+    bool slots_removable;      /* --slots=removable */
+    char *token_slot_name;     /* --token: the slot of that token */
     vreader_id_t default_reader_id;
     uint8_t *response;         /* one APDU answer, the largest the protocol allows */
 } Client;
@@ -254,6 +260,61 @@ static void send_card_insert(Client *c, VReader *reader, vreader_id_t id)
     send_request(c, VSC_ATR, id, atr, atr_len);
 }
 
+/* Would libcacard mirror this slot at start-up, under --slots? */
+static bool slot_eligible(const Client *c, PK11SlotInfo *slot)
+{
+    return PK11_IsRemovable(slot) && (c->slots_removable || PK11_IsHW(slot));
+}
+
+/* The slot libcacard named a reader after (PK11_GetSlotName), outside NSS's own module. */
+static PK11SlotInfo *find_slot(const char *name)
+{
+    SECMODListLock *lock = SECMOD_GetDefaultModuleListLock();
+    PK11SlotInfo *found = NULL;
+
+    SECMOD_GetReadLock(lock);
+    for (SECMODModuleList *m = SECMOD_GetDefaultModuleList(); m && !found; m = m->next) {
+        if (!m->module || m->module == SECMOD_GetInternalModule()) {
+            continue;
+        }
+        for (int i = 0; i < m->module->slotCount; i++) {
+            PK11SlotInfo *slot = m->module->slots[i];
+
+            if (slot && strcmp(PK11_GetSlotName(slot), name) == 0) {
+                found = PK11_ReferenceSlot(slot);
+                break;
+            }
+        }
+    }
+    SECMOD_ReleaseReadLock(lock);
+    return found;
+}
+
+/*
+ * Is this reader one we lend? libcacard's event thread makes a reader for
+ * any slot that has an event, whatever use_hw says: apply --slots again, and
+ * --token keeps only the slot of that token.
+ */
+static bool reader_lent(const Client *c, VReader *reader)
+{
+    const char *name = vreader_get_name(reader);
+    PK11SlotInfo *slot;
+    bool lent;
+
+    if (!c->filter_readers) {
+        return true;
+    }
+    if (c->token_slot_name) {
+        return strcmp(name, c->token_slot_name) == 0;
+    }
+    slot = find_slot(name);
+    lent = slot && slot_eligible(c, slot);
+    if (slot) {
+        PK11_FreeSlot(slot);
+    }
+    return lent;
+}
+
 /*
  * Forward one libcacard event. Until the host has sent its Init, and while a
  * ReaderAdd waits for its reader id, events queue up in order.
@@ -271,6 +332,11 @@ static void process_event(Client *c, VEvent *ev)
     case VEVENT_READER_INSERT: {
         const char *name = vreader_get_name(ev->reader);
 
+        if (!reader_lent(c, ev->reader)) {
+            /* Its id stays undefined: its card events are not sent either. */
+            trace_vscard_reader_skipped(name);
+            break;
+        }
         trace_vscard_reader_add(name);
         c->pending_reader = vreader_reference(ev->reader);
         send_request(c, VSC_ReaderAdd, VSCARD_UNDEFINED_READER_ID, name, strlen(name));
@@ -795,18 +861,33 @@ static gboolean on_stdin(GIOChannel *ch, GIOCondition cond, gpointer opaque)
 
 /* --- Start-up ----------------------------------------------------------------- */
 
+/* Long options without a short form. */
+enum {
+    OPT_DB = 256,
+    OPT_SLOTS,
+    OPT_TOKEN,
+    OPT_TLS_CREDS,
+    OPT_TLS_HOSTNAME,
+};
+
 static void usage(FILE *f)
 {
     fprintf(f,
-        "Usage: vscclient [-c CERTNAME]... [-e \"EMULATOR OPTIONS\"] [-d LEVEL] [-T TRACE]...\n"
+        "Usage: vscclient [-c CERTNAME]... [--db DB] [--slots WHICH] [--token LABEL]\n"
+        "                 [-e \"EMULATOR OPTIONS\"] [-d LEVEL] [-T TRACE]...\n"
         "                 [--reconnect] [--tls-creds DIR [--tls-hostname NAME]] HOST PORT\n"
         "Lend this machine's smart cards to a remote ccid-card-passthru over VSCard.\n"
         "\n"
         "  -c, --cert CERTNAME   add a certificate to a software card (repeat for each,\n"
         "                        usually three); the database is /etc/pki/nssdb unless\n"
-        "                        -e gives db=\"sql:DIR\"\n"
-        "  -e, --emulator OPTS   libcacard emulator options, e.g.\n"
-        "                        'db=\"sql:DIR\" use_hw=no soft=(,Test,CAC,,c1,c2,c3)'\n"
+        "                        --db gives another\n"
+        "      --db DB           the NSS database, e.g. sql:DIR (default /etc/pki/nssdb)\n"
+        "      --slots WHICH     which NSS slots to lend as readers (without -c):\n"
+        "                        removable-hw (default: removable hardware slots) or\n"
+        "                        removable (software tokens such as SoftHSM2 too)\n"
+        "      --token LABEL     lend only the reader of the token labelled LABEL\n"
+        "  -e, --emulator OPTS   raw libcacard emulator options instead of the four\n"
+        "                        above, e.g. 'db=\"sql:DIR\" use_hw=no soft=(,Test,CAC,,c1,c2,c3)'\n"
         "  -d, --debug LEVEL     1: connection and card events, 2: messages, 3: APDU bytes\n"
         "                        (shorthands for the trace points below)\n"
         "  -T, --trace [enable=]PATTERN[,events=FILE][,file=FILE]\n"
@@ -819,7 +900,8 @@ static void usage(FILE *f)
         "      --tls-hostname NAME  the name the host's certificate must carry\n"
         "                        (default: HOST)\n"
         "  -h, --help            this text\n"
-        "With neither -c nor -e, the real readers and cards NSS knows are used.\n"
+        "Without -c or -e, the tokens of the NSS database are lent (PKCS#11 modules\n"
+        "registered with modutil), in readers named after their slots.\n"
         "HOST may be a name, an IPv4 address or an IPv6 address.\n"
         "Commands on standard input: list, insert [ID], remove [ID], select ID,\n"
         "debug [LEVEL], exit.\n");
@@ -877,6 +959,31 @@ static bool check_card_sources(const char *opts, GPtrArray *certs, GError **errp
     return true;
 }
 
+/* --token: the slot holding that token, which --slots must let libcacard mirror. */
+static bool find_token(Client *c, const char *label, GError **errp)
+{
+    PK11SlotInfo *slot = PK11_FindSlotByName(label);
+    bool ok;
+
+    if (!slot) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
+                    "--token %s: no token with that label in the NSS database", label);
+        return false;
+    }
+    ok = slot_eligible(c, slot);
+    if (ok) {
+        c->token_slot_name = g_strdup(PK11_GetSlotName(slot));
+    } else {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "--token %s: its slot '%s' is not a removable%s slot%s", label,
+                    PK11_GetSlotName(slot), c->slots_removable ? "" : " hardware",
+                    !c->slots_removable && PK11_IsRemovable(slot) ?
+                    " (--slots removable lends software tokens too)" : "");
+    }
+    PK11_FreeSlot(slot);
+    return ok;
+}
+
 static bool init_cards(const char *opts, GPtrArray *certs, GError **errp)
 {
     g_autofree char *dir = emulator_db_dir(opts);
@@ -912,8 +1019,11 @@ int main(int argc, char **argv)
         { "debug", required_argument, NULL, 'd' },
         { "trace", required_argument, NULL, 'T' },
         { "reconnect", no_argument, NULL, 'r' },
-        { "tls-creds", required_argument, NULL, 'C' },
-        { "tls-hostname", required_argument, NULL, 'H' },
+        { "tls-creds", required_argument, NULL, OPT_TLS_CREDS },
+        { "tls-hostname", required_argument, NULL, OPT_TLS_HOSTNAME },
+        { "db", required_argument, NULL, OPT_DB },
+        { "slots", required_argument, NULL, OPT_SLOTS },
+        { "token", required_argument, NULL, OPT_TOKEN },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -922,6 +1032,9 @@ int main(int argc, char **argv)
     g_autofree char *opts = NULL;
     const char *emul = NULL;
     const char *tls_dir = NULL;
+    const char *db = NULL;
+    const char *slots = NULL;
+    const char *token = NULL;
     Client c = { .default_reader_id = VSCARD_MINIMAL_READER_ID };
     GIOChannel *in;
     int opt;
@@ -952,11 +1065,20 @@ int main(int argc, char **argv)
         case 'r':
             c.reconnect = true;
             break;
-        case 'C':
+        case OPT_TLS_CREDS:
             tls_dir = optarg;
             break;
-        case 'H':
+        case OPT_TLS_HOSTNAME:
             c.tls_hostname = optarg;
+            break;
+        case OPT_DB:
+            db = optarg;
+            break;
+        case OPT_SLOTS:
+            slots = optarg;
+            break;
+        case OPT_TOKEN:
+            token = optarg;
             break;
         case 'h':
             usage(stdout);
@@ -989,10 +1111,42 @@ int main(int argc, char **argv)
         }
     }
 
-    opts = build_emulator_options(emul, certs);
-    if (!init_cards(opts, certs, &err)) {
+    if (emul && (db || slots || token)) {
+        fprintf(stderr, "vscclient: -e is raw libcacard options: give the database and "
+                "slots there, or use --db/--slots/--token without -e\n");
+        return 2;
+    }
+    if (certs->len && (slots || token)) {
+        fprintf(stderr, "vscclient: --slots and --token choose NSS tokens; -c makes a "
+                "software card\n");
+        return 2;
+    }
+    if (slots && strcmp(slots, "removable") != 0 && strcmp(slots, "removable-hw") != 0) {
+        fprintf(stderr, "vscclient: --slots %s: expected removable-hw or removable\n", slots);
+        return 2;
+    }
+    if (db && strchr(db, '"')) {
+        fprintf(stderr, "vscclient: --db %s: no quotes in a database name\n", db);
+        return 2;
+    }
+    c.filter_readers = !emul && certs->len == 0;
+    c.slots_removable = slots && strcmp(slots, "removable") == 0;
+    if (!emul && (db || c.slots_removable)) {
+        g_autofree char *db_opt = g_strdup_printf("db=\"%s\"", db ? db : "/etc/pki/nssdb");
+
+        opts = certs->len ? build_emulator_options(db_opt, certs) :
+               g_strdup_printf("%s use_hw=%s", db_opt, c.slots_removable ? "removable" : "yes");
+    } else {
+        opts = build_emulator_options(emul, certs);
+    }
+    if (!init_cards(opts, certs, &err) || (token && !find_token(&c, token, &err))) {
         fprintf(stderr, "vscclient: %s\n", err->message);
-        return 1;
+        /*
+         * libcacard's token pollers cannot be stopped; library destructors
+         * (SoftHSM2's) must not run under them, as at the normal exit below.
+         */
+        fflush(NULL);
+        _exit(1);
     }
 
     c.loop = g_main_loop_new(NULL, FALSE);

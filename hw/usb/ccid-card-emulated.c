@@ -16,6 +16,9 @@
 #include <glib-unix.h>
 #include <keyhi.h>
 #include <pk11pub.h>
+#include <secmod.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -28,6 +31,13 @@
 #define BACKEND_NSS_EMULATED "nss-emulated"
 #define BACKEND_CERTIFICATES "certificates"
 #define DEFAULT_CERT_DB "/etc/pki/nssdb"
+/*
+ * Which NSS slots backend=nss-emulated mirrors. libcacard only looks at
+ * removable slots; QEMU (use_hw=yes) also wants PK11_IsHW, which software
+ * tokens such as SoftHSM2 never claim.
+ */
+#define SLOTS_REMOVABLE_HW "removable-hw"
+#define SLOTS_REMOVABLE "removable"
 
 typedef enum EmulMsgType {
     EMUL_MSG_CARD_INSERT,
@@ -58,7 +68,12 @@ typedef struct EmulatedState {
     char *cert1;
     char *cert2;
     char *cert3;
+    char *slots;
+    char *token;
     uint8_t debug;
+
+    /* NSS slot name of token=, which libcacard gives its reader */
+    char *token_slot_name;
 
     VReader *reader;         /* owned by the event thread until it quits */
     uint8_t atr[ISO7816_MAX_ATR];
@@ -160,15 +175,82 @@ static void emul_card_inserted(EmulatedState *s, VReader *reader)
     emul_post(s, EMUL_MSG_CARD_INSERT, atr, MIN((uint32_t)atr_len, ISO7816_MAX_ATR));
 }
 
+static bool emul_slots_removable(EmulatedState *s)
+{
+    return strcmp(s->slots, SLOTS_REMOVABLE) == 0;
+}
+
+/* Would libcacard mirror this slot at start-up, with our slots= rule? */
+static bool emul_slot_eligible(EmulatedState *s, PK11SlotInfo *slot)
+{
+    return PK11_IsRemovable(slot) && (emul_slots_removable(s) || PK11_IsHW(slot));
+}
+
+/*
+ * The NSS slot called name, in a module other than NSS's own. libcacard
+ * names its readers after PK11_GetSlotName().
+ */
+static PK11SlotInfo *emul_find_slot(const char *name)
+{
+    SECMODListLock *lock = SECMOD_GetDefaultModuleListLock();
+    PK11SlotInfo *found = NULL;
+
+    SECMOD_GetReadLock(lock);
+    for (SECMODModuleList *m = SECMOD_GetDefaultModuleList(); m && !found; m = m->next) {
+        if (!m->module || m->module == SECMOD_GetInternalModule()) {
+            continue;
+        }
+        for (int i = 0; i < m->module->slotCount; i++) {
+            PK11SlotInfo *slot = m->module->slots[i];
+
+            if (slot && strcmp(PK11_GetSlotName(slot), name) == 0) {
+                found = PK11_ReferenceSlot(slot);
+                break;
+            }
+        }
+    }
+    SECMOD_ReleaseReadLock(lock);
+    return found;
+}
+
+/*
+ * Is the reader libcacard announces one that may become ours? The soft card
+ * of backend=certificates always is. For NSS tokens, libcacard's event thread
+ * makes a reader for any slot that has an event, whatever use_hw says (a
+ * SoftHSM2 slot under use_hw=yes gets a reader that never gets a card):
+ * apply slots= here again, and token= picks one slot by its token's label.
+ */
+static bool emul_reader_wanted(EmulatedState *s, VReader *reader)
+{
+    const char *name = vreader_get_name(reader);
+    PK11SlotInfo *slot;
+    bool wanted;
+
+    if (strcmp(s->backend, BACKEND_CERTIFICATES) == 0) {
+        return true;
+    }
+    if (s->token_slot_name) {
+        return strcmp(name, s->token_slot_name) == 0;
+    }
+    slot = emul_find_slot(name);
+    wanted = slot && emul_slot_eligible(s, slot);
+    if (slot) {
+        PK11_FreeSlot(slot);
+    }
+    return wanted;
+}
+
 /* Returns false when asked to quit. */
 static bool emul_handle_event(EmulatedState *s, VEvent *ev)
 {
     switch (ev->type) {
     case VEVENT_READER_INSERT:
-        /* The first reader libcacard announces is ours. */
-        if (!g_atomic_pointer_get(&s->reader)) {
+        /* The first reader libcacard announces that slots= and token= accept is ours. */
+        if (!g_atomic_pointer_get(&s->reader) && emul_reader_wanted(s, ev->reader)) {
             g_atomic_pointer_set(&s->reader, vreader_reference(ev->reader));
             g_message("ccid-card-emulated: using reader '%s'", vreader_get_name(ev->reader));
+        } else {
+            trace_ccid_card_emulated_reader_ignored(DEVICE(s)->id, vreader_get_name(ev->reader));
         }
         return true;
     case VEVENT_LAST:
@@ -304,7 +386,24 @@ static char *emul_build_options(EmulatedState *s, GError **errp)
                 return NULL;
             }
         }
-        return g_strdup_printf("db=\"%s\" use_hw=yes", db);
+        if (strcmp(s->slots, SLOTS_REMOVABLE_HW) != 0 && !emul_slots_removable(s)) {
+            g_set_error(errp, VCCID_ERROR, 0,
+                        "Property '%s.slots' doesn't take value '%s' (expects %s or %s)",
+                        TYPE_EMULATED_CCID, s->slots, SLOTS_REMOVABLE_HW, SLOTS_REMOVABLE);
+            return NULL;
+        }
+        if (s->token && !*s->token) {
+            g_set_error(errp, VCCID_ERROR, 0, "Property '%s.token' needs a token label",
+                        TYPE_EMULATED_CCID);
+            return NULL;
+        }
+        return g_strdup_printf("db=\"%s\" use_hw=%s", db,
+                               emul_slots_removable(s) ? "removable" : "yes");
+    }
+    if (s->token || strcmp(s->slots, SLOTS_REMOVABLE_HW) != 0) {
+        g_set_error(errp, VCCID_ERROR, 0, "Property '%s.%s' is for backend=%s only",
+                    TYPE_EMULATED_CCID, s->token ? "token" : "slots", BACKEND_NSS_EMULATED);
+        return NULL;
     }
     if (strcmp(s->backend, BACKEND_CERTIFICATES) != 0) {
         g_set_error(errp, VCCID_ERROR, 0,
@@ -357,6 +456,90 @@ static bool emul_check_certificates(EmulatedState *s, GError **errp)
     return true;
 }
 
+/*
+ * token=LABEL: the slot that holds the token (PK11_FindSlotByName matches
+ * token labels), which must be one that slots= lets libcacard mirror.
+ */
+static bool emul_find_token(EmulatedState *s, GError **errp)
+{
+    PK11SlotInfo *slot = PK11_FindSlotByName(s->token);
+    bool ok;
+
+    if (!slot) {
+        g_set_error(errp, VCCID_ERROR, 0, "Property '%s.token': no token labelled '%s' in %s "
+                    "(list them with: modutil -list -dbdir %s)", TYPE_EMULATED_CCID, s->token,
+                    s->db ? s->db : DEFAULT_CERT_DB, s->db ? s->db : DEFAULT_CERT_DB);
+        return false;
+    }
+    ok = emul_slot_eligible(s, slot);
+    if (!ok) {
+        g_set_error(errp, VCCID_ERROR, 0, "Property '%s.token': token '%s' is in slot '%s', "
+                    "which is not a removable%s slot%s", TYPE_EMULATED_CCID, s->token,
+                    PK11_GetSlotName(slot), emul_slots_removable(s) ? "" : " hardware",
+                    emul_slots_removable(s) || !PK11_IsRemovable(slot) ? "" :
+                    " (slots=" SLOTS_REMOVABLE " takes software tokens too)");
+    } else {
+        s->token_slot_name = g_strdup(PK11_GetSlotName(slot));
+    }
+    PK11_FreeSlot(slot);
+    return ok;
+}
+
+/*
+ * libcacard polls every PKCS#11 module for token events on a thread of its
+ * own that nothing can stop (SECMOD_CancelWait only makes it poll again),
+ * and NSS offers no lock that keeps it out of the module. At exit the
+ * module's destructors (SoftHSM2's are C++ statics) would run under its
+ * feet, and the process crashes on its way out. So once those threads
+ * exist, the process ends at the exit handlers: stdio flushed, no library
+ * destructors (and no leak check of a sanitizer build).
+ */
+static void emul_exit_before_destructors(int status, void *opaque)
+{
+    fflush(NULL);
+    _exit(status);
+}
+
+/*
+ * With the default slots=, a software token (SoftHSM2) is left out and the
+ * reader stays empty, which looks like a fault: say which tokens were left
+ * out and how to take them.
+ */
+static void emul_hint_left_out_tokens(EmulatedState *s)
+{
+    SECMODListLock *lock = SECMOD_GetDefaultModuleListLock();
+    bool eligible = false;
+    GString *left_out = g_string_new(NULL);
+
+    SECMOD_GetReadLock(lock);
+    for (SECMODModuleList *m = SECMOD_GetDefaultModuleList(); m; m = m->next) {
+        if (!m->module || m->module == SECMOD_GetInternalModule()) {
+            continue;
+        }
+        for (int i = 0; i < m->module->slotCount; i++) {
+            PK11SlotInfo *slot = m->module->slots[i];
+
+            if (!slot || !PK11_IsRemovable(slot)) {
+                continue;
+            }
+            if (emul_slot_eligible(s, slot)) {
+                eligible = true;
+            } else if (PK11_IsPresent(slot) && *PK11_GetTokenName(slot)) {
+                g_string_append_printf(left_out, "%s'%s'", left_out->len ? ", " : "",
+                                       PK11_GetTokenName(slot));
+            }
+        }
+    }
+    SECMOD_ReleaseReadLock(lock);
+    if (!eligible && left_out->len) {
+        g_message("%s: no removable hardware slot; software token(s) %s left out "
+                  "(slots=%s takes them)", DEVICE(s)->id, left_out->str, SLOTS_REMOVABLE);
+    }
+    g_string_free(left_out, TRUE);
+}
+
+static bool emul_card_setup(EmulatedState *s, GError **errp);
+
 static bool emul_init_cacard(EmulatedState *s, GError **errp)
 {
     g_autofree char *args = emul_build_options(s, errp);
@@ -373,8 +556,8 @@ static bool emul_init_cacard(EmulatedState *s, GError **errp)
                         cacard_options, TYPE_EMULATED_CCID);
             return false;
         }
-        /* The same card again: libcacard's readers are still there, replayed below. */
-        return true;
+        /* The same card again: libcacard's readers are still there, replayed at realize. */
+        return emul_card_setup(s, errp);
     }
     opts = vcard_emul_options(args);
     if (!opts) {
@@ -391,7 +574,30 @@ static bool emul_init_cacard(EmulatedState *s, GError **errp)
     if (strcmp(s->backend, BACKEND_CERTIFICATES) == 0 && !emul_check_certificates(s, errp)) {
         return false;
     }
+    if (strcmp(s->backend, BACKEND_CERTIFICATES) != 0) {
+        /*
+         * Exit handlers run last registered first: after init, the modules are
+         * loaded and their destructors registered, so this runs before them.
+         * Even a realize that fails from here on exits through it.
+         */
+        on_exit(emul_exit_before_destructors, NULL);
+    }
     cacard_options = g_steal_pointer(&args);
+    return emul_card_setup(s, errp);
+}
+
+/* What each card (the first, or one added again) finds in libcacard's setup. */
+static bool emul_card_setup(EmulatedState *s, GError **errp)
+{
+    if (strcmp(s->backend, BACKEND_CERTIFICATES) == 0) {
+        return true;
+    }
+    if (s->token) {
+        return emul_find_token(s, errp);
+    }
+    if (!emul_slots_removable(s)) {
+        emul_hint_left_out_tokens(s);
+    }
     return true;
 }
 
@@ -465,6 +671,7 @@ static void emul_unrealize(DeviceState *d)
     if (s->reader) {
         vreader_free(s->reader);
     }
+    g_free(s->token_slot_name);
 }
 
 static const Property emulated_properties[] = {
@@ -476,6 +683,12 @@ static const Property emulated_properties[] = {
     DEFINE_PROP_STRING("cert1", EmulatedState, cert1, NULL, "first certificate nickname"),
     DEFINE_PROP_STRING("cert2", EmulatedState, cert2, NULL, "second certificate nickname"),
     DEFINE_PROP_STRING("cert3", EmulatedState, cert3, NULL, "third certificate nickname"),
+    DEFINE_PROP_STRING("slots", EmulatedState, slots, SLOTS_REMOVABLE_HW,
+                       "nss-emulated: which NSS slots are cards: removable-hw (removable "
+                       "hardware, as QEMU) or removable (software tokens too)"),
+    DEFINE_PROP_STRING("token", EmulatedState, token, NULL,
+                       "nss-emulated: the card is the token with this label (default: "
+                       "the first slot libcacard announces)"),
     DEFINE_PROP_UINT8("debug", EmulatedState, debug, "0", "non-zero: trace APDUs (alias of -trace ccid_card_emulated_*)"),
     DEFINE_PROP_END_OF_LIST(),
 };

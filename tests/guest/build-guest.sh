@@ -36,7 +36,8 @@ USER_PKGS="busybox-static pcscd libccid libpcsclite1 opensc opensc-pkcs11
 pcsc-tools usbutils openssl libssl3 libusb-1.0-0 libudev1 libsystemd0 zlib1g
 libglib2.0-0 libffi8 libpcre2-8-0 libmount1 libblkid1 libselinux1 libgcrypt20
 libgpg-error0 liblz4-1 liblzma5 libzstd1 libcap2 libgcc-s1 libpcsclite-dev
-usbip libwrap0 usb.ids"
+usbip libwrap0 usb.ids
+yubico-piv-tool libykpiv2"
 
 # Kernel modules in load order (each one's dependencies come before it; the
 # build checks this against the modules' own depends= fields).
@@ -201,6 +202,8 @@ install_elf "$(pkgfile /usr/bin/openssl)" /usr/bin/openssl
 install_elf "$(pkgfile /usr/sbin/usbip)" /usr/sbin/usbip
 mkdir -p "$root/usr/share/misc"
 cp -L "$(pkgfile /usr/share/misc/usb.ids)" "$root/usr/share/misc/usb.ids"
+install_elf "$(pkgfile /usr/bin/piv-tool)" /usr/bin/piv-tool
+install_elf "$(pkgfile /usr/bin/yubico-piv-tool)" /usr/bin/yubico-piv-tool
 # dlopen()ed, so ldd of the programs does not see them.
 install_elf "$(pkgfile /usr/lib/x86_64-linux-gnu/opensc-pkcs11.so)" \
     /usr/lib/x86_64-linux-gnu/opensc-pkcs11.so

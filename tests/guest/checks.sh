@@ -12,6 +12,7 @@
 #   PCSCD_DEBUG  1: run pcscd with --debug --apdu (checks read its log)
 #   BENCH_N      APDUs for the benchmark
 #   PIN          the PIN given to OpenSC (libcacard accepts any, see README)
+#   TOKEN_PIN    WRONG_PIN   the token checks' right and wrong PINs
 . /scenario/env
 
 MODULE=/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so
@@ -386,6 +387,54 @@ check_sign() {
     fi
 }
 
+# A PKCS#11 token lent as the card (scenarios token*: SoftHSM2 on the host).
+# /scenario/token.cer is the certificate certutil made on the token; TOKEN_PIN
+# is the token's user PIN, WRONG_PIN one it must refuse.
+check_token() {
+    p11 --login --pin "$WRONG_PIN" --list-objects > /tmp/wrong-pin.txt 2>&1
+    rc_wrong=$?
+    show WRONG-PIN /tmp/wrong-pin.txt
+    why=$(grep -m1 -E 'error|CKR_' /tmp/wrong-pin.txt)
+    if [ $rc_wrong -ne 0 ] && ! grep -q '^Private Key Object' /tmp/wrong-pin.txt; then
+        result token_wrong_pin pass "refused: rc=$rc_wrong $why"
+    else
+        result token_wrong_pin fail "a wrong PIN was accepted: rc=$rc_wrong"
+    fi
+    p11 --login --pin "$TOKEN_PIN" --list-objects > /tmp/objects.txt 2>&1
+    rc=$?
+    show OPENSC /tmp/objects.txt
+    certs=$(grep -c '^Certificate Object' /tmp/objects.txt)
+    keys=$(grep -c '^Private Key Object' /tmp/objects.txt)
+    id=$(awk '/^Certificate Object/{k=1} k && /ID:/{print $2; exit}' /tmp/objects.txt)
+    if [ $rc -eq 0 ] && [ "$certs" -eq 1 ] && [ "$keys" -eq 1 ] &&
+        p11 --read-object --type cert --id "$id" -o /tmp/token.der > /dev/null 2>&1 &&
+        cmp -s /tmp/token.der /scenario/token.cer; then
+        result token_certificate pass "certificates=$certs private_keys=$keys id=$id:"             "the token's certificate, byte for byte"
+    else
+        result token_certificate fail "rc=$rc certificates=$certs private_keys=$keys"             "id=${id:-none} same_as_token=$(cmp -s /tmp/token.der /scenario/token.cer &&
+            echo yes || echo no)"
+    fi
+}
+
+# Sign with the token's key after its PIN; openssl verifies with the public
+# key of the certificate made on the host.
+check_token_sign() {
+    id=$(awk '/^Private Key Object/{k=1} k && /ID:/{print $2; exit}' /tmp/objects.txt)
+    openssl x509 -inform DER -in /scenario/token.cer -pubkey -noout > /tmp/token-pub.pem
+    echo "vccid token test $(date +%s)" > /tmp/data
+    p11 --login --pin "$TOKEN_PIN" --sign --id "${id:-none}" -m SHA256-RSA-PKCS \
+        -i /tmp/data -o /tmp/token-sig > /tmp/token-sign.txt 2>&1 &&
+    openssl dgst -sha256 -verify /tmp/token-pub.pem -signature /tmp/token-sig \
+        /tmp/data >> /tmp/token-sign.txt 2>&1
+    rc=$?
+    show SIGN /tmp/token-sign.txt
+    if [ $rc -eq 0 ]; then
+        result token_sign_verify pass "key id $id signed, openssl verified"
+    else
+        result token_sign_verify fail "key id ${id:-none}: rc=$rc"
+    fi
+}
+
 check_sweep() {
     apdu-bench sweep > /tmp/sweep.txt 2>&1
     rc=$?
@@ -475,6 +524,151 @@ check_system_reset() {
         result system_reset pass "this boot follows the host's system_reset"
     else
         result system_reset fail "neither a reset nor an answer from the host"
+    fi
+}
+
+# ---- ccid-card-piv (scenario piv): OpenSC's PIV driver, yubico-piv-tool ----
+# OpenSC's PIV driver gives 9A, 9C, 9D the key ids 01, 02, 03.
+
+check_piv_opensc() {
+    opensc-tool --name > /tmp/name.txt 2>&1
+    show OPENSC /tmp/name.txt
+    piv-tool --serial > /tmp/serial.txt 2>&1
+    show OPENSC /tmp/serial.txt
+    p11 --login --pin "$PIN" --list-objects > /tmp/objects.txt 2>&1
+    rc=$?
+    show OPENSC /tmp/objects.txt
+    certs=$(grep -c '^Certificate Object' /tmp/objects.txt)
+    keys=$(grep -c '^Private Key Object' /tmp/objects.txt)
+    # The last line is the driver's card name (the first may name the reader).
+    name=$(tail -n1 /tmp/name.txt)
+    if [ $rc -eq 0 ] && [ "$certs" -eq 3 ] && [ "$keys" -eq 3 ] &&
+       [ "$name" = "Personal Identity Verification Card" ]; then
+        result piv_opensc pass "card=\"$name\" certificates=$certs private_keys=$keys" \
+            "serial=\"$(tail -n1 /tmp/serial.txt)\""
+    else
+        result piv_opensc fail "rc=$rc card=\"$name\" certificates=$certs private_keys=$keys"
+    fi
+}
+
+check_piv_sign() {
+    ok="" bad=""
+    for id in 01 02; do
+        if sign_with "$id"; then
+            ok="$ok $id"
+        else
+            bad="$bad $id"
+        fi
+        show SIGN "/tmp/sign-$id.txt"
+    done
+    if [ -z "$bad" ]; then
+        result piv_sign pass "signed and verified with key ids:$ok (9A, 9C)"
+    else
+        result piv_sign fail "verified:${ok:- none} failed:${bad:- none}"
+    fi
+}
+
+# openssl encrypts to 9D's certificate; the card decrypts.
+check_piv_decipher() {
+    log=/tmp/decipher.txt
+    echo "a secret for slot 9D $(date +%s)" > /tmp/secret
+    if p11 --read-object --type cert --id 03 -o /tmp/cert-03.der > $log 2>&1 &&
+       openssl x509 -inform DER -in /tmp/cert-03.der -pubkey -noout > /tmp/pub-03.pem &&
+       openssl pkeyutl -encrypt -pubin -inkey /tmp/pub-03.pem -in /tmp/secret \
+           -out /tmp/secret.enc >> $log 2>&1 &&
+       p11 --login --pin "$PIN" --decrypt --id 03 -m RSA-PKCS -i /tmp/secret.enc \
+           -o /tmp/secret.dec >> $log 2>&1 &&
+       cmp /tmp/secret /tmp/secret.dec >> $log 2>&1; then
+        show DECIPHER $log
+        result piv_decipher pass "9D decrypted what openssl encrypted ($(wc -c < /tmp/secret) bytes)"
+    else
+        show DECIPHER $log
+        result piv_decipher fail "$(tail -n2 $log | tr '\n' ' ')"
+    fi
+}
+
+# Scenario piv-ec: OpenSC signs with the P-256 keys of 9A and 9C (the card
+# answers a DER Ecdsa-Sig-Value; OpenSC converts it) and openssl verifies;
+# OpenSC derives an ECDH secret with 9D that openssl derives too.
+check_piv_ec() {
+    log=/tmp/ec.txt
+    failed=""
+    : > $log
+    echo "vccid guest ECC test $(date +%s)" > /tmp/data
+    for id in 01 02; do
+        { p11 --read-object --type cert --id $id -o /tmp/cert-$id.der &&
+          openssl x509 -inform DER -in /tmp/cert-$id.der -pubkey -noout > /tmp/pub-$id.pem &&
+          p11 --login --pin "$PIN" --sign --id $id -m ECDSA-SHA256 \
+              --signature-format openssl -i /tmp/data -o /tmp/sig-$id &&
+          openssl dgst -sha256 -verify /tmp/pub-$id.pem -signature /tmp/sig-$id /tmp/data
+        } >> $log 2>&1 || failed="$failed ecdsa-$id"
+    done
+    { p11 --read-object --type cert --id 03 -o /tmp/cert-03.der &&
+      openssl x509 -inform DER -in /tmp/cert-03.der -pubkey -noout > /tmp/pub-03.pem &&
+      openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out /tmp/eph.pem &&
+      openssl pkey -in /tmp/eph.pem -pubout -outform DER -out /tmp/eph.der &&
+      openssl pkeyutl -derive -inkey /tmp/eph.pem -peerkey /tmp/pub-03.pem \
+          -out /tmp/z-openssl &&
+      p11 --login --pin "$PIN" --derive --id 03 -m ECDH1-DERIVE -i /tmp/eph.der \
+          -o /tmp/z-card &&
+      cmp /tmp/z-openssl /tmp/z-card
+    } >> $log 2>&1 || failed="$failed ecdh-03"
+    show EC $log
+    if [ -z "$failed" ]; then
+        result piv_ec pass "ECDSA-SHA256 with 9A and 9C verified by openssl;" \
+            "ECDH with 9D equals openssl's ($(wc -c < /tmp/z-card) bytes)"
+    else
+        result piv_ec fail "failed:$failed"
+    fi
+}
+
+ykpiv() {
+    yubico-piv-tool -r "$reader" "$@"
+}
+
+check_piv_yubico() {
+    log=/tmp/yubico.txt
+    failed=""
+    ykpiv -a status > $log 2>&1 || failed="$failed status"
+    ykpiv -a read-certificate -s 9a -o /tmp/yk-9a.pem >> $log 2>&1 || failed="$failed read"
+    openssl x509 -inform DER -in /tmp/cert-01.der -out /tmp/p11-9a.pem 2>> $log
+    cmp /tmp/yk-9a.pem /tmp/p11-9a.pem >> $log 2>&1 || failed="$failed read-compare"
+    ykpiv -a read-certificate -s 9d -o /tmp/yk-9d.pem >> $log 2>&1 || failed="$failed read-9d"
+    ykpiv -a verify-pin -P "$PIN" >> $log 2>&1 || failed="$failed verify-pin"
+    ykpiv -a verify-pin -P "$PIN" -a test-signature -s 9a -i /tmp/yk-9a.pem >> $log 2>&1 ||
+        failed="$failed test-signature"
+    ykpiv -a verify-pin -P "$PIN" -a test-decipher -s 9d -i /tmp/yk-9d.pem >> $log 2>&1 ||
+        failed="$failed test-decipher"
+    show YUBICO $log
+    if [ -z "$failed" ]; then
+        result piv_yubico pass "status, read-certificate 9a (same as OpenSC's), verify-pin," \
+            "test-signature 9a, test-decipher 9d"
+    else
+        result piv_yubico fail "failed:$failed"
+    fi
+}
+
+# Wrong PINs: the counter the clients report goes down, then the PIN blocks
+# (until vccid restarts: the card has no PUK).
+check_piv_pin_block() {
+    log=/tmp/pin.txt
+    ykpiv -a verify-pin -P 000000 > $log 2>&1
+    first=$(grep -o '[0-9]* tries left' $log | head -n1)
+    p11 --login --pin 000000 --list-objects >> $log 2>&1
+    p11 --list-token-slots > /tmp/slots-low.txt 2>&1
+    show PIN /tmp/slots-low.txt
+    ykpiv -a verify-pin -P 000000 >> $log 2>&1
+    ykpiv -a verify-pin -P "$PIN" >> $log 2>&1
+    right_rc=$?
+    show PIN $log
+    if [ "$first" = "2 tries left" ] && grep -q 'blocked' $log && [ $right_rc -ne 0 ] &&
+       grep -q 'final user PIN try' /tmp/slots-low.txt; then
+        result piv_pin_block pass "yubico-piv-tool: $first; after one more wrong PIN" \
+            "OpenSC's token flags say 'final user PIN try'; after the third the PIN is" \
+            "blocked and the right one is refused"
+    else
+        result piv_pin_block fail "first=\"$first\" right_pin_after_block_rc=$right_rc" \
+            "$(tail -n3 $log | tr '\n' ' ')"
     fi
 }
 

@@ -18,10 +18,26 @@ SCENARIO:
                   attached; all checks again on the next boot
   replug          one guest, two vccids in turn: the guest sees the reader
                   go away and come back, working (--direction)
+  piv             vccid-listen with vccid's ccid-card-piv (the same three
+                  certificates as a PIV card; PIN from a pin-file): OpenSC's
+                  PIV driver and yubico-piv-tool use it
+  piv-ec          the same card with ECC P-256 keys (ECDSA, ECDH)
   passthru        vccid's ccid-card-passthru, the card lent by vscclient
                   over loopback TCP (--vscclient), exported over usbredir
   reference-passthru
                   the same card in QEMU's own ccid-card-passthru
+  --tls (vccid-listen, vccid-connect, passthru, reference-passthru): the
+                  socket is TCP with TLS and client certificates on both
+                  sides, with an authz-simple on the server, credentials
+                  from tests/tls/make-certs.sh; QEMU is the TLS peer
+  token           a PKCS#11 token (SoftHSM2, tests/softhsm/make-token.sh) as
+                  vccid's ccid-card-emulated,backend=nss-emulated: OpenSC
+                  reads its certificate, signs after its PIN, a wrong PIN
+                  is refused
+  token-passthru  the same token lent by vscclient (--slots removable
+                  --token) to vccid's ccid-card-passthru (--vscclient)
+  reference-token-passthru
+                  the same token lent to QEMU's own ccid-card-passthru
   bench-reference, bench-vccid, bench-reference-passthru, bench-passthru
                   the APDU benchmark (no pass/fail checks beyond running);
                   prints "BENCH key=value ..." (used by bench/run-bench.sh)
@@ -62,6 +78,20 @@ CARD_OPTS = ('backend=certificates,db=sql:{db},cert1=id-cert,'
 # README.md); an arbitrary one shows that.
 PIN = '77777777'
 
+# ccid-card-piv (docs/ccid.txt, "PIV"): its own ATR (TS 3B, T=1, historical
+# bytes 80 73 C0 00 C0 58 "vccidPIV") and a real PIN, read from a file.
+PIV_ATR = '3B8E8131FE458073C000C058' + b'vccidPIV'.hex().upper() + '1A'
+PIV_PIN = '123456'
+PIV_CARD_OPTS = ('db=sql:{db},cert1=id-cert,cert2=signing-cert,'
+                 'cert3=encryption-cert,pin-file={pin_file}')
+# The PIN checks block the PIN for the rest of vccid's life: last.
+PIV_CHECKS = ('enumerate pcscd atr piv_opensc piv_sign piv_decipher piv_yubico '
+              'pcscd_log kernel_log piv_pin_block')
+# The same card with ECC P-256 keys (made by make_ec_cert_db below).
+PIV_EC_CARD_OPTS = ('db=sql:{db},cert1=ec-auth,cert2=ec-sign,cert3=ec-kex,'
+                    'pin-file={pin_file}')
+PIV_EC_CHECKS = 'enumerate pcscd atr piv_opensc piv_ec pcscd_log kernel_log'
+
 FULL_CHECKS = ('enumerate lsusb chapter9 pcscd atr sweep opensc sign pcscd_log '
                'kernel_log')
 BENCH_CHECKS = 'enumerate pcscd bench'
@@ -97,8 +127,43 @@ class Workdir:
         with open(os.path.join(self.certdb, 'fake-smartcard-ca.cer'), 'rb') as f:
             self.ca_der = f.read()
 
+    def tls_dir(self, role):
+        """TLS credentials in QEMU's layout (made once; locked)."""
+        tls = os.path.join(self.path, 'tls')
+        with open(os.path.join(self.path, '.tls.lock'), 'w') as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not os.path.exists(os.path.join(tls, 'client', 'client-cert.pem')):
+                subprocess.run(['sh', os.path.join(SRCROOT, 'tests', 'tls',
+                                                   'make-certs.sh'), tls], check=True)
+        return os.path.join(tls, role)
+
     def log(self, name):
         return os.path.join(self.logs, name)
+
+    def make_ec_cert_db(self):
+        """Three self-signed ECC P-256 certificates for a PIV card (once; locked)."""
+        db = os.path.join(self.path, 'certdb-ec')
+        with open(os.path.join(self.path, '.certdb.lock'), 'w') as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            done = os.path.join(db, '.complete')
+            if not os.path.exists(done):
+                subprocess.run(['rm', '-rf', db], check=True)
+                os.makedirs(db)
+                noise = os.path.join(db, '.noise')
+                with open(noise, 'wb') as f:
+                    f.write(os.urandom(2048))
+                quiet = {'stdout': subprocess.DEVNULL, 'stderr': subprocess.DEVNULL,
+                         'check': True}
+                subprocess.run(['certutil', '-N', '-d', 'sql:' + db, '--empty-password'],
+                               **quiet)
+                for serial, name in enumerate(('ec-auth', 'ec-sign', 'ec-kex'), 20):
+                    subprocess.run(['certutil', '-S', '-d', 'sql:' + db, '-x', '-k', 'ec',
+                                    '-q', 'nistp256', '-s', 'CN=John Doe (%s)' % name,
+                                    '-n', name, '-t', ',,', '-m', str(serial),
+                                    '-v', '120', '-z', noise], **quiet)
+                os.unlink(noise)
+                open(done, 'w').close()
+        return db
 
 
 class Vccid:
@@ -205,9 +270,11 @@ class Report:
         return 1 if failed else 0
 
 
-def guest_env(checks, slow_card=0):
+def guest_env(checks, slow_card=0, card='emulated'):
+    piv = card.startswith('piv')
     return {'CHECKS': checks, 'EXPECT_VID': READER_VID,
-            'EXPECT_PID': READER_PID, 'EXPECT_ATR': CARD_ATR, 'PIN': PIN,
+            'EXPECT_PID': READER_PID, 'EXPECT_ATR': PIV_ATR if piv else CARD_ATR,
+            'PIN': PIV_PIN if piv else PIN,
             'PCSCD_DEBUG': '0' if 'bench' in checks else '1',
             'BENCH_N': os.environ.get('VCCID_BENCH_N', '500'),
             'SLOW_CARD': '%d' % slow_card}
@@ -218,12 +285,24 @@ def make_guest(wd, args, checks, qemu_args, log_name, on_line=None):
     with open(os.path.join(HERE, 'checks.sh'), 'rb') as f:
         script = f.read()
     return guestrun.Guest(wd.image, script, {'ca.cer': wd.ca_der},
-                          guest_env(checks, getattr(args, 'slow_card', 0)),
+                          guest_env(checks, getattr(args, 'slow_card', 0),
+                                    getattr(args, 'card', 'emulated')),
                           args.usb, qemu_args,
                           args.timeout, wd.log(log_name), on_line=on_line)
 
 
-def card_args(wd):
+def card_args(wd, card='emulated'):
+    """The card device: libcacard's (QEMU's too) or vccid's ccid-card-piv
+    (piv: RSA keys, piv-ec: ECC P-256 keys)."""
+    if card.startswith('piv'):
+        pin_file = os.path.join(wd.path, 'piv-pin')
+        fd = os.open(pin_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, 'w') as f:
+            f.write(PIV_PIN + '\n')
+        if card == 'piv-ec':
+            return 'ccid-card-piv,' + PIV_EC_CARD_OPTS.format(db=wd.make_ec_cert_db(),
+                                                              pin_file=pin_file)
+        return 'ccid-card-piv,' + PIV_CARD_OPTS.format(db=wd.certdb, pin_file=pin_file)
     return 'ccid-card-emulated,' + CARD_OPTS.format(db=wd.certdb)
 
 
@@ -237,12 +316,35 @@ def vccid_args(wd, args, chardev):
     --reader-opts (e.g. speed=high for EHCI alone) and any --vccid-arg."""
     opts = ',' + args.reader_opts if args.reader_opts else ''
     return (['-chardev', chardev, '-device', 'usb-ccid,id=ccid' + opts,
-             '-device', card_args(wd), '-export', 'usbredir,chardev=redir']
+             '-device', card_args(wd, getattr(args, 'card', 'emulated')),
+             '-export', 'usbredir,chardev=redir']
             + args.vccid_arg)
 
 
 def redir_args(bus, chardev):
     return ['-chardev', chardev, '-device', 'usb-redir,chardev=r,bus=' + bus]
+
+
+# The identity of make-certs.sh's client certificate, as GnuTLS prints it.
+TLS_CLIENT_DN = 'C=GB,,O=vccid test,,CN=client'
+
+
+def tls_server_objects(wd):
+    """-object options (vccid's and QEMU's alike) for a TLS server chardev
+    that takes only the client certificate: ',tls-creds=tls0,tls-authz=auth0'."""
+    return ['-object', 'tls-creds-x509,id=tls0,dir=%s,endpoint=server,verify-peer=on'
+            % wd.tls_dir('server'),
+            '-object', 'authz-simple,id=auth0,identity=' + TLS_CLIENT_DN]
+
+
+def tls_client_objects(wd):
+    """-object options for a TLS client chardev: ',tls-creds=tlsc'."""
+    return ['-object', 'tls-creds-x509,id=tlsc,dir=%s,endpoint=client,verify-peer=on'
+            % wd.tls_dir('client')]
+
+
+TLS_SERVER_OPTS = ',tls-creds=tls0,tls-authz=auth0'
+TLS_CLIENT_OPTS = ',tls-creds=tlsc'
 
 
 def run_reference(wd, args, report, checks=FULL_CHECKS):
@@ -267,14 +369,20 @@ def run_vccid_listen(wd, args, report, checks=FULL_CHECKS):
     """vccid listens (a UNIX socket, or loopback TCP with --tcp), QEMU's
     usb-redir connects."""
     _, bus = guestrun.usb_controller_args(args.usb)
-    tag = '%s-%s%s' % (args.scenario, args.usb, '-tcp' if args.tcp else '')
-    if args.tcp:
+    tag = '%s-%s%s' % (args.scenario, args.usb,
+                       '-tls' if args.tls else '-tcp' if args.tcp else '')
+    qemu_objects = []
+    if args.tcp or args.tls:
         port = free_port()
         where = 'host=127.0.0.1,port=%d' % port
-        vccid = Vccid(args.vccid, vccid_args(
-            wd, args, 'socket,id=redir,%s,server=on,wait=off' % where),
+        tls = TLS_SERVER_OPTS if args.tls else ''
+        vccid = Vccid(args.vccid, (tls_server_objects(wd) if args.tls else []) + vccid_args(
+            wd, args, 'socket,id=redir,%s,server=on,wait=off%s' % (where, tls)),
             wd.log(tag + '.vccid.log')).start()
         up = wait_for_port(port) and vccid.alive()
+        if args.tls:
+            qemu_objects = tls_client_objects(wd)
+            where += TLS_CLIENT_OPTS
     else:
         tmp = tempfile.mkdtemp(prefix='vccid-sock-')
         sock = os.path.join(tmp, 'redir.sock')
@@ -288,10 +396,14 @@ def run_vccid_listen(wd, args, report, checks=FULL_CHECKS):
     run = None
     if up:
         guest = make_guest(wd, args, checks,
-                           redir_args(bus, 'socket,id=r,' + where),
+                           qemu_objects + redir_args(bus, 'socket,id=r,' + where),
                            tag + '.console.log')
         run = guest.boot()
         report.add_guest(run)
+    if args.tls:
+        report.add('vccid_tls_peer', 'TLS peer \'%s\'' % TLS_CLIENT_DN.replace(',,', ',')
+                   in open(vccid.log_path, errors='replace').read(),
+                   'vccid logged QEMU\'s client identity')
     finish_vccid(vccid, report)
     return run
 
@@ -306,24 +418,37 @@ def run_vccid_connect(wd, args, report, checks=FULL_CHECKS):
     _, bus = guestrun.usb_controller_args(args.usb)
     tmp = tempfile.mkdtemp(prefix='vccid-sock-')
     sock = os.path.join(tmp, 'redir.sock')
-    tag = '%s-%s%s' % (args.scenario, args.usb,
-                       '-vccid-first' if args.vccid_first else '')
-    vccid = Vccid(args.vccid,
-                  vccid_args(wd, args,
-                             'socket,id=redir,path=%s,reconnect=1' % sock),
+    tag = '%s-%s%s%s' % (args.scenario, args.usb, '-tls' if args.tls else '',
+                         '-vccid-first' if args.vccid_first else '')
+    if args.tls:
+        port = free_port()
+        where = 'host=127.0.0.1,port=%d' % port
+        vccid_extra, vccid_opts = tls_client_objects(wd), TLS_CLIENT_OPTS
+        qemu_extra, qemu_opts = tls_server_objects(wd), TLS_SERVER_OPTS
+    else:
+        where = 'path=' + sock
+        vccid_extra, vccid_opts, qemu_extra, qemu_opts = [], '', [], ''
+    vccid = Vccid(args.vccid, vccid_extra +
+                  vccid_args(wd, args, 'socket,id=redir,%s,reconnect=1%s'
+                             % (where, vccid_opts)),
                   wd.log(tag + '.vccid.log'))
     if args.vccid_first:
         vccid.start()
         time.sleep(1.5)
     guest = make_guest(wd, args, checks,
-                       redir_args(bus, 'socket,id=r,path=%s,server=on,wait=off'
-                                  % sock), tag + '.console.log').start()
+                       qemu_extra + redir_args(bus, 'socket,id=r,%s,server=on,wait=off%s'
+                                               % (where, qemu_opts)),
+                       tag + '.console.log').start()
     if not args.vccid_first:
-        if not wait_for_path(sock):
-            report.add('qemu_listening', False, 'QEMU made no socket at ' + sock)
+        if not (wait_for_port(port) if args.tls else wait_for_path(sock)):
+            report.add('qemu_listening', False, 'QEMU is not listening on ' + where)
         vccid.start()
     run = guest.wait()
     report.add_guest(run)
+    if args.tls:
+        report.add('vccid_tls_peer', 'TLS peer \'CN=localhost\''
+                   in open(vccid.log_path, errors='replace').read(),
+                   'vccid checked and logged QEMU\'s server certificate')
     finish_vccid(vccid, report)
     return run
 
@@ -449,10 +574,12 @@ def free_port():
 class Vscclient(Vccid):
     """vscclient lending the database's three certificates as a CAC card."""
 
-    def __init__(self, exe, wd, port, log_path):
+    def __init__(self, exe, wd, port, log_path, tls=False):
         super().__init__(exe, ['-e', 'db="sql:%s"' % wd.certdb,
                                '-c', 'id-cert', '-c', 'signing-cert',
-                               '-c', 'encryption-cert', '127.0.0.1', str(port)],
+                               '-c', 'encryption-cert']
+                         + (['--tls-creds', wd.tls_dir('client')] if tls else [])
+                         + ['127.0.0.1', str(port)],
                          log_path)
 
     # It reads commands on stdin and may take end-of-file for "exit":
@@ -549,15 +676,23 @@ def run_passthru(wd, args, report, checks=PASSTHRU_CHECKS):
         return None
     port = free_port()
     vsc_chr = 'socket,id=vsc,host=127.0.0.1,port=%d,server=on,wait=off' % port
-    tag = '%s-%s' % (args.scenario, args.usb)
+    tls_objects = []
+    if args.tls:
+        if args.slow_card:
+            report.add('tls_slow_card', False, '--slow-card and --tls do not go together')
+            return None
+        vsc_chr += TLS_SERVER_OPTS
+        tls_objects = tls_server_objects(wd)
+    tag = '%s-%s%s' % (args.scenario, args.usb, '-tls' if args.tls else '')
     vccid = None
     if in_qemu:
-        qemu_args = ['-chardev', vsc_chr, '-device', 'usb-ccid,id=ccid,bus=' + bus,
-                     '-device', 'ccid-card-passthru,chardev=vsc']
+        qemu_args = tls_objects + [
+            '-chardev', vsc_chr, '-device', 'usb-ccid,id=ccid,bus=' + bus,
+            '-device', 'ccid-card-passthru,chardev=vsc']
     else:
         tmp = tempfile.mkdtemp(prefix='vccid-sock-')
         sock = os.path.join(tmp, 'redir.sock')
-        vccid = Vccid(args.vccid, [
+        vccid = Vccid(args.vccid, tls_objects + [
             '-chardev', 'socket,id=redir,path=%s,server=on,wait=off' % sock,
             '-chardev', vsc_chr, '-device', 'usb-ccid,id=ccid',
             '-device', 'ccid-card-passthru,chardev=vsc',
@@ -570,7 +705,7 @@ def run_passthru(wd, args, report, checks=PASSTHRU_CHECKS):
     report.add('card_port_listening', up, '127.0.0.1:%d' % port)
     proxy = SlowCardProxy(port, args.slow_card) if args.slow_card else None
     client = Vscclient(args.vscclient, wd, proxy.port if proxy else port,
-                       wd.log(tag + '.vscclient.log'))
+                       wd.log(tag + '.vscclient.log'), args.tls)
 
     clients = [client]
 
@@ -583,7 +718,7 @@ def run_passthru(wd, args, report, checks=PASSTHRU_CHECKS):
                        '"exit": exit status %s' % status)
         elif 'HOST-ACTION client-start' in line:
             clients.append(Vscclient(args.vscclient, wd, port, wd.log(
-                '%s.vscclient%d.log' % (tag, len(clients) + 1))).start())
+                '%s.vscclient%d.log' % (tag, len(clients) + 1)), args.tls).start())
         # vscclient's own commands take the card out and put it back.
         for action in ('remove', 'insert'):
             client = clients[-1]
@@ -916,6 +1051,98 @@ def run_system_reset(wd, args, report):
     finish_vccid(vccid, report)
 
 
+TOKEN_CHECKS = 'enumerate pcscd atr token token_sign pcscd_log kernel_log'
+TOKEN_LABEL = 'vccid-token'
+# make-token.sh's default user PIN, and one the token must refuse.
+TOKEN_PIN = '648219'
+TOKEN_WRONG_PIN = '111111'
+
+
+def prepare_token(wd):
+    """The SoftHSM2 token and its NSS database (made once; locked). Every
+    process started after this finds SoftHSM2's configuration through
+    SOFTHSM2_CONF. Returns (NSS database directory, the token's DER
+    certificate)."""
+    tokdir = os.path.join(wd.path, 'softhsm')
+    with open(os.path.join(wd.path, '.softhsm.lock'), 'w') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        subprocess.run([os.path.join(SRCROOT, 'tests', 'softhsm', 'make-token.sh'),
+                        tokdir], check=True, stdout=subprocess.DEVNULL)
+    os.environ['SOFTHSM2_CONF'] = os.path.join(tokdir, 'softhsm2.conf')
+    with open(os.path.join(tokdir, 'cert.der'), 'rb') as f:
+        return tokdir, f.read()
+
+
+class TokenVscclient(Vscclient):
+    """vscclient lending the SoftHSM2 token (no -c)."""
+
+    def __init__(self, exe, tokdir, port, log_path):
+        Vccid.__init__(self, exe, ['--db', 'sql:' + tokdir, '--slots', 'removable',
+                                   '--token', TOKEN_LABEL, '127.0.0.1', str(port)],
+                       log_path)
+
+
+def run_token(wd, args, report):
+    """The token as the card: in vccid's emulated card (token), lent by
+    vscclient to vccid's passthru (token-passthru) or to QEMU's
+    (reference-token-passthru)."""
+    _, bus = guestrun.usb_controller_args(args.usb)
+    tokdir, cert = prepare_token(wd)
+    tag = '%s-%s' % (args.scenario, args.usb)
+    passthru = args.scenario.endswith('passthru')
+    in_qemu = args.scenario.startswith('reference')
+    if passthru and not (args.vscclient and os.access(args.vscclient, os.X_OK)):
+        report.add('vscclient_found', False, 'no vscclient: %s' % args.vscclient)
+        return
+    port = free_port()
+    vsc_chr = 'socket,id=vsc,host=127.0.0.1,port=%d,server=on,wait=off' % port
+    card = ['-chardev', vsc_chr, '-device', 'ccid-card-passthru,chardev=vsc'] \
+        if passthru else \
+        ['-device', 'ccid-card-emulated,backend=nss-emulated,db=sql:%s,'
+         'slots=removable,token=%s' % (tokdir, TOKEN_LABEL)]
+    vccid = None
+    if in_qemu:
+        qemu_args = ['-device', 'usb-ccid,id=ccid,bus=' + bus] + card
+    else:
+        tmp = tempfile.mkdtemp(prefix='vccid-sock-')
+        sock = os.path.join(tmp, 'redir.sock')
+        vccid = Vccid(args.vccid, [
+            '-chardev', 'socket,id=redir,path=%s,server=on,wait=off' % sock,
+            '-device', 'usb-ccid,id=ccid'] + card +
+            ['-export', 'usbredir,chardev=redir'] + args.vccid_arg,
+            wd.log(tag + '.vccid.log')).start()
+        up = vccid.wait_for_socket(sock)
+        report.add('vccid_listening', up, sock)
+        if not up:
+            finish_vccid(vccid, report)
+            return
+        qemu_args = redir_args(bus, 'socket,id=r,path=' + sock)
+    with open(os.path.join(HERE, 'checks.sh'), 'rb') as f:
+        script = f.read()
+    env = guest_env(args.checks or TOKEN_CHECKS)
+    env.update({'TOKEN_PIN': TOKEN_PIN, 'WRONG_PIN': TOKEN_WRONG_PIN})
+    guest = guestrun.Guest(wd.image, script, {'token.cer': cert}, env, args.usb,
+                           qemu_args, args.timeout, wd.log(tag + '.console.log'))
+    guest.start()
+    client = None
+    if passthru:
+        up = wait_for_port(port)
+        report.add('card_port_listening', up, '127.0.0.1:%d' % port)
+        client = TokenVscclient(args.vscclient, tokdir, port,
+                                wd.log(tag + '.vscclient.log')).start()
+    run = guest.wait()
+    report.add_guest(run)
+    if client:
+        if not in_qemu:
+            report.add('vscclient_alive', client.alive(),
+                       'still connected after the guest' if client.alive()
+                       else 'exited with %s' % client.proc.returncode)
+        client.stop()
+        report.logs.append(('vscclient output (%s)' % client.log_path, client.tail()))
+    if vccid:
+        finish_vccid(vccid, report)
+
+
 def run_bench(wd, args, report):
     runner = {
         'bench-reference': run_reference,
@@ -926,13 +1153,28 @@ def run_bench(wd, args, report):
     run = runner(wd, args, report, BENCH_CHECKS)
     if run is not None and run.metrics:
         print('BENCH setup=%s usb=%s %s' % (
-            args.scenario[len('bench-'):] + ('-tcp' if args.tcp else ''), args.usb,
+            args.scenario[len('bench-'):] + ('-tcp' if args.tcp else '')
+            + ('-tls' if args.tls else ''), args.usb,
             ' '.join('%s=%s' % kv for kv in sorted(run.metrics.items()))))
+
+
+def run_piv(wd, args, report):
+    """vccid-listen with a ccid-card-piv instead of ccid-card-emulated."""
+    args.card = 'piv'
+    return run_vccid_listen(wd, args, report, PIV_CHECKS)
+
+
+def run_piv_ec(wd, args, report):
+    """The same with ECC P-256 keys: ECDSA with 9A and 9C, ECDH with 9D."""
+    args.card = 'piv-ec'
+    return run_vccid_listen(wd, args, report, PIV_EC_CHECKS)
 
 
 SCENARIOS = {
     'reference': run_reference,
     'vccid-listen': run_vccid_listen,
+    'piv': run_piv,
+    'piv-ec': run_piv_ec,
     'vccid-connect': run_vccid_connect,
     'reconnect': run_reconnect,
     'replug': run_replug,
@@ -942,6 +1184,9 @@ SCENARIOS = {
     'qmp-reader-hotplug': run_qmp_reader_hotplug,
     'qmp-reader-del': run_qmp_reader_del,
     'reference-passthru': run_passthru,
+    'token': run_token,
+    'token-passthru': run_token,
+    'reference-token-passthru': run_token,
     'bench-reference': run_bench,
     'bench-vccid': run_bench,
     'bench-reference-passthru': run_bench,
@@ -981,6 +1226,9 @@ def main():
                     help='extra usb-ccid properties for vccid, e.g. speed=high')
     ap.add_argument('--vccid-first', action='store_true',
                     help='vccid-connect: start vccid before QEMU listens')
+    ap.add_argument('--tls', action='store_true',
+                    help='vccid-listen, vccid-connect, passthru, reference-passthru: '
+                         'TLS with client certificates and authz on a TCP socket')
     args = ap.parse_args()
     needs_vccid = 'reference' not in args.scenario
     if needs_vccid and not (args.vccid and os.access(args.vccid, os.X_OK)):

@@ -443,6 +443,12 @@ static void test_refuse_expired(void)
     check_refused("simple0", "client-expired", "The peer's certificate has expired");
 }
 
+/* The server's ca-crl.pem revokes this client's certificate. */
+static void test_refuse_revoked(void)
+{
+    check_refused(NULL, "client-revoked", "The certificate chain is revoked");
+}
+
 static void test_refuse_authz_simple(void)
 {
     check_refused("simple0", "client-mallory",
@@ -998,6 +1004,49 @@ static void test_cli_errors(void)
         assert_cli_error(a5, "Unable to access credentials /nonexistent-dir/ca-cert.pem");
         assert_cli_error(a6, "invalid object type 'tls-creds-psk'");
     }
+    {
+        /* A revocation list the CA did not sign would silently not apply: refused. */
+        g_autofree char *dir = g_dir_make_tmp("vccid-tls-crl-XXXXXX", NULL);
+        g_autofree char *creds = g_strdup_printf("tls-creds-x509,id=s,dir=%s,endpoint=server",
+                                                 dir);
+        const char *a7[] = { "-object", creds, "-device", "usb-ccid", NULL };
+        const char *files[] = { "ca-cert.pem", "server-cert.pem", "server-key.pem", NULL };
+
+        for (int i = 0; files[i]; i++) {
+            g_autofree char *from = g_build_filename(server, files[i], NULL);
+            g_autofree char *to = g_build_filename(dir, files[i], NULL);
+            g_autofree char *data = NULL;
+            gsize len;
+
+            g_assert_true(g_file_get_contents(from, &data, &len, NULL));
+            g_assert_true(g_file_set_contents(to, data, len, NULL));
+        }
+        {
+            g_autofree char *other = role_dir("client-other-ca");
+            g_autofree char *from = g_build_filename(server, "ca-crl.pem", NULL);
+            g_autofree char *to = g_build_filename(dir, "ca-crl.pem", NULL);
+            g_autofree char *data = NULL;
+            g_autofree char *ca_from = g_build_filename(other, "ca-cert.pem", NULL);
+            g_autofree char *ca_to = g_build_filename(dir, "ca-cert.pem", NULL);
+            gsize len;
+
+            /* Our CRL, but another CA in ca-cert.pem. */
+            g_assert_true(g_file_get_contents(from, &data, &len, NULL));
+            g_assert_true(g_file_set_contents(to, data, len, NULL));
+            g_clear_pointer(&data, g_free);
+            g_assert_true(g_file_get_contents(ca_from, &data, &len, NULL));
+            g_assert_true(g_file_set_contents(ca_to, data, len, NULL));
+            assert_cli_error(a7, "Unable to load CA revocation list");
+            g_unlink(to);
+            g_unlink(ca_to);
+        }
+        for (int i = 0; files[i]; i++) {
+            g_autofree char *to = g_build_filename(dir, files[i], NULL);
+
+            g_unlink(to);
+        }
+        g_rmdir(dir);
+    }
     g_rmdir(tmp);
 }
 
@@ -1012,6 +1061,109 @@ static void test_unix_mode(void)
     g_assert_true(S_ISSOCK(st.st_mode));
     g_assert_cmphex(st.st_mode & 0777, ==, 0600);
     vccid_stop(p);
+}
+
+/* A plain peer that connects and never speaks is dropped at handshake-timeout too. */
+static void test_silent_plain_peer(void)
+{
+    static const char *const dev[] = { "-device", "usb-ccid,id=ccid", NULL };
+    VccidProcess *p = vccid_start_full("socket,id=redir,path=@SOCK@,server=on,wait=off,"
+                                       "handshake-timeout=1", dev, true);
+    g_autoptr(GError) error = NULL;
+    UsbredirHost *h = urh_connect_raw(p->sock_path, URH_TIMEOUT_MS, &error);
+    gint64 start = g_get_monotonic_time();
+    CcidHost *c;
+
+    g_assert_no_error(error);
+    /* It hears vccid's hello but says nothing back. */
+    while (urh_peer_alive(h) && g_get_monotonic_time() - start < 5 * G_USEC_PER_SEC) {
+        g_usleep(20000);
+        {
+            struct pollfd pfd = { .fd = urh_fd(h), .events = POLLIN };
+            char buf[4096];
+
+            if (poll(&pfd, 1, 0) == 1 && read(urh_fd(h), buf, sizeof(buf)) == 0) {
+                break;
+            }
+        }
+    }
+    g_assert_cmpint(g_get_monotonic_time() - start, >=, 900 * 1000);
+    g_assert_cmpint(g_get_monotonic_time() - start, <, 5 * G_USEC_PER_SEC);
+    urh_free(h);
+    wait_log(p, "peer disconnected (no data within 1s)", 1);
+    /* A host that speaks is served. */
+    c = ccid_host_open(p->sock_path);
+    g_assert_true(urh_device_connected(c->usb));
+    ccid_host_free(c);
+    vccid_stop(p);
+}
+
+/*
+ * The kernel's view of vccid's end of a loopback TCP connection (local port
+ * server, remote port client): its timer ("tr", 2 = keepalive) and when it
+ * fires, in clock ticks (USER_HZ). False if no such connection is listed.
+ */
+static bool tcp_timer(uint16_t server, uint16_t client, unsigned *timer, unsigned long *when)
+{
+    g_autofree char *table = NULL;
+    g_auto(GStrv) rows = NULL;
+    g_autofree char *local = g_strdup_printf("0100007F:%04X", server);
+    g_autofree char *remote = g_strdup_printf("0100007F:%04X", client);
+
+    g_assert_true(g_file_get_contents("/proc/net/tcp", &table, NULL, NULL));
+    rows = g_strsplit(table, "\n", -1);
+    for (int i = 1; rows[i]; i++) {
+        char l[64], r[64];
+
+        if (sscanf(rows[i], "%*d: %63s %63s %*x %*x:%*x %x:%lx", l, r, timer, when) == 4 &&
+            strcmp(l, local) == 0 && strcmp(r, remote) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* TCP peers get keepalive (keep-alive-idle= seconds of silence before probes), or none. */
+static void check_keepalive(const char *opts, unsigned want_timer, unsigned max_secs)
+{
+    static const char *const dev[] = { "-device", "usb-ccid,id=ccid", NULL };
+    uint16_t port = qtest_free_tcp_port();
+    g_autofree char *chardev = g_strdup_printf("socket,id=redir,host=127.0.0.1,port=%u,"
+                                               "server=on,wait=off%s", port, opts);
+    VccidProcess *p = vccid_start_full(chardev, dev, false);
+    g_autoptr(GError) error = NULL;
+    g_autoptr(GSocketAddress) mine = NULL;
+    UsbredirHost *h;
+    unsigned timer = 0;
+    unsigned long when = 0;
+
+    wait_log(p, "ready", 1);
+    h = urh_connect_tcp(port, URH_TIMEOUT_MS, &error);
+    g_assert_no_error(error);
+    {
+        g_autoptr(GSocket) sock = g_socket_new_from_fd(dup(urh_fd(h)), &error);
+
+        g_assert_no_error(error);
+        mine = g_socket_get_local_address(sock, &error);
+        g_assert_no_error(error);
+    }
+    /* Quiet for a moment, so the only timer left is keepalive's (if any). */
+    g_usleep(300 * 1000);
+    g_assert_true(tcp_timer(port, g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(mine)),
+                            &timer, &when));
+    g_assert_cmpuint(timer, ==, want_timer);
+    if (want_timer) {
+        g_assert_cmpuint(when, <=, max_secs * 100);
+    }
+    urh_free(h);
+    vccid_stop(p);
+}
+
+static void test_tcp_keepalive(void)
+{
+    check_keepalive("", 2, 30);
+    check_keepalive(",keep-alive-idle=5", 2, 5);
+    check_keepalive(",keep-alive=off", 0, 0);
 }
 
 /* A file that is not a socket is never removed to make room; a live socket neither. */
@@ -1061,6 +1213,7 @@ int main(int argc, char **argv)
     g_test_add_func("/tls/refuse/no-client-cert", test_refuse_no_cert);
     g_test_add_func("/tls/refuse/other-ca", test_refuse_other_ca);
     g_test_add_func("/tls/refuse/expired", test_refuse_expired);
+    g_test_add_func("/tls/refuse/revoked", test_refuse_revoked);
     g_test_add_func("/tls/refuse/authz-simple", test_refuse_authz_simple);
     g_test_add_func("/tls/refuse/authz-list", test_refuse_authz_list);
     g_test_add_func("/tls/refuse/plain-to-tls", test_refuse_plain_to_tls);
@@ -1074,6 +1227,8 @@ int main(int argc, char **argv)
     g_test_add_func("/tls/vscclient/refuses", test_vscclient_refuses);
     g_test_add_func("/vscclient/output-cap", test_vscclient_output_cap);
     g_test_add_func("/socket/unix-mode", test_unix_mode);
+    g_test_add_func("/socket/silent-plain-peer", test_silent_plain_peer);
+    g_test_add_func("/socket/tcp-keepalive", test_tcp_keepalive);
     g_test_add_func("/socket/unix-not-a-socket", test_unix_not_a_socket);
     rc = g_test_run();
     /* Every peer has closed by now; let the threads see it and end. */

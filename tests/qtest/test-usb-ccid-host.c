@@ -5,6 +5,7 @@
  */
 #include "usb-ccid-common.h"
 
+#include <string.h>
 #include <unistd.h>
 #include <glib/gstdio.h>
 

@@ -8,6 +8,7 @@
 #   client-mallory/  the same CA, DN "CN=mallory,O=vccid test,C=GB"
 #   client-other-ca/ a client certificate from another CA (which it trusts)
 #   client-expired/  the right CA, but a certificate that expired yesterday
+#   client-revoked/  the right CA, but a certificate server/ca-crl.pem revokes
 #   client-nocert/   ca-cert.pem alone
 # usage: make-certs.sh OUTDIR     (needs certtool, from gnutls-bin)
 set -eu
@@ -28,6 +29,7 @@ ca() {   # ca NAME CN
 cn = $2
 ca
 cert_signing_key
+crl_signing_key
 expiration_days = 30
 EOT
     certtool --generate-self-signed --load-privkey "$tmp/$1-key.pem" \
@@ -61,6 +63,11 @@ leaf ca client-expired client "cn = client" "organization = vccid test" "country
     tls_www_client encryption_key signing_key \
     "activation_date = \"$(date -u -d '-3 days' '+%Y-%m-%d %H:%M:%S')\"" \
     "expiration_date = \"$(date -u -d '-1 day' '+%Y-%m-%d %H:%M:%S')\""
-# The other CA's client trusts its own CA: it is the server it will not trust.
+leaf ca client-revoked client "cn = revoked" "organization = vccid test" "country = GB" \
+    tls_www_client encryption_key signing_key "expiration_days = 30"
+printf 'crl_next_update = 30\ncrl_number = 1\n' > "$tmp/crl.info"
+certtool --generate-crl --load-ca-privkey "$tmp/ca-key.pem" --load-ca-certificate "$tmp/ca-cert.pem" \
+    --load-certificate client-revoked/client-cert.pem --template "$tmp/crl.info" \
+    --outfile server/ca-crl.pem 2>/dev/null
 mkdir -p client-nocert
 cp "$tmp/ca-cert.pem" client-nocert/ca-cert.pem
