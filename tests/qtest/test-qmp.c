@@ -966,6 +966,20 @@ static void test_sigterm_pidfile_notify(void)
     g_assert_cmpstr(msg, ==, "READY=1");
     g_assert_true(g_file_get_contents(pidfile, &pid_text, NULL, NULL));
     g_assert_cmpint(atoi(pid_text), ==, v->pid);
+    {
+        /* A second vccid with the same pid file refuses to start, and leaves it alone. */
+        const char *again[] = { "-pidfile", pidarg, "-qmp", "unix:/nonexistent/q.sock", NULL };
+        g_autofree char *out = NULL;
+        g_autofree char *err = NULL;
+        g_autofree char *pid_after = NULL;
+        int status = vccid_run_cli(again, &out, &err);
+
+        g_assert_true(WIFEXITED(status));
+        g_assert_cmpint(WEXITSTATUS(status), ==, 2);
+        g_assert_nonnull(strstr(err, "cannot lock"));
+        g_assert_true(g_file_get_contents(pidfile, &pid_after, NULL, NULL));
+        g_assert_cmpstr(pid_after, ==, pid_text);
+    }
     /* SIGTERM: a clean exit (vccid_stop checks), pid file and sockets gone. */
     vccid_stop(v);
     g_assert_false(g_file_test(pidfile, G_FILE_TEST_EXISTS));
