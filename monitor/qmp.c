@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "config-host.h"
+#include "trace.h"
 
 struct Monitor {
     Chardev *chr;
@@ -48,6 +49,7 @@ static void monitor_send_error(Monitor *mon, const QObject *id, int cls, const c
     g_autoptr(QObject) msg = qdict_new();
     QObject *err = qdict_new();
 
+    trace_qmp_error(chardev_get_id(mon->chr), qmp_error_class_name(cls), desc);
     qdict_put(err, "class", qstring_new(qmp_error_class_name(cls)));
     qdict_put(err, "desc", qstring_new(desc));
     qdict_put(msg, "error", err);
@@ -74,6 +76,7 @@ void qmp_event_send(const char *name, QObject *data)
     g_autoptr(QObject) msg = qdict_new();
     QObject *ts = qdict_new();
     gint64 now = g_get_real_time();
+    unsigned clients = 0;
 
     qdict_put(ts, "seconds", qint_new(now / G_USEC_PER_SEC));
     qdict_put(ts, "microseconds", qint_new(now % G_USEC_PER_SEC));
@@ -87,8 +90,10 @@ void qmp_event_send(const char *name, QObject *data)
 
         if (mon->negotiated && chr_fe_is_connected(mon->chr)) {
             monitor_send(mon, msg);
+            clients++;
         }
     }
+    trace_qmp_event(name, clients);
 }
 
 /* ---- requests ---- */
@@ -170,6 +175,7 @@ static void monitor_dispatch(Monitor *mon, const QObject *req)
         return;
     }
     name = exec->u.s;
+    trace_qmp_request(chardev_get_id(mon->chr), name);
     if (strcmp(name, "qmp_capabilities") == 0) {
         if (mon->negotiated) {
             monitor_send_error(mon, id, QMP_ERROR_CLASS_COMMAND_NOT_FOUND,
@@ -262,6 +268,7 @@ static void monitor_chr_event(void *opaque, ChrEvent event)
 {
     Monitor *mon = opaque;
 
+    trace_qmp_client(chardev_get_id(mon->chr), event == CHR_EVENT_OPENED);
     mon->negotiated = false;
     json_streamer_reset(&mon->streamer);
     if (event == CHR_EVENT_OPENED) {
