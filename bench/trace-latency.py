@@ -20,6 +20,12 @@ every APDU with --all.
 
 "outside" is the time between the bulk-out's reply and the bulk-in's
 arrival: the peer (QEMU's usb-redir, the guest's controller and driver).
+With --reads, a trace of the two chardev_socket_* points alone is read:
+each read is paired with the next write. In the benchmark's SELECT loop
+every read holds one usbredir packet and gets one reply (the bulk-out's 48
+bytes, the bulk-in request's 26), so this measures the same intervals with
+one trace line inside each instead of four, at the price of that guess.
+
 For a bulk-in that arrived while the card was still working, the card's own
 work (worker start to done) is not vccid's: "vccid's part" leaves out the
 part of it that falls between the arrival and the reply.
@@ -31,6 +37,7 @@ import argparse
 import bisect
 import math
 import re
+import signal
 import sys
 
 LINE_RE = re.compile(r'^(\d+)\.(\d{6}) (\d+) ([a-z0-9_]+) ?(.*)$')
@@ -131,6 +138,27 @@ def parse_file(path):
     return [tr for tr in transfers if tr.write is not None], apdus
 
 
+def read_to_write(path):
+    """{read size: [µs from a read to the next write]}, for a trace of
+    chardev_socket_read and chardev_socket_write alone."""
+    by_size = {}
+    read = None
+    with open(path, errors='replace') as f:
+        for line in f:
+            m = LINE_RE.match(line.rstrip('\n'))
+            if not m:
+                continue
+            t = int(m.group(1)) * 1000000 + int(m.group(2))
+            name, args = m.group(4), m.group(5)
+            if name == 'chardev_socket_read':
+                a = WRITE_RE.search(args)
+                read = (t, int(a.group(1))) if a else None
+            elif name == 'chardev_socket_write' and read:
+                by_size.setdefault(read[1], []).append(t - read[0])
+                read = None
+    return by_size
+
+
 def overlap(a0, a1, b0, b1):
     return max(0, min(a1, b1) - max(a0, b0))
 
@@ -175,9 +203,22 @@ def main():
     ap.add_argument('--ins', default='a4',
                     help='instruction byte of the APDUs to count (hex; default a4)')
     ap.add_argument('--all', action='store_true', help='count every APDU')
+    ap.add_argument('--reads', action='store_true',
+                    help='traces of chardev_socket_read and _write only (one trace '
+                         'line inside each interval instead of four): from each read '
+                         'to the next write, by the size of the read')
     ap.add_argument('traces', nargs='+', metavar='TRACE')
     args = ap.parse_args()
     ins = int(args.ins, 16)
+    if args.reads:
+        by_size = {}
+        for path in args.traces:
+            for size, values in read_to_write(path).items():
+                by_size.setdefault(size, []).extend(values)
+        print('from a read to the next write, by bytes read, in %d trace(s)' % len(args.traces))
+        report([('read of %d bytes -> next write' % size, values)
+                for size, values in sorted(by_size.items(), key=lambda kv: -len(kv[1]))[:6]])
+        return 0 if by_size else 1
 
     keys = ('out', 'out_parse', 'out_queue', 'out_reply', 'out_write', 'out_first',
             'out_after', 'in', 'in_parse', 'in_reply', 'in_write', 'in_vccid', 'in_held',
@@ -251,4 +292,6 @@ def main():
 
 
 if __name__ == '__main__':
+    # Piped into head: stop quietly.
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     sys.exit(main())

@@ -32,6 +32,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "trace.h"
@@ -564,12 +565,55 @@ static bool chr_unix_remove_stale(Chardev *chr, const char *path, GError **errp)
     return true;
 }
 
+/*
+ * Bind, set the mode, listen, and only then give the socket its name: it is
+ * bound under a temporary name beside path and hard-linked to path (link()
+ * never replaces a file that appeared meanwhile). Whoever sees the file can
+ * connect at once, and nobody ever sees the mode the umask gave. A path too
+ * long for a temporary name beside it is bound directly, and has the mode
+ * set right after bind, before listen.
+ */
+static bool chr_unix_bind_listen(Chardev *chr, const char *path, GError **errp)
+{
+    g_autofree char *tmp = g_strdup_printf("%s.%d~", path, (int)getpid());
+    const char *bound = strlen(tmp) < sizeof(((struct sockaddr_un *)NULL)->sun_path) ? tmp : path;
+    g_autoptr(GSocketAddress) addr = g_unix_socket_address_new(bound);
+    struct stat st;
+
+    unlink(tmp);   /* our own leftover, if a vccid with our pid died here */
+    if (!g_socket_bind(chr->listener, addr, TRUE, errp)) {
+        return false;
+    }
+    if (chmod(bound, CHR_UNIX_SOCKET_MODE) < 0 || lstat(bound, &st) < 0) {
+        g_set_error(errp, VCCID_ERROR, 0, "cannot set the mode of %s: %s", bound,
+                    g_strerror(errno));
+        unlink(bound);
+        return false;
+    }
+    if (!g_socket_listen(chr->listener, errp)) {
+        unlink(bound);
+        return false;
+    }
+    if (bound == tmp) {
+        int err = link(tmp, path) < 0 ? errno : 0;
+
+        unlink(tmp);
+        if (err) {
+            g_set_error(errp, VCCID_ERROR, 0, "cannot create socket %s: %s", path,
+                        g_strerror(err));
+            return false;
+        }
+    }
+    chr->unix_dev = st.st_dev;
+    chr->unix_ino = st.st_ino;
+    return true;
+}
+
 static bool chr_listen(Chardev *chr, GError **errp)
 {
     GSocketFamily family = g_socket_address_get_family(chr->addr);
     const char *path = chr->is_unix ?
         g_unix_socket_address_get_path(G_UNIX_SOCKET_ADDRESS(chr->addr)) : NULL;
-    struct stat st;
 
     if (path && !chr_unix_remove_stale(chr, path, errp)) {
         return false;
@@ -579,21 +623,12 @@ static bool chr_listen(Chardev *chr, GError **errp)
         return false;
     }
     g_socket_set_blocking(chr->listener, FALSE);
-    if (!g_socket_bind(chr->listener, chr->addr, TRUE, errp)) {
-        return false;
-    }
     if (path) {
-        /* Before listen(): until then nobody can connect, whatever the umask gave. */
-        if (chmod(path, CHR_UNIX_SOCKET_MODE) < 0 || lstat(path, &st) < 0) {
-            g_set_error(errp, VCCID_ERROR, 0, "cannot set the mode of %s: %s", path,
-                        g_strerror(errno));
-            unlink(path);
+        if (!chr_unix_bind_listen(chr, path, errp)) {
             return false;
         }
-        chr->unix_dev = st.st_dev;
-        chr->unix_ino = st.st_ino;
-    }
-    if (!g_socket_listen(chr->listener, errp)) {
+    } else if (!g_socket_bind(chr->listener, chr->addr, TRUE, errp) ||
+               !g_socket_listen(chr->listener, errp)) {
         return false;
     }
     trace_chardev_socket_listen(chr->id, chr->label);

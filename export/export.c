@@ -20,6 +20,8 @@ typedef struct ExportType {
 static const ExportType export_types[] = {
     { "usbredir", "usbredir[,id=ID],chardev=ID[,device=ID]  usbredir protocol (QEMU -device usb-redir)",
       usbredir_export_create, usbredir_export_destroy_all },
+    { "usbip", "usbip[,id=ID][,device=ID][,host=127.0.0.1][,port=3240]  USB/IP server (Linux usbip attach)",
+      usbip_export_create, usbip_export_destroy_all },
 };
 
 bool export_create_from_string(const char *optstr, GError **errp)
@@ -119,7 +121,7 @@ void export_event_peer(const char *id, const char *type, const char *peer, bool 
 
 bool export_del(const char *id, GError **errp)
 {
-    if (!usbredir_export_del(id, NULL)) {
+    if (!usbredir_export_del(id, NULL) && !usbip_export_del(id, NULL)) {
         g_set_error(errp, VCCID_ERROR, 0, "Export '%s' is not found", id);
         return false;
     }
@@ -129,9 +131,11 @@ bool export_del(const char *id, GError **errp)
 void export_del_device(const DeviceState *dev)
 {
     usbredir_export_del(NULL, dev);
+    usbip_export_del(NULL, dev);
 }
 
 void export_foreach(ExportInfoFunc *fn, void *opaque)
 {
     usbredir_export_foreach(fn, opaque);
+    usbip_export_foreach(fn, opaque);
 }

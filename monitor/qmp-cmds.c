@@ -551,7 +551,9 @@ static void export_info_append(const ExportInfo *info, void *opaque)
     qdict_put(e, "type", qstring_new(info->type));
     qdict_put(e, "id", qstring_new(info->id));
     qdict_put(e, "device", qstring_new(info->device));
-    qdict_put(e, "chardev", qstring_new(info->chardev));
+    if (info->chardev) {
+        qdict_put(e, "chardev", qstring_new(info->chardev));
+    }
     qdict_put(e, "address", qstring_new(info->peer));
     qdict_put(e, "connected", qbool_new(info->connected));
     qdict_put(e, "attached", qbool_new(info->attached));
@@ -673,7 +675,8 @@ static const QmpArg args_qom_get[] = {
 };
 static const QmpArg args_export_add[] = {
     { "type", QTYPE_STRING, false }, { "id", QTYPE_STRING, false },
-    { "chardev", QTYPE_STRING, false }, { "device", QTYPE_STRING, true }, { NULL }
+    { "chardev", QTYPE_STRING, true }, { "device", QTYPE_STRING, true },
+    { "host", QTYPE_STRING, true }, { "port", -1, true }, { NULL }
 };
 
 const QmpCommand qmp_commands[] = {

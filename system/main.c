@@ -60,6 +60,8 @@ static void usage(void)
            "                       -device DRIVER,help lists a device's properties)\n"
            "  -export usbredir,chardev=ID[,device=ID]\n"
            "                       serve a USB device over usbredir on a chardev\n"
+           "  -export usbip[,device=ID][,host=127.0.0.1][,port=3240]\n"
+           "                       serve a USB device over USB/IP (Linux: usbip attach)\n"
            "  -qmp unix:PATH,server=on,wait=off | tcp:HOST:PORT,server=on,wait=off\n"
            "                       a QMP monitor (QEMU's protocol; see docs/ccid.txt)\n"
            "  -mon chardev=ID[,mode=control]\n"

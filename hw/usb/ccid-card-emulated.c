@@ -304,13 +304,14 @@ static void emul_apdu_job(gpointer data, gpointer opaque)
     g_autofree uint8_t *answer = g_malloc(ISO7816_MAX_APDU_RESPONSE);
     int answer_len = ISO7816_MAX_APDU_RESPONSE;
     VReader *reader = g_atomic_pointer_get(&s->reader);
-    bool ok;
 
     if (!job->apdu) {
         if (reader) {
             vreader_power_off(reader);
         }
     } else {
+        bool ok;
+
         trace_ccid_card_emulated_worker_start(DEVICE(s)->id, job->len);
         ok = reader && vreader_xfr_bytes(reader, job->apdu, job->len, answer,
                                          &answer_len) == VREADER_OK;

@@ -14,8 +14,8 @@ typedef struct ExportInfo {
     const char *type;
     const char *id;
     const char *device;      /* the exported device's id */
-    const char *chardev;
-    const char *peer;        /* the chardev's address */
+    const char *chardev;     /* NULL: the export has its own listener (usbip) */
+    const char *peer;        /* where its host connects */
     bool connected;          /* a host is connected */
     bool attached;           /* and has been handed the device */
 } ExportInfo;
@@ -24,6 +24,12 @@ typedef void ExportInfoFunc(const ExportInfo *info, void *opaque);
 /* "-export usbredir[,id=ID],chardev=ID[,device=ID]" */
 bool usbredir_export_create(QemuOpts *opts, GError **errp);
 void usbredir_export_destroy_all(void);
+/* "-export usbip,device=ID[,host=ADDR][,port=PORT]" */
+bool usbip_export_create(QemuOpts *opts, GError **errp);
+void usbip_export_destroy_all(void);
+bool usbip_export_del(const char *id, const DeviceState *dev);
+void usbip_export_foreach(ExportInfoFunc *fn, void *opaque);
+
 /* End the exports named id, or of dev; false if there were none. */
 bool usbredir_export_del(const char *id, const DeviceState *dev);
 void usbredir_export_foreach(ExportInfoFunc *fn, void *opaque);

@@ -13,6 +13,8 @@
 #   BENCH_N      APDUs for the benchmark
 #   PIN          the PIN given to OpenSC (libcacard accepts any, see README)
 #   TOKEN_PIN    WRONG_PIN   the token checks' right and wrong PINs
+#   USBIP_HOST   USBIP_PORT  the usbip_* checks: vccid's USB/IP export, which
+#                the guest reaches over QEMU user networking
 . /scenario/env
 
 MODULE=/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so
@@ -669,6 +671,99 @@ check_piv_pin_block() {
     else
         result piv_pin_block fail "first=\"$first\" right_pin_after_block_rc=$right_rc" \
             "$(tail -n3 $log | tr '\n' ' ')"
+    fi
+}
+
+# USB/IP (vccid's -export usbip): the guest's own usbip tool and vhci-hcd.
+usbip_cmd() {
+    usbip --tcp-port "$USBIP_PORT" "$@"
+}
+
+# Wait until the reader is gone from the USB bus (after a detach); 0 if it is.
+wait_device_gone() {
+    i=0
+    while find_device > /dev/null && [ $i -lt 100 ]; do
+        sleep 0.2
+        i=$((i + 1))
+    done
+    ! find_device > /dev/null
+}
+
+check_usbip_list() {
+    usbip_cmd list -r "$USBIP_HOST" > /tmp/usbip-list.txt 2>&1
+    rc=$?
+    show USBIP-LIST /tmp/usbip-list.txt
+    if [ $rc -eq 0 ] && grep -q "1-1:.*($EXPECT_VID:$EXPECT_PID)" /tmp/usbip-list.txt &&
+       grep -q '(0b/00/00)' /tmp/usbip-list.txt; then
+        result usbip_list pass "1-1 is $EXPECT_VID:$EXPECT_PID with a CCID interface (0b/00/00)"
+    else
+        result usbip_list fail "rc=$rc: $(tr '\n' ' ' < /tmp/usbip-list.txt | cut -c1-200)"
+    fi
+}
+
+check_usbip_attach() {
+    if usbip_cmd attach -r "$USBIP_HOST" -b 1-1 > /tmp/usbip-attach.txt 2>&1; then
+        result usbip_attach pass "usbip attach -r $USBIP_HOST -b 1-1"
+    else
+        show USBIP-ATTACH /tmp/usbip-attach.txt
+        result usbip_attach fail "$(tr '\n' ' ' < /tmp/usbip-attach.txt)"
+    fi
+}
+
+# While the reader is attached here, a second import of 1-1 is refused and
+# the first keeps working.
+check_usbip_second() {
+    if usbip_cmd attach -r "$USBIP_HOST" -b 1-1 > /tmp/usbip-second.txt 2>&1; then
+        result usbip_second fail "a second attach of 1-1 succeeded"
+        return
+    fi
+    show USBIP-SECOND /tmp/usbip-second.txt
+    if apdu-bench atr > /tmp/usbip-second-atr.txt 2>&1; then
+        result usbip_second pass "refused ($(tail -n1 /tmp/usbip-second.txt)); the first still works"
+    else
+        result usbip_second fail "refused, but the first import stopped working"
+    fi
+}
+
+# Detach (the device leaves the guest's bus), attach again, and the reader
+# and card work again.
+check_usbip_reattach() {
+    port=$(usbip port 2>/dev/null | sed -n 's/^Port \([0-9]*\):.*/\1/p' | head -n1)
+    stop_pcscd
+    if ! usbip detach -p "${port:-0}" > /tmp/usbip-detach.txt 2>&1; then
+        show USBIP-DETACH /tmp/usbip-detach.txt
+        result usbip_reattach fail "usbip detach -p ${port:-0} failed"
+        return
+    fi
+    if ! wait_device_gone; then
+        result usbip_reattach fail "the reader stayed after usbip detach"
+        return
+    fi
+    if ! usbip_cmd attach -r "$USBIP_HOST" -b 1-1 > /tmp/usbip-attach2.txt 2>&1; then
+        show USBIP-ATTACH /tmp/usbip-attach2.txt
+        result usbip_reattach fail "the second attach failed"
+        return
+    fi
+    i=0
+    until find_device > /dev/null || [ $i -ge 100 ]; do
+        sleep 0.2
+        i=$((i + 1))
+    done
+    sleep 0.5
+    reader_works_again usbip_reattach "detached, attached again"
+}
+
+# vhci-hcd says so when the device side breaks the protocol (an unknown
+# seqnum, a reset of the connection).
+check_usbip_kernel_log() {
+    dmesg | grep -iE 'vhci|usbip' | grep -iE 'cannot|error|fail|invalid|unknown' \
+        > /tmp/usbip-errors.txt
+    n=$(wc -l < /tmp/usbip-errors.txt)
+    if [ "$n" -eq 0 ]; then
+        result usbip_kernel_log pass "no vhci/usbip errors in dmesg"
+    else
+        show DMESG-USBIP /tmp/usbip-errors.txt
+        result usbip_kernel_log fail "$n lines, first: $(head -n1 /tmp/usbip-errors.txt)"
     fi
 }
 

@@ -38,6 +38,9 @@ SCENARIO:
                   --token) to vccid's ccid-card-passthru (--vscclient)
   reference-token-passthru
                   the same token lent to QEMU's own ccid-card-passthru
+  usbip           vccid exports the reader over USB/IP on loopback; the guest
+                  attaches it with usbip over QEMU user networking, uses the
+                  card, is refused a second import, detaches and attaches again
   bench-reference, bench-vccid, bench-reference-passthru, bench-passthru
                   the APDU benchmark (no pass/fail checks beyond running);
                   prints "BENCH key=value ..." (used by bench/run-bench.sh)
@@ -280,15 +283,17 @@ def guest_env(checks, slow_card=0, card='emulated'):
             'SLOW_CARD': '%d' % slow_card}
 
 
-def make_guest(wd, args, checks, qemu_args, log_name, on_line=None):
+def make_guest(wd, args, checks, qemu_args, log_name, on_line=None, extra_env=None,
+               network=False):
     checks = getattr(args, 'checks', None) or checks
     with open(os.path.join(HERE, 'checks.sh'), 'rb') as f:
         script = f.read()
-    return guestrun.Guest(wd.image, script, {'ca.cer': wd.ca_der},
-                          guest_env(checks, getattr(args, 'slow_card', 0),
-                                    getattr(args, 'card', 'emulated')),
+    env = guest_env(checks, getattr(args, 'slow_card', 0), getattr(args, 'card', 'emulated'))
+    env.update(extra_env or {})
+    return guestrun.Guest(wd.image, script, {'ca.cer': wd.ca_der}, env,
                           args.usb, qemu_args,
-                          args.timeout, wd.log(log_name), on_line=on_line)
+                          args.timeout, wd.log(log_name), on_line=on_line,
+                          network=network)
 
 
 def card_args(wd, card='emulated'):
@@ -1170,7 +1175,40 @@ def run_piv_ec(wd, args, report):
     return run_vccid_listen(wd, args, report, PIV_EC_CHECKS)
 
 
+# USB/IP: the guest lists and attaches vccid's export with its own usbip
+# tool, uses the card, checks that a second import is refused, detaches and
+# attaches again.
+USBIP_CHECKS = ('usbip_list usbip_attach enumerate lsusb pcscd atr sweep opensc sign '
+                'usbip_second usbip_reattach pcscd_log kernel_log usbip_kernel_log')
+
+
+def run_usbip(wd, args, report, checks=USBIP_CHECKS):
+    """vccid exports the reader over USB/IP on the host's loopback; the guest
+    reaches it over QEMU user networking (the host's loopback is 10.0.2.2
+    there) and attaches it with usbip, as any Linux host would."""
+    port = free_port()
+    tag = '%s-%s' % (args.scenario, args.usb)
+    opts = ',' + args.reader_opts if args.reader_opts else ''
+    vccid = Vccid(args.vccid, ['-device', 'usb-ccid,id=ccid' + opts,
+                               '-device', card_args(wd, getattr(args, 'card', 'emulated')),
+                               '-export', 'usbip,device=ccid,host=127.0.0.1,port=%d' % port]
+                  + args.vccid_arg, wd.log(tag + '.vccid.log')).start()
+    up = wait_for_port(port) and vccid.alive()
+    report.add('vccid_listening', up, 'USB/IP on 127.0.0.1:%d' % port if up
+               else 'not listening; vccid %s' % ('running' if vccid.alive() else 'exited'))
+    run = None
+    if up:
+        guest = make_guest(wd, args, checks, [], tag + '.console.log',
+                           extra_env={'USBIP_HOST': '10.0.2.2', 'USBIP_PORT': str(port)},
+                           network=True)
+        run = guest.boot()
+        report.add_guest(run)
+    finish_vccid(vccid, report)
+    return run
+
+
 SCENARIOS = {
+    'usbip': run_usbip,
     'reference': run_reference,
     'vccid-listen': run_vccid_listen,
     'piv': run_piv,

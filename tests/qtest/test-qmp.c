@@ -834,6 +834,23 @@ static void test_exports(void)
     g_clear_pointer(&list, qobject_free);
     list = qmp_ok(c, "{\"execute\": \"query-vccid-exports\"}");
     g_assert_cmpuint(list->items->len, ==, 1);
+
+    /* A USB/IP export too; deleting its reader ends every export of it. */
+    g_clear_pointer(&r, qobject_free);
+    r = qmp_ok(c, "{\"execute\": \"vccid-export-add\", \"arguments\": {\"type\": \"usbip\", "
+               "\"id\": \"u1\", \"device\": \"r1\", \"port\": 0}}");
+    g_clear_pointer(&r, qobject_free);
+    r = qmp_ok(c, "{\"execute\": \"vccid-export-add\", \"arguments\": {\"type\": \"usbredir\", "
+               "\"id\": \"e3\", \"chardev\": \"e1c\", \"device\": \"r1\"}}");
+    g_clear_pointer(&list, qobject_free);
+    list = qmp_ok(c, "{\"execute\": \"query-vccid-exports\"}");
+    g_assert_cmpuint(list->items->len, ==, 3);
+    g_clear_pointer(&r, qobject_free);
+    r = qmp_ok(c, "{\"execute\": \"device_del\", \"arguments\": {\"id\": \"r1\"}}");
+    g_clear_pointer(&list, qobject_free);
+    list = qmp_ok(c, "{\"execute\": \"query-vccid-exports\"}");
+    g_assert_cmpuint(list->items->len, ==, 1);
+    g_assert_cmpstr(qdict_get_str(list->items->pdata[0], "device"), ==, "ccid");
     vccid_stop(v);
 }
 
