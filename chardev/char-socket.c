@@ -929,6 +929,49 @@ const char *chardev_describe(Chardev *chr)
     return chr->label;
 }
 
+const char *chardev_get_id(Chardev *chr)
+{
+    return chr->id;
+}
+
+bool chardev_remove(const char *id, GError **errp)
+{
+    Chardev *chr = chardev_find(id);
+
+    if (!chr) {
+        g_set_error(errp, VCCID_ERROR, 0, "Chardev '%s' not found", id);
+        return false;
+    }
+    if (chr->owner) {
+        g_set_error(errp, VCCID_ERROR, 0, "Chardev '%s' is busy", id);
+        return false;
+    }
+    g_hash_table_remove(chardevs, chr->id);
+    chardev_free(chr);
+    return true;
+}
+
+bool chardev_uses_object(const char *id)
+{
+    QCryptoTLSCreds *creds = qcrypto_tls_creds_find(id, NULL);
+    QAuthZ *authz = qauthz_find(id, NULL);
+    GHashTableIter iter;
+    gpointer value;
+
+    if (!chardevs || (!creds && !authz)) {
+        return false;
+    }
+    g_hash_table_iter_init(&iter, chardevs);
+    while (g_hash_table_iter_next(&iter, NULL, &value)) {
+        Chardev *chr = value;
+
+        if ((creds && chr->tls_creds == creds) || (authz && chr->tls_authz == authz)) {
+            return true;
+        }
+    }
+    return false;
+}
+
 void chardev_destroy_all(void)
 {
     GHashTableIter iter;

@@ -2,6 +2,7 @@
  * "-export TYPE,..." dispatch.
  */
 #include "export/export.h"
+#include "monitor/monitor.h"
 #include "qemu/error.h"
 
 #include <stdio.h>
@@ -17,9 +18,9 @@ typedef struct ExportType {
 } ExportType;
 
 static const ExportType export_types[] = {
-    { "usbredir", "usbredir,chardev=ID[,device=ID]  usbredir protocol (QEMU -device usb-redir)",
+    { "usbredir", "usbredir[,id=ID],chardev=ID[,device=ID]  usbredir protocol (QEMU -device usb-redir)",
       usbredir_export_create, usbredir_export_destroy_all },
-    { "usbip", "usbip[,device=ID][,host=127.0.0.1][,port=3240]  USB/IP server (Linux usbip attach)",
+    { "usbip", "usbip[,id=ID][,device=ID][,host=127.0.0.1][,port=3240]  USB/IP server (Linux usbip attach)",
       usbip_export_create, usbip_export_destroy_all },
 };
 
@@ -56,4 +57,85 @@ void export_print_help(void)
     for (size_t i = 0; i < G_N_ELEMENTS(export_types); i++) {
         printf("  -export %s\n", export_types[i].usage);
     }
+}
+
+/* ---- ids, deletion and queries (for the QMP monitor) ---- */
+
+typedef struct ExportIdSearch {
+    const char *id;
+    bool found;
+} ExportIdSearch;
+
+static void export_id_search_cb(const ExportInfo *info, void *opaque)
+{
+    ExportIdSearch *search = opaque;
+
+    search->found |= strcmp(info->id, search->id) == 0;
+}
+
+static bool export_id_taken(const char *id)
+{
+    ExportIdSearch search = { .id = id };
+
+    export_foreach(export_id_search_cb, &search);
+    return search.found;
+}
+
+bool export_id_check(const char *id, GError **errp)
+{
+    if (!id) {
+        return true;
+    }
+    if (!g_ascii_isalpha(id[0]) || strspn(id, "abcdefghijklmnopqrstuvwxyz"
+                                             "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") !=
+        strlen(id)) {
+        g_set_error(errp, VCCID_ERROR, 0, "Parameter 'id' expects an identifier (a letter, "
+                    "then letters, digits, '-', '_' or '.'), not '%s'", id);
+        return false;
+    }
+    if (export_id_taken(id)) {
+        g_set_error(errp, VCCID_ERROR, 0, "An export with id '%s' already exists", id);
+        return false;
+    }
+    return true;
+}
+
+/* Like QEMU's anonymous ids: a '#' no user id can have. */
+char *export_id_generate(void)
+{
+    static unsigned count;
+
+    return g_strdup_printf("#export%u", count++);
+}
+
+void export_event_peer(const char *id, const char *type, const char *peer, bool connected)
+{
+    QObject *data = qdict_new();
+
+    qdict_put(data, "id", qstring_new(id));
+    qdict_put(data, "type", qstring_new(type));
+    qdict_put(data, "peer", qstring_new(peer));
+    qmp_event_send(connected ? "VCCID_EXPORT_PEER_CONNECTED" : "VCCID_EXPORT_PEER_DISCONNECTED",
+                   data);
+}
+
+bool export_del(const char *id, GError **errp)
+{
+    if (!usbredir_export_del(id, NULL) && !usbip_export_del(id, NULL)) {
+        g_set_error(errp, VCCID_ERROR, 0, "Export '%s' is not found", id);
+        return false;
+    }
+    return true;
+}
+
+void export_del_device(const DeviceState *dev)
+{
+    usbredir_export_del(NULL, dev);
+    usbip_export_del(NULL, dev);
+}
+
+void export_foreach(ExportInfoFunc *fn, void *opaque)
+{
+    usbredir_export_foreach(fn, opaque);
+    usbip_export_foreach(fn, opaque);
 }

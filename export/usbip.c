@@ -58,6 +58,7 @@ typedef struct UsbipServer UsbipServer;
 typedef struct UsbipConn UsbipConn;
 
 typedef struct UsbipExport {
+    char *id;                    /* -export id=, or generated */
     UsbipServer *server;
     USBDevice *dev;
     uint32_t devnum;
@@ -620,6 +621,7 @@ static void usbip_req_import(void *opaque, const char *busid)
     usbip_describe(e, &d, ifs, G_N_ELEMENTS(ifs));
     usbip_encode_rep_import(c->outq, USBIP_ST_OK, &d);
     usbip_stream_start_urbs(c->stream);
+    export_event_peer(e->id, "usbip", c->peer, true);
     g_message("usbip: %s attached to %s as %s (%04x:%04x, %s speed)", DEVICE(e->dev)->id, c->peer,
               e->busid, d.idVendor, d.idProduct, e->dev->speed == USB_SPEED_HIGH ? "high" : "full");
 }
@@ -666,6 +668,7 @@ static void usbip_conn_close(UsbipConn *c, const char *why)
             usb_device_detach(c->exp->dev);
         }
         g_message("usbip: %s detached from %s (%s)", DEVICE(c->exp->dev)->id, c->peer, why);
+        export_event_peer(c->exp->id, "usbip", c->peer, false);
         c->exp->importer = NULL;
         c->exp = NULL;
     }
@@ -781,6 +784,14 @@ static UsbipServer *usbip_server_find(const char *host, uint16_t port)
     return NULL;
 }
 
+static void usbip_export_free(gpointer data)
+{
+    UsbipExport *e = data;
+
+    g_free(e->id);
+    g_free(e);
+}
+
 static UsbipServer *usbip_server_new(const char *host, uint16_t port, GError **errp)
 {
     g_autoptr(GInetAddress) ia = g_inet_address_new_from_string(host);
@@ -811,7 +822,7 @@ static UsbipServer *usbip_server_new(const char *host, uint16_t port, GError **e
     s->host = g_strdup(host);
     s->port = bound ? g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(bound)) : port;
     s->listener = sock;
-    s->exports = g_ptr_array_new_with_free_func(g_free);
+    s->exports = g_ptr_array_new_with_free_func(usbip_export_free);
     s->accept_src = g_socket_create_source(sock, G_IO_IN, NULL);
     g_source_set_callback(s->accept_src, (GSourceFunc)(void (*)(void))usbip_acceptable, s, NULL);
     g_source_attach(s->accept_src, NULL);
@@ -858,6 +869,7 @@ static USBDevice *usbip_find_device(const char *id, GError **errp)
 
 bool usbip_export_create(QemuOpts *opts, GError **errp)
 {
+    const char *id = qemu_opt_take(opts, "id");
     const char *dev_id = qemu_opt_take(opts, "device");
     const char *host = qemu_opt_take(opts, "host");
     const char *port_str = qemu_opt_take(opts, "port");
@@ -879,6 +891,9 @@ bool usbip_export_create(QemuOpts *opts, GError **errp)
     if (!host || !*host || strcmp(host, "localhost") == 0) {
         host = USBIP_DEFAULT_HOST;
     }
+    if (!export_id_check(id, errp)) {
+        return false;
+    }
     dev = usbip_find_device(dev_id, errp);
     if (!dev) {
         return false;
@@ -896,9 +911,14 @@ bool usbip_export_create(QemuOpts *opts, GError **errp)
         }
     }
     e = g_new0(UsbipExport, 1);
+    e->id = id ? g_strdup(id) : export_id_generate();
     e->server = s;
     e->dev = dev;
-    e->devnum = s->exports->len + 1;
+    /* After the highest in use: a bus id freed by vccid-export-del is not handed out again. */
+    for (guint i = 0; i < s->exports->len; i++) {
+        e->devnum = MAX(e->devnum, ((UsbipExport *)g_ptr_array_index(s->exports, i))->devnum);
+    }
+    e->devnum++;
     snprintf(e->busid, sizeof(e->busid), "%u-%u", USBIP_BUSNUM, e->devnum);
     g_ptr_array_add(s->exports, e);
     g_message("usbip: exporting %s as bus id %s on %s:%u", DEVICE(dev)->id, e->busid, s->host,
@@ -921,5 +941,48 @@ void usbip_export_destroy_all(void)
         g_ptr_array_unref(s->exports);
         g_free(s->host);
         g_free(s);
+    }
+}
+
+bool usbip_export_del(const char *id, const DeviceState *dev)
+{
+    bool found = false;
+
+    for (GList *l = usbip_servers; l; l = l->next) {
+        UsbipServer *s = l->data;
+
+        for (guint i = s->exports->len; i > 0; i--) {
+            UsbipExport *e = g_ptr_array_index(s->exports, i - 1);
+
+            if ((id && strcmp(e->id, id) == 0) || (dev && DEVICE(e->dev) == dev)) {
+                /* The importer's connection ends: vhci sees the device go. */
+                if (e->importer) {
+                    usbip_conn_close(e->importer, "export deleted");
+                }
+                g_ptr_array_remove_index(s->exports, i - 1);
+                found = true;
+            }
+        }
+    }
+    return found;
+}
+
+void usbip_export_foreach(ExportInfoFunc *fn, void *opaque)
+{
+    for (GList *l = usbip_servers; l; l = l->next) {
+        UsbipServer *s = l->data;
+
+        for (guint i = 0; i < s->exports->len; i++) {
+            UsbipExport *e = g_ptr_array_index(s->exports, i);
+            g_autofree char *where = g_strdup_printf("%s:%u bus id %s", s->host, s->port,
+                                                     e->busid);
+            ExportInfo info = {
+                .type = "usbip", .id = e->id, .device = DEVICE(e->dev)->id,
+                .peer = where, .connected = e->importer != NULL,
+                .attached = e->importer != NULL,
+            };
+
+            fn(&info, opaque);
+        }
     }
 }

@@ -55,6 +55,7 @@ typedef struct RedirPacket {
 } RedirPacket;
 
 typedef struct UsbredirExport {
+    char *id;                /* -export id=, or generated */
     Chardev *chr;
     USBDevice *dev;
     USBPort port;
@@ -827,6 +828,7 @@ static void redir_chr_event(void *opaque, ChrEvent event)
     } else {
         redir_session_end(e);
     }
+    export_event_peer(e->id, "usbredir", chardev_describe(e->chr), event == CHR_EVENT_OPENED);
 }
 
 /*
@@ -934,6 +936,7 @@ static bool redir_device_exported(USBDevice *dev)
 
 bool usbredir_export_create(QemuOpts *opts, GError **errp)
 {
+    const char *id = qemu_opt_take(opts, "id");
     const char *chr_id = qemu_opt_take(opts, "chardev");
     const char *dev_id = qemu_opt_take(opts, "device");
     const char *unused = qemu_opts_first_unused(opts);
@@ -947,6 +950,9 @@ bool usbredir_export_create(QemuOpts *opts, GError **errp)
     }
     if (!chr_id) {
         g_set_error(errp, VCCID_ERROR, 0, "-export usbredir: Parameter 'chardev' is missing");
+        return false;
+    }
+    if (!export_id_check(id, errp)) {
         return false;
     }
     chr = chardev_find(chr_id);
@@ -968,6 +974,7 @@ bool usbredir_export_create(QemuOpts *opts, GError **errp)
         return false;
     }
     e = g_new0(UsbredirExport, 1);
+    e->id = id ? g_strdup(id) : export_id_generate();
     e->chr = chr;
     e->dev = dev;
     e->port.ops = &redir_port_ops;
@@ -980,16 +987,62 @@ bool usbredir_export_create(QemuOpts *opts, GError **errp)
     return true;
 }
 
+static void redir_export_free(UsbredirExport *e)
+{
+    redir_exports = g_list_remove(redir_exports, e);
+    /* The host sees the device leave, not the connection fail. */
+    if (e->parser && e->device_connected) {
+        usbredirparser_send_device_disconnect(e->parser);
+        redir_flush(e);
+    }
+    redir_session_end(e);
+    chr_fe_release(e->chr);
+    /*
+     * Then the connection goes too: its usbredir session cannot serve
+     * another device (the host's hello is not sent twice), and a host that
+     * reconnects gets a fresh one from the next export on this chardev.
+     */
+    chr_fe_disconnect(e->chr);
+    g_hash_table_unref(e->pending);
+    g_byte_array_unref(e->inbuf);
+    g_free(e->id);
+    g_free(e);
+}
+
 void usbredir_export_destroy_all(void)
 {
     while (redir_exports) {
-        UsbredirExport *e = redir_exports->data;
+        redir_export_free(redir_exports->data);
+    }
+}
 
-        redir_exports = g_list_delete_link(redir_exports, redir_exports);
-        redir_session_end(e);
-        chr_fe_release(e->chr);
-        g_hash_table_unref(e->pending);
-        g_byte_array_unref(e->inbuf);
-        g_free(e);
+bool usbredir_export_del(const char *id, const DeviceState *dev)
+{
+    bool found = false;
+
+    for (GList *l = redir_exports, *next; l; l = next) {
+        UsbredirExport *e = l->data;
+
+        next = l->next;
+        if ((id && strcmp(e->id, id) == 0) || (dev && DEVICE(e->dev) == dev)) {
+            redir_export_free(e);
+            found = true;
+        }
+    }
+    return found;
+}
+
+void usbredir_export_foreach(ExportInfoFunc *fn, void *opaque)
+{
+    for (GList *l = redir_exports; l; l = l->next) {
+        UsbredirExport *e = l->data;
+        ExportInfo info = {
+            .type = "usbredir", .id = e->id, .device = DEVICE(e->dev)->id,
+            .chardev = chardev_get_id(e->chr), .peer = chardev_describe(e->chr),
+            .connected = chr_fe_is_connected(e->chr),
+            .attached = e->device_connected,
+        };
+
+        fn(&info, opaque);
     }
 }

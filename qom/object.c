@@ -131,6 +131,27 @@ void object_print_help(void)
     }
 }
 
+bool object_del(const char *id, GError **errp)
+{
+    Object *obj = object_find(id);
+
+    if (!obj) {
+        g_set_error(errp, VCCID_ERROR, 0, "object '%s' not found", id);
+        return false;
+    }
+    g_ptr_array_remove(objects, obj);
+    object_free(obj);
+    return true;
+}
+
+GPtrArray *object_list(void)
+{
+    if (!objects) {
+        objects = g_ptr_array_new();
+    }
+    return objects;
+}
+
 void object_destroy_all(void)
 {
     /* Later objects may refer to earlier ones: free in reverse. */

@@ -73,6 +73,9 @@ if [ -x build-asan/system/vccid ] && command -v qemu-system-x86_64 >/dev/null; t
     guest_asan token-xhci token --usb xhci
     guest_asan token-passthru-xhci --vscclient "$top/build-asan/contrib/vscclient/vscclient" \
         token-passthru --usb xhci
+    # Cards and readers deleted and added over QMP while a guest uses them.
+    guest_asan qmp-card-events-xhci qmp-card-events --usb xhci
+    guest_asan qmp-reader-del-xhci qmp-reader-del --usb xhci
 fi
 CC=clang setup build-fuzz -Dfuzzing=true -Dsanitize=true -Dguest_tests=disabled &&
     run build-fuzz --suite fuzz

@@ -5,10 +5,14 @@
  * options are created in that order (objects such as TLS credentials
  * first, then chardevs, then devices in the order given, then exports), and any error on the command line exits with status
  * 2 and one line that names the bad option, before anything is served.
+ * QMP monitors (-qmp, -mon) come up after the chardevs, before the devices.
  */
 #include "chardev/char.h"
 #include "export/export.h"
 #include "hw/qdev.h"
+#include "monitor/monitor.h"
+#include "sysemu/daemon.h"
+#include "sysemu/runstate.h"
 #include "trace/control.h"
 #include "qom/object.h"
 
@@ -27,6 +31,10 @@ typedef struct CmdLine {
     GPtrArray *chardevs;
     GPtrArray *devices;
     GPtrArray *exports;
+    GPtrArray *qmp;          /* -qmp specs */
+    GPtrArray *mons;         /* -mon options */
+    const char *pidfile;
+    bool daemonize;
     bool verbose;
 } CmdLine;
 
@@ -50,10 +58,16 @@ static void usage(void)
            "  -device DRIVER[,id=ID][,PROP=VALUE...]\n"
            "                       add a device (-device help lists them,\n"
            "                       -device DRIVER,help lists a device's properties)\n"
-           "  -export usbredir,chardev=ID[,device=ID]\n"
+           "  -export usbredir[,id=ID],chardev=ID[,device=ID]\n"
            "                       serve a USB device over usbredir on a chardev\n"
-           "  -export usbip[,device=ID][,host=127.0.0.1][,port=3240]\n"
+           "  -export usbip[,id=ID][,device=ID][,host=127.0.0.1][,port=3240]\n"
            "                       serve a USB device over USB/IP (Linux: usbip attach)\n"
+           "  -qmp unix:PATH,server=on,wait=off | tcp:HOST:PORT,server=on,wait=off\n"
+           "                       a QMP monitor (QEMU's protocol; see docs/ccid.txt)\n"
+           "  -mon chardev=ID[,mode=control]\n"
+           "                       a QMP monitor on a -chardev\n"
+           "  -pidfile FILE        write the process id to FILE (locked while running)\n"
+           "  -daemonize           run in the background once everything is ready\n"
            "  -trace [enable=]PATTERN[,events=FILE][,file=FILE]\n"
            "                       enable the trace points matching PATTERN (a glob),\n"
            "                       or those listed in FILE; write them to FILE instead\n"
@@ -160,6 +174,19 @@ static void parse_args(int argc, char **argv, CmdLine *cl)
             target = cl->devices;
         } else if (strcmp(opt, "export") == 0) {
             target = cl->exports;
+        } else if (strcmp(opt, "qmp") == 0) {
+            target = cl->qmp;
+        } else if (strcmp(opt, "mon") == 0) {
+            target = cl->mons;
+        } else if (strcmp(opt, "daemonize") == 0) {
+            cl->daemonize = true;
+            continue;
+        } else if (strcmp(opt, "pidfile") == 0) {
+            if (++i >= argc) {
+                usage_error("option '%s' requires an argument", argv[i - 1]);
+            }
+            cl->pidfile = argv[i];
+            continue;
         } else if (strcmp(opt, "trace") == 0) {
             parse_trace(argc, argv, ++i);
             continue;
@@ -171,6 +198,11 @@ static void parse_args(int argc, char **argv, CmdLine *cl)
         }
         g_ptr_array_add(target, argv[++i]);
     }
+}
+
+static bool has_monitor(const CmdLine *cl)
+{
+    return cl->qmp->len || cl->mons->len;
 }
 
 static void handle_help_requests(CmdLine *cl)
@@ -217,6 +249,16 @@ static void create_objects(CmdLine *cl)
             goto fail;
         }
     }
+    for (guint i = 0; i < cl->qmp->len; i++) {
+        if (!monitor_new_qmp(g_ptr_array_index(cl->qmp, i), &err)) {
+            goto fail;
+        }
+    }
+    for (guint i = 0; i < cl->mons->len; i++) {
+        if (!monitor_new_from_string(g_ptr_array_index(cl->mons, i), &err)) {
+            goto fail;
+        }
+    }
     for (guint i = 0; i < cl->devices->len; i++) {
         if (!device_create_from_string(g_ptr_array_index(cl->devices, i), &err)) {
             g_prefix_error(&err, "-device %s: ", (char *)g_ptr_array_index(cl->devices, i));
@@ -228,7 +270,8 @@ static void create_objects(CmdLine *cl)
             goto fail;
         }
     }
-    if (cl->exports->len == 0) {
+    /* With a monitor, devices and exports may all come later. */
+    if (cl->exports->len == 0 && !has_monitor(cl)) {
         err = g_error_new(VCCID_ERROR, 0, "nothing exports the reader: add "
                           "-export usbredir,chardev=ID (try --help)");
         goto fail;
@@ -239,6 +282,7 @@ fail:
     fprintf(stderr, "vccid: %s\n", err->message);
     g_error_free(err);
     export_destroy_all();
+    monitor_destroy_all();
     device_destroy_all();
     chardev_destroy_all();
     object_destroy_all();
@@ -247,11 +291,9 @@ fail:
 
 static gboolean on_signal(gpointer opaque)
 {
-    GMainLoop *loop = opaque;
-
     g_message("shutting down");
-    g_main_loop_quit(loop);
-    return G_SOURCE_REMOVE;
+    qemu_system_shutdown_request("host-signal");
+    return G_SOURCE_CONTINUE;
 }
 
 int main(int argc, char **argv)
@@ -261,6 +303,8 @@ int main(int argc, char **argv)
         .chardevs = g_ptr_array_new(),
         .devices = g_ptr_array_new(),
         .exports = g_ptr_array_new(),
+        .qmp = g_ptr_array_new(),
+        .mons = g_ptr_array_new(),
     };
     GMainLoop *loop;
 
@@ -269,18 +313,38 @@ int main(int argc, char **argv)
     parse_args(argc, argv, &cl);
     g_log_set_default_handler(log_handler, &cl);
     handle_help_requests(&cl);
-    if (cl.devices->len == 0) {
-        usage_error("nothing to serve: give at least -device usb-ccid (try --help)");
+    if (cl.devices->len == 0 && !has_monitor(&cl)) {
+        usage_error("nothing to serve: give at least -device usb-ccid, or a monitor "
+                    "(-qmp) to add it with (try --help)");
+    }
+    /* Before any thread or socket exists: the child is the daemon. */
+    if (cl.daemonize) {
+        os_daemonize();
+    }
+    if (cl.pidfile) {
+        g_autoptr(GError) err = NULL;
+
+        if (!os_pidfile_create(cl.pidfile, &err)) {
+            usage_error("-pidfile %s: %s", cl.pidfile, err->message);
+        }
     }
     create_objects(&cl);
     loop = g_main_loop_new(NULL, FALSE);
-    g_unix_signal_add(SIGINT, on_signal, loop);
-    g_unix_signal_add(SIGTERM, on_signal, loop);
+    runstate_set_main_loop(loop);
+    g_unix_signal_add(SIGINT, on_signal, NULL);
+    g_unix_signal_add(SIGTERM, on_signal, NULL);
     chardev_wait_for_clients();
     g_message("vccid %s ready", VCCID_VERSION);
+    os_notify_ready();
+    if (cl.daemonize) {
+        os_daemonize_done();
+    }
     g_main_loop_run(loop);
 
+    os_notify_stopping();
+    /* Each export's host sees its device leave, then devices and sockets go. */
     export_destroy_all();
+    monitor_destroy_all();
     device_destroy_all();
     chardev_destroy_all();
     object_destroy_all();
@@ -289,5 +353,10 @@ int main(int argc, char **argv)
     g_ptr_array_free(cl.chardevs, TRUE);
     g_ptr_array_free(cl.devices, TRUE);
     g_ptr_array_free(cl.exports, TRUE);
+    g_ptr_array_free(cl.qmp, TRUE);
+    g_ptr_array_free(cl.mons, TRUE);
+    if (cl.pidfile) {
+        os_pidfile_remove(cl.pidfile);
+    }
     return 0;
 }

@@ -88,8 +88,14 @@ typedef struct EmulatedState {
 
 #define EMULATED_CCID(obj) DEVICE_CHECK(EmulatedState, (obj), TYPE_EMULATED_CCID)
 
-/* libcacard (and NSS under it) can be set up once per process. */
-static bool cacard_in_use;
+/*
+ * libcacard (and NSS under it) can be set up once per process: the first
+ * card's options stay. A card added later (device_del, then device_add)
+ * takes libcacard over if it asks for the same options, and is refused
+ * with the reason if it asks for others. One card uses it at a time.
+ */
+static EmulatedState *cacard_owner;
+static char *cacard_options;
 
 /* ---- thread -> main loop ---- */
 
@@ -251,6 +257,13 @@ static bool emul_handle_event(EmulatedState *s, VEvent *ev)
         return false;
     default:
         break;
+    }
+    if (!g_atomic_pointer_get(&s->reader) && ev->reader) {
+        /*
+         * A card added again after device_del: libcacard replays card events
+         * only, its readers were announced to the card before.
+         */
+        g_atomic_pointer_set(&s->reader, vreader_reference(ev->reader));
     }
     if (ev->reader != s->reader) {
         return true;   /* another reader's event */
@@ -526,6 +539,8 @@ static void emul_hint_left_out_tokens(EmulatedState *s)
     g_string_free(left_out, TRUE);
 }
 
+static bool emul_card_setup(EmulatedState *s, GError **errp);
+
 static bool emul_init_cacard(EmulatedState *s, GError **errp)
 {
     g_autofree char *args = emul_build_options(s, errp);
@@ -533,6 +548,17 @@ static bool emul_init_cacard(EmulatedState *s, GError **errp)
 
     if (!args) {
         return false;
+    }
+    if (cacard_options) {
+        if (strcmp(args, cacard_options) != 0) {
+            g_set_error(errp, VCCID_ERROR, 0, "libcacard is already set up in this process "
+                        "with '%s' and cannot be set up again; a %s added later must use the "
+                        "same backend, db and certificates (restart vccid for others)",
+                        cacard_options, TYPE_EMULATED_CCID);
+            return false;
+        }
+        /* The same card again: libcacard's readers are still there, replayed at realize. */
+        return emul_card_setup(s, errp);
     }
     opts = vcard_emul_options(args);
     if (!opts) {
@@ -546,15 +572,27 @@ static bool emul_init_cacard(EmulatedState *s, GError **errp)
                     args, s->db ? s->db : DEFAULT_CERT_DB);
         return false;
     }
-    if (strcmp(s->backend, BACKEND_CERTIFICATES) == 0) {
-        return emul_check_certificates(s, errp);
+    if (strcmp(s->backend, BACKEND_CERTIFICATES) == 0 && !emul_check_certificates(s, errp)) {
+        return false;
     }
-    /*
-     * Exit handlers run last registered first: after init, the modules are
-     * loaded and their destructors registered, so this runs before them.
-     * Even a realize that fails from here on exits through it.
-     */
-    on_exit(emul_exit_before_destructors, NULL);
+    if (strcmp(s->backend, BACKEND_CERTIFICATES) != 0) {
+        /*
+         * Exit handlers run last registered first: after init, the modules are
+         * loaded and their destructors registered, so this runs before them.
+         * Even a realize that fails from here on exits through it.
+         */
+        on_exit(emul_exit_before_destructors, NULL);
+    }
+    cacard_options = g_steal_pointer(&args);
+    return emul_card_setup(s, errp);
+}
+
+/* What each card (the first, or one added again) finds in libcacard's setup. */
+static bool emul_card_setup(EmulatedState *s, GError **errp)
+{
+    if (strcmp(s->backend, BACKEND_CERTIFICATES) == 0) {
+        return true;
+    }
     if (s->token) {
         return emul_find_token(s, errp);
     }
@@ -586,16 +624,16 @@ static bool emul_realize(DeviceState *d, GError **errp)
         trace_enable_pattern("ccid_card_emulated_*");
     }
 
-    if (cacard_in_use) {
-        g_set_error(errp, VCCID_ERROR, 0, "only one %s per process: libcacard can be "
-                    "initialised once (use ccid-card-passthru for more cards)",
+    if (cacard_owner) {
+        g_set_error(errp, VCCID_ERROR, 0, "only one %s at a time: libcacard serves one "
+                    "(use ccid-card-passthru for more cards)",
                     TYPE_EMULATED_CCID);
         return false;
     }
     if (!emul_init_cacard(s, errp)) {
         return false;
     }
-    cacard_in_use = true;
+    cacard_owner = s;
     s->to_main = g_async_queue_new_full(emul_msg_free);
     s->notify_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (s->notify_fd < 0) {
@@ -619,6 +657,9 @@ static void emul_unrealize(DeviceState *d)
     EmulatedState *s = EMULATED_CCID(d);
 
     emul_stop_threads(s);
+    if (cacard_owner == s) {
+        cacard_owner = NULL;
+    }
     if (s->notify_watch) {
         g_source_remove(s->notify_watch);
     }

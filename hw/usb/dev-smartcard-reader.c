@@ -23,6 +23,7 @@
 #include "hw/usb.h"
 #include "hw/usb/desc.h"
 #include "hw/usb/ccid.h"
+#include "monitor/monitor.h"
 #include "proto/ccid.h"
 #include "trace/control.h"
 #include "trace.h"
@@ -478,6 +479,17 @@ void ccid_card_apdu_failed(CCIDCardState *card)
     ccid_wake_soon(s);
 }
 
+/* VCCID_CARD_INSERTED / VCCID_CARD_REMOVED for the monitors (docs/ccid.txt). */
+static void ccid_card_event(USBCCIDState *s, CCIDCardState *card, bool inserted)
+{
+    QObject *data = qdict_new();
+
+    qdict_put(data, "reader", qstring_new(DEVICE(s)->id));
+    qdict_put(data, "slot", qint_new(card->slot));
+    qdict_put(data, "card", qstring_new(DEVICE(card)->id));
+    qmp_event_send(inserted ? "VCCID_CARD_INSERTED" : "VCCID_CARD_REMOVED", data);
+}
+
 void ccid_card_card_inserted(CCIDCardState *card)
 {
     USBCCIDState *s = ccid_of_card(card);
@@ -490,6 +502,7 @@ void ccid_card_card_inserted(CCIDCardState *card)
     s->icc_powered = false;
     ccid_notify_slot_change(s);
     ccid_wake_soon(s);
+    ccid_card_event(s, card, true);
 }
 
 void ccid_card_card_removed(CCIDCardState *card)
@@ -506,6 +519,7 @@ void ccid_card_card_removed(CCIDCardState *card)
     ccid_fail_in_flight(s, CCID_ERR_ICC_MUTE);
     ccid_notify_slot_change(s);
     ccid_wake_soon(s);
+    ccid_card_event(s, card, false);
 }
 
 /* ---- the ccid-bus: slot bookkeeping for every card ---- */

@@ -35,6 +35,11 @@ Chardev *chardev_find(const char *id);
 /* A one-line description for logs: "unix:/path (server)". */
 const char *chardev_describe(Chardev *chr);
 void chardev_destroy_all(void);
+const char *chardev_get_id(Chardev *chr);
+/* Close and forget a chardev no frontend uses (QMP chardev-remove). */
+bool chardev_remove(const char *id, GError **errp);
+/* True if a chardev uses the -object with this id (its tls-creds= or tls-authz=). */
+bool chardev_uses_object(const char *id);
 
 /*
  * Servers with wait=on: run the main loop until each has a peer.

@@ -44,5 +44,9 @@ Object *object_find(const char *id);
 Object *object_dynamic_cast(Object *obj, const char *typename);
 void object_print_help(void);
 void object_destroy_all(void);
+/* Delete one object; the caller has made sure nothing refers to it. */
+bool object_del(const char *id, GError **errp);
+/* Objects in creation order (the array is the registry's: do not free). */
+GPtrArray *object_list(void);
 
 #endif

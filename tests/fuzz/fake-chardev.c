@@ -43,6 +43,22 @@ void chardev_destroy_all(void)
 {
 }
 
+const char *chardev_get_id(Chardev *chr)
+{
+    return "fake";
+}
+
+bool chardev_remove(const char *id, GError **errp)
+{
+    g_set_error(errp, VCCID_ERROR, 0, "Chardev '%s' is busy", id);
+    return false;
+}
+
+bool chardev_uses_object(const char *id)
+{
+    return false;
+}
+
 void chardev_wait_for_clients(void)
 {
 }

@@ -757,6 +757,260 @@ def run_passthru(wd, args, report, checks=PASSTHRU_CHECKS):
     return run
 
 
+class VccidQMP:
+    """A small QMP client for vccid's monitor (standard library only)."""
+
+    def __init__(self, path, timeout=15):
+        deadline = time.time() + timeout
+        while True:
+            try:
+                self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                self.sock.connect(path)
+                break
+            except OSError:
+                self.sock.close()
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.1)
+        self.sock.settimeout(timeout)
+        self.file = self.sock.makefile('rb')
+        self.events = []
+        self._read()                 # the greeting
+        self.command('qmp_capabilities')
+
+    def _read(self):
+        import json
+        line = self.file.readline()
+        if not line:
+            raise OSError('vccid closed its monitor')
+        return json.loads(line)
+
+    def command(self, name, **arguments):
+        import json
+        self.sock.sendall(json.dumps({'execute': name, 'arguments': arguments})
+                          .encode() + b'\n')
+        while True:
+            msg = self._read()
+            if 'event' in msg:
+                self.events.append(msg)
+                continue
+            return msg
+
+    def close(self):
+        self.file.close()
+        self.sock.close()
+
+
+QMP_CARD_CHECKS = 'enumerate pcscd atr card_events opensc sign pcscd_log kernel_log'
+
+
+def run_qmp_card_events(wd, args, report, checks=QMP_CARD_CHECKS):
+    """vccid-listen with a QMP monitor: when the guest asks (HOST-ACTION
+    remove / insert), the emulated card is taken out with device_del and put
+    back with device_add of the same options; pcscd must see it go within a
+    second, see it come back, and OpenSC must sign with it again."""
+    _, bus = guestrun.usb_controller_args(args.usb)
+    tag = '%s-%s' % (args.scenario, args.usb)
+    tmp = tempfile.mkdtemp(prefix='vccid-sock-')
+    sock = os.path.join(tmp, 'redir.sock')
+    qmp_sock = os.path.join(tmp, 'qmp.sock')
+    card = card_args(wd) + ',id=card'
+    vccid = Vccid(args.vccid, [
+        '-qmp', 'unix:%s,server=on,wait=off' % qmp_sock,
+        '-chardev', 'socket,id=redir,path=%s,server=on,wait=off' % sock,
+        '-device', 'usb-ccid,id=ccid', '-device', card,
+        '-export', 'usbredir,chardev=redir'] + args.vccid_arg,
+        wd.log(tag + '.vccid.log')).start()
+    up = vccid.wait_for_socket(sock)
+    report.add('vccid_listening', up, sock)
+    if not up:
+        finish_vccid(vccid, report)
+        return None
+    qmp = VccidQMP(qmp_sock)
+    card_props = dict(kv.split('=', 1) for kv in card.split(',')[1:])
+    replies = {}
+
+    def host_action(line):
+        if 'HOST-ACTION remove' in line:
+            replies['device_del'] = qmp.command('device_del', id='card')
+        elif 'HOST-ACTION insert' in line:
+            replies['device_add'] = qmp.command('device_add', driver='ccid-card-emulated',
+                                                **card_props)
+
+    guest = make_guest(wd, args, checks, redir_args(bus, 'socket,id=r,path=' + sock),
+                       tag + '.console.log', on_line=host_action)
+    run = guest.boot()
+    report.add_guest(run)
+    for cmd in ('device_del', 'device_add'):
+        reply = replies.get(cmd)
+        report.add('qmp_' + cmd, reply is not None and 'return' in reply,
+                   'no request from the guest' if reply is None else str(reply))
+    # pcscd sees the card go within a second of device_del.
+    _, detail = run.result('card_events')
+    absent_ms = None
+    for word in (detail or '').split():
+        if word.startswith('after_ms='):
+            absent_ms = float(word.split('=', 1)[1])
+            break
+    report.add('removal_within_1s', absent_ms is not None and absent_ms <= 1000,
+               'absent after %s ms' % absent_ms)
+    qmp.close()
+    finish_vccid(vccid, report)
+    return run
+
+
+QMP_HOTPLUG_CHECKS = 'enumerate pcscd atr sweep opensc sign pcscd_log kernel_log'
+
+
+def run_qmp_reader_hotplug(wd, args, report, checks=QMP_HOTPLUG_CHECKS):
+    """Nothing on vccid's command line but a monitor: the reader, its card,
+    a chardev and the export are added over vccid's QMP; once the guest has
+    booted, QEMU hot-plugs usb-redir over its own QMP (chardev-add,
+    device_add), and the guest uses the reader as if it had always been
+    there."""
+    _, bus = guestrun.usb_controller_args(args.usb)
+    tag = '%s-%s' % (args.scenario, args.usb)
+    tmp = tempfile.mkdtemp(prefix='vccid-sock-')
+    sock = os.path.join(tmp, 'redir.sock')
+    qmp_sock = os.path.join(tmp, 'qmp.sock')
+    qemu_qmp = os.path.join(tmp, 'qemu-qmp.sock')
+    vccid = Vccid(args.vccid, ['-qmp', 'unix:%s,server=on,wait=off' % qmp_sock]
+                  + args.vccid_arg, wd.log(tag + '.vccid.log')).start()
+    report.add('vccid_monitor', vccid.wait_for_socket(qmp_sock), qmp_sock)
+    qmp = VccidQMP(qmp_sock)
+    card_props = dict(kv.split('=', 1) for kv in card_args(wd).split(',')[1:])
+    steps = [
+        ('device_add', dict(driver='usb-ccid', id='ccid')),
+        ('device_add', dict(driver='ccid-card-emulated', id='card', **card_props)),
+        ('chardev-add', {'id': 'redir', 'backend': {'type': 'socket', 'data': {
+            'addr': {'type': 'unix', 'data': {'path': sock}},
+            'server': True, 'wait': False}}}),
+        ('vccid-export-add', dict(type='usbredir', id='e0', chardev='redir', device='ccid')),
+    ]
+    for name, arguments in steps:
+        reply = qmp.command(name, **arguments)
+        report.add('vccid_' + name.replace('-', '_') + '_' + arguments.get('id', ''),
+                   'return' in reply, str(reply))
+    hotplug = {}
+
+    def host_action(line):
+        if 'GUEST-BOOTED' not in line or hotplug:
+            return
+        q = VccidQMP(qemu_qmp)
+        hotplug['chardev-add'] = q.command('chardev-add', id='r', backend={
+            'type': 'socket', 'data': {'addr': {'type': 'unix', 'data': {'path': sock}},
+                                       'server': False}})
+        hotplug['device_add'] = q.command('device_add', driver='usb-redir', chardev='r',
+                                          id='redir0', bus=bus)
+        q.close()
+
+    guest = make_guest(wd, args, checks, [], tag + '.console.log', on_line=host_action)
+    guest.qmp_path = qemu_qmp
+    run = guest.boot()
+    report.add_guest(run)
+    for name in ('chardev-add', 'device_add'):
+        reply = hotplug.get(name)
+        report.add('qemu_' + name.replace('-', '_'), reply is not None and 'return' in reply,
+                   str(reply))
+    exports = qmp.command('query-vccid-exports')
+    report.add('export_listed', 'return' in exports and len(exports['return']) == 1,
+               str(exports))
+    qmp.close()
+    finish_vccid(vccid, report)
+    return run
+
+
+# The guest side of qmp-reader-del (busybox sh, the image's tools).
+READER_DEL_SCRIPT = rb"""#!/bin/sh
+. /scenario/env
+fails=0
+result() { [ "$2" = pass ] || fails=$((fails + 1)); echo "RESULT $1=$2 $3"; }
+wait_for() {
+    n=$(($1 * 5)); shift
+    while [ $n -gt 0 ]; do "$@" > /dev/null 2>&1 && return 0; sleep 0.2; n=$((n - 1)); done
+    return 1
+}
+readers_on_bus() { grep -ls "$EXPECT_VID" /sys/bus/usb/devices/*/idVendor | wc -l; }
+two_readers() { [ "$(readers_on_bus)" -eq 2 ]; }
+one_reader() { [ "$(readers_on_bus)" -eq 1 ]; }
+pcscd_up() {
+    pcscd --foreground > /tmp/pcscd.log 2>&1 &
+    PCSCD=$!
+    wait_for 10 test -S /run/pcscd/pcscd.comm
+}
+card_answers() { apdu-bench atr > /tmp/atr.txt 2>&1 && grep -q "^ATR $EXPECT_ATR" /tmp/atr.txt; }
+if wait_for 30 two_readers; then result two_readers pass "both on the bus"
+else result two_readers fail "$(readers_on_bus) reader(s)"; fi
+sleep 1
+pcscd_up
+apdu-bench list -w 20 > /tmp/list1.txt 2>&1
+if wait_for 20 card_answers; then result in_use pass "the card answers: $(grep "^ATR" /tmp/atr.txt)"
+else result in_use fail "$(tr '\n' ' ' < /tmp/atr.txt)"; fi
+# The card's reader is deleted while pcscd holds it.
+echo "HOST-ACTION reader-del"
+if wait_for 10 one_reader; then result reader_left pass "the kernel saw it disconnect"
+else result reader_left fail "$(readers_on_bus) reader(s) still on the bus"; fi
+dmesg | grep -i 'USB disconnect' | tail -n 2 | sed 's/^/DMESG /'
+# Without udevd, pcscd only sees readers at start: a new one lists what is left.
+kill $PCSCD; wait $PCSCD 2>/dev/null
+pcscd_up
+apdu-bench list -w 20 > /tmp/list2.txt 2>&1
+n=$(grep -c '^READER' /tmp/list2.txt)
+if [ "$n" -eq 1 ]; then result other_reader_serves pass "$(grep '^READER' /tmp/list2.txt)"
+else result other_reader_serves fail "$n readers: $(tr '\n' ' ' < /tmp/list2.txt)"; fi
+exit $fails
+"""
+
+
+def run_qmp_reader_del(wd, args, report):
+    """Two readers exported to one guest; the one with the card is deleted
+    over QMP (device_del) while pcscd uses it: the guest sees it disconnect,
+    vccid keeps serving the other, which a new pcscd still lists."""
+    _, bus = guestrun.usb_controller_args(args.usb)
+    tag = '%s-%s' % (args.scenario, args.usb)
+    tmp = tempfile.mkdtemp(prefix='vccid-sock-')
+    socks = [os.path.join(tmp, 'redir%d.sock' % i) for i in (1, 2)]
+    qmp_sock = os.path.join(tmp, 'qmp.sock')
+    vccid = Vccid(args.vccid, [
+        '-qmp', 'unix:%s,server=on,wait=off' % qmp_sock,
+        '-chardev', 'socket,id=redir1,path=%s,server=on,wait=off' % socks[0],
+        '-chardev', 'socket,id=redir2,path=%s,server=on,wait=off' % socks[1],
+        '-device', 'usb-ccid,id=ccid', '-device', card_args(wd) + ',id=card',
+        '-device', 'usb-ccid,id=ccid2',
+        '-export', 'usbredir,id=e1,chardev=redir1,device=ccid',
+        '-export', 'usbredir,id=e2,chardev=redir2,device=ccid2'] + args.vccid_arg,
+        wd.log(tag + '.vccid.log')).start()
+    up = all(vccid.wait_for_socket(s) for s in socks)
+    report.add('vccid_listening', up, ' '.join(socks))
+    if not up:
+        finish_vccid(vccid, report)
+        return None
+    qmp = VccidQMP(qmp_sock)
+    replies = {}
+
+    def host_action(line):
+        if 'HOST-ACTION reader-del' in line:
+            replies['device_del'] = qmp.command('device_del', id='ccid')
+
+    qemu_args = ['-chardev', 'socket,id=r1,path=' + socks[0],
+                 '-device', 'usb-redir,chardev=r1,bus=' + bus,
+                 '-chardev', 'socket,id=r2,path=' + socks[1],
+                 '-device', 'usb-redir,chardev=r2,bus=' + bus]
+    guest = guestrun.Guest(wd.image, READER_DEL_SCRIPT, {}, guest_env(''), args.usb,
+                           qemu_args, args.timeout, wd.log(tag + '.console.log'),
+                           on_line=host_action)
+    run = guest.boot()
+    report.add_guest(run)
+    reply = replies.get('device_del')
+    report.add('qmp_device_del', reply is not None and 'return' in reply, str(reply))
+    readers = qmp.command('query-vccid-readers')
+    ids = [r['id'] for r in readers.get('return', [])]
+    report.add('vccid_serves_ccid2', ids == ['ccid2'], 'readers %s' % ids)
+    qmp.close()
+    finish_vccid(vccid, report)
+    return run
+
+
 RESET_CHECKS = ('enumerate pcscd atr sweep system_reset lsusb opensc sign '
                 'pcscd_log kernel_log')
 
@@ -974,6 +1228,9 @@ SCENARIOS = {
     'replug': run_replug,
     'system-reset': run_system_reset,
     'passthru': run_passthru,
+    'qmp-card-events': run_qmp_card_events,
+    'qmp-reader-hotplug': run_qmp_reader_hotplug,
+    'qmp-reader-del': run_qmp_reader_del,
     'reference-passthru': run_passthru,
     'token': run_token,
     'token-passthru': run_token,

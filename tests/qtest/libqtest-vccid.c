@@ -542,6 +542,31 @@ void vccid_stop(VccidProcess *p)
     g_free(p);
 }
 
+void vccid_wait_exit(VccidProcess *p)
+{
+    gint64 deadline = g_get_monotonic_time() + VCCID_STOP_TIMEOUT_MS * 1000;
+
+    while (!reap(p, false)) {
+        if (g_get_monotonic_time() > deadline) {
+            kill(p->pid, SIGKILL);
+            reap(p, true);
+            g_autofree char *err = vccid_read_stderr(p);
+            remove_tree(p->tmpdir);
+            g_error("vccid did not exit within %d ms of being asked to:\n%s",
+                    VCCID_STOP_TIMEOUT_MS, err);
+        }
+        g_usleep(2000);
+    }
+    check_exit(p);
+    check_stderr_clean(p);
+    remove_tree(p->tmpdir);
+    g_free(p->tmpdir);
+    g_free(p->db_dir);
+    g_free(p->sock_path);
+    g_free(p->stderr_path);
+    g_free(p);
+}
+
 static char *read_all_fd(int fd)
 {
     GString *s = g_string_new(NULL);

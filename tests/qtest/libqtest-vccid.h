@@ -81,6 +81,8 @@ bool vccid_is_running(VccidProcess *p);
  * report. Frees p.
  */
 void vccid_stop(VccidProcess *p);
+/* As vccid_stop(), for a daemon that was asked to exit another way (QMP quit). */
+void vccid_wait_exit(VccidProcess *p);
 
 /* The daemon's stderr so far (for tests that check messages). */
 char *vccid_read_stderr(VccidProcess *p);

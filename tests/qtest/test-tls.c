@@ -390,6 +390,78 @@ static void check_refused(const char *authz, const char *role, const char *why)
 
 /* ---- the tests ---- */
 
+/* One line from fd within ms, or NULL (EOF, error, timeout). */
+static char *read_line_fd(int fd, int ms)
+{
+    GString *line = g_string_new(NULL);
+    gint64 deadline = g_get_monotonic_time() + (gint64)ms * 1000;
+    char c;
+
+    while (g_get_monotonic_time() < deadline) {
+        struct pollfd pfd = { .fd = fd, .events = POLLIN };
+
+        if (poll(&pfd, 1, 100) == 1) {
+            if (read(fd, &c, 1) != 1) {
+                break;
+            }
+            if (c == '\n') {
+                return g_string_free(line, FALSE);
+            }
+            g_string_append_c(line, c);
+        }
+    }
+    g_string_free(line, TRUE);
+    return NULL;
+}
+
+/*
+ * A QMP monitor on a TLS chardev with tls-authz: the authorized client gets
+ * the greeting and negotiates; another is closed without a byte.
+ */
+static void test_qmp_over_tls(void)
+{
+    uint16_t port = qtest_free_tcp_port();
+    g_autofree char *server = role_dir("server");
+    g_autofree char *creds = g_strdup_printf("tls-creds-x509,id=tls0,dir=%s,endpoint=server",
+                                             server);
+    g_autofree char *mon = g_strdup_printf("socket,id=qmp0,host=127.0.0.1,port=%u,server=on,"
+                                           "wait=off,tls-creds=tls0,tls-authz=simple0", port);
+    const char *args[] = {
+        "-object", creds,
+        "-object", "authz-simple,id=simple0,identity=C=GB,,O=vccid test,,CN=client",
+        "-chardev", mon, "-mon", "chardev=qmp0,mode=control",
+        "-device", "usb-ccid,id=ccid", NULL,
+    };
+    VccidProcess *p = vccid_start_full("socket,id=redir,path=@SOCK@,server=on,wait=off", args,
+                                       true);
+    g_autoptr(GError) error = NULL;
+    g_autofree char *greeting = NULL;
+    g_autofree char *reply = NULL;
+    static const char negotiate[] = "{\"execute\": \"qmp_capabilities\", \"id\": 7}\n";
+    int fd;
+
+    wait_log(p, "ready", 1);
+    fd = tls_client_connect(port, "client-mallory", &error);
+    if (fd >= 0) {
+        assert_closed_silently(fd, TLS_TIMEOUT_MS);
+    }
+    g_clear_error(&error);
+    wait_log(p, "denied", 1);
+
+    fd = tls_client_connect(port, "client", &error);
+    g_assert_no_error(error);
+    greeting = read_line_fd(fd, TLS_TIMEOUT_MS);
+    g_assert_nonnull(greeting);
+    g_assert_nonnull(strstr(greeting, "\"QMP\""));
+    g_assert_cmpint(write(fd, negotiate, strlen(negotiate)), ==, (ssize_t)strlen(negotiate));
+    reply = read_line_fd(fd, TLS_TIMEOUT_MS);
+    g_assert_nonnull(reply);
+    g_assert_nonnull(strstr(reply, "\"return\""));
+    g_assert_nonnull(strstr(reply, "\"id\": 7"));
+    close(fd);
+    vccid_stop(p);
+}
+
 static void test_tls_authz_simple(void)
 {
     uint16_t port = qtest_free_tcp_port();
@@ -1232,6 +1304,7 @@ int main(int argc, char **argv)
     g_test_add_func("/socket/silent-plain-peer", test_silent_plain_peer);
     g_test_add_func("/socket/tcp-keepalive", test_tcp_keepalive);
     g_test_add_func("/socket/unix-not-a-socket", test_unix_not_a_socket);
+    g_test_add_func("/tls/qmp-monitor", test_qmp_over_tls);
     rc = g_test_run();
     /* Every peer has closed by now; let the threads see it and end. */
     deadline = g_get_monotonic_time() + TLS_TIMEOUT_MS * 1000;

@@ -792,7 +792,7 @@ static void test_cli(void)
         g_autofree char *err = NULL;
 
         g_assert_cmpint(vccid_run_cli(args, &out, &err), ==, 0);
-        g_assert_nonnull(strstr(out, "-export usbip[,device=ID][,host=127.0.0.1][,port=3240]"));
+        g_assert_nonnull(strstr(out, "-export usbip[,id=ID][,device=ID][,host=127.0.0.1][,port=3240]"));
     }
 }
 

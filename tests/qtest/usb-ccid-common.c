@@ -182,3 +182,19 @@ void use_reader(CcidHost *c)
     r = read_buffer(c, 0, 2);
     g_assert_cmphex(apdu_sw(r), ==, 0x9000);
 }
+
+GByteArray *sign_256(CcidHost *c)
+{
+    uint8_t part1[5 + 128], part2[5 + 128 + 1];
+
+    /* A PKCS#1 type 1 block below the modulus, sent in two chained CAC pieces. */
+    memset(part1, 0xff, sizeof(part1));
+    memset(part2, 0xff, sizeof(part2));
+    memcpy(part1, (uint8_t[]){ 0x80, CAC_SIGN_DECRYPT, 0x80, 0x00, 128, 0x00, 0x01 }, 7);
+    memcpy(part2, (uint8_t[]){ 0x80, CAC_SIGN_DECRYPT, 0x00, 0x00, 128 }, 5);
+    part2[5 + 128 - 21] = 0x00;
+    part2[sizeof(part2) - 1] = 0x00;          /* Le: 256 */
+    g_autoptr(GByteArray) r1 = ccid_xfr_apdu(c, part1, sizeof(part1));
+    g_assert_cmphex(apdu_sw(r1), ==, 0x9000);
+    return ccid_xfr_apdu(c, part2, sizeof(part2));
+}

@@ -80,6 +80,8 @@ GByteArray *read_buffer(CcidHost *c, uint16_t offset, uint8_t count);
 void select_pki(CcidHost *c, uint8_t n);
 /* A command APDU of exactly len bytes that libcacard accepts: CAC SIGN piece. */
 GByteArray *sign_piece_apdu(size_t len);
+/* Sign a 256-byte block with the selected PKI applet's key; the response APDU. */
+GByteArray *sign_256(CcidHost *c);
 /* Power on, select PKI applet 0 and read from it: the reader works end to end. */
 void use_reader(CcidHost *c);
 
