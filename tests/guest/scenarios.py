@@ -41,6 +41,7 @@ SCENARIO:
   usbip           vccid exports the reader over USB/IP on loopback; the guest
                   attaches it with usbip over QEMU user networking, uses the
                   card, is refused a second import, detaches and attaches again
+  usbip-piv       the same with ccid-card-piv (OpenSC's PIV driver, yubico-piv-tool)
   bench-reference, bench-vccid, bench-reference-passthru, bench-passthru
                   the APDU benchmark (no pass/fail checks beyond running);
                   prints "BENCH key=value ..." (used by bench/run-bench.sh)
@@ -1207,8 +1208,17 @@ def run_usbip(wd, args, report, checks=USBIP_CHECKS):
     return run
 
 
+def run_usbip_piv(wd, args, report):
+    """The PIV card over USB/IP: OpenSC's PIV driver and yubico-piv-tool."""
+    args.card = 'piv'
+    return run_usbip(wd, args, report,
+                     'usbip_list usbip_attach enumerate pcscd atr piv_opensc piv_sign '
+                     'piv_yubico pcscd_log kernel_log usbip_kernel_log')
+
+
 SCENARIOS = {
     'usbip': run_usbip,
+    'usbip-piv': run_usbip_piv,
     'reference': run_reference,
     'vccid-listen': run_vccid_listen,
     'piv': run_piv,
