@@ -13,9 +13,10 @@
  * handshake, on GIO's worker thread so the main loop never waits for it;
  * its certificate is then checked against the creds' CA and its
  * distinguished name against tls-authz=. Only then does the frontend see
- * the peer. Every new peer, TLS or not, must finish its handshake and send
- * its first bytes within handshake-timeout= seconds, and TCP keepalive
- * notices a peer that vanished without closing.
+ * the peer. Every new peer, TLS or not, must finish its handshake and its
+ * protocol's hello (the frontend says when: chr_fe_hello_done) within
+ * handshake-timeout= seconds, and TCP keepalive notices a peer that
+ * vanished without closing.
  */
 #include "authz/authz.h"
 #include "chardev/char.h"
@@ -76,8 +77,7 @@ struct Chardev {
     GSocket *listener;
     GSource *accept_src;
     ChrHandshake *handshake;     /* a new peer before it is the peer */
-    guint hello_timer;           /* the new peer's deadline */
-    bool peer_spoke;
+    guint hello_timer;           /* the new peer's deadline, until its frontend's hello */
     GSocket *peer_sock;
     GIOStream *peer;             /* the socket's stream, or the TLS session on it */
     GSource *read_src;
@@ -189,10 +189,6 @@ static gboolean chr_readable(GObject *stream, gpointer opaque)
         return G_SOURCE_CONTINUE;   /* the source was destroyed above */
     }
     trace_chardev_socket_read(chr->id, n);
-    if (!chr->peer_spoke) {
-        chr->peer_spoke = true;
-        chr_drop_timer(&chr->hello_timer);
-    }
     if (chr->fd_read) {
         chr->fd_read(chr->opaque, buf, n);
     }
@@ -305,7 +301,6 @@ static void chr_peer_attach(Chardev *chr, GSocket *sock, GIOStream *stream)
 {
     chr->peer_sock = sock;
     chr->peer = stream;
-    chr->peer_spoke = false;
     g_message("chardev %s: peer connected", chr->id);
     if (chr->fd_read || chr->fd_event) {
         chr_open_frontend(chr);
@@ -314,12 +309,12 @@ static void chr_peer_attach(Chardev *chr, GSocket *sock, GIOStream *stream)
 
 /* ---- a new peer: deadline, socket options, TLS ---- */
 
-/* The new peer took too long for its TLS handshake or its first bytes. */
+/* The new peer took too long for its TLS handshake or its protocol's hello. */
 static gboolean chr_hello_timeout(gpointer opaque)
 {
     Chardev *chr = opaque;
     g_autofree char *why = g_strdup_printf("no %s within %us",
-                                           chr->peer ? "data" : "TLS handshake",
+                                           chr->peer ? "hello" : "TLS handshake",
                                            chr->handshake_timeout);
 
     chr->hello_timer = 0;
@@ -1083,6 +1078,11 @@ bool chr_fe_write(Chardev *chr, const void *buf, size_t len)
 bool chr_fe_is_connected(Chardev *chr)
 {
     return chr->peer != NULL;
+}
+
+void chr_fe_hello_done(Chardev *chr)
+{
+    chr_drop_timer(&chr->hello_timer);
 }
 
 void chr_fe_disconnect(Chardev *chr)

@@ -11,6 +11,7 @@
 #include "chardev/char.h"
 #include "hw/usb.h"
 #include "hw/usb/desc.h"
+#include "qemu/log-escape.h"
 #include "qemu/option.h"
 
 #include <string.h>
@@ -21,6 +22,21 @@
 
 /* Upper bound on one bulk-in transfer we buffer for; a shorter read is legal. */
 #define REDIR_MAX_BULK_IN (64 * 1024)
+/*
+ * What one peer can make us hold (docs/ccid.txt, section 11); a peer that
+ * goes beyond is dropped. A packet's length is checked in its header before
+ * the parser allocates for it: the largest legitimate one is a bulk transfer
+ * far below this (a CCID message is at most 65,546 bytes). A CCID host has
+ * one or two transfers out per endpoint; bulk-out data is held only while
+ * the reader's command queue is full (flow control: a host may send far
+ * more commands than the reader queues), counted with our bookkeeping so
+ * that many small packets are bounded too.
+ */
+#define REDIR_MAX_PACKET (1024 * 1024 + 64)
+#define REDIR_MAX_PENDING_IN_PER_EP 32
+#define REDIR_MAX_HELD_OUT_BYTES (1024 * 1024)
+/* usb_redir_header: type, length, then a 32-bit or (negotiated) 64-bit id. */
+#define REDIR_HEADER_LEN(ids64) ((ids64) ? 16u : 12u)
 /* usbredir numbers endpoints 0..31: IN endpoints at 16 + n. */
 #define EP2I(addr) ((((addr) & 0x80) >> 3) | ((addr) & 0x0f))
 #define I2EP(i) ((((i) & 0x10) << 3) | ((i) & 0x0f))
@@ -46,6 +62,8 @@ typedef struct UsbredirExport {
     struct usbredirparser *parser;
     GByteArray *inbuf;       /* received, not yet parsed */
     size_t inbuf_off;
+    size_t packet_left;      /* bytes of the packet being parsed not yet given to the parser */
+    char *drop_reason;       /* the peer went beyond a bound: dropped after the parser returns */
     bool device_connected;   /* device_connect sent */
     GHashTable *pending;     /* id -> RedirPacket *, held by the device */
     bool interrupt_receiving[USB_MAX_ENDPOINTS];
@@ -57,29 +75,44 @@ static void redir_flush(UsbredirExport *e);
 
 /* ---- usbredirparser I/O callbacks ---- */
 
+/* The parser's messages quote the peer (its version string): escaped. */
 static void redir_log(void *priv, int level, const char *msg)
 {
+    g_autofree char *shown = log_escape(msg, -1);
+
     if (level <= usbredirparser_error) {
-        g_warning("usbredir: %s", msg);
+        g_warning("usbredir: %s", shown);
     } else if (level <= usbredirparser_info) {
-        g_message("usbredir: %s", msg);
+        g_message("usbredir: %s", shown);
     } else {
-        trace_usbredir_parser_log(level, msg);
+        trace_usbredir_parser_log(level, shown);
     }
 }
 
+/* Hand the parser bytes of the current packet only; see redir_chr_read(). */
 static int redir_read(void *priv, uint8_t *data, int count)
 {
     UsbredirExport *e = priv;
-    size_t avail = e->inbuf->len - e->inbuf_off;
+    size_t avail = MIN(e->inbuf->len - e->inbuf_off, e->packet_left);
     size_t n = MIN(avail, (size_t)count);
 
-    if (n == 0) {
-        return 0;   /* all parsed; the parser resumes with the next read */
+    if (n == 0 || e->drop_reason) {
+        return 0;   /* the parser resumes with the next read */
     }
     memcpy(data, e->inbuf->data + e->inbuf_off, n);
     e->inbuf_off += n;
+    e->packet_left -= n;
     return n;
+}
+
+/* The peer went beyond a bound; the first reason is the one logged. */
+static void redir_drop_peer(UsbredirExport *e, char *reason)
+{
+    if (e->drop_reason) {
+        g_free(reason);
+        return;
+    }
+    e->drop_reason = reason;
 }
 
 static int redir_write(void *priv, uint8_t *data, int count)
@@ -181,9 +214,11 @@ static void redir_connect_device(UsbredirExport *e)
 static void redir_hello(void *priv, struct usb_redir_hello_header *hello)
 {
     UsbredirExport *e = priv;
+    g_autofree char *version = log_escape(hello->version,
+                                          strnlen(hello->version, sizeof(hello->version)));
 
-    g_message("usbredir: peer '%.*s' on %s", (int)sizeof(hello->version), hello->version,
-              chardev_describe(e->chr));
+    g_message("usbredir: peer '%s' on %s", version, chardev_describe(e->chr));
+    chr_fe_hello_done(e->chr);
     if (!e->device_connected) {
         redir_connect_device(e);
     }
@@ -587,13 +622,41 @@ static RedirPacket *redir_packet_new(uint64_t id, uint8_t endpoint, const uint8_
     return rp;
 }
 
+/* Packets the device holds for endpoint ep; and what the bulk-out ones among all it holds cost. */
+static unsigned redir_pending_on(UsbredirExport *e, uint8_t endpoint, size_t *out_bytes)
+{
+    GHashTableIter iter;
+    gpointer value;
+    unsigned n = 0;
+
+    *out_bytes = 0;
+    g_hash_table_iter_init(&iter, e->pending);
+    while (g_hash_table_iter_next(&iter, NULL, &value)) {
+        RedirPacket *rp = value;
+
+        n += rp->endpoint == endpoint;
+        if (!(rp->endpoint & USB_DIR_IN)) {
+            *out_bytes += sizeof(*rp) + rp->p.size;
+        }
+    }
+    return n;
+}
+
 /* Run a packet; keep it if the device holds it, else answer now. */
 static void redir_submit(UsbredirExport *e, RedirPacket *rp)
 {
     usb_device_handle_data(e->dev, &rp->p);
     if (rp->p.status == USB_RET_ASYNC) {
+        size_t held_out;
+
         trace_usbredir_packet_held(rp->p.id, rp->endpoint);
         g_hash_table_insert(e->pending, &rp->p.id, rp);
+        redir_pending_on(e, rp->endpoint, &held_out);
+        if (held_out > REDIR_MAX_HELD_OUT_BYTES) {
+            redir_drop_peer(e, g_strdup_printf("more than %u bytes of bulk-out data held while "
+                                               "the device has no room",
+                                               REDIR_MAX_HELD_OUT_BYTES));
+        }
         return;
     }
     if (rp->p.status == USB_RET_NAK) {
@@ -618,6 +681,19 @@ static void redir_bulk_packet(void *priv, uint64_t id, struct usb_redir_bulk_pac
         len |= (size_t)h->length_high << 16;
     }
     trace_usbredir_bulk_packet(id, h->endpoint, in ? len : (size_t)data_len);
+    if (!e->drop_reason) {
+        size_t held_out;
+
+        if (in && redir_pending_on(e, h->endpoint, &held_out) >= REDIR_MAX_PENDING_IN_PER_EP) {
+            redir_drop_peer(e, g_strdup_printf("more than %u transfers pending on endpoint "
+                                               "0x%02x", REDIR_MAX_PENDING_IN_PER_EP,
+                                               h->endpoint));
+        }
+    }
+    if (e->drop_reason) {
+        usbredirparser_free_packet_data(e->parser, data);
+        return;
+    }
     rp = redir_packet_new(id, h->endpoint, data, in ? MIN(len, REDIR_MAX_BULK_IN) : (size_t)data_len,
                           in);
     usbredirparser_free_packet_data(e->parser, data);
@@ -736,6 +812,8 @@ static void redir_session_end(UsbredirExport *e)
     e->parser = NULL;
     g_byte_array_set_size(e->inbuf, 0);
     e->inbuf_off = 0;
+    e->packet_left = 0;
+    g_clear_pointer(&e->drop_reason, g_free);
 }
 
 static void redir_chr_event(void *opaque, ChrEvent event)
@@ -753,25 +831,69 @@ static void redir_chr_event(void *opaque, ChrEvent event)
     export_event_peer(e->id, "usbredir", chardev_describe(e->chr), event == CHR_EVENT_OPENED);
 }
 
+/*
+ * Find the next packet's length in its header, before the parser allocates
+ * for it. False if the header is not all here yet, or the packet is too
+ * big (the peer is then to be dropped).
+ */
+static bool redir_next_packet(UsbredirExport *e)
+{
+    bool ids64 = usbredirparser_peer_has_cap(e->parser, usb_redir_cap_64bits_ids);
+    size_t header_len = REDIR_HEADER_LEN(ids64);
+    uint32_t length;
+
+    if (e->inbuf->len - e->inbuf_off < header_len) {
+        return false;
+    }
+    memcpy(&length, e->inbuf->data + e->inbuf_off + 4, sizeof(length));
+    length = GUINT32_FROM_LE(length);
+    if (length > REDIR_MAX_PACKET) {
+        redir_drop_peer(e, g_strdup_printf("a packet of %u bytes (more than %u)", length,
+                                           REDIR_MAX_PACKET));
+        return false;
+    }
+    e->packet_left = header_len + length;
+    return true;
+}
+
+/*
+ * Parse one packet at a time: its header is checked first (above), and the
+ * width of the next header's id depends on capabilities the hello packet
+ * brought (64-bit ids if both sides have them, as the parser decides).
+ */
 static void redir_chr_read(void *opaque, const uint8_t *buf, size_t len)
 {
     UsbredirExport *e = opaque;
-    int ret;
+    int ret = 0;
 
     if (!e->parser) {
         return;
     }
     g_byte_array_append(e->inbuf, buf, len);
-    ret = usbredirparser_do_read(e->parser);
-    trace_usbredir_read(len, ret);
-    /* The parser may have been torn down by a callback that closed the peer. */
-    if (!e->parser) {
-        return;
+    while (!e->drop_reason) {
+        size_t before = e->inbuf_off;
+
+        if (!e->packet_left && !redir_next_packet(e)) {
+            break;
+        }
+        ret = usbredirparser_do_read(e->parser);
+        trace_usbredir_read(len, ret);
+        /* The parser may have been torn down by a callback that closed the peer. */
+        if (!e->parser) {
+            return;
+        }
+        if (ret == usbredirparser_read_parse_error || e->inbuf_off == before) {
+            break;
+        }
     }
     g_byte_array_remove_range(e->inbuf, 0, e->inbuf_off);
     e->inbuf_off = 0;
     redir_flush(e);
-    if (ret == usbredirparser_read_parse_error) {
+    if (e->drop_reason) {
+        g_warning("usbredir: dropping the peer on %s: %s", chardev_describe(e->chr),
+                  e->drop_reason);
+        chr_fe_disconnect(e->chr);
+    } else if (ret == usbredirparser_read_parse_error) {
         g_warning("usbredir: malformed packet from the peer on %s; disconnecting",
                   chardev_describe(e->chr));
         chr_fe_disconnect(e->chr);

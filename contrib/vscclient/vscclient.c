@@ -39,8 +39,10 @@
 /*
  * Most bytes kept for a host that does not read: past that it is dropped
  * (a host that floods requests and never reads would grow us without end).
+ * The largest answer is an extended APDU answer (65,538 bytes): room for
+ * sixteen of them.
  */
-#define MAX_OUTPUT_QUEUE (16 * 1024 * 1024)
+#define MAX_OUTPUT_QUEUE (1024 * 1024)
 
 /* A request the host answers with a VSC_Error, in the order sent. */
 typedef enum PendingAnswer {

@@ -22,8 +22,12 @@ typedef enum ChrEvent {
 typedef void ChrReadHandler(void *opaque, const uint8_t *buf, size_t len);
 typedef void ChrEventHandler(void *opaque, ChrEvent event);
 
-/* Largest amount of unsent output kept for a peer before it is dropped. */
-#define CHR_MAX_OUTPUT_QUEUE (16 * 1024 * 1024)
+/*
+ * Largest amount of unsent output kept for a peer before it is dropped:
+ * far above what a peer that reads has outstanding (a few 64 KiB bulk-in
+ * answers), far below what would matter to the daemon's memory.
+ */
+#define CHR_MAX_OUTPUT_QUEUE (4 * 1024 * 1024)
 
 /* Create from "-chardev socket,id=...,..." options. */
 Chardev *chardev_new_from_string(const char *optstr, GError **errp);
@@ -55,6 +59,12 @@ void chr_fe_set_handlers(Chardev *chr, ChrReadHandler *fd_read,
 /* Queue bytes for the peer. Returns false if no peer is connected. */
 bool chr_fe_write(Chardev *chr, const void *buf, size_t len);
 bool chr_fe_is_connected(Chardev *chr);
+/*
+ * The peer finished its protocol's hello: its deadline (handshake-timeout,
+ * counted from the connection, TLS handshake included) no longer runs. A
+ * peer that sends part of a hello and goes quiet is dropped at the deadline.
+ */
+void chr_fe_hello_done(Chardev *chr);
 /* Drop the current peer (a server then accepts a new one). */
 void chr_fe_disconnect(Chardev *chr);
 

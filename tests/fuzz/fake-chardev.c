@@ -105,6 +105,10 @@ bool chr_fe_is_connected(Chardev *chr)
     return chr->connected;
 }
 
+void chr_fe_hello_done(Chardev *chr)
+{
+}
+
 void chr_fe_disconnect(Chardev *chr)
 {
     fake_chardev_close(chr);

@@ -164,6 +164,22 @@ CcidAnswer *ccid_read_answer(CcidHost *c, int timeout_ms)
     }
 }
 
+CcidAnswer *ccid_read_answer_bounded(CcidHost *c, int timeout_ms, unsigned max_extensions)
+{
+    for (unsigned n = 0;; n++) {
+        CcidAnswer *a = ccid_read_message(c, timeout_ms);
+
+        if ((a->status & 0xc0) != 0x80) {
+            return a;
+        }
+        c->time_extensions++;
+        ccid_answer_free(a);
+        if (n >= max_extensions) {
+            g_error("still time extensions after %u: the answer is lost", n + 1);
+        }
+    }
+}
+
 static CcidAnswer *ccid_read_message(CcidHost *c, int timeout_ms)
 {
     CcidAnswer *a = g_new0(CcidAnswer, 1);

@@ -159,6 +159,8 @@ void ccid_send_raw(CcidHost *c, const uint8_t *msg, size_t len);
  * packet is followed by a zero-length packet, USB 2.0 5.8.3).
  */
 CcidAnswer *ccid_read_answer(CcidHost *c, int timeout_ms);
+/* The same, failing the test after max_extensions time extensions: an answer that never comes. */
+CcidAnswer *ccid_read_answer_bounded(CcidHost *c, int timeout_ms, unsigned max_extensions);
 void ccid_answer_free(CcidAnswer *a);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(CcidAnswer, ccid_answer_free)
 

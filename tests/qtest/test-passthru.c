@@ -44,7 +44,7 @@ typedef struct VscPeer {
     GQueue msgs;        /* PeerMsg *, everything but APDUs */
     PeerMode mode;
     unsigned apdus;
-    GByteArray *held;   /* a command kept in PEER_HOLD mode */
+    GQueue held;        /* GByteArray *: commands kept in PEER_HOLD mode, in order */
     unsigned flushes;   /* Flush messages seen */
     bool closed;        /* the daemon closed, or we died */
 } VscPeer;
@@ -103,7 +103,8 @@ static void peer_on_message(void *opaque, const VSCardMsg *msg)
             g_socket_close(p->sock, NULL);   /* as if killed: no goodbye */
         } else if (p->mode == PEER_HOLD) {
             g_mutex_lock(&p->lock);
-            p->held = g_byte_array_new_take(g_memdup2(msg->payload, msg->length), msg->length);
+            g_queue_push_tail(&p->held, g_byte_array_new_take(g_memdup2(msg->payload, msg->length),
+                                                               msg->length));
             g_cond_broadcast(&p->cond);
             g_mutex_unlock(&p->lock);
         } else if (p->mode == PEER_ERROR_ON_APDU) {
@@ -251,9 +252,7 @@ static void peer_free(VscPeer *p)
     g_thread_join(p->thread);
     g_object_unref(p->sock);
     vscard_stream_free(p->stream);
-    if (p->held) {
-        g_byte_array_unref(p->held);
-    }
+    g_queue_clear_full(&p->held, (GDestroyNotify)g_byte_array_unref);
     g_queue_clear_full(&p->msgs, (GDestroyNotify)peer_msg_free);
     g_mutex_clear(&p->lock);
     g_cond_clear(&p->cond);
@@ -293,12 +292,27 @@ static bool peer_has_held(VscPeer *p)
     bool held;
 
     g_mutex_lock(&p->lock);
-    held = p->held != NULL;
+    held = !g_queue_is_empty(&p->held);
     g_mutex_unlock(&p->lock);
     return held;
 }
 
-/* Wait for a held command, then answer it as the card would. */
+/* Wait until the client holds n commands. */
+static void peer_wait_held(VscPeer *p, guint n)
+{
+    gint64 deadline = g_get_monotonic_time() + PEER_TIMEOUT_MS * 1000;
+    guint have;
+
+    g_mutex_lock(&p->lock);
+    while (g_queue_get_length(&p->held) < n &&
+           g_cond_wait_until(&p->cond, &p->lock, deadline)) {
+    }
+    have = g_queue_get_length(&p->held);
+    g_mutex_unlock(&p->lock);
+    g_assert_cmpuint(have, >=, n);
+}
+
+/* Wait for a held command, then answer the oldest as the card would. */
 static void peer_release_held(VscPeer *p)
 {
     gint64 deadline = g_get_monotonic_time() + PEER_TIMEOUT_MS * 1000;
@@ -306,9 +320,9 @@ static void peer_release_held(VscPeer *p)
     VSCardMsg msg = { .type = VSC_APDU };
 
     g_mutex_lock(&p->lock);
-    while (!p->held && g_cond_wait_until(&p->cond, &p->lock, deadline)) {
+    while (g_queue_is_empty(&p->held) && g_cond_wait_until(&p->cond, &p->lock, deadline)) {
     }
-    held = g_steal_pointer(&p->held);
+    held = g_queue_pop_head(&p->held);
     g_mutex_unlock(&p->lock);
     g_assert_nonnull(held);
     msg.payload = held->data;
@@ -493,8 +507,9 @@ static void test_byte_by_byte(void)
 }
 
 /*
- * Malformed messages the stream survives: each is answered with
- * VSC_Error(VSC_GENERAL_ERROR), changes nothing, and the connection goes on.
+ * Malformed messages the stream survives, from a client with its reader and
+ * naming it: each is answered with VSC_Error(VSC_GENERAL_ERROR), changes
+ * nothing, and the connection goes on.
  */
 static void test_malformed_in_sync(void)
 {
@@ -507,8 +522,8 @@ static void test_malformed_in_sync(void)
     peer_handshake(p);
     peer_send(p, 42, 0, "junk", 4);                           /* unknown type */
     peer_expect_error(p, 0, VSC_GENERAL_ERROR);
-    peer_send(p, 0, 7, NULL, 0);                              /* type 0 */
-    peer_expect_error(p, 7, VSC_GENERAL_ERROR);
+    peer_send(p, 0, 0, NULL, 0);                              /* type 0 */
+    peer_expect_error(p, 0, VSC_GENERAL_ERROR);
     peer_send(p, VSC_Flush, 0, NULL, 0);                      /* wrong direction */
     peer_expect_error(p, 0, VSC_GENERAL_ERROR);
     peer_send(p, VSC_ATR, 0, long_atr, sizeof(long_atr));     /* ATR > 33 bytes */
@@ -908,7 +923,7 @@ static void test_flood(void)
 
     peer_lend_card(p, c);
     for (int i = 0; i < 5000; i++) {
-        vscard_build(junk, 99, i, "junkjunk", 8);
+        vscard_build(junk, 99, 0, "junkjunk", 8);
     }
     peer_send_raw(p, junk->data, junk->len);
     t0 = g_get_monotonic_time();
@@ -919,9 +934,214 @@ static void test_flood(void)
 
         g_assert_cmpuint(m->type, ==, VSC_Error);
         g_assert_cmpuint(m->code, ==, VSC_GENERAL_ERROR);
-        g_assert_cmpuint(m->reader_id, ==, (uint32_t)i);
+        g_assert_cmpuint(m->reader_id, ==, 0);
     }
     check_apdu_echo(c, 50);
+    peer_free(p);
+    ccid_host_free(c);
+    vccid_stop(v);
+}
+
+/* ---- the exchange as a state machine (docs/ccid.txt, section 8.3) ---- */
+
+typedef enum PeerOpening {
+    OPEN_NOTHING,       /* not even Init */
+    OPEN_INIT,          /* Init both ways, no reader yet */
+    OPEN_READER,        /* Init and ReaderAdd: reader 0 assigned */
+} PeerOpening;
+
+static void peer_open_to(VscPeer *p, PeerOpening opening)
+{
+    if (opening == OPEN_READER) {
+        peer_handshake(p);
+    } else if (opening == OPEN_INIT) {
+        g_autoptr(GByteArray) init = g_byte_array_new();
+        g_autoptr(PeerMsg) m = NULL;
+
+        vscard_build_init(init, VSCARD_UNDEFINED_READER_ID, 0);
+        peer_send_raw(p, init->data, init->len);
+        m = peer_next(p);
+        g_assert_cmpuint(m->type, ==, VSC_Init);
+    }
+}
+
+/*
+ * Messages out of turn, or naming a reader vccid did not assign: each is
+ * answered with VSC_Error for the reader it named and the client is
+ * dropped; no card reaches the slot and the next client is served. The
+ * first is the review's finding 1: a lone ATR for reader 0xdeadbeef.
+ */
+static void test_out_of_turn(void)
+{
+    static const uint8_t init_payload[] = { 'V', 'S', 'C', 'D', 0, 0, 0, 2, 0, 0, 0, 0 };
+    static const struct {
+        const char *what;
+        PeerOpening opening;
+        uint32_t type, reader_id;
+        const void *payload;
+        uint32_t len;
+    } cases[] = {
+        { "ATR for reader 0xdeadbeef, first thing", OPEN_NOTHING, VSC_ATR, 0xdeadbeef,
+          test_atr, sizeof(test_atr) },
+        { "ATR before Init", OPEN_NOTHING, VSC_ATR, 0, test_atr, sizeof(test_atr) },
+        { "ReaderAdd before Init", OPEN_NOTHING, VSC_ReaderAdd, 0, "r", 1 },
+        { "APDU before Init", OPEN_NOTHING, VSC_APDU, 0, "\x90\x00", 2 },
+        { "junk before Init", OPEN_NOTHING, 42, 0, "junk", 4 },
+        { "ATR before ReaderAdd", OPEN_INIT, VSC_ATR, 0, test_atr, sizeof(test_atr) },
+        { "CardRemove before ReaderAdd", OPEN_INIT, VSC_CardRemove, 0, NULL, 0 },
+        { "ReaderRemove of a reader never assigned", OPEN_INIT, VSC_ReaderRemove, 5, NULL, 0 },
+        { "ATR for reader 0xdeadbeef", OPEN_READER, VSC_ATR, 0xdeadbeef,
+          test_atr, sizeof(test_atr) },
+        { "CardRemove for reader 1", OPEN_READER, VSC_CardRemove, 1, NULL, 0 },
+        { "Error for another reader", OPEN_READER, VSC_Error, 3, "\0\0\0\1", 4 },
+        { "junk for another reader", OPEN_READER, 42, 7, "junk", 4 },
+        { "a second Init", OPEN_READER, VSC_Init, 0, init_payload, sizeof(init_payload) },
+    };
+    VccidProcess *v = start_passthru();
+    CcidHost *c = open_host(v);
+    g_autofree char *log = NULL;
+    VscPeer *p;
+
+    for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+        p = peer_connect(v);
+        g_test_message("out of turn: %s", cases[i].what);
+        peer_open_to(p, cases[i].opening);
+        peer_send(p, cases[i].type, cases[i].reader_id, cases[i].payload, cases[i].len);
+        peer_expect_error(p, cases[i].reader_id, VSC_GENERAL_ERROR);
+        g_assert_true(peer_wait_closed(p));
+        peer_free(p);
+        g_assert_true(vccid_is_running(v));
+        g_assert_cmpuint(slot_status(c), ==, ICC_ABSENT);
+    }
+    log = vccid_read_stderr(v);
+    g_assert_null(strstr(log, "card inserted"));
+
+    p = peer_connect(v);
+    peer_lend_card(p, c);
+    check_apdu_echo(c, 16);
+    peer_free(p);
+    ccid_host_free(c);
+    vccid_stop(v);
+}
+
+/*
+ * The review's finding 6: a ReaderAdd without a name (libcacard's client
+ * sends one) is a reader like any other, with GLib criticals fatal.
+ */
+static void test_reader_add_empty_name(void)
+{
+    VccidProcess *v;
+    CcidHost *c;
+    VscPeer *p;
+    g_autoptr(GByteArray) init = g_byte_array_new();
+    g_autoptr(PeerMsg) m = NULL;
+
+    g_setenv("G_DEBUG", "fatal-criticals", TRUE);
+    v = start_passthru();
+    g_unsetenv("G_DEBUG");
+    c = open_host(v);
+    p = peer_connect(v);
+    vscard_build_init(init, VSCARD_UNDEFINED_READER_ID, 0);
+    peer_send_raw(p, init->data, init->len);
+    m = peer_next(p);
+    g_assert_cmpuint(m->type, ==, VSC_Init);
+    peer_send(p, VSC_ReaderAdd, VSCARD_UNDEFINED_READER_ID, NULL, 0);
+    peer_expect_error(p, 0, VSC_SUCCESS);
+    /* A second one, refused, is shown in the trace too. */
+    peer_send(p, VSC_ReaderAdd, VSCARD_UNDEFINED_READER_ID, NULL, 0);
+    peer_expect_error(p, VSCARD_UNDEFINED_READER_ID, VSC_CANNOT_ADD_MORE_READERS);
+    peer_insert_card(p);
+    wait_slot_change(c, true);
+    power_on_test_card(c);
+    check_apdu_echo(c, 6);
+    peer_free(p);
+    ccid_host_free(c);
+    vccid_stop(v);
+}
+
+/*
+ * The review's finding 7: a reader name with a newline and an ANSI escape
+ * reaches the log (trace points on, debug=3) escaped, and forges no line.
+ */
+static void test_reader_name_escaped(void)
+{
+    static const char evil[] = "Evil\nvccid-FORGED: card inserted\x1b[31m";
+    VccidProcess *v = start_passthru();
+    CcidHost *c = open_host(v);
+    VscPeer *p = peer_connect(v);
+    g_autoptr(GByteArray) init = g_byte_array_new();
+    g_autoptr(PeerMsg) m = NULL;
+    g_autofree char *log = NULL;
+
+    vscard_build_init(init, VSCARD_UNDEFINED_READER_ID, 0);
+    peer_send_raw(p, init->data, init->len);
+    m = peer_next(p);
+    peer_send(p, VSC_ReaderAdd, VSCARD_UNDEFINED_READER_ID, evil, strlen(evil));
+    peer_expect_error(p, 0, VSC_SUCCESS);
+    peer_send(p, VSC_ReaderAdd, VSCARD_UNDEFINED_READER_ID, evil, strlen(evil));
+    peer_expect_error(p, VSCARD_UNDEFINED_READER_ID, VSC_CANNOT_ADD_MORE_READERS);
+    peer_free(p);
+    /* The refusal's trace line is written before the answer, so it is in the log by now. */
+    log = vccid_read_stderr(v);
+    g_assert_nonnull(strstr(log, "Evil\\x0avccid-FORGED: card inserted\\x1b[31m"));
+    g_assert_null(strchr(log, '\x1b'));
+    g_assert_null(strstr(log, "\nvccid-FORGED"));
+    ccid_host_free(c);
+    vccid_stop(v);
+}
+
+/*
+ * The review's finding 5: XfrBlock, Abort, XfrBlock while the client still
+ * works on the first; the client answers both, in order. The first answer
+ * belongs to a command already answered as aborted; the second must reach
+ * the guest, and the card keeps answering after.
+ */
+static void test_abort_then_next_command(void)
+{
+    static const uint8_t first_cmd[] = { 0x00, 0xb0, 0x00, 0x00, 0x01 };
+    static const uint8_t next_cmd[] = { 0x00, 0xca, 0x9f, 0x7f, 0x02 };
+    VccidProcess *v = start_passthru();
+    CcidHost *c = open_host(v);
+    VscPeer *p = peer_connect(v);
+    uint8_t xfr1[CCID_HDR + sizeof(first_cmd)], xfr2[CCID_HDR + sizeof(next_cmd)];
+    uint8_t abort_msg[CCID_HDR];
+    g_autoptr(CcidAnswer) aborted = NULL;
+    g_autoptr(CcidAnswer) abort_status = NULL;
+    g_autoptr(CcidAnswer) answer = NULL;
+    uint8_t s1, s2, s3;
+
+    peer_lend_card(p, c);
+    p->mode = PEER_HOLD;
+    s1 = ccid_build(c, xfr1, PC_to_RDR_XfrBlock, 0, sizeof(first_cmd), 0, 0, 0);
+    memcpy(xfr1 + CCID_HDR, first_cmd, sizeof(first_cmd));
+    ccid_send_raw(c, xfr1, sizeof(xfr1));
+    peer_wait_held(p, 1);
+
+    s2 = ccid_build(c, abort_msg, PC_to_RDR_Abort, 0, 0, 0, 0, 0);
+    g_assert_cmpint(urh_control(c->usb, 0x21, CCID_REQ_ABORT, s2 << 8, c->ifnum, NULL, 0,
+                                NULL, URH_TIMEOUT_MS), ==, usb_redir_success);
+    ccid_send_raw(c, abort_msg, sizeof(abort_msg));
+    aborted = ccid_read_answer(c, URH_TIMEOUT_MS);
+    ccid_check_answer(aborted, RDR_to_PC_DataBlock, 0, s1);
+    g_assert_cmpuint(CMD_STATUS(aborted->status), ==, CMD_FAILED);
+    g_assert_cmphex(aborted->error, ==, CCID_ERR_CMD_ABORTED);
+    abort_status = ccid_read_answer(c, URH_TIMEOUT_MS);
+    ccid_check_answer(abort_status, RDR_to_PC_SlotStatus, 0, s2);
+
+    s3 = ccid_build(c, xfr2, PC_to_RDR_XfrBlock, 0, sizeof(next_cmd), 0, 0, 0);
+    memcpy(xfr2 + CCID_HDR, next_cmd, sizeof(next_cmd));
+    ccid_send_raw(c, xfr2, sizeof(xfr2));
+    peer_wait_held(p, 2);
+    p->mode = PEER_ANSWER;
+    peer_release_held(p);
+    peer_release_held(p);
+
+    answer = ccid_read_answer_bounded(c, URH_TIMEOUT_MS, 5);
+    ccid_check_answer(answer, RDR_to_PC_DataBlock, 0, s3);
+    g_assert_cmpuint(CMD_STATUS(answer->status), ==, CMD_OK);
+    g_assert_cmpmem(answer->data, answer->dwLength - 2, next_cmd, sizeof(next_cmd));
+    check_apdu_echo(c, 11);
+    g_assert_cmpuint(p->apdus, ==, 3);
     peer_free(p);
     ccid_host_free(c);
     vccid_stop(v);
@@ -941,6 +1161,10 @@ int main(int argc, char **argv)
     g_test_add_func("/passthru/flood", test_flood);
     g_test_add_func("/passthru/libcacard-client-opening", test_libcacard_client_opening);
     g_test_add_func("/passthru/reset-during-apdu", test_reset_during_apdu);
+    g_test_add_func("/passthru/state/out-of-turn", test_out_of_turn);
+    g_test_add_func("/passthru/state/reader-add-empty-name", test_reader_add_empty_name);
+    g_test_add_func("/passthru/reader-name-escaped", test_reader_name_escaped);
+    g_test_add_func("/passthru/abort-then-next-command", test_abort_then_next_command);
     g_test_add_func("/passthru/vscclient/ipv4", test_vscclient_ipv4);
     g_test_add_func("/passthru/vscclient/ipv6", test_vscclient_ipv6);
     return g_test_run();

@@ -1164,7 +1164,7 @@ static void test_silent_plain_peer(void)
     g_assert_cmpint(g_get_monotonic_time() - start, >=, 900 * 1000);
     g_assert_cmpint(g_get_monotonic_time() - start, <, 5 * G_USEC_PER_SEC);
     urh_free(h);
-    wait_log(p, "peer disconnected (no data within 1s)", 1);
+    wait_log(p, "peer disconnected (no hello within 1s)", 1);
     /* A host that speaks is served. */
     c = ccid_host_open(p->sock_path);
     g_assert_true(urh_device_connected(c->usb));

@@ -129,6 +129,41 @@ static void test_garbage_peer(Fixture *f, gconstpointer data)
 }
 USB_CCID_TEST("host/garbage-peer", test_garbage_peer)
 
+/*
+ * The review's finding 7: a peer's hello version with a newline and an ANSI
+ * escape reaches the log escaped, and forges no line.
+ */
+static void test_hello_version_escaped(Fixture *f, gconstpointer data)
+{
+    static const char version[] = "evil\nvccid: usbredir: FORGED\x1b[31m";
+    /* usb_redir_header with a 32-bit id (no caps known yet), then the hello. */
+    uint8_t hello[12 + 64 + 4] = { 0 };
+    uint32_t len = GUINT32_TO_LE(64 + 4);
+    g_autoptr(GError) error = NULL;
+    g_autofree char *log = NULL;
+    UsbredirHost *h;
+
+    ccid_host_free(f->c);
+    f->c = NULL;
+    h = urh_connect_raw(f->vccid->sock_path, URH_TIMEOUT_MS, &error);
+    g_assert_no_error(error);
+    memcpy(hello + 4, &len, 4);
+    memcpy(hello + 12, version, sizeof(version));
+    g_assert_cmpint(write(urh_fd(h), hello, sizeof(hello)), ==, sizeof(hello));
+    for (int i = 0; i < 100 && !(log && strstr(log, "FORGED")); i++) {
+        g_free(log);
+        g_usleep(50 * 1000);
+        log = vccid_read_stderr(f->vccid);
+    }
+    urh_free(h);
+    g_assert_nonnull(strstr(log, "evil\\x0avccid: usbredir: FORGED\\x1b[31m"));
+    g_assert_null(strchr(log, '\x1b'));
+    g_assert_null(strstr(log, "\nvccid: usbredir: FORGED"));
+    f->c = ccid_host_open(f->vccid->sock_path);
+    use_reader(f->c);
+}
+USB_CCID_TEST("host/hello-version-escaped", test_hello_version_escaped)
+
 /* The host leaves with commands queued and bulk-out packets held. */
 static void test_leave_during_flood(Fixture *f, gconstpointer data)
 {

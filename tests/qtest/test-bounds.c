@@ -1,0 +1,448 @@
+/*
+ * Every peer is bounded (docs/ccid.txt, section 11): the floods of the
+ * review of issue 9, each from a peer that means harm. Each test checks
+ * that the peer is dropped, that the process it attacked grew by less than
+ * MAX_GROWTH_KB (VmRSS and its peak VmHWM, from /proc), and that the next
+ * peer is served.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <netinet/in.h>
+
+#include "usb-ccid-common.h"
+#include "proto/vscard.h"
+
+#define MAX_GROWTH_KB (8 * 1024)
+#define DROP_TIMEOUT_MS 10000
+
+/* A field of /proc/PID/status in kB (VmRSS, VmHWM). */
+static long proc_status_kb(GPid pid, const char *field)
+{
+    g_autofree char *path = g_strdup_printf("/proc/%d/status", (int)pid);
+    g_autofree char *text = NULL;
+    g_autofree char *key = g_strdup_printf("\n%s:", field);
+    const char *p;
+
+    g_assert_true(g_file_get_contents(path, &text, NULL, NULL));
+    p = strstr(text, key);
+    g_assert_nonnull(p);
+    return strtol(p + strlen(key), NULL, 10);
+}
+
+typedef struct Memory {
+    long rss, hwm;
+} Memory;
+
+static Memory memory_of(GPid pid)
+{
+    return (Memory){ proc_status_kb(pid, "VmRSS"), proc_status_kb(pid, "VmHWM") };
+}
+
+static void assert_growth_bounded(GPid pid, Memory before, const char *what)
+{
+    Memory after = memory_of(pid);
+
+    g_test_message("%s: VmRSS %ld -> %ld kB, VmHWM %ld -> %ld kB", what, before.rss, after.rss,
+                   before.hwm, after.hwm);
+    g_assert_cmpint(after.rss - before.rss, <, MAX_GROWTH_KB);
+    g_assert_cmpint(after.hwm - before.hwm, <, MAX_GROWTH_KB);
+}
+
+/* Iterate the host until the daemon drops it. */
+static void assert_host_dropped(CcidHost *c)
+{
+    gint64 deadline = g_get_monotonic_time() + DROP_TIMEOUT_MS * 1000;
+
+    while (urh_peer_alive(c->usb) && g_get_monotonic_time() < deadline) {
+        urh_iterate(c->usb, 50);
+    }
+    g_assert_false(urh_peer_alive(c->usb));
+}
+
+static void assert_log_has(VccidProcess *v, const char *text)
+{
+    g_autofree char *log = vccid_read_stderr(v);
+
+    g_assert_nonnull(strstr(log, text));
+}
+
+/* The daemon serves the next host: the reader works end to end. */
+static void assert_next_host_served(VccidProcess *v)
+{
+    CcidHost *c = ccid_host_open(v->sock_path);
+
+    use_reader(c);
+    ccid_host_free(c);
+    g_assert_true(vccid_is_running(v));
+}
+
+/* Finding 2a: 5,000 pending 64 KiB bulk-in requests (VmSize went 85 -> 406 MB). */
+static void test_pending_bulk_in(void)
+{
+    VccidProcess *v = vccid_start_default();
+    CcidHost *c = ccid_host_open(v->sock_path);
+    Memory before = memory_of(v->pid);
+    int sent = 0;
+
+    for (; sent < 5000 && urh_peer_alive(c->usb); sent++) {
+        urh_bulk_submit(c->usb, c->ep_bulk_in, NULL, 64 * 1024);
+        urh_iterate(c->usb, 0);
+    }
+    g_test_message("%d bulk-in requests sent before the drop was seen", sent);
+    assert_host_dropped(c);
+    assert_growth_bounded(v->pid, before, "pending bulk-in");
+    assert_log_has(v, "transfers pending on endpoint");
+    ccid_host_free(c);
+    assert_next_host_served(v);
+    vccid_stop(v);
+}
+
+/*
+ * Finding 2b: 64 GetSlotStatus whose answers nobody reads fill the reader's
+ * queues; then 200 bulk-outs of 1 MiB each, which the reader can only hold
+ * (+193 MB RSS before).
+ */
+static void test_held_bulk_out(void)
+{
+    VccidProcess *v = vccid_start_default();
+    CcidHost *c = ccid_host_open(v->sock_path);
+    g_autofree uint8_t *big = g_malloc0(1024 * 1024);
+    Memory before = memory_of(v->pid);
+    int sent = 0;
+
+    for (int i = 0; i < 64; i++) {
+        uint8_t msg[CCID_HDR];
+
+        ccid_build(c, msg, PC_to_RDR_GetSlotStatus, 0, 0, 0, 0, 0);
+        urh_bulk_submit(c->usb, c->ep_bulk_out, msg, sizeof(msg));
+    }
+    urh_idle(c->usb, 200);
+    for (; sent < 200 && urh_peer_alive(c->usb); sent++) {
+        /* A CCID header that announces the megabyte, then the rest of it. */
+        ccid_build(c, big, PC_to_RDR_XfrBlock, 0, 1024 * 1024 - CCID_HDR, 0, 0, 0);
+        urh_bulk_submit(c->usb, c->ep_bulk_out, big, 1024 * 1024);
+        urh_iterate(c->usb, 0);
+    }
+    g_test_message("%d bulk-outs of 1 MiB sent before the drop was seen", sent);
+    assert_host_dropped(c);
+    assert_growth_bounded(v->pid, before, "held bulk-out");
+    assert_log_has(v, "bulk-out data held");
+    ccid_host_free(c);
+    assert_next_host_served(v);
+    vccid_stop(v);
+}
+
+/*
+ * Write len bytes of zeros in 1 MiB pieces; stop at the first error, or when
+ * the peer has read nothing for a second. Returns what went out.
+ */
+static size_t send_until_error(int fd, size_t len)
+{
+    g_autofree uint8_t *chunk = g_malloc0(1024 * 1024);
+    size_t done = 0;
+
+    while (done < len) {
+        ssize_t n = send(fd, chunk, MIN(len - done, 1024 * 1024), MSG_NOSIGNAL);
+
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+
+            if (poll(&pfd, 1, 1000) <= 0) {
+                break;
+            }
+            continue;
+        }
+        if (n <= 0) {
+            break;
+        }
+        done += n;
+    }
+    return done;
+}
+
+/*
+ * Finding 2c: one usbredir packet of 100 MB, after a proper hello (64-bit
+ * ids): dropped at its header, before anything is allocated for it.
+ */
+static void test_huge_packet(void)
+{
+    VccidProcess *v = vccid_start_default();
+    CcidHost *c = ccid_host_open(v->sock_path);
+    Memory before = memory_of(v->pid);
+    /* usb_redir_header with a 64-bit id: type, length, id; then a bulk header. */
+    uint8_t hdr[16 + 8] = { 0 };
+    uint32_t type = GUINT32_TO_LE(usb_redir_bulk_packet);
+    uint32_t length = GUINT32_TO_LE(100 * 1000 * 1000);
+    size_t sent;
+
+    g_assert_true(urh_peer_has_cap(c->usb, usb_redir_cap_64bits_ids));
+    memcpy(hdr, &type, 4);
+    memcpy(hdr + 4, &length, 4);
+    hdr[8] = 0x77;
+    hdr[16] = c->ep_bulk_out;
+    g_assert_cmpint(send(urh_fd(c->usb), hdr, sizeof(hdr), MSG_NOSIGNAL), ==, sizeof(hdr));
+    sent = send_until_error(urh_fd(c->usb), 100 * 1000 * 1000 - 8);
+    g_test_message("%zu bytes of the packet sent before the drop", sent);
+    g_assert_cmpuint(sent, <, 100 * 1000 * 1000 - 8);
+    assert_host_dropped(c);
+    assert_growth_bounded(v->pid, before, "100 MB packet");
+    assert_log_has(v, "a packet of 100000000 bytes");
+    ccid_host_free(c);
+    assert_next_host_served(v);
+    vccid_stop(v);
+}
+
+static int unix_connect(const char *path)
+{
+    struct sockaddr_un addr = { .sun_family = AF_UNIX };
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    g_assert_cmpint(fd, >=, 0);
+    g_strlcpy(addr.sun_path, path, sizeof(addr.sun_path));
+    g_assert_cmpint(connect(fd, (struct sockaddr *)&addr, sizeof(addr)), ==, 0);
+    return fd;
+}
+
+/* Milliseconds until the daemon closes fd (reading what it sends), or -1 after timeout_ms. */
+static gint64 ms_until_closed(int fd, int timeout_ms)
+{
+    gint64 start = g_get_monotonic_time();
+    gint64 deadline = start + timeout_ms * 1000;
+
+    while (g_get_monotonic_time() < deadline) {
+        struct pollfd pfd = { .fd = fd, .events = POLLIN };
+        uint8_t buf[4096];
+
+        if (poll(&pfd, 1, 100) > 0) {
+            ssize_t n = recv(fd, buf, sizeof(buf), 0);
+
+            if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN)) {
+                return (g_get_monotonic_time() - start) / 1000;
+            }
+        }
+    }
+    return -1;
+}
+
+/*
+ * Finding 4: 11 bytes of a usbredir header, then silence, held the port
+ * for ever. The deadline runs until the protocol's hello is whole.
+ */
+static void test_partial_hello(void)
+{
+    static const uint8_t partial[11] = { 0, 0, 0, 0, 68, 0, 0, 0, 0, 0, 0 };
+    VccidProcess *v = vccid_start_full(
+        "socket,id=redir,path=@SOCK@,server=on,wait=off,handshake-timeout=2",
+        vccid_default_devices, true);
+    int fd = unix_connect(v->sock_path);
+    gint64 ms;
+
+    g_assert_cmpint(send(fd, partial, sizeof(partial), MSG_NOSIGNAL), ==, sizeof(partial));
+    ms = ms_until_closed(fd, 8000);
+    g_test_message("closed after %" G_GINT64_FORMAT " ms", ms);
+    g_assert_cmpint(ms, >=, 1500);
+    close(fd);
+    assert_log_has(v, "no hello within 2s");
+    assert_next_host_served(v);
+    vccid_stop(v);
+}
+
+/* ---- vscclient against a host that floods it and never reads ---- */
+
+static int tcp_listen_loopback(uint16_t *port)
+{
+    struct sockaddr_in addr = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t len = sizeof(addr);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    g_assert_cmpint(fd, >=, 0);
+    g_assert_cmpint(bind(fd, (struct sockaddr *)&addr, sizeof(addr)), ==, 0);
+    g_assert_cmpint(listen(fd, 4), ==, 0);
+    g_assert_cmpint(getsockname(fd, (struct sockaddr *)&addr, &len), ==, 0);
+    *port = ntohs(addr.sin_port);
+    return fd;
+}
+
+/* Read a peer's Init (header and 12-byte payload): vscclient's, or the daemon's answer. */
+static void expect_client_init(int fd)
+{
+    uint8_t buf[VSCARD_HEADER_SIZE + 12];
+    size_t got = 0;
+    gint64 deadline = g_get_monotonic_time() + DROP_TIMEOUT_MS * 1000;
+
+    while (got < sizeof(buf) && g_get_monotonic_time() < deadline) {
+        struct pollfd pfd = { .fd = fd, .events = POLLIN };
+        ssize_t n;
+
+        if (poll(&pfd, 1, 100) <= 0) {
+            continue;
+        }
+        n = recv(fd, buf + got, sizeof(buf) - got, 0);
+        g_assert_cmpint(n, >, 0);
+        got += n;
+    }
+    g_assert_cmpuint(got, ==, sizeof(buf));
+    g_assert_cmpuint(buf[3], ==, VSC_Init);
+    g_assert_cmpmem(buf + VSCARD_HEADER_SIZE, 4, "VSCD", 4);
+}
+
+/*
+ * Finding 3: a host that sends 200 MiB of VSC_Flush and never reads the
+ * FlushComplete answers took vscclient to 211 MB RSS. vscclient drops it
+ * and, with --reconnect, comes back to the next connection.
+ */
+static void test_vscclient_flood(void)
+{
+    const char *bin = g_getenv("VSCCLIENT_BINARY");
+    g_autofree char *emul = NULL;
+    g_autofree char *port_str = NULL;
+    g_autoptr(GByteArray) flushes = g_byte_array_new();
+    g_autoptr(GError) err = NULL;
+    uint16_t port;
+    int lfd, fd, stdin_fd, status;
+    GPid pid;
+    Memory before;
+    size_t sent = 0;
+
+    if (!bin) {
+        g_test_skip("VSCCLIENT_BINARY not set");
+        return;
+    }
+    emul = g_strdup_printf("db=\"sql:%s\" use_hw=no "
+                           "soft=(,Test,CAC,,id-cert,signing-cert,encryption-cert)",
+                           vccid_master_cert_db());
+    lfd = tcp_listen_loopback(&port);
+    port_str = g_strdup_printf("%u", port);
+    {
+        const char *argv[] = { bin, "--reconnect", "-e", emul, "127.0.0.1", port_str, NULL };
+
+        g_spawn_async_with_pipes(NULL, (char **)argv, NULL,
+                                 G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_STDOUT_TO_DEV_NULL,
+                                 NULL, NULL, &pid, &stdin_fd, NULL, NULL, &err);
+        g_assert_no_error(err);
+    }
+    fd = qtest_accept(lfd, DROP_TIMEOUT_MS);
+    g_assert_cmpint(fd, >=, 0);
+    expect_client_init(fd);
+    before = memory_of(pid);
+
+    for (int i = 0; i < 65536; i++) {
+        vscard_build(flushes, VSC_Flush, 0, NULL, 0);
+    }
+    while (sent < 200u * 1024 * 1024) {
+        ssize_t n = send(fd, flushes->data, flushes->len, MSG_NOSIGNAL);
+
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            break;
+        }
+        sent += n;
+    }
+    g_test_message("%zu bytes of Flush sent before vscclient dropped us", sent);
+    g_assert_cmpuint(sent, <, 200u * 1024 * 1024);
+    assert_growth_bounded(pid, before, "vscclient");
+    close(fd);
+
+    /* The next host is served: vscclient connects again and says Init. */
+    fd = qtest_accept(lfd, DROP_TIMEOUT_MS);
+    g_assert_cmpint(fd, >=, 0);
+    expect_client_init(fd);
+    close(fd);
+
+    kill(pid, SIGTERM);
+    g_assert_cmpint(waitpid(pid, &status, 0), ==, pid);
+    g_spawn_close_pid(pid);
+    close(stdin_fd);
+    close(lfd);
+}
+
+/*
+ * A passthru client that floods junk and never reads the Error answers
+ * (or the daemon's Init, whose header expect_client_init() checks):
+ * dropped once the answers it does not read pass the chardev's bound.
+ */
+static void test_passthru_client_never_reads(void)
+{
+    static const char *const args[] = {
+        "-chardev", "socket,id=vsc,path=@DIR@/vsc.sock,server=on,wait=off",
+        "-device", "usb-ccid,id=ccid",
+        "-device", "ccid-card-passthru,chardev=vsc",
+        NULL,
+    };
+    VccidProcess *v = vccid_start(args);
+    g_autofree char *path = g_build_filename(v->tmpdir, "vsc.sock", NULL);
+    g_autoptr(GByteArray) opening = g_byte_array_new();
+    g_autoptr(GByteArray) junk = g_byte_array_new();
+    CcidHost *c = ccid_host_open(v->sock_path);
+    Memory before = memory_of(v->pid);
+    int fd = unix_connect(path);
+    size_t sent = 0;
+
+    vscard_build_init(opening, VSCARD_UNDEFINED_READER_ID, 0);
+    vscard_build(opening, VSC_ReaderAdd, VSCARD_UNDEFINED_READER_ID, NULL, 0);
+    g_assert_cmpint(send(fd, opening->data, opening->len, MSG_NOSIGNAL), ==, opening->len);
+    /* In step, for reader 0, so each is answered and the client kept -- until it is not. */
+    for (int i = 0; i < 65536; i++) {
+        vscard_build(junk, 42, 0, NULL, 0);
+    }
+    while (sent < 200u * 1024 * 1024) {
+        ssize_t n = send(fd, junk->data, junk->len, MSG_NOSIGNAL);
+
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            break;
+        }
+        sent += n;
+    }
+    g_test_message("%zu bytes of junk sent before the daemon dropped us", sent);
+    g_assert_cmpuint(sent, <, 200u * 1024 * 1024);
+    close(fd);
+    assert_growth_bounded(v->pid, before, "passthru client that never reads");
+    assert_log_has(v, "peer is not reading its input");
+    assert_slot_works(c);
+
+    /* The next client is served: its Init is answered. */
+    fd = unix_connect(path);
+    g_assert_cmpint(send(fd, opening->data, opening->len, MSG_NOSIGNAL), ==, opening->len);
+    expect_client_init(fd);
+    close(fd);
+    ccid_host_free(c);
+    vccid_stop(v);
+}
+
+int main(int argc, char **argv)
+{
+    /*
+     * Under AddressSanitizer (meson -Dsanitize=true) freed memory waits in a
+     * quarantine of up to 256 MB before reuse, which RSS would count as
+     * growth: the daemons started here reuse it at once instead.
+     */
+    const char *asan = g_getenv("ASAN_OPTIONS");
+    g_autofree char *asan_options = g_strdup_printf("%s%squarantine_size_mb=0",
+                                                    asan ? asan : "", asan ? ":" : "");
+
+    g_setenv("ASAN_OPTIONS", asan_options, TRUE);
+    g_test_init(&argc, &argv, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    g_test_add_func("/bounds/usbredir/pending-bulk-in", test_pending_bulk_in);
+    g_test_add_func("/bounds/usbredir/held-bulk-out", test_held_bulk_out);
+    g_test_add_func("/bounds/usbredir/huge-packet", test_huge_packet);
+    g_test_add_func("/bounds/usbredir/partial-hello", test_partial_hello);
+    g_test_add_func("/bounds/passthru/client-never-reads", test_passthru_client_never_reads);
+    g_test_add_func("/bounds/vscclient/flood", test_vscclient_flood);
+    return g_test_run();
+}
