@@ -754,6 +754,70 @@ check_usbip_reattach() {
     reader_works_again usbip_reattach "detached, attached again"
 }
 
+# vccid goes away while the reader is attached (the host restarts it on
+# HOST-ACTION vccid-restart): the device leaves, and a new attach to the new
+# vccid works.
+check_usbip_restart() {
+    stop_pcscd
+    echo "HOST-ACTION vccid-restart"
+    if ! wait_device_gone; then
+        result usbip_restart fail "the reader stayed after vccid stopped"
+        return
+    fi
+    i=0
+    until usbip_cmd attach -r "$USBIP_HOST" -b 1-1 > /tmp/usbip-restart.txt 2>&1 ||
+          [ $i -ge 75 ]; do
+        sleep 0.2
+        i=$((i + 1))
+    done
+    j=0
+    until find_device > /dev/null || [ $j -ge 100 ]; do
+        sleep 0.2
+        j=$((j + 1))
+    done
+    if ! find_device > /dev/null; then
+        show USBIP-RESTART /tmp/usbip-restart.txt
+        result usbip_restart fail "no reader after attaching to the new vccid"
+        return
+    fi
+    sleep 0.5
+    reader_works_again usbip_restart "gone with vccid; attached to the new one after $((i * 200)) ms"
+}
+
+# Two readers exported (1-1 and 1-2), both attached and used at once.
+check_usbip_two() {
+    for b in 1-1 1-2; do
+        if ! usbip_cmd attach -r "$USBIP_HOST" -b $b > /tmp/usbip-two.txt 2>&1; then
+            show USBIP-TWO /tmp/usbip-two.txt
+            result usbip_two fail "attach $b failed"
+            return
+        fi
+    done
+    i=0
+    while [ "$(grep -ls "$EXPECT_VID" /sys/bus/usb/devices/*/idVendor | wc -l)" -lt 2 ] &&
+          [ $i -lt 100 ]; do
+        sleep 0.2
+        i=$((i + 1))
+    done
+    sleep 0.5
+    start_pcscd
+    apdu-bench list -w 20 > /tmp/usbip-two-list.txt 2>&1
+    ok=0
+    for r in 0 1; do
+        opensc-tool -r $r -a > /tmp/usbip-two-atr$r.txt 2>&1 &&
+            grep -qi "$(echo "$EXPECT_ATR" | sed 's/../&:/g; s/:$//')" /tmp/usbip-two-atr$r.txt &&
+            ok=$((ok + 1))
+        show "USBIP-TWO-$r" /tmp/usbip-two-atr$r.txt
+    done
+    n=$(grep -c '^READER' /tmp/usbip-two-list.txt)
+    if [ "$n" -eq 2 ] && [ $ok -eq 2 ]; then
+        result usbip_two pass "1-1 and 1-2 attached; pcscd lists 2 readers; both cards answer"
+    else
+        show USBIP-TWO-LIST /tmp/usbip-two-list.txt
+        result usbip_two fail "$n readers listed, $ok of 2 cards answered"
+    fi
+}
+
 # vhci-hcd says so when the device side breaks the protocol (an unknown
 # seqnum, a reset of the connection).
 check_usbip_kernel_log() {

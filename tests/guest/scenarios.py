@@ -42,6 +42,8 @@ SCENARIO:
                   attaches it with usbip over QEMU user networking, uses the
                   card, is refused a second import, detaches and attaches again
   usbip-piv       the same with ccid-card-piv (OpenSC's PIV driver, yubico-piv-tool)
+  usbip-passthru  the same with the passthru card, lent by vscclient (--vscclient)
+  usbip-two       two readers on one USB/IP listener, both attached and used at once
   bench-reference, bench-vccid, bench-reference-passthru, bench-passthru
                   the APDU benchmark (no pass/fail checks beyond running);
                   prints "BENCH key=value ..." (used by bench/run-bench.sh)
@@ -1180,32 +1182,83 @@ def run_piv_ec(wd, args, report):
 # tool, uses the card, checks that a second import is refused, detaches and
 # attaches again.
 USBIP_CHECKS = ('usbip_list usbip_attach enumerate lsusb pcscd atr sweep opensc sign '
-                'usbip_second usbip_reattach pcscd_log kernel_log usbip_kernel_log')
+                'usbip_second usbip_reattach usbip_restart pcscd_log kernel_log '
+                'usbip_kernel_log')
 
 
-def run_usbip(wd, args, report, checks=USBIP_CHECKS):
+def run_usbip(wd, args, report, checks=USBIP_CHECKS, passthru=False, two=False):
     """vccid exports the reader over USB/IP on the host's loopback; the guest
     reaches it over QEMU user networking (the host's loopback is 10.0.2.2
-    there) and attaches it with usbip, as any Linux host would."""
+    there) and attaches it with usbip, as any Linux host would. passthru: the
+    card is ccid-card-passthru, lent by vscclient over loopback TCP; two: a
+    second reader with that passthru card beside the emulated one. On the
+    guest's HOST-ACTION vccid-restart, vccid is stopped and started again."""
     port = free_port()
     tag = '%s-%s' % (args.scenario, args.usb)
     opts = ',' + args.reader_opts if args.reader_opts else ''
-    vccid = Vccid(args.vccid, ['-device', 'usb-ccid,id=ccid' + opts,
-                               '-device', card_args(wd, getattr(args, 'card', 'emulated')),
-                               '-export', 'usbip,device=ccid,host=127.0.0.1,port=%d' % port]
-                  + args.vccid_arg, wd.log(tag + '.vccid.log')).start()
+    card = ['-device', card_args(wd, getattr(args, 'card', 'emulated'))]
+    client = None
+    if passthru or two:
+        if not (args.vscclient and os.access(args.vscclient, os.X_OK)):
+            report.add('vscclient_found', False, 'no vscclient: %s' % args.vscclient)
+            return None
+        card_port = free_port()
+        passthru_card = ['-chardev', 'socket,id=vsc,host=127.0.0.1,port=%d,server=on,'
+                         'wait=off' % card_port, '-device', 'ccid-card-passthru,chardev=vsc']
+        card = passthru_card if passthru else card + [
+            '-device', 'usb-ccid,id=ccid2'] + passthru_card[:3] + [
+            'ccid-card-passthru,chardev=vsc,bus=ccid2.0']
+    exports = ['-export', 'usbip,device=ccid,host=127.0.0.1,port=%d' % port]
+    if two:
+        exports += ['-export', 'usbip,device=ccid2,host=127.0.0.1,port=%d' % port]
+    vccid_argv = (['-device', 'usb-ccid,id=ccid' + opts] + card + exports + args.vccid_arg)
+    vccids = [Vccid(args.vccid, vccid_argv, wd.log(tag + '.vccid.log')).start()]
+    vccid = vccids[0]
     up = wait_for_port(port) and vccid.alive()
     report.add('vccid_listening', up, 'USB/IP on 127.0.0.1:%d' % port if up
                else 'not listening; vccid %s' % ('running' if vccid.alive() else 'exited'))
+    if up and (passthru or two):
+        up = wait_for_port(card_port)
+        report.add('card_port_listening', up, '127.0.0.1:%d' % card_port)
+        client = Vscclient(args.vscclient, wd, card_port,
+                           wd.log(tag + '.vscclient.log')).start()
     run = None
+
+    def host_action(line):
+        if 'HOST-ACTION vccid-restart' in line:
+            vccids[-1].stop()
+            vccids.append(Vccid(args.vccid, vccid_argv, wd.log(
+                '%s.vccid%d.log' % (tag, len(vccids) + 1))).start())
+
     if up:
-        guest = make_guest(wd, args, checks, [], tag + '.console.log',
+        guest = make_guest(wd, args, checks, [], tag + '.console.log', on_line=host_action,
                            extra_env={'USBIP_HOST': '10.0.2.2', 'USBIP_PORT': str(port)},
                            network=True)
         run = guest.boot()
         report.add_guest(run)
+    vccid = vccids[-1]
+    if client:
+        report.add('vscclient_alive', client.alive(),
+                   'still connected after the guest' if client.alive()
+                   else 'exited with %s' % client.proc.returncode)
+        client.stop()
+        report.logs.append(('vscclient output (%s)' % client.log_path, client.tail()))
     finish_vccid(vccid, report)
     return run
+
+
+def run_usbip_passthru(wd, args, report):
+    """The passthru card over USB/IP. (No vccid restart: the card's client
+    leaves with the vccid it lent the card to.)"""
+    return run_usbip(wd, args, report, USBIP_CHECKS.replace(' usbip_restart', ''),
+                     passthru=True)
+
+
+def run_usbip_two(wd, args, report):
+    """Two readers on one USB/IP listener (1-1 with the emulated card, 1-2
+    with the passthru card), attached and used at once."""
+    return run_usbip(wd, args, report, 'usbip_two pcscd_log kernel_log usbip_kernel_log',
+                     two=True)
 
 
 def run_usbip_piv(wd, args, report):
@@ -1219,6 +1272,8 @@ def run_usbip_piv(wd, args, report):
 SCENARIOS = {
     'usbip': run_usbip,
     'usbip-piv': run_usbip_piv,
+    'usbip-passthru': run_usbip_passthru,
+    'usbip-two': run_usbip_two,
     'reference': run_reference,
     'vccid-listen': run_vccid_listen,
     'piv': run_piv,
