@@ -8,6 +8,8 @@
 #   BENCH_REPEAT=3         runs of each setup (interleaved); the median of
 #                          each figure is reported (this machine is shared)
 #   BENCH_TCP=0            1: also vccid with usbredir over loopback TCP
+#   BENCH_USBIP=0          1: also vccid's USB/IP export, attached by the
+#                          guest's usbip over QEMU user networking
 #   BENCH_PASSTHRU=1       also the passthru card (vscclient over loopback
 #                          TCP) in QEMU's ccid-card-passthru and in vccid's
 #   BENCH_TLS=0            1: also vccid's passthru card with vscclient over
@@ -71,6 +73,9 @@ while [ $i -lt "${BENCH_REPEAT:-3}" ]; do
             run bench-vccid "$usb"
         fi
         [ "${BENCH_TCP:-0}" = 1 ] && run bench-vccid "$usb" --tcp
+        # USB/IP: the guest attaches the reader over its network (vhci-hcd),
+        # not through the QEMU controller $usb (which is there all the same).
+        [ "${BENCH_USBIP:-0}" = 1 ] && run bench-usbip "$usb"
         if [ "${BENCH_PASSTHRU:-1}" = 1 ]; then
             run bench-reference-passthru "$usb"
             run bench-passthru "$usb"

@@ -44,7 +44,8 @@ SCENARIO:
   usbip-piv       the same with ccid-card-piv (OpenSC's PIV driver, yubico-piv-tool)
   usbip-passthru  the same with the passthru card, lent by vscclient (--vscclient)
   usbip-two       two readers on one USB/IP listener, both attached and used at once
-  bench-reference, bench-vccid, bench-reference-passthru, bench-passthru
+  bench-reference, bench-vccid, bench-reference-passthru, bench-passthru,
+  bench-usbip
                   the APDU benchmark (no pass/fail checks beyond running);
                   prints "BENCH key=value ..." (used by bench/run-bench.sh)
 
@@ -1157,6 +1158,8 @@ def run_bench(wd, args, report):
         'bench-vccid': run_vccid_listen,
         'bench-reference-passthru': run_passthru,
         'bench-passthru': run_passthru,
+        'bench-usbip': lambda wd, args, report, checks: run_usbip(
+            wd, args, report, 'usbip_attach ' + checks),
     }[args.scenario]
     run = runner(wd, args, report, BENCH_CHECKS)
     if run is not None and run.metrics:
@@ -1294,6 +1297,7 @@ SCENARIOS = {
     'bench-vccid': run_bench,
     'bench-reference-passthru': run_bench,
     'bench-passthru': run_bench,
+    'bench-usbip': run_bench,
 }
 
 
