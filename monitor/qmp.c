@@ -211,6 +211,8 @@ static void monitor_dispatch(Monitor *mon, const QObject *req)
             return;
         }
         mon->negotiated = true;
+        /* The negotiation is QMP's hello: the chardev's hello deadline ends here. */
+        chr_fe_hello_done(mon->chr);
     } else {
         ret = cmd->fn(args, &err);
         if (err) {

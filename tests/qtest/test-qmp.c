@@ -901,6 +901,41 @@ static void test_several_monitors(void)
     vccid_stop(v);
 }
 
+/*
+ * qmp_capabilities is QMP's hello: a client that has not negotiated within
+ * handshake-timeout is dropped, one that has may stay idle past it.
+ */
+static void test_idle_after_negotiation(void)
+{
+    static const char *const args[] = {
+        "-chardev", "socket,id=mon,path=@DIR@/qmp.sock,server=on,wait=off,handshake-timeout=1",
+        "-mon", "chardev=mon,mode=control",
+        "-device", "usb-ccid,id=ccid",
+        NULL,
+    };
+    VccidProcess *v = vccid_start(args);
+    g_autofree char *path = qmp_path(v);
+    g_autoptr(QObject) r = NULL;
+    QmpClient *silent = qmp_connect(path);
+    QmpClient *idle;
+    char byte;
+
+    struct pollfd pfd = { .fd = silent->fd, .events = POLLIN };
+
+    /* Greeted, never negotiates: gone after the deadline. */
+    g_assert_cmpint(poll(&pfd, 1, 5000), ==, 1);
+    g_assert_cmpint(read(silent->fd, &byte, 1), ==, 0);
+    qmp_client_free(silent);
+
+    idle = qmp_connect(path);
+    qmp_negotiate(idle);
+    g_usleep(2500 * 1000);
+    r = qmp_ok(idle, "{\"execute\": \"query-status\"}");
+    g_assert_cmpstr(qdict_get_str(r, "status"), ==, "running");
+    qmp_client_free(idle);
+    vccid_stop(v);
+}
+
 static void test_bad_options(void)
 {
     static const char *const cases[][3] = {
@@ -1066,6 +1101,7 @@ int main(int argc, char **argv)
     g_test_add_func("/qmp/qom", test_qom);
     g_test_add_func("/qmp/exports", test_exports);
     g_test_add_func("/qmp/several-monitors", test_several_monitors);
+    g_test_add_func("/qmp/idle-after-negotiation", test_idle_after_negotiation);
     g_test_add_func("/qmp/bad-options", test_bad_options);
     g_test_add_func("/qmp/quit", test_quit);
     g_test_add_func("/qmp/sigterm-pidfile-notify", test_sigterm_pidfile_notify);
