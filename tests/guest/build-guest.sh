@@ -79,8 +79,8 @@ fi
 # that goes away however this script ends, so a failed or interrupted run
 # leaves nothing that a later one could trip over. (pkgroot/ and root/ are
 # where earlier versions of this script built.)
-rm -rf "$out"/work.* "$out/pkgroot" "$out/root" "$out"/*.new "$out"/debs/partial.*
-work=$(mktemp -d "$out/work.XXXXXX")
+rm -rf "$out"/scratch.* "$out/pkgroot" "$out/root" "$out"/*.new "$out"/debs/partial.*
+work=$(mktemp -d "$out/scratch.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 trap 'exit 130' INT TERM HUP
 
