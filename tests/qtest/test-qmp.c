@@ -889,11 +889,23 @@ static void test_several_monitors(void)
     ev = qmp_event(b, "DEVICE_DELETED", 300);
     g_assert_null(ev);
 
-    /* A second client of one monitor is refused; the first keeps it. */
+    /* A second client of one monitor is told so, in QMP, and closed; the first keeps it. */
     second = unix_connect(p1);
     g_assert_cmpint(second, >=, 0);
-    g_assert_cmpint(read(second, &byte, 1), ==, 0);
-    close(second);
+    {
+        g_autoptr(QmpClient) told = g_new0(QmpClient, 1);
+        g_autofree char *line = NULL;
+
+        told->fd = second;
+        told->buf = g_string_new(NULL);
+        told->events = g_queue_new();
+        line = qmp_read_line(told, QMP_TIMEOUT_MS);
+        g_assert_cmpstr(line, ==, "{\"error\": {\"class\": \"GenericError\", \"desc\": "
+                        "\"Monitor busy: another client is connected; try again once it "
+                        "disconnects\"}}\r");
+        g_assert_cmpuint(told->buf->len, ==, 0);
+        g_assert_cmpint(read(second, &byte, 1), ==, 0);
+    }
     qmp_negotiate(b);
 
     qmp_err(b, "{\"execute\": \"quit\", \"arguments\": {\"now\": true}}", "GenericError",
