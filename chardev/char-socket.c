@@ -36,8 +36,8 @@
 
 #include <errno.h>
 #include <gio/gio.h>
-#include <grp.h>
 #include <gio/gunixsocketaddress.h>
+#include <grp.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
