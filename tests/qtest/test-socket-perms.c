@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <glib/gstdio.h>
 #include <grp.h>
+#include <limits.h>
 #include <poll.h>
 #include <pwd.h>
 #include <string.h>
@@ -280,33 +281,55 @@ static void test_not_unix_server(void)
     }
 }
 
+/* True if this process belongs to group gid, and so may give it its files without root. */
+static bool in_group(gid_t gid)
+{
+    gid_t groups[NGROUPS_MAX];
+    int n = getgroups(NGROUPS_MAX, groups);
+
+    for (int i = 0; i < n; i++) {
+        if (groups[i] == gid) {
+            return true;
+        }
+    }
+    return getegid() == gid;
+}
+
 /* Without root, giving the socket file to another group fails, naming the option and why. */
 static void test_chown_fails(void)
 {
-    const char *bin = vccid_binary();
+    struct group *gr = getgrnam(TEST_GROUP);
+    struct passwd *pw = getpwnam(TEST_USER);
     g_autoptr(GError) error = NULL;
     g_autofree char *dir = NULL;
     g_autofree char *sock = NULL;
-    g_autofree char *chardev = NULL;
+    g_autofree char *runas = NULL;
     g_autofree char *cmd = NULL;
     g_autofree char *err = NULL;
-    uid_t uid;
-    gid_t gid;
     int status;
 
-    if (!need_root(&uid, &gid)) {
+    if (!gr || !pw) {
+        g_test_skip("no user " TEST_USER " or no group " TEST_GROUP " on this system");
         return;
     }
     dir = g_dir_make_tmp("vccid-perms-XXXXXX", &error);
     g_assert_no_error(error);
-    g_assert_cmpint(chown(dir, uid, -1), ==, 0);
+    if (geteuid() == 0) {
+        /* Root may; setpriv (util-linux) runs vccid as nobody, in no other group. */
+        g_assert_cmpint(chown(dir, pw->pw_uid, -1), ==, 0);
+        runas = g_strdup_printf("setpriv --reuid=%u --regid=%u --clear-groups ",
+                                (unsigned)pw->pw_uid, (unsigned)pw->pw_gid);
+    } else if (in_group(gr->gr_gid)) {
+        g_test_skip("this user is in group " TEST_GROUP ", so may give it a file");
+        g_rmdir(dir);
+        return;
+    } else {
+        runas = g_strdup("");
+    }
     sock = g_build_filename(dir, "s.sock", NULL);
-    chardev = g_strdup_printf("socket,id=redir,path=%s,server=on,wait=off,group=" TEST_GROUP,
-                              sock);
-    /* setpriv (util-linux) runs vccid as nobody, with no supplementary group. */
-    cmd = g_strdup_printf("setpriv --reuid=%u --regid=%u --clear-groups %s -chardev %s "
-                          "-device usb-ccid -export usbredir,chardev=redir",
-                          (unsigned)uid, (unsigned)getpwnam(TEST_USER)->pw_gid, bin, chardev);
+    cmd = g_strdup_printf("%s%s -chardev socket,id=redir,path=%s,server=on,wait=off,"
+                          "group=" TEST_GROUP " -device usb-ccid -export usbredir,chardev=redir",
+                          runas, vccid_binary(), sock);
     if (!g_spawn_command_line_sync(cmd, NULL, &err, &status, &error)) {
         g_test_skip("setpriv is not available");
         g_rmdir(dir);
@@ -326,7 +349,7 @@ static void test_chown_fails(void)
     g_assert_cmpint(g_rmdir(dir), ==, 0);
 }
 
-/* ---- QMP chardev-add takes the same options ---- */
+/* ---- QMP: -qmp and chardev-add take the same options ---- */
 
 static int unix_connect(const char *path)
 {
@@ -387,7 +410,7 @@ static char *chardev_add(int fd, GString *buf, const char *id, const char *path,
 static void test_qmp_chardev_add(void)
 {
     static const char *const args[] = {
-        "-qmp", "unix:@DIR@/qmp.sock,server=on,wait=off",
+        "-qmp", "unix:@DIR@/qmp.sock,server=on,wait=off,group=" TEST_GROUP,
         "-device", "usb-ccid,id=ccid",
         NULL,
     };
@@ -410,6 +433,8 @@ static void test_qmp_chardev_add(void)
         g_usleep(10000);
     }
     g_assert_cmpint(fd, >=, 0);
+    /* -qmp's chardev options include these too. */
+    assert_socket_file(qmp, 0660, 0, gid);
     line = qmp_line(fd, buf);
     g_assert_true(g_str_has_prefix(line, "{\"QMP\""));
     g_clear_pointer(&line, g_free);
