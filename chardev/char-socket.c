@@ -2,12 +2,22 @@
  * Socket chardevs: "-chardev socket,id=ID,(path=P|host=H,port=N)
  * [,server=on|off][,wait=on|off][,reconnect=SECONDS][,nodelay=on|off]
  * [,tls-creds=ID[,tls-authz=ID]][,handshake-timeout=SECONDS]
- * [,keep-alive=on|off][,keep-alive-idle=S][,keep-alive-interval=S][,keep-alive-count=N]".
+ * [,keep-alive=on|off][,keep-alive-idle=S][,keep-alive-interval=S][,keep-alive-count=N]
+ * [,owner=USER][,group=GROUP][,mode=OCTAL]".
  *
  * One peer at a time. A server keeps accepting while it has a peer and
  * closes a second client at once, so nobody waits in the listen backlog
- * behind a peer that holds the port. A client with reconnect= retries after
- * the peer goes away or a connect fails.
+ * behind a peer that holds the port; on a plain socket the client is first
+ * told so in its protocol's words, if the frontend gave some
+ * (chr_fe_set_busy_reply). A client with reconnect= retries after the peer
+ * goes away or a connect fails.
+ *
+ * A server's unix socket file is 0600 and vccid's own, unless owner=,
+ * group= and mode= say otherwise (group= alone makes it 0660, so that the
+ * group can connect: QEMU run by libvirt as another user). The file gets
+ * them under a temporary name, before it is linked to its path, so nobody
+ * ever sees it with other ones. Other users never get any bit: connecting
+ * needs write permission, and read or search bits would only mislead.
  *
  * With tls-creds= (TCP only, as in QEMU) a new peer first runs the TLS
  * handshake, on GIO's worker thread so the main loop never waits for it;
@@ -27,9 +37,11 @@
 #include <errno.h>
 #include <gio/gio.h>
 #include <gio/gunixsocketaddress.h>
+#include <grp.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pwd.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -45,8 +57,9 @@
 #define CHR_KEEPALIVE_IDLE_DEFAULT 30
 #define CHR_KEEPALIVE_INTERVAL_DEFAULT 5
 #define CHR_KEEPALIVE_COUNT_DEFAULT 5
-/* A server's unix socket file: only this user may connect. */
+/* A server's unix socket file: only this user may connect; with group=, that group too. */
 #define CHR_UNIX_SOCKET_MODE 0600
+#define CHR_UNIX_SOCKET_GROUP_MODE 0660
 
 /* A peer in its TLS handshake. Outlives its chardev until the handshake returns. */
 typedef struct ChrHandshake {
@@ -73,6 +86,10 @@ struct Chardev {
     unsigned keepalive_idle, keepalive_interval, keepalive_count;
     dev_t unix_dev;              /* the socket file we made, to remove only that */
     ino_t unix_ino;
+    char *unix_ids;              /* "owner=U,group=G" as given, for messages */
+    uid_t unix_uid;              /* (uid_t)-1: vccid's own */
+    gid_t unix_gid;              /* (gid_t)-1: vccid's own */
+    mode_t unix_mode;
 
     GSocket *listener;
     GSource *accept_src;
@@ -88,6 +105,7 @@ struct Chardev {
     guint close_idle;            /* a write failed: close from the main loop */
 
     char *owner;
+    GBytes *busy_reply;          /* what a second client is told, or NULL */
     ChrReadHandler *fd_read;
     ChrEventHandler *fd_event;
     void *opaque;
@@ -496,6 +514,33 @@ static void chr_reap_departed(Chardev *chr)
     chr_peer_close(chr, "end of stream");
 }
 
+/*
+ * Tell a second client the frontend's busy reply, then close it. Best
+ * effort and never waiting: a fresh socket's send buffer takes a short
+ * message whole. Not on TLS: the client would first need a handshake, all
+ * that work for a client that is dropped anyway, so it is closed unheard.
+ * Our end of the stream is shut down first and what the client already
+ * sent is read away, so that it reads the reply and then end of stream,
+ * not a reset that may take the reply with it.
+ */
+static void chr_refuse_client(Chardev *chr, GSocket *sock)
+{
+    if (chr->busy_reply && !chr->tls_creds) {
+        gsize len;
+        const char *reply = g_bytes_get_data(chr->busy_reply, &len);
+        char sink[4096];
+        int rounds = 16;
+
+        g_socket_set_blocking(sock, FALSE);
+        g_socket_send(sock, reply, len, NULL, NULL);
+        g_socket_shutdown(sock, FALSE, TRUE, NULL);
+        while (rounds-- && g_socket_receive(sock, sink, sizeof(sink), NULL, NULL) > 0) {
+        }
+    }
+    g_socket_close(sock, NULL);
+    g_object_unref(sock);
+}
+
 static gboolean chr_acceptable(GSocket *sock, GIOCondition cond, gpointer opaque)
 {
     Chardev *chr = opaque;
@@ -515,8 +560,7 @@ static gboolean chr_acceptable(GSocket *sock, GIOCondition cond, gpointer opaque
     if (chr->peer || chr->handshake) {
         /* Left in the backlog it would wait for ever, and be served after the peer it queued behind. */
         g_message("chardev %s: second client refused: a peer is already connected", chr->id);
-        g_socket_close(peer, NULL);
-        g_object_unref(peer);
+        chr_refuse_client(chr, peer);
         return G_SOURCE_CONTINUE;
     }
     chr_new_peer(chr, peer);
@@ -560,13 +604,30 @@ static bool chr_unix_remove_stale(Chardev *chr, const char *path, GError **errp)
     return true;
 }
 
+/* owner=, group= (chown first: it may clear mode bits) and mode=, on the file just bound. */
+static bool chr_unix_set_perms(Chardev *chr, const char *bound, GError **errp)
+{
+    if ((chr->unix_uid != (uid_t)-1 || chr->unix_gid != (gid_t)-1) &&
+        lchown(bound, chr->unix_uid, chr->unix_gid) < 0) {
+        g_set_error(errp, VCCID_ERROR, 0, "%s: cannot change the owner of %s: %s",
+                    chr->unix_ids, bound, g_strerror(errno));
+        return false;
+    }
+    if (chmod(bound, chr->unix_mode) < 0) {
+        g_set_error(errp, VCCID_ERROR, 0, "cannot set mode %04o on %s: %s",
+                    (unsigned)chr->unix_mode, bound, g_strerror(errno));
+        return false;
+    }
+    return true;
+}
+
 /*
- * Bind, set the mode, listen, and only then give the socket its name: it is
- * bound under a temporary name beside path and hard-linked to path (link()
- * never replaces a file that appeared meanwhile). Whoever sees the file can
- * connect at once, and nobody ever sees the mode the umask gave. A path too
- * long for a temporary name beside it is bound directly, and has the mode
- * set right after bind, before listen.
+ * Bind, set the owner and mode, listen, and only then give the socket its
+ * name: it is bound under a temporary name beside path and hard-linked to
+ * path (link() never replaces a file that appeared meanwhile). Whoever sees
+ * the file can connect at once, and nobody ever sees the owner or the mode
+ * the umask gave. A path too long for a temporary name beside it is bound
+ * directly, and has owner and mode set right after bind, before listen.
  */
 static bool chr_unix_bind_listen(Chardev *chr, const char *path, GError **errp)
 {
@@ -579,9 +640,12 @@ static bool chr_unix_bind_listen(Chardev *chr, const char *path, GError **errp)
     if (!g_socket_bind(chr->listener, addr, TRUE, errp)) {
         return false;
     }
-    if (chmod(bound, CHR_UNIX_SOCKET_MODE) < 0 || lstat(bound, &st) < 0) {
-        g_set_error(errp, VCCID_ERROR, 0, "cannot set the mode of %s: %s", bound,
-                    g_strerror(errno));
+    if (!chr_unix_set_perms(chr, bound, errp)) {
+        unlink(bound);
+        return false;
+    }
+    if (lstat(bound, &st) < 0) {
+        g_set_error(errp, VCCID_ERROR, 0, "cannot stat %s: %s", bound, g_strerror(errno));
         unlink(bound);
         return false;
     }
@@ -784,6 +848,151 @@ static bool chr_parse_tls(Chardev *chr, QemuOpts *opts, GError **errp)
     return true;
 }
 
+/* A user or group given by number, as chown(1) takes it: any id but -1 ("unchanged"). */
+static bool chr_parse_numeric_id(const char *v, guint32 *id)
+{
+    guint64 n;
+
+    if (!g_ascii_string_to_unsigned(v, 10, 0, G_MAXUINT32 - 1, &n, NULL)) {
+        return false;
+    }
+    *id = n;
+    return true;
+}
+
+/*
+ * The lookup found nothing (err 0, or one of the codes some NSS modules
+ * use for that), or failed; a number is then taken as the id itself.
+ */
+static bool chr_id_not_found(Chardev *chr, const char *key, const char *name, int err,
+                             guint32 *id, GError **errp)
+{
+    if (chr_parse_numeric_id(name, id)) {
+        return true;
+    }
+    if (err == 0 || err == ENOENT || err == ESRCH || err == EBADF || err == EPERM) {
+        g_set_error(errp, VCCID_ERROR, 0, "chardev '%s': %s '%s' does not exist", chr->id, key,
+                    name);
+    } else {
+        g_set_error(errp, VCCID_ERROR, 0, "chardev '%s': cannot look up %s '%s': %s", chr->id,
+                    key, name, g_strerror(err));
+    }
+    return false;
+}
+
+static bool chr_lookup_owner(Chardev *chr, const char *name, GError **errp)
+{
+    size_t size = 1024;
+    g_autofree char *buf = NULL;
+    struct passwd pw, *found = NULL;
+    guint32 id = 0;
+    int err;
+
+    do {
+        size *= 2;
+        buf = g_realloc(buf, size);
+        err = getpwnam_r(name, &pw, buf, size, &found);
+    } while (err == ERANGE && size < 1024 * 1024);
+    if (found) {
+        chr->unix_uid = found->pw_uid;
+        return true;
+    }
+    if (!chr_id_not_found(chr, "owner", name, err, &id, errp)) {
+        return false;
+    }
+    chr->unix_uid = id;
+    return true;
+}
+
+static bool chr_lookup_group(Chardev *chr, const char *name, GError **errp)
+{
+    size_t size = 1024;
+    g_autofree char *buf = NULL;
+    struct group gr, *found = NULL;
+    guint32 id = 0;
+    int err;
+
+    do {
+        size *= 2;
+        buf = g_realloc(buf, size);
+        err = getgrnam_r(name, &gr, buf, size, &found);
+    } while (err == ERANGE && size < 1024 * 1024);
+    if (found) {
+        chr->unix_gid = found->gr_gid;
+        return true;
+    }
+    if (!chr_id_not_found(chr, "group", name, err, &id, errp)) {
+        return false;
+    }
+    chr->unix_gid = id;
+    return true;
+}
+
+/*
+ * mode=: permission bits in octal. "Other" gets nothing: with o+w any local
+ * user could connect and use the card, and o+r or o+x do nothing on a
+ * socket (connecting needs write), so asking for them is a mistake too.
+ */
+static bool chr_parse_mode(Chardev *chr, const char *v, GError **errp)
+{
+    guint64 mode;
+
+    if (!g_ascii_string_to_unsigned(v, 8, 0, G_MAXUINT32, &mode, NULL)) {
+        g_set_error(errp, VCCID_ERROR, 0, "chardev '%s': Parameter 'mode' expects an octal "
+                    "mode such as 0660, not '%s'", chr->id, v);
+        return false;
+    }
+    if (mode & ~(guint64)0777) {
+        g_set_error(errp, VCCID_ERROR, 0, "chardev '%s': mode=%s: only the permission bits "
+                    "0777 may be given (no setuid, setgid or sticky bit)", chr->id, v);
+        return false;
+    }
+    if (mode & S_IWOTH) {
+        g_set_error(errp, VCCID_ERROR, 0, "chardev '%s': mode=%s is refused: it lets every "
+                    "user on the machine connect and use the card (a smart card socket is "
+                    "never world-writable; use group= for the users who need it)", chr->id, v);
+        return false;
+    }
+    if (mode & S_IRWXO) {
+        g_set_error(errp, VCCID_ERROR, 0, "chardev '%s': mode=%s is refused: bits for other "
+                    "users mean nothing on a socket (connecting needs write permission, which "
+                    "others never get); leave the last digit 0", chr->id, v);
+        return false;
+    }
+    chr->unix_mode = mode;
+    return true;
+}
+
+/* owner=, group=, mode=: a unix server's socket file (applied by chr_unix_set_perms). */
+static bool chr_parse_unix_perms(Chardev *chr, QemuOpts *opts, GError **errp)
+{
+    const char *owner = qemu_opt_take(opts, "owner");
+    const char *group = qemu_opt_take(opts, "group");
+    const char *mode = qemu_opt_take(opts, "mode");
+    const char *given = owner ? "owner" : group ? "group" : mode ? "mode" : NULL;
+
+    chr->unix_uid = (uid_t)-1;
+    chr->unix_gid = (gid_t)-1;
+    chr->unix_mode = group ? CHR_UNIX_SOCKET_GROUP_MODE : CHR_UNIX_SOCKET_MODE;
+    if (given && (!chr->is_unix || !chr->server)) {
+        g_set_error(errp, VCCID_ERROR, 0, "chardev '%s': '%s' option is only valid for a unix "
+                    "socket with server=on (it sets the socket file's owner and mode)",
+                    chr->id, given);
+        return false;
+    }
+    if ((owner && !chr_lookup_owner(chr, owner, errp)) ||
+        (group && !chr_lookup_group(chr, group, errp)) ||
+        (mode && !chr_parse_mode(chr, mode, errp))) {
+        return false;
+    }
+    if (owner || group) {
+        chr->unix_ids = g_strdup_printf("%s%s%s%s%s", owner ? "owner=" : "", owner ? owner : "",
+                                        owner && group ? "," : "", group ? "group=" : "",
+                                        group ? group : "");
+    }
+    return true;
+}
+
 static bool chr_parse_opts(Chardev *chr, QemuOpts *opts, GError **errp)
 {
     const char *unused;
@@ -802,7 +1011,8 @@ static bool chr_parse_opts(Chardev *chr, QemuOpts *opts, GError **errp)
                         &chr->handshake_timeout, errp) ||
         !chr_parse_uint(opts, "reconnect", 0, 3600, 0, &chr->reconnect, errp) ||
         !chr_parse_address(chr, opts, errp) ||
-        !chr_parse_tls(chr, opts, errp)) {
+        !chr_parse_tls(chr, opts, errp) ||
+        !chr_parse_unix_perms(chr, opts, errp)) {
         return false;
     }
     if (chr->reconnect && chr->server) {
@@ -852,6 +1062,8 @@ static void chardev_free(Chardev *chr)
     g_free(chr->host);
     g_byte_array_unref(chr->outq);
     g_free(chr->owner);
+    g_clear_pointer(&chr->busy_reply, g_bytes_unref);
+    g_free(chr->unix_ids);
     g_free(chr->label);
     g_free(chr->id);
     g_free(chr);
@@ -1032,7 +1244,16 @@ bool chr_fe_claim(Chardev *chr, const char *owner, GError **errp)
 void chr_fe_release(Chardev *chr)
 {
     chr_fe_set_handlers(chr, NULL, NULL, NULL);
+    g_clear_pointer(&chr->busy_reply, g_bytes_unref);
     g_clear_pointer(&chr->owner, g_free);
+}
+
+void chr_fe_set_busy_reply(Chardev *chr, const void *buf, size_t len)
+{
+    g_clear_pointer(&chr->busy_reply, g_bytes_unref);
+    if (len) {
+        chr->busy_reply = g_bytes_new(buf, len);
+    }
 }
 
 void chr_fe_set_handlers(Chardev *chr, ChrReadHandler *fd_read, ChrEventHandler *fd_event,

@@ -268,7 +268,8 @@ static QObject *qmp_device_del(const QObject *args, GError **errp)
 static bool chardev_socket_opts(GString *out, const QObject *data, GError **errp)
 {
     static const char *const flags[] = { "server", "wait", "nodelay", NULL };
-    static const char *const strs[] = { "tls-creds", "tls-authz", NULL };
+    /* owner, group and mode (octal digits in a string, as on the command line) are vccid's. */
+    static const char *const strs[] = { "tls-creds", "tls-authz", "owner", "group", "mode", NULL };
     const QObject *addr = qdict_get(data, "addr");
     const QObject *inner = qdict_get(addr, "data");
     const char *type = qdict_get_str(addr, "type");

@@ -14,6 +14,9 @@
 #include "config-host.h"
 #include "trace.h"
 
+/* What a client that connects while another is served is told (docs/ccid.txt, section 14). */
+#define QMP_BUSY_DESC "Monitor busy: another client is connected; try again once it disconnects"
+
 struct Monitor {
     Chardev *chr;
     char *label;
@@ -278,6 +281,26 @@ static void monitor_chr_event(void *opaque, ChrEvent event)
     }
 }
 
+/*
+ * QEMU leaves a client of a busy monitor waiting unanswered in the backlog;
+ * here it is told why in QMP's words, an error object (instead of the
+ * greeting), and closed.
+ */
+static void monitor_set_busy_reply(Monitor *mon)
+{
+    g_autoptr(QObject) msg = qdict_new();
+    QObject *err = qdict_new();
+    GString *out = g_string_new(NULL);
+
+    qdict_put(err, "class", qstring_new(qmp_error_class_name(QMP_ERROR_CLASS_GENERIC_ERROR)));
+    qdict_put(err, "desc", qstring_new(QMP_BUSY_DESC));
+    qdict_put(msg, "error", err);
+    qjson_append(out, msg);
+    g_string_append(out, "\r\n");
+    chr_fe_set_busy_reply(mon->chr, out->str, out->len);
+    g_string_free(out, TRUE);
+}
+
 Monitor *monitor_new(Chardev *chr, GError **errp)
 {
     Monitor *mon;
@@ -289,6 +312,7 @@ Monitor *monitor_new(Chardev *chr, GError **errp)
     mon->chr = chr;
     json_streamer_init(&mon->streamer, QMP_MAX_REQUEST_SIZE, monitor_handle_text, mon);
     chr_fe_set_handlers(chr, monitor_chr_read, monitor_chr_event, mon);
+    monitor_set_busy_reply(mon);
     monitors = g_list_append(monitors, mon);
     g_message("QMP monitor on %s", chardev_describe(chr));
     return mon;

@@ -431,6 +431,10 @@ static bool pt_realize(DeviceState *d, GError **errp)
     s->stream = vscard_stream_new(VSCARD_ROLE_HOST, &pt_stream_ops, s);
     s->out = g_byte_array_new();
     chr_fe_set_handlers(s->chr, pt_chr_read, pt_chr_event, s);
+    /* A second client is told what a second ReaderAdd would be: no more readers here. */
+    vscard_build_error(s->out, VSCARD_UNDEFINED_READER_ID, VSC_CANNOT_ADD_MORE_READERS);
+    chr_fe_set_busy_reply(s->chr, s->out->data, s->out->len);
+    g_byte_array_set_size(s->out, 0);
     g_message("%s: waiting for a VSCard client on %s", d->id, chardev_describe(s->chr));
     return true;
 }

@@ -56,6 +56,14 @@ bool chr_fe_claim(Chardev *chr, const char *owner, GError **errp);
 void chr_fe_release(Chardev *chr);
 void chr_fe_set_handlers(Chardev *chr, ChrReadHandler *fd_read,
                          ChrEventHandler *fd_event, void *opaque);
+/*
+ * What a client that connects while the peer is served hears before it is
+ * closed: a refusal in the frontend's protocol (copied; len 0 for none).
+ * Written once, best effort and without waiting, on plain sockets only: on
+ * TLS it would take a handshake, and such a client is closed unheard.
+ * chr_fe_release() forgets it.
+ */
+void chr_fe_set_busy_reply(Chardev *chr, const void *buf, size_t len);
 /* Queue bytes for the peer. Returns false if no peer is connected. */
 bool chr_fe_write(Chardev *chr, const void *buf, size_t len);
 bool chr_fe_is_connected(Chardev *chr);

@@ -1147,6 +1147,30 @@ static void test_abort_then_next_command(void)
     vccid_stop(v);
 }
 
+/*
+ * A second client while one lends its card is told at once, in VSCard,
+ * that no more readers fit (what a second ReaderAdd would hear), and
+ * closed; the first goes on.
+ */
+static void test_second_client_told(void)
+{
+    VccidProcess *v = start_passthru();
+    CcidHost *c = open_host(v);
+    VscPeer *p = peer_connect(v);
+    VscPeer *second;
+
+    peer_lend_card(p, c);
+    second = peer_connect(v);
+    peer_expect_error(second, VSCARD_UNDEFINED_READER_ID, VSC_CANNOT_ADD_MORE_READERS);
+    g_assert_true(peer_wait_closed(second));
+    g_assert_true(g_queue_is_empty(&second->msgs));
+    peer_free(second);
+    check_apdu_echo(c, 10);
+    peer_free(p);
+    ccid_host_free(c);
+    vccid_stop(v);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -1167,5 +1191,6 @@ int main(int argc, char **argv)
     g_test_add_func("/passthru/abort-then-next-command", test_abort_then_next_command);
     g_test_add_func("/passthru/vscclient/ipv4", test_vscclient_ipv4);
     g_test_add_func("/passthru/vscclient/ipv6", test_vscclient_ipv6);
+    g_test_add_func("/passthru/second-client-told", test_second_client_told);
     return g_test_run();
 }

@@ -874,6 +874,22 @@ static void test_vscclient_passthru(void)
     vccid_stop(p);
 }
 
+/*
+ * On TLS a second client is closed unheard: the passthru card's busy reply
+ * (a VSC_Error) would need a handshake, and is never sent in clear text.
+ */
+static void test_passthru_second_client_unheard(void)
+{
+    uint16_t port = qtest_free_tcp_port();
+    VccidProcess *p = start_passthru(port);
+    g_autoptr(GSocket) first = tcp_connect(port);     /* held in its TLS handshake */
+    g_autoptr(GSocket) second = tcp_connect(port);
+
+    assert_closed_silently(dup(g_socket_get_fd(second)), TLS_TIMEOUT_MS);
+    wait_log(p, "second client refused", 1);
+    vccid_stop(p);
+}
+
 /* vscclient refuses a host whose name or CA is wrong, and says why. */
 static void test_vscclient_refuses(void)
 {
@@ -1299,6 +1315,7 @@ int main(int argc, char **argv)
     g_test_add_func("/tls/cli-errors", test_cli_errors);
     g_test_add_func("/tls/vscclient/passthru", test_vscclient_passthru);
     g_test_add_func("/tls/vscclient/refuses", test_vscclient_refuses);
+    g_test_add_func("/tls/passthru/second-client-unheard", test_passthru_second_client_unheard);
     g_test_add_func("/vscclient/output-cap", test_vscclient_output_cap);
     g_test_add_func("/socket/unix-mode", test_unix_mode);
     g_test_add_func("/socket/silent-plain-peer", test_silent_plain_peer);
