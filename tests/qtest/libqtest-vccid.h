@@ -15,6 +15,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "../support/test-cases.h"
+
 /* Bounds for anything the harness waits for; ASan builds start slowly. */
 #define VCCID_START_TIMEOUT_MS 20000
 #define VCCID_STOP_TIMEOUT_MS  10000

@@ -424,6 +424,15 @@ static void test_passthru_client_never_reads(void)
     vccid_stop(v);
 }
 
+static const TestCase cases[] = {
+    { "/bounds/usbredir/pending-bulk-in", test_pending_bulk_in },
+    { "/bounds/usbredir/held-bulk-out", test_held_bulk_out },
+    { "/bounds/usbredir/huge-packet", test_huge_packet },
+    { "/bounds/usbredir/partial-hello", test_partial_hello },
+    { "/bounds/passthru/client-never-reads", test_passthru_client_never_reads },
+    { "/bounds/vscclient/flood", test_vscclient_flood },
+};
+
 int main(int argc, char **argv)
 {
     /*
@@ -438,11 +447,6 @@ int main(int argc, char **argv)
     g_setenv("ASAN_OPTIONS", asan_options, TRUE);
     g_test_init(&argc, &argv, NULL);
     signal(SIGPIPE, SIG_IGN);
-    g_test_add_func("/bounds/usbredir/pending-bulk-in", test_pending_bulk_in);
-    g_test_add_func("/bounds/usbredir/held-bulk-out", test_held_bulk_out);
-    g_test_add_func("/bounds/usbredir/huge-packet", test_huge_packet);
-    g_test_add_func("/bounds/usbredir/partial-hello", test_partial_hello);
-    g_test_add_func("/bounds/passthru/client-never-reads", test_passthru_client_never_reads);
-    g_test_add_func("/bounds/vscclient/flood", test_vscclient_flood);
+    test_add_cases(cases);
     return g_test_run();
 }

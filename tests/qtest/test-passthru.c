@@ -1147,25 +1147,29 @@ static void test_abort_then_next_command(void)
     vccid_stop(v);
 }
 
+static const TestCase cases[] = {
+    { "/passthru/exchange", test_exchange },
+    { "/passthru/byte-by-byte", test_byte_by_byte },
+    { "/passthru/malformed/in-sync", test_malformed_in_sync },
+    { "/passthru/malformed/fatal", test_malformed_fatal },
+    { "/passthru/client-killed-mid-apdu", test_client_killed_mid_apdu },
+    { "/passthru/client-error-answer", test_client_error_answer },
+    { "/passthru/reader-remove-readd", test_reader_remove_readd },
+    { "/passthru/flood", test_flood },
+    { "/passthru/libcacard-client-opening", test_libcacard_client_opening },
+    { "/passthru/reset-during-apdu", test_reset_during_apdu },
+    { "/passthru/state/out-of-turn", test_out_of_turn },
+    { "/passthru/state/reader-add-empty-name", test_reader_add_empty_name },
+    { "/passthru/reader-name-escaped", test_reader_name_escaped },
+    { "/passthru/abort-then-next-command", test_abort_then_next_command },
+    { "/passthru/vscclient/ipv4", test_vscclient_ipv4 },
+    { "/passthru/vscclient/ipv6", test_vscclient_ipv6 },
+};
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     signal(SIGPIPE, SIG_IGN);
-    g_test_add_func("/passthru/exchange", test_exchange);
-    g_test_add_func("/passthru/byte-by-byte", test_byte_by_byte);
-    g_test_add_func("/passthru/malformed/in-sync", test_malformed_in_sync);
-    g_test_add_func("/passthru/malformed/fatal", test_malformed_fatal);
-    g_test_add_func("/passthru/client-killed-mid-apdu", test_client_killed_mid_apdu);
-    g_test_add_func("/passthru/client-error-answer", test_client_error_answer);
-    g_test_add_func("/passthru/reader-remove-readd", test_reader_remove_readd);
-    g_test_add_func("/passthru/flood", test_flood);
-    g_test_add_func("/passthru/libcacard-client-opening", test_libcacard_client_opening);
-    g_test_add_func("/passthru/reset-during-apdu", test_reset_during_apdu);
-    g_test_add_func("/passthru/state/out-of-turn", test_out_of_turn);
-    g_test_add_func("/passthru/state/reader-add-empty-name", test_reader_add_empty_name);
-    g_test_add_func("/passthru/reader-name-escaped", test_reader_name_escaped);
-    g_test_add_func("/passthru/abort-then-next-command", test_abort_then_next_command);
-    g_test_add_func("/passthru/vscclient/ipv4", test_vscclient_ipv4);
-    g_test_add_func("/passthru/vscclient/ipv6", test_vscclient_ipv6);
+    test_add_cases(cases);
     return g_test_run();
 }

@@ -583,13 +583,17 @@ static void test_cli_errors(void)
     g_rmdir(dir);
 }
 
+static const TestCase cases[] = {
+    { "/piv/card", test_card },
+    { "/piv/card-authentication", test_card_authentication },
+    { "/piv/ecc", test_ecc },
+    { "/piv/db-password", test_db_password },
+    { "/piv/cli-errors", test_cli_errors },
+};
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
-    g_test_add_func("/piv/card", test_card);
-    g_test_add_func("/piv/card-authentication", test_card_authentication);
-    g_test_add_func("/piv/ecc", test_ecc);
-    g_test_add_func("/piv/db-password", test_db_password);
-    g_test_add_func("/piv/cli-errors", test_cli_errors);
+    test_add_cases(cases);
     return g_test_run();
 }

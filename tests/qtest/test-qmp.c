@@ -1084,27 +1084,31 @@ static void test_daemonize(void)
     g_assert_nonnull(strstr(err, "cannot listen"));
 }
 
+static const TestCase cases[] = {
+    { "/qmp/negotiation", test_negotiation },
+    { "/qmp/malformed", test_malformed },
+    { "/qmp/arguments", test_arguments },
+    { "/qmp/queries", test_queries },
+    { "/qmp/device/card-del-add", test_card_del_add },
+    { "/qmp/device/emulated-other-db", test_emulated_other_db },
+    { "/qmp/device/reader-del", test_reader_del },
+    { "/qmp/chardev", test_chardev },
+    { "/qmp/object", test_object },
+    { "/qmp/tls-objects", test_tls_objects },
+    { "/qmp/qom", test_qom },
+    { "/qmp/exports", test_exports },
+    { "/qmp/several-monitors", test_several_monitors },
+    { "/qmp/idle-after-negotiation", test_idle_after_negotiation },
+    { "/qmp/bad-options", test_bad_options },
+    { "/qmp/quit", test_quit },
+    { "/qmp/sigterm-pidfile-notify", test_sigterm_pidfile_notify },
+    { "/qmp/daemonize", test_daemonize },
+};
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     signal(SIGPIPE, SIG_IGN);
-    g_test_add_func("/qmp/negotiation", test_negotiation);
-    g_test_add_func("/qmp/malformed", test_malformed);
-    g_test_add_func("/qmp/arguments", test_arguments);
-    g_test_add_func("/qmp/queries", test_queries);
-    g_test_add_func("/qmp/device/card-del-add", test_card_del_add);
-    g_test_add_func("/qmp/device/emulated-other-db", test_emulated_other_db);
-    g_test_add_func("/qmp/device/reader-del", test_reader_del);
-    g_test_add_func("/qmp/chardev", test_chardev);
-    g_test_add_func("/qmp/object", test_object);
-    g_test_add_func("/qmp/tls-objects", test_tls_objects);
-    g_test_add_func("/qmp/qom", test_qom);
-    g_test_add_func("/qmp/exports", test_exports);
-    g_test_add_func("/qmp/several-monitors", test_several_monitors);
-    g_test_add_func("/qmp/idle-after-negotiation", test_idle_after_negotiation);
-    g_test_add_func("/qmp/bad-options", test_bad_options);
-    g_test_add_func("/qmp/quit", test_quit);
-    g_test_add_func("/qmp/sigterm-pidfile-notify", test_sigterm_pidfile_notify);
-    g_test_add_func("/qmp/daemonize", test_daemonize);
+    test_add_cases(cases);
     return g_test_run();
 }

@@ -443,6 +443,13 @@ static void test_vscclient_bad_choices(void)
     }
 }
 
+static const TestCase cases[] = {
+    { "/softhsm/vscclient-passthru", test_vscclient_passthru },
+    { "/softhsm/default-slots-no-card", test_default_slots_no_card },
+    { "/softhsm/bad-choices", test_bad_choices },
+    { "/softhsm/vscclient-bad-choices", test_vscclient_bad_choices },
+};
+
 int main(int argc, char **argv)
 {
     int rc;
@@ -453,10 +460,7 @@ int main(int argc, char **argv)
                fixture_teardown);
     g_test_add("/softhsm/verify", Fixture, NULL, fixture_setup, test_verify, fixture_teardown);
     g_test_add("/softhsm/sign", Fixture, NULL, fixture_setup, test_sign, fixture_teardown);
-    g_test_add_func("/softhsm/vscclient-passthru", test_vscclient_passthru);
-    g_test_add_func("/softhsm/default-slots-no-card", test_default_slots_no_card);
-    g_test_add_func("/softhsm/bad-choices", test_bad_choices);
-    g_test_add_func("/softhsm/vscclient-bad-choices", test_vscclient_bad_choices);
+    test_add_cases(cases);
     rc = g_test_run();
     remove_token();
     return rc;

@@ -1275,36 +1275,40 @@ static void test_unix_not_a_socket(void)
     g_rmdir(tmp);
 }
 
+static const TestCase cases[] = {
+    { "/tls/server/authz-simple", test_tls_authz_simple },
+    { "/tls/server/authz-list", test_tls_authz_list },
+    { "/tls/server/no-authz", test_tls_no_authz },
+    { "/tls/refuse/no-client-cert", test_refuse_no_cert },
+    { "/tls/refuse/other-ca", test_refuse_other_ca },
+    { "/tls/refuse/expired", test_refuse_expired },
+    { "/tls/refuse/revoked", test_refuse_revoked },
+    { "/tls/refuse/authz-simple", test_refuse_authz_simple },
+    { "/tls/refuse/authz-list", test_refuse_authz_list },
+    { "/tls/refuse/plain-to-tls", test_refuse_plain_to_tls },
+    { "/tls/refuse/tls-to-plain", test_refuse_tls_to_plain },
+    { "/tls/refuse/handshake-deadline", test_handshake_deadline },
+    { "/tls/refuse/second-client", test_second_client },
+    { "/tls/client/success", test_client_success },
+    { "/tls/client/refuses", test_client_refuses },
+    { "/tls/cli-errors", test_cli_errors },
+    { "/tls/vscclient/passthru", test_vscclient_passthru },
+    { "/tls/vscclient/refuses", test_vscclient_refuses },
+    { "/vscclient/output-cap", test_vscclient_output_cap },
+    { "/socket/unix-mode", test_unix_mode },
+    { "/socket/silent-plain-peer", test_silent_plain_peer },
+    { "/socket/tcp-keepalive", test_tcp_keepalive },
+    { "/socket/unix-not-a-socket", test_unix_not_a_socket },
+    { "/tls/qmp-monitor", test_qmp_over_tls },
+};
+
 int main(int argc, char **argv)
 {
     gint64 deadline;
     int rc;
 
     g_test_init(&argc, &argv, NULL);
-    g_test_add_func("/tls/server/authz-simple", test_tls_authz_simple);
-    g_test_add_func("/tls/server/authz-list", test_tls_authz_list);
-    g_test_add_func("/tls/server/no-authz", test_tls_no_authz);
-    g_test_add_func("/tls/refuse/no-client-cert", test_refuse_no_cert);
-    g_test_add_func("/tls/refuse/other-ca", test_refuse_other_ca);
-    g_test_add_func("/tls/refuse/expired", test_refuse_expired);
-    g_test_add_func("/tls/refuse/revoked", test_refuse_revoked);
-    g_test_add_func("/tls/refuse/authz-simple", test_refuse_authz_simple);
-    g_test_add_func("/tls/refuse/authz-list", test_refuse_authz_list);
-    g_test_add_func("/tls/refuse/plain-to-tls", test_refuse_plain_to_tls);
-    g_test_add_func("/tls/refuse/tls-to-plain", test_refuse_tls_to_plain);
-    g_test_add_func("/tls/refuse/handshake-deadline", test_handshake_deadline);
-    g_test_add_func("/tls/refuse/second-client", test_second_client);
-    g_test_add_func("/tls/client/success", test_client_success);
-    g_test_add_func("/tls/client/refuses", test_client_refuses);
-    g_test_add_func("/tls/cli-errors", test_cli_errors);
-    g_test_add_func("/tls/vscclient/passthru", test_vscclient_passthru);
-    g_test_add_func("/tls/vscclient/refuses", test_vscclient_refuses);
-    g_test_add_func("/vscclient/output-cap", test_vscclient_output_cap);
-    g_test_add_func("/socket/unix-mode", test_unix_mode);
-    g_test_add_func("/socket/silent-plain-peer", test_silent_plain_peer);
-    g_test_add_func("/socket/tcp-keepalive", test_tcp_keepalive);
-    g_test_add_func("/socket/unix-not-a-socket", test_unix_not_a_socket);
-    g_test_add_func("/tls/qmp-monitor", test_qmp_over_tls);
+    test_add_cases(cases);
     rc = g_test_run();
     /* Every peer has closed by now; let the threads see it and end. */
     deadline = g_get_monotonic_time() + TLS_TIMEOUT_MS * 1000;

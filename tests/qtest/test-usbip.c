@@ -796,21 +796,25 @@ static void test_cli(void)
     }
 }
 
+static const TestCase cases[] = {
+    { "/usbip/devlist", test_devlist },
+    { "/usbip/import/descriptors", test_import_descriptors },
+    { "/usbip/ccid/power-on-apdu", test_power_on_apdu },
+    { "/usbip/unlink/pending-interrupt", test_unlink_pending_interrupt },
+    { "/usbip/unlink/bulk", test_unlink_bulk },
+    { "/usbip/import/second-refused", test_second_importer },
+    { "/usbip/import/reimport", test_reimport },
+    { "/usbip/malformed", test_malformed },
+    { "/usbip/idle-connections", test_idle_connections },
+    { "/usbip/port-reset", test_port_reset },
+    { "/usbip/usbredir-too", test_usbredir_too },
+    { "/usbip/trace", test_trace },
+    { "/usbip/cli", test_cli },
+};
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
-    g_test_add_func("/usbip/devlist", test_devlist);
-    g_test_add_func("/usbip/import/descriptors", test_import_descriptors);
-    g_test_add_func("/usbip/ccid/power-on-apdu", test_power_on_apdu);
-    g_test_add_func("/usbip/unlink/pending-interrupt", test_unlink_pending_interrupt);
-    g_test_add_func("/usbip/unlink/bulk", test_unlink_bulk);
-    g_test_add_func("/usbip/import/second-refused", test_second_importer);
-    g_test_add_func("/usbip/import/reimport", test_reimport);
-    g_test_add_func("/usbip/malformed", test_malformed);
-    g_test_add_func("/usbip/idle-connections", test_idle_connections);
-    g_test_add_func("/usbip/port-reset", test_port_reset);
-    g_test_add_func("/usbip/usbredir-too", test_usbredir_too);
-    g_test_add_func("/usbip/trace", test_trace);
-    g_test_add_func("/usbip/cli", test_cli);
+    test_add_cases(cases);
     return g_test_run();
 }

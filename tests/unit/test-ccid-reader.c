@@ -7,6 +7,7 @@
 #include "proto/ccid.h"
 #include "../support/ccid-inproc-host.h"
 #include "../support/ccid-test-card.h"
+#include "../support/test-cases.h"
 
 #include <string.h>
 
@@ -720,31 +721,35 @@ static void test_descriptors(void)
     ccid_inproc_free(h);
 }
 
+static const TestCase cases[] = {
+    { "/ccid-reader/power-on", test_power_on_atr },
+    { "/ccid-reader/no-card", test_no_card },
+    { "/ccid-reader/xfr-unpowered", test_xfr_unpowered },
+    { "/ccid-reader/answer-lengths", test_answer_lengths },
+    { "/ccid-reader/short-bulk-in", test_short_bulk_in },
+    { "/ccid-reader/zlp", test_zlp },
+    { "/ccid-reader/command-chaining", test_command_chaining },
+    { "/ccid-reader/chain-errors", test_chain_errors },
+    { "/ccid-reader/ordering-slow-card", test_ordering_with_slow_card },
+    { "/ccid-reader/time-extension", test_time_extension },
+    { "/ccid-reader/abort-in-flight", test_abort_in_flight },
+    { "/ccid-reader/reset-in-flight", test_reset_in_flight },
+    { "/ccid-reader/card-removed-in-flight", test_card_removed_in_flight },
+    { "/ccid-reader/card-unplugged", test_card_unplugged },
+    { "/ccid-reader/parameters", test_parameters },
+    { "/ccid-reader/no-card-parameters", test_no_card_parameters },
+    { "/ccid-reader/bad-lengths", test_bad_lengths },
+    { "/ccid-reader/unsupported", test_unsupported_commands },
+    { "/ccid-reader/malformed", test_malformed },
+    { "/ccid-reader/backpressure", test_backpressure },
+    { "/ccid-reader/class-requests", test_class_requests },
+    { "/ccid-reader/descriptors", test_descriptors },
+};
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     g_log_set_always_fatal(G_LOG_LEVEL_CRITICAL);
-    g_test_add_func("/ccid-reader/power-on", test_power_on_atr);
-    g_test_add_func("/ccid-reader/no-card", test_no_card);
-    g_test_add_func("/ccid-reader/xfr-unpowered", test_xfr_unpowered);
-    g_test_add_func("/ccid-reader/answer-lengths", test_answer_lengths);
-    g_test_add_func("/ccid-reader/short-bulk-in", test_short_bulk_in);
-    g_test_add_func("/ccid-reader/zlp", test_zlp);
-    g_test_add_func("/ccid-reader/command-chaining", test_command_chaining);
-    g_test_add_func("/ccid-reader/chain-errors", test_chain_errors);
-    g_test_add_func("/ccid-reader/ordering-slow-card", test_ordering_with_slow_card);
-    g_test_add_func("/ccid-reader/time-extension", test_time_extension);
-    g_test_add_func("/ccid-reader/abort-in-flight", test_abort_in_flight);
-    g_test_add_func("/ccid-reader/reset-in-flight", test_reset_in_flight);
-    g_test_add_func("/ccid-reader/card-removed-in-flight", test_card_removed_in_flight);
-    g_test_add_func("/ccid-reader/card-unplugged", test_card_unplugged);
-    g_test_add_func("/ccid-reader/parameters", test_parameters);
-    g_test_add_func("/ccid-reader/no-card-parameters", test_no_card_parameters);
-    g_test_add_func("/ccid-reader/bad-lengths", test_bad_lengths);
-    g_test_add_func("/ccid-reader/unsupported", test_unsupported_commands);
-    g_test_add_func("/ccid-reader/malformed", test_malformed);
-    g_test_add_func("/ccid-reader/backpressure", test_backpressure);
-    g_test_add_func("/ccid-reader/class-requests", test_class_requests);
-    g_test_add_func("/ccid-reader/descriptors", test_descriptors);
+    test_add_cases(cases);
     return g_test_run();
 }
