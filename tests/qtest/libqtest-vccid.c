@@ -507,27 +507,22 @@ static void check_exit(VccidProcess *p)
     g_error("vccid exited with status %d:\n%s", WEXITSTATUS(st), err);
 }
 
-void vccid_stop(VccidProcess *p)
+/*
+ * Reap p within VCCID_STOP_TIMEOUT_MS of being asked to leave (how is said
+ * in the error), check how it ended and what it printed, and free it.
+ */
+static void wait_exit_and_free(VccidProcess *p, const char *asked)
 {
-    gint64 deadline;
+    gint64 deadline = g_get_monotonic_time() + VCCID_STOP_TIMEOUT_MS * 1000;
 
-    if (reap(p, false)) {
-        /* It was not asked to leave: whatever the status, that is a bug. */
-        g_autofree char *err = vccid_read_stderr(p);
-        remove_tree(p->tmpdir);
-        g_error("vccid exited on its own during the test (wait status 0x%x):\n%s",
-                p->wait_status, err);
-    }
-    kill(p->pid, SIGTERM);
-    deadline = g_get_monotonic_time() + VCCID_STOP_TIMEOUT_MS * 1000;
     while (!reap(p, false)) {
         if (g_get_monotonic_time() > deadline) {
             kill(p->pid, SIGKILL);
             reap(p, true);
             g_autofree char *err = vccid_read_stderr(p);
             remove_tree(p->tmpdir);
-            g_error("vccid did not exit within %d ms of SIGTERM:\n%s",
-                    VCCID_STOP_TIMEOUT_MS, err);
+            g_error("vccid did not exit within %d ms of %s:\n%s",
+                    VCCID_STOP_TIMEOUT_MS, asked, err);
         }
         g_usleep(2000);
     }
@@ -542,29 +537,22 @@ void vccid_stop(VccidProcess *p)
     g_free(p);
 }
 
+void vccid_stop(VccidProcess *p)
+{
+    if (reap(p, false)) {
+        /* It was not asked to leave: whatever the status, that is a bug. */
+        g_autofree char *err = vccid_read_stderr(p);
+        remove_tree(p->tmpdir);
+        g_error("vccid exited on its own during the test (wait status 0x%x):\n%s",
+                p->wait_status, err);
+    }
+    kill(p->pid, SIGTERM);
+    wait_exit_and_free(p, "SIGTERM");
+}
+
 void vccid_wait_exit(VccidProcess *p)
 {
-    gint64 deadline = g_get_monotonic_time() + VCCID_STOP_TIMEOUT_MS * 1000;
-
-    while (!reap(p, false)) {
-        if (g_get_monotonic_time() > deadline) {
-            kill(p->pid, SIGKILL);
-            reap(p, true);
-            g_autofree char *err = vccid_read_stderr(p);
-            remove_tree(p->tmpdir);
-            g_error("vccid did not exit within %d ms of being asked to:\n%s",
-                    VCCID_STOP_TIMEOUT_MS, err);
-        }
-        g_usleep(2000);
-    }
-    check_exit(p);
-    check_stderr_clean(p);
-    remove_tree(p->tmpdir);
-    g_free(p->tmpdir);
-    g_free(p->db_dir);
-    g_free(p->sock_path);
-    g_free(p->stderr_path);
-    g_free(p);
+    wait_exit_and_free(p, "being asked to");
 }
 
 static char *read_all_fd(int fd)
