@@ -32,4 +32,15 @@ static inline uint16_t fuzz_take_u16(FuzzInput *in)
     return hi << 8 | fuzz_take_byte(in);
 }
 
+/* The next want bytes, or what is left if fewer: their start, and their number in *n. */
+static inline const uint8_t *fuzz_take_bytes(FuzzInput *in, size_t want, size_t *n)
+{
+    const uint8_t *p = in->data;
+
+    *n = want < in->len ? want : in->len;
+    in->data += *n;
+    in->len -= *n;
+    return p;
+}
+
 #endif
