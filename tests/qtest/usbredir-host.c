@@ -287,13 +287,7 @@ static void urh_setup_parser(UsbredirHost *h)
     p->bulk_packet_func = urh_on_bulk_packet;
     p->interrupt_packet_func = urh_on_interrupt_packet;
 
-    /* The capabilities QEMU's usb-redir announces. */
-    usbredirparser_caps_set_cap(caps, usb_redir_cap_connect_device_version);
-    usbredirparser_caps_set_cap(caps, usb_redir_cap_filter);
-    usbredirparser_caps_set_cap(caps, usb_redir_cap_device_disconnect_ack);
-    usbredirparser_caps_set_cap(caps, usb_redir_cap_ep_info_max_packet_size);
-    usbredirparser_caps_set_cap(caps, usb_redir_cap_64bits_ids);
-    usbredirparser_caps_set_cap(caps, usb_redir_cap_32bits_bulk_length);
+    urh_set_qemu_caps(caps);
     /* No usbredirparser_fl_usb_host: we are the usb-guest side. */
     usbredirparser_init(p, URH_VERSION, caps, USB_REDIR_CAPS_SIZE, 0);
     h->parser = p;
