@@ -693,16 +693,13 @@ static void test_reset_during_apdu(void)
     VccidProcess *v = start_passthru();
     CcidHost *c = open_host(v);
     VscPeer *p = peer_connect(v);
-    uint8_t msg[CCID_HDR + sizeof(old_cmd)];
     UrhTransfer *t;
     uint8_t cfg;
 
     peer_lend_card(p, c);
 
     p->mode = PEER_HOLD;
-    ccid_build(c, msg, PC_to_RDR_XfrBlock, 0, sizeof(old_cmd), 0, 0, 0);
-    memcpy(msg + CCID_HDR, old_cmd, sizeof(old_cmd));
-    ccid_send_raw(c, msg, sizeof(msg));
+    ccid_send_xfr_block(c, old_cmd, sizeof(old_cmd));
     t = urh_bulk_submit(c->usb, c->ep_bulk_in, NULL, c->bulk_in_size);
     /* Reset only once the command is with the client. */
     for (int i = 0; !peer_has_held(p); i++) {
@@ -1103,8 +1100,6 @@ static void test_abort_then_next_command(void)
     VccidProcess *v = start_passthru();
     CcidHost *c = open_host(v);
     VscPeer *p = peer_connect(v);
-    uint8_t xfr1[CCID_HDR + sizeof(first_cmd)], xfr2[CCID_HDR + sizeof(next_cmd)];
-    uint8_t abort_msg[CCID_HDR];
     g_autoptr(CcidAnswer) aborted = NULL;
     g_autoptr(CcidAnswer) abort_status = NULL;
     g_autoptr(CcidAnswer) answer = NULL;
@@ -1112,15 +1107,10 @@ static void test_abort_then_next_command(void)
 
     peer_lend_card(p, c);
     p->mode = PEER_HOLD;
-    s1 = ccid_build(c, xfr1, PC_to_RDR_XfrBlock, 0, sizeof(first_cmd), 0, 0, 0);
-    memcpy(xfr1 + CCID_HDR, first_cmd, sizeof(first_cmd));
-    ccid_send_raw(c, xfr1, sizeof(xfr1));
+    s1 = ccid_send_xfr_block(c, first_cmd, sizeof(first_cmd));
     peer_wait_held(p, 1);
 
-    s2 = ccid_build(c, abort_msg, PC_to_RDR_Abort, 0, 0, 0, 0, 0);
-    g_assert_cmpint(urh_control(c->usb, 0x21, CCID_REQ_ABORT, s2 << 8, c->ifnum, NULL, 0,
-                                NULL, URH_TIMEOUT_MS), ==, usb_redir_success);
-    ccid_send_raw(c, abort_msg, sizeof(abort_msg));
+    s2 = ccid_send_abort(c);
     aborted = ccid_read_answer(c, URH_TIMEOUT_MS);
     ccid_check_answer(aborted, RDR_to_PC_DataBlock, 0, s1);
     g_assert_cmpuint(CMD_STATUS(aborted->status), ==, CMD_FAILED);
@@ -1128,9 +1118,7 @@ static void test_abort_then_next_command(void)
     abort_status = ccid_read_answer(c, URH_TIMEOUT_MS);
     ccid_check_answer(abort_status, RDR_to_PC_SlotStatus, 0, s2);
 
-    s3 = ccid_build(c, xfr2, PC_to_RDR_XfrBlock, 0, sizeof(next_cmd), 0, 0, 0);
-    memcpy(xfr2 + CCID_HDR, next_cmd, sizeof(next_cmd));
-    ccid_send_raw(c, xfr2, sizeof(xfr2));
+    s3 = ccid_send_xfr_block(c, next_cmd, sizeof(next_cmd));
     peer_wait_held(p, 2);
     p->mode = PEER_ANSWER;
     peer_release_held(p);
