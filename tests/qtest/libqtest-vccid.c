@@ -617,3 +617,54 @@ int vccid_run_cli(const char *const *args, char **out, char **err)
     close(err_fd);
     return status;
 }
+
+VscclientProcess vscclient_start(const char *const *args)
+{
+    const char *bin = g_getenv("VSCCLIENT_BINARY");
+    g_autoptr(GPtrArray) argv = g_ptr_array_new();
+    g_autoptr(GError) err = NULL;
+    VscclientProcess vc;
+
+    g_assert_nonnull(bin);
+    g_ptr_array_add(argv, (char *)bin);
+    for (int i = 0; args[i]; i++) {
+        g_ptr_array_add(argv, (char *)args[i]);
+    }
+    g_ptr_array_add(argv, NULL);
+    g_spawn_async_with_pipes(NULL, (char **)argv->pdata, NULL,
+                             G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_STDOUT_TO_DEV_NULL,
+                             NULL, NULL, &vc.pid, &vc.stdin_fd, NULL, NULL, &err);
+    g_assert_no_error(err);
+    return vc;
+}
+
+void vscclient_command(VscclientProcess *vc, const char *line)
+{
+    g_assert_cmpint(write(vc->stdin_fd, line, strlen(line)), ==, (ssize_t)strlen(line));
+}
+
+int vscclient_wait(VscclientProcess *vc)
+{
+    int status;
+
+    g_assert_cmpint(waitpid(vc->pid, &status, 0), ==, vc->pid);
+    g_spawn_close_pid(vc->pid);
+    close(vc->stdin_fd);
+    return status;
+}
+
+void vscclient_exit(VscclientProcess *vc)
+{
+    int status;
+
+    vscclient_command(vc, "exit\n");
+    status = vscclient_wait(vc);
+    g_assert_true(WIFEXITED(status));
+    g_assert_cmpint(WEXITSTATUS(status), ==, 0);
+}
+
+char *vscclient_soft_card(const char *db_dir)
+{
+    return g_strdup_printf("db=\"sql:%s\" use_hw=no "
+                           "soft=(,Test,CAC,,id-cert,signing-cert,encryption-cert)", db_dir);
+}

@@ -95,4 +95,21 @@ char *vccid_read_stderr(VccidProcess *p);
  */
 int vccid_run_cli(const char *const *args, char **out, char **err);
 
+/* This tree's vscclient (VSCCLIENT_BINARY), running, its stdin a pipe for its commands. */
+typedef struct VscclientProcess {
+    GPid pid;
+    int stdin_fd;
+} VscclientProcess;
+
+/* Start vscclient with args (without argv[0]); its output goes to /dev/null. */
+VscclientProcess vscclient_start(const char *const *args);
+/* Type line (newline included) on vscclient's stdin. */
+void vscclient_command(VscclientProcess *vc, const char *line);
+/* Reap vscclient once it has exited (or is about to); returns its wait status. */
+int vscclient_wait(VscclientProcess *vc);
+/* vscclient's "exit": it leaves, with status 0. */
+void vscclient_exit(VscclientProcess *vc);
+/* vscclient's -e: a libcacard soft card on the three certificates of the NSS database dir. */
+char *vscclient_soft_card(const char *db_dir);
+
 #endif

@@ -318,9 +318,7 @@ static void test_vscclient_flood(void)
         g_test_skip("VSCCLIENT_BINARY not set");
         return;
     }
-    emul = g_strdup_printf("db=\"sql:%s\" use_hw=no "
-                           "soft=(,Test,CAC,,id-cert,signing-cert,encryption-cert)",
-                           vccid_master_cert_db());
+    emul = vscclient_soft_card(vccid_master_cert_db());
     lfd = tcp_listen_loopback(&port);
     port_str = g_strdup_printf("%u", port);
     {

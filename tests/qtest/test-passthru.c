@@ -796,40 +796,11 @@ static bool ipv6_loopback_works(void)
     return s && g_socket_bind(s, any, TRUE, NULL);
 }
 
-typedef struct Vscclient {
-    GPid pid;
-    int stdin_fd;
-} Vscclient;
-
-static Vscclient vscclient_spawn(VccidProcess *v, const char *host, const char *port)
+static VscclientProcess vscclient_spawn(VccidProcess *v, const char *host, const char *port)
 {
-    g_autofree char *emul = g_strdup_printf(
-        "db=\"sql:%s\" use_hw=no soft=(,Test,CAC,,id-cert,signing-cert,encryption-cert)",
-        v->db_dir);
-    const char *argv[] = { g_getenv("VSCCLIENT_BINARY"), "-e", emul, host, port, NULL };
-    g_autoptr(GError) err = NULL;
-    Vscclient vc;
+    g_autofree char *emul = vscclient_soft_card(v->db_dir);
 
-    g_spawn_async_with_pipes(NULL, (char **)argv, NULL,
-                             G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_STDOUT_TO_DEV_NULL,
-                             NULL, NULL, &vc.pid, &vc.stdin_fd, NULL, NULL, &err);
-    g_assert_no_error(err);
-    return vc;
-}
-
-static void vscclient_command(Vscclient *vc, const char *line)
-{
-    g_assert_cmpint(write(vc->stdin_fd, line, strlen(line)), ==, (ssize_t)strlen(line));
-}
-
-static int vscclient_wait(Vscclient *vc)
-{
-    int status;
-
-    g_assert_cmpint(waitpid(vc->pid, &status, 0), ==, vc->pid);
-    g_spawn_close_pid(vc->pid);
-    close(vc->stdin_fd);
-    return status;
+    return vscclient_start((const char *[]){ "-e", emul, host, port, NULL });
 }
 
 /*
@@ -849,7 +820,7 @@ static void vscclient_interop(const char *host, GSocketFamily family)
     };
     VccidProcess *v;
     CcidHost *c;
-    Vscclient vc;
+    VscclientProcess vc;
     int status;
 
     if (!g_getenv("VSCCLIENT_BINARY")) {

@@ -791,9 +791,7 @@ static const char *vscclient_binary(void)
 
 static char *vscclient_emulator(void)
 {
-    return g_strdup_printf("db=\"sql:%s\" use_hw=no "
-                           "soft=(,Test,CAC,,id-cert,signing-cert,encryption-cert)",
-                           vccid_master_cert_db());
+    return vscclient_soft_card(vccid_master_cert_db());
 }
 
 /* Run vscclient (no --reconnect) to its exit; returns its wait status. */
@@ -848,28 +846,16 @@ static void test_vscclient_passthru(void)
     g_autofree char *client = role_dir("client");
     g_autofree char *emul = vscclient_emulator();
     g_autofree char *portstr = g_strdup_printf("%u", port);
-    const char *argv[] = { vscclient_binary(), "-e", emul, "--tls-creds", client,
-                           "127.0.0.1", portstr, NULL };
-    g_autoptr(GError) error = NULL;
+    const char *vsc_args[] = { "-e", emul, "--tls-creds", client, "127.0.0.1", portstr, NULL };
     g_autoptr(GByteArray) atr = NULL;
     CcidHost *c = ccid_host_open(p->sock_path);
-    GPid pid;
-    int in_fd, status;
+    VscclientProcess vc = vscclient_start(vsc_args);
 
-    g_spawn_async_with_pipes(NULL, (char **)argv, NULL,
-                             G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_STDOUT_TO_DEV_NULL,
-                             NULL, NULL, &pid, &in_fd, NULL, NULL, &error);
-    g_assert_no_error(error);
     wait_log(p, "TLS peer 'C=GB,O=vccid test,CN=client'", 1);
     wait_log(p, "card inserted", 1);
     atr = ccid_power_on(c);
     g_assert_cmpuint(atr->len, >, 2);
-    g_assert_cmpint(write(in_fd, "exit\n", 5), ==, 5);
-    g_assert_cmpint(waitpid(pid, &status, 0), ==, pid);
-    g_spawn_close_pid(pid);
-    close(in_fd);
-    g_assert_true(WIFEXITED(status));
-    g_assert_cmpint(WEXITSTATUS(status), ==, 0);
+    vscclient_exit(&vc);
     ccid_host_free(c);
     vccid_stop(p);
 }
