@@ -201,7 +201,7 @@ static void master_db_cleanup(void)
     }
 }
 
-const char *vccid_master_cert_db(void)
+void qtest_run_source_script(const char *dir, const char *name, const char *arg)
 {
     const char *root = g_getenv("VCCID_SOURCE_ROOT");
     g_autofree char *script = NULL;
@@ -209,25 +209,35 @@ const char *vccid_master_cert_db(void)
     g_autoptr(GError) error = NULL;
     int status;
 
+    if (!root) {
+        g_error("VCCID_SOURCE_ROOT is not set (run the tests with meson test)");
+    }
+    script = g_build_filename(root, dir, name, NULL);
+
+    const char *argv[] = { "/bin/sh", script, arg, NULL };
+    g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_DEFAULT, NULL, NULL, NULL,
+                 &err, &status, &error);
+    g_assert_no_error(error);
+    if (!g_spawn_check_wait_status(status, NULL)) {
+        g_error("%s failed: %s", name, err);
+    }
+}
+
+const char *vccid_master_cert_db(void)
+{
+    g_autoptr(GError) error = NULL;
+
     if (master_db) {
         return master_db;
     }
-    if (!root) {
+    if (!g_getenv("VCCID_SOURCE_ROOT")) {
         g_error("VCCID_SOURCE_ROOT is not set (run the tests with meson test)");
     }
     master_db = g_dir_make_tmp("vccid-qtest-db-XXXXXX", &error);
     g_assert_no_error(error);
     g_strlcpy(master_db_path, master_db, sizeof(master_db_path));
     atexit(master_db_cleanup);
-    script = g_build_filename(root, "scripts", "make-cert-db.sh", NULL);
-
-    const char *argv[] = { "/bin/sh", script, master_db, NULL };
-    g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_DEFAULT, NULL, NULL, NULL,
-                 &err, &status, &error);
-    g_assert_no_error(error);
-    if (!g_spawn_check_wait_status(status, NULL)) {
-        g_error("make-cert-db.sh failed: %s", err);
-    }
+    qtest_run_source_script("scripts", "make-cert-db.sh", master_db);
     record_db_files(master_db);
     return master_db;
 }

@@ -63,6 +63,12 @@ VccidProcess *vccid_start_full(const char *chardev, const char *const *device_ar
 /* The device options of vccid_start_default(), for vccid_start_full(). */
 extern const char *const vccid_default_devices[];
 
+/*
+ * Run the source tree's script dir/name (under VCCID_SOURCE_ROOT) with sh and
+ * one argument; fail the test, with what it printed, if it fails.
+ */
+void qtest_run_source_script(const char *dir, const char *name, const char *arg);
+
 /* A TCP port on 127.0.0.1 that was free a moment ago. */
 uint16_t qtest_free_tcp_port(void);
 /* A listening unix socket at path; accept one peer within timeout_ms (-1 if none). */

@@ -54,30 +54,17 @@ static void remove_certs(void)
 
 static const char *certs_dir(void)
 {
-    const char *root = g_getenv("VCCID_SOURCE_ROOT");
     const char *build = g_getenv("VCCID_TLS_WORKDIR");
-    g_autofree char *script = NULL;
-    g_autofree char *err = NULL;
-    g_autoptr(GError) error = NULL;
-    int status;
 
     if (certs) {
         return certs;
     }
-    g_assert_nonnull(root);
+    g_assert_nonnull(g_getenv("VCCID_SOURCE_ROOT"));
     g_assert_nonnull(build);
     certs = g_build_filename(build, "tls-certs-XXXXXX", NULL);
     g_assert_nonnull(g_mkdtemp(certs));
     atexit(remove_certs);
-    script = g_build_filename(root, "tests", "tls", "make-certs.sh", NULL);
-
-    const char *argv[] = { "/bin/sh", script, certs, NULL };
-    g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_DEFAULT, NULL, NULL, NULL, &err, &status,
-                 &error);
-    g_assert_no_error(error);
-    if (!g_spawn_check_wait_status(status, NULL)) {
-        g_error("make-certs.sh failed: %s", err);
-    }
+    qtest_run_source_script("tests/tls", "make-certs.sh", certs);
     return certs;
 }
 
