@@ -73,6 +73,14 @@ static char *role_dir(const char *role)
     return g_build_filename(certs_dir(), role, NULL);
 }
 
+/* -object tls-creds-x509 called id, on the credentials of role, for endpoint. */
+static char *creds_object(const char *id, const char *role, const char *endpoint)
+{
+    g_autofree char *dir = role_dir(role);
+
+    return g_strdup_printf("tls-creds-x509,id=%s,dir=%s,endpoint=%s", id, dir, endpoint);
+}
+
 /* ---- the daemon ---- */
 
 static unsigned count(const char *haystack, const char *needle)
@@ -119,12 +127,8 @@ static unsigned log_count(VccidProcess *p, const char *needle)
  */
 static VccidProcess *start_vccid(const char *chardev)
 {
-    g_autofree char *server = role_dir("server");
-    g_autofree char *client = role_dir("client");
-    g_autofree char *creds = g_strdup_printf("tls-creds-x509,id=tls0,dir=%s,endpoint=server",
-                                             server);
-    g_autofree char *ccreds = g_strdup_printf("tls-creds-x509,id=tlsc,dir=%s,endpoint=client",
-                                              client);
+    g_autofree char *creds = creds_object("tls0", "server", "server");
+    g_autofree char *ccreds = creds_object("tlsc", "client", "client");
     const char *args[] = {
         "-object", creds,
         "-object", ccreds,
@@ -408,9 +412,7 @@ static char *read_line_fd(int fd, int ms)
 static void test_qmp_over_tls(void)
 {
     uint16_t port = qtest_free_tcp_port();
-    g_autofree char *server = role_dir("server");
-    g_autofree char *creds = g_strdup_printf("tls-creds-x509,id=tls0,dir=%s,endpoint=server",
-                                             server);
+    g_autofree char *creds = creds_object("tls0", "server", "server");
     g_autofree char *mon = g_strdup_printf("socket,id=qmp0,host=127.0.0.1,port=%u,server=on,"
                                            "wait=off,tls-creds=tls0,tls-authz=simple0", port);
     const char *args[] = {
@@ -807,9 +809,7 @@ static int vscclient_run(const char *const *extra, uint16_t port, char **err)
 
 static VccidProcess *start_passthru(uint16_t port)
 {
-    g_autofree char *server = role_dir("server");
-    g_autofree char *creds = g_strdup_printf("tls-creds-x509,id=tls0,dir=%s,endpoint=server",
-                                             server);
+    g_autofree char *creds = creds_object("tls0", "server", "server");
     g_autofree char *chardev = g_strdup_printf(
         "socket,id=pt,host=127.0.0.1,port=%u,server=on,wait=off,tls-creds=tls0,"
         "tls-authz=simple0", port);
@@ -975,13 +975,9 @@ static void assert_cli_error(const char *const *args, const char *fragment)
 static void test_cli_errors(void)
 {
     g_autofree char *server = role_dir("server");
-    g_autofree char *client = role_dir("client");
-    g_autofree char *screds = g_strdup_printf("tls-creds-x509,id=s,dir=%s,endpoint=server",
-                                              server);
-    g_autofree char *ccreds = g_strdup_printf("tls-creds-x509,id=c,dir=%s,endpoint=client",
-                                              client);
-    g_autofree char *no_key = g_strdup_printf("tls-creds-x509,id=s,dir=%s,endpoint=server",
-                                              client);
+    g_autofree char *screds = creds_object("s", "server", "server");
+    g_autofree char *ccreds = creds_object("c", "client", "client");
+    g_autofree char *no_key = creds_object("s", "client", "server");
     g_autofree char *bad_ep = g_strdup_printf("tls-creds-x509,id=s,dir=%s,endpoint=peer",
                                               server);
     g_autofree char *bad_verify = g_strdup_printf("tls-creds-x509,id=s,dir=%s,verify-peer=maybe",
