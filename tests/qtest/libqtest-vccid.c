@@ -628,6 +628,19 @@ int vccid_run_cli(const char *const *args, char **out, char **err)
     return status;
 }
 
+void vccid_assert_cli_error(const char *const *args, const char *fragment)
+{
+    g_autofree char *out = NULL;
+    g_autofree char *err = NULL;
+    int status = vccid_run_cli(args, &out, &err);
+
+    g_assert_true(WIFEXITED(status));
+    g_assert_cmpint(WEXITSTATUS(status), ==, 2);
+    if (!strstr(err, fragment)) {
+        g_error("expected \"%s\" in:\n%s", fragment, err);
+    }
+}
+
 VscclientProcess vscclient_start(const char *const *args)
 {
     const char *bin = g_getenv("VSCCLIENT_BINARY");

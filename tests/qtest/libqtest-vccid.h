@@ -100,6 +100,8 @@ char *vccid_read_stderr(VccidProcess *p);
  * return its wait status and output. Fails the test on a timeout.
  */
 int vccid_run_cli(const char *const *args, char **out, char **err);
+/* vccid with args refuses to start: it exits with status 2 and says fragment on stderr. */
+void vccid_assert_cli_error(const char *const *args, const char *fragment);
 
 /* This tree's vscclient (VSCCLIENT_BINARY), running, its stdin a pipe for its commands. */
 typedef struct VscclientProcess {

@@ -959,19 +959,6 @@ static void test_vscclient_output_cap(void)
 
 /* ---- command-line errors ---- */
 
-static void assert_cli_error(const char *const *args, const char *fragment)
-{
-    g_autofree char *out = NULL;
-    g_autofree char *err = NULL;
-    int status = vccid_run_cli(args, &out, &err);
-
-    g_assert_true(WIFEXITED(status));
-    g_assert_cmpint(WEXITSTATUS(status), ==, 2);
-    if (!strstr(err, fragment)) {
-        g_error("expected \"%s\" in:\n%s", fragment, err);
-    }
-}
-
 static void test_cli_errors(void)
 {
     g_autofree char *server = role_dir("server");
@@ -1029,7 +1016,7 @@ static void test_cli_errors(void)
             args[n++] = tail[j];
         }
         args[n] = NULL;
-        assert_cli_error(args, cases[i][2]);
+        vccid_assert_cli_error(args, cases[i][2]);
     }
     {
         const char *a1[] = { "-object", no_key, "-device", "usb-ccid", NULL };
@@ -1040,12 +1027,12 @@ static void test_cli_errors(void)
                              "-device", "usb-ccid", NULL };
         const char *a6[] = { "-object", "tls-creds-psk,id=s", "-device", "usb-ccid", NULL };
 
-        assert_cli_error(a1, "server-cert.pem: No such file or directory");
-        assert_cli_error(a2, "Parameter 'endpoint' does not accept value 'peer'");
-        assert_cli_error(a3, "Parameter 'verify-peer' expects on or off, not 'maybe'");
-        assert_cli_error(a4, "Invalid parameter 'colour'");
-        assert_cli_error(a5, "Unable to access credentials /nonexistent-dir/ca-cert.pem");
-        assert_cli_error(a6, "invalid object type 'tls-creds-psk'");
+        vccid_assert_cli_error(a1, "server-cert.pem: No such file or directory");
+        vccid_assert_cli_error(a2, "Parameter 'endpoint' does not accept value 'peer'");
+        vccid_assert_cli_error(a3, "Parameter 'verify-peer' expects on or off, not 'maybe'");
+        vccid_assert_cli_error(a4, "Invalid parameter 'colour'");
+        vccid_assert_cli_error(a5, "Unable to access credentials /nonexistent-dir/ca-cert.pem");
+        vccid_assert_cli_error(a6, "invalid object type 'tls-creds-psk'");
     }
     {
         /* A revocation list the CA did not sign would silently not apply: refused. */
@@ -1079,7 +1066,7 @@ static void test_cli_errors(void)
             g_clear_pointer(&data, g_free);
             g_assert_true(g_file_get_contents(ca_from, &data, &len, NULL));
             g_assert_true(g_file_set_contents(ca_to, data, len, NULL));
-            assert_cli_error(a7, "Unable to load CA revocation list");
+            vccid_assert_cli_error(a7, "Unable to load CA revocation list");
             g_unlink(to);
             g_unlink(ca_to);
         }
@@ -1221,13 +1208,13 @@ static void test_unix_not_a_socket(void)
     int listen_fd;
 
     g_assert_true(g_file_set_contents(path, "keep me", -1, NULL));
-    assert_cli_error(args, "exists and is not a socket");
+    vccid_assert_cli_error(args, "exists and is not a socket");
     g_assert_true(g_file_get_contents(path, &contents, NULL, NULL));
     g_assert_cmpstr(contents, ==, "keep me");
     g_unlink(path);
 
     listen_fd = qtest_unix_listen(path);
-    assert_cli_error(args, "is in use by another server");
+    vccid_assert_cli_error(args, "is in use by another server");
     g_assert_true(g_file_test(path, G_FILE_TEST_EXISTS));
     close(listen_fd);
     /* Now nobody listens: a stale socket is replaced. */

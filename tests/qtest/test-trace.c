@@ -104,13 +104,8 @@ static void test_events_file(void)
 
 static void test_errors(void)
 {
-    g_autofree char *out = NULL;
-    g_autofree char *err = NULL;
-    int st = vccid_run_cli((const char *[]){ "-trace", "usb_desc_get_descriptr", "-device",
-                                             "usb-ccid", NULL }, &out, &err);
-
-    g_assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 2);
-    g_assert_nonnull(strstr(err, "usb_desc_get_descriptr"));
+    vccid_assert_cli_error((const char *[]){ "-trace", "usb_desc_get_descriptr", "-device",
+                                             "usb-ccid", NULL }, "usb_desc_get_descriptr");
 }
 
 static const TestCase cases[] = {

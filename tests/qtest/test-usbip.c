@@ -770,13 +770,8 @@ static void test_cli(void)
 
     for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
         const char *args[] = { "-device", "usb-ccid,id=r1", "-export", cases[i].export, NULL };
-        g_autofree char *out = NULL;
-        g_autofree char *err = NULL;
-        int status = vccid_run_cli(args, &out, &err);
 
-        g_assert_true(WIFEXITED(status));
-        g_assert_cmpint(WEXITSTATUS(status), ==, 2);
-        g_assert_nonnull(strstr(err, cases[i].message));
+        vccid_assert_cli_error(args, cases[i].message);
     }
     {
         const char *args[] = { "-export", "help", NULL };
