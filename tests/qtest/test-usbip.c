@@ -238,6 +238,15 @@ static void ccid_check_alive(Ccid *c)
     g_assert_cmpuint(a->len, ==, 10);
 }
 
+/* The reader still answers and the importer saw nothing amiss; then all stop. */
+static void import_end(Ccid *c, Fixture *f)
+{
+    ccid_check_alive(c);
+    g_assert_cmpuint(uih_violations(c->h), ==, 0);
+    uih_free(c->h);
+    fixture_stop(f);
+}
+
 /* ---- tests ---- */
 
 static void test_devlist(void)
@@ -347,10 +356,7 @@ static void test_power_on_apdu(void)
     g_assert_true(sw == 0x9000 || (sw >> 8) == 0x61);
     /* A zero-length bulk-OUT transfer is legal USB; the reader goes on. */
     g_assert_cmpint(uih_bulk_out(c.h, c.ep_bulk_out, NULL, 0), ==, 0);
-    ccid_check_alive(&c);
-    g_assert_cmpuint(uih_violations(c.h), ==, 0);
-    uih_free(c.h);
-    fixture_stop(&f);
+    import_end(&c, &f);
 }
 
 /*
@@ -383,10 +389,7 @@ static void test_unlink_pending_interrupt(void)
     g_assert_false(uih_wait(c.h, u, 300));
     g_assert_cmpuint(u->completions, ==, 0);
     uih_urb_free(c.h, u);
-    ccid_check_alive(&c);
-    g_assert_cmpuint(uih_violations(c.h), ==, 0);
-    uih_free(c.h);
-    fixture_stop(&f);
+    import_end(&c, &f);
 }
 
 /*
@@ -420,10 +423,7 @@ static void test_unlink_bulk(void)
     g_assert_cmpuint(u->completions, ==, 1);
     uih_urb_free(c.h, u);
     c.seq++;
-    ccid_check_alive(&c);
-    g_assert_cmpuint(uih_violations(c.h), ==, 0);
-    uih_free(c.h);
-    fixture_stop(&f);
+    import_end(&c, &f);
 }
 
 static void test_second_importer(void)
@@ -675,10 +675,7 @@ static void test_port_reset(void)
     g_assert_cmpint(uih_unlink(c.h, irq, UIH_TIMEOUT_MS), ==, 0);
     g_assert_cmpuint(irq->completions, ==, 1);
     uih_urb_free(c.h, irq);
-    ccid_check_alive(&c);
-    g_assert_cmpuint(uih_violations(c.h), ==, 0);
-    uih_free(c.h);
-    fixture_stop(&f);
+    import_end(&c, &f);
 }
 
 /*
