@@ -459,13 +459,24 @@ static void test_chuid_ccc_discovery(Card *c, gconstpointer data)
                          5) == 0);
 }
 
+/* An APDU and the status word it must get. */
+typedef struct ApduCase {
+    uint8_t apdu[12];
+    size_t len;
+    uint16_t sw;
+} ApduCase;
+
+static void check_apdu_cases(Card *c, const ApduCase *cases, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        g_test_message("case %zu", i);
+        g_assert_cmphex(xfer_sw(c, cases[i].apdu, cases[i].len), ==, cases[i].sw);
+    }
+}
+
 static void test_get_data_malformed(Card *c, gconstpointer data)
 {
-    static const struct {
-        uint8_t apdu[12];
-        size_t len;
-        uint16_t sw;
-    } cases[] = {
+    static const ApduCase cases[] = {
         { { 0x00, 0xcb, 0x3f, 0xfe, 0x03, 0x5c, 0x01, 0x7e }, 8, PIV_SW_INCORRECT_P1P2 },
         { { 0x00, 0xcb, 0x3f, 0xff, 0x03, 0x5d, 0x01, 0x7e }, 8, PIV_SW_WRONG_DATA },
         { { 0x00, 0xcb, 0x3f, 0xff, 0x03, 0x5c, 0x02, 0x7e }, 8, PIV_SW_WRONG_DATA },
@@ -482,10 +493,7 @@ static void test_get_data_malformed(Card *c, gconstpointer data)
         { { 0x00, 0xcb, 0x3f, 0xff, 0x00, 0x00, 0x00, 0x5c }, 8, PIV_SW_WRONG_LENGTH },
     };
 
-    for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
-        g_test_message("case %zu", i);
-        g_assert_cmphex(xfer_sw(c, cases[i].apdu, cases[i].len), ==, cases[i].sw);
-    }
+    check_apdu_cases(c, cases, G_N_ELEMENTS(cases));
 }
 
 static void test_verify(Card *c, gconstpointer data)
@@ -711,11 +719,7 @@ static void test_chaining(Card *c, gconstpointer data)
 
 static void test_other_commands(Card *c, gconstpointer data)
 {
-    static const struct {
-        uint8_t apdu[8];
-        size_t len;
-        uint16_t sw;
-    } cases[] = {
+    static const ApduCase cases[] = {
         { { 0x00, 0xfd, 0x00, 0x00 }, 4, PIV_SW_INS_NOT_SUPPORTED },   /* a vendor's version */
         { { 0x00, 0xb0, 0x00, 0x00, 0x00 }, 5, PIV_SW_INS_NOT_SUPPORTED },
         { { 0x80, 0xcb, 0x3f, 0xff }, 4, PIV_SW_CLA_NOT_SUPPORTED },
@@ -729,10 +733,7 @@ static void test_other_commands(Card *c, gconstpointer data)
         { { 0x00, 0xa4, 0x04, 0x00, 0x05, 0xa0 }, 6, PIV_SW_WRONG_LENGTH },
     };
 
-    for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
-        g_test_message("case %zu", i);
-        g_assert_cmphex(xfer_sw(c, cases[i].apdu, cases[i].len), ==, cases[i].sw);
-    }
+    check_apdu_cases(c, cases, G_N_ELEMENTS(cases));
     g_assert_cmpint(piv_slot_index(0x9e), ==, 3);
     g_assert_cmpint(piv_slot_index(0x9b), ==, -1);
 }
