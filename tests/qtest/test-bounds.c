@@ -140,16 +140,16 @@ static void test_held_bulk_out(void)
 }
 
 /*
- * Write len bytes of zeros in 1 MiB pieces; stop at the first error, or when
- * the peer has read nothing for a second. Returns what went out.
+ * Send the chunk_len bytes at chunk over and over until limit bytes went
+ * out; stop at the first error, or when the peer has read nothing for a
+ * second. Returns what went out.
  */
-static size_t send_until_error(int fd, size_t len)
+static size_t send_until_error(int fd, const uint8_t *chunk, size_t chunk_len, size_t limit)
 {
-    g_autofree uint8_t *chunk = g_malloc0(1024 * 1024);
     size_t done = 0;
 
-    while (done < len) {
-        ssize_t n = send(fd, chunk, MIN(len - done, 1024 * 1024), MSG_NOSIGNAL);
+    while (done < limit) {
+        ssize_t n = send(fd, chunk, MIN(limit - done, chunk_len), MSG_NOSIGNAL);
 
         if (n < 0 && errno == EINTR) {
             continue;
@@ -183,6 +183,7 @@ static void test_huge_packet(void)
     uint8_t hdr[16 + 8] = { 0 };
     uint32_t type = GUINT32_TO_LE(usb_redir_bulk_packet);
     uint32_t length = GUINT32_TO_LE(100 * 1000 * 1000);
+    g_autofree uint8_t *zeros = g_malloc0(1024 * 1024);
     size_t sent;
 
     g_assert_true(urh_peer_has_cap(c->usb, usb_redir_cap_64bits_ids));
@@ -191,7 +192,7 @@ static void test_huge_packet(void)
     hdr[8] = 0x77;
     hdr[16] = c->ep_bulk_out;
     g_assert_cmpint(send(urh_fd(c->usb), hdr, sizeof(hdr), MSG_NOSIGNAL), ==, sizeof(hdr));
-    sent = send_until_error(urh_fd(c->usb), 100 * 1000 * 1000 - 8);
+    sent = send_until_error(urh_fd(c->usb), zeros, 1024 * 1024, 100 * 1000 * 1000 - 8);
     g_test_message("%zu bytes of the packet sent before the drop", sent);
     g_assert_cmpuint(sent, <, 100 * 1000 * 1000 - 8);
     assert_host_dropped(c);
@@ -312,7 +313,7 @@ static void test_vscclient_flood(void)
     int lfd, fd, stdin_fd, status;
     GPid pid;
     Memory before;
-    size_t sent = 0;
+    size_t sent;
 
     if (!bin) {
         g_test_skip("VSCCLIENT_BINARY not set");
@@ -337,17 +338,7 @@ static void test_vscclient_flood(void)
     for (int i = 0; i < 65536; i++) {
         vscard_build(flushes, VSC_Flush, 0, NULL, 0);
     }
-    while (sent < 200u * 1024 * 1024) {
-        ssize_t n = send(fd, flushes->data, flushes->len, MSG_NOSIGNAL);
-
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            break;
-        }
-        sent += n;
-    }
+    sent = send_until_error(fd, flushes->data, flushes->len, 200u * 1024 * 1024);
     g_test_message("%zu bytes of Flush sent before vscclient dropped us", sent);
     g_assert_cmpuint(sent, <, 200u * 1024 * 1024);
     assert_growth_bounded(pid, before, "vscclient");
@@ -386,7 +377,7 @@ static void test_passthru_client_never_reads(void)
     CcidHost *c = ccid_host_open(v->sock_path);
     Memory before = memory_of(v->pid);
     int fd = unix_connect(path);
-    size_t sent = 0;
+    size_t sent;
 
     vscard_build_init(opening, VSCARD_UNDEFINED_READER_ID, 0);
     vscard_build(opening, VSC_ReaderAdd, VSCARD_UNDEFINED_READER_ID, NULL, 0);
@@ -395,17 +386,7 @@ static void test_passthru_client_never_reads(void)
     for (int i = 0; i < 65536; i++) {
         vscard_build(junk, 42, 0, NULL, 0);
     }
-    while (sent < 200u * 1024 * 1024) {
-        ssize_t n = send(fd, junk->data, junk->len, MSG_NOSIGNAL);
-
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            break;
-        }
-        sent += n;
-    }
+    sent = send_until_error(fd, junk->data, junk->len, 200u * 1024 * 1024);
     g_test_message("%zu bytes of junk sent before the daemon dropped us", sent);
     g_assert_cmpuint(sent, <, 200u * 1024 * 1024);
     close(fd);
