@@ -83,6 +83,22 @@ static void assert_next_host_served(VccidProcess *v)
     g_assert_true(vccid_is_running(v));
 }
 
+/*
+ * The flood of what (the daemon logged log_part) dropped host c without the
+ * daemon growing past the bound since before; the next host is served, and
+ * the daemon stops cleanly.
+ */
+static void assert_dropped_then_served(VccidProcess *v, CcidHost *c, Memory before,
+                                       const char *what, const char *log_part)
+{
+    assert_host_dropped(c);
+    assert_growth_bounded(v->pid, before, what);
+    assert_log_has(v, log_part);
+    ccid_host_free(c);
+    assert_next_host_served(v);
+    vccid_stop(v);
+}
+
 /* Finding 2a: 5,000 pending 64 KiB bulk-in requests (VmSize went 85 -> 406 MB). */
 static void test_pending_bulk_in(void)
 {
@@ -96,12 +112,7 @@ static void test_pending_bulk_in(void)
         urh_iterate(c->usb, 0);
     }
     g_test_message("%d bulk-in requests sent before the drop was seen", sent);
-    assert_host_dropped(c);
-    assert_growth_bounded(v->pid, before, "pending bulk-in");
-    assert_log_has(v, "transfers pending on endpoint");
-    ccid_host_free(c);
-    assert_next_host_served(v);
-    vccid_stop(v);
+    assert_dropped_then_served(v, c, before, "pending bulk-in", "transfers pending on endpoint");
 }
 
 /*
@@ -131,12 +142,7 @@ static void test_held_bulk_out(void)
         urh_iterate(c->usb, 0);
     }
     g_test_message("%d bulk-outs of 1 MiB sent before the drop was seen", sent);
-    assert_host_dropped(c);
-    assert_growth_bounded(v->pid, before, "held bulk-out");
-    assert_log_has(v, "bulk-out data held");
-    ccid_host_free(c);
-    assert_next_host_served(v);
-    vccid_stop(v);
+    assert_dropped_then_served(v, c, before, "held bulk-out", "bulk-out data held");
 }
 
 /*
@@ -195,12 +201,7 @@ static void test_huge_packet(void)
     sent = send_until_error(urh_fd(c->usb), zeros, 1024 * 1024, 100 * 1000 * 1000 - 8);
     g_test_message("%zu bytes of the packet sent before the drop", sent);
     g_assert_cmpuint(sent, <, 100 * 1000 * 1000 - 8);
-    assert_host_dropped(c);
-    assert_growth_bounded(v->pid, before, "100 MB packet");
-    assert_log_has(v, "a packet of 100000000 bytes");
-    ccid_host_free(c);
-    assert_next_host_served(v);
-    vccid_stop(v);
+    assert_dropped_then_served(v, c, before, "100 MB packet", "a packet of 100000000 bytes");
 }
 
 static int unix_connect(const char *path)
