@@ -683,6 +683,27 @@ usbip_cmd() {
     usbip --tcp-port "$USBIP_PORT" "$@"
 }
 
+usbip_attach() {  # usbip_attach BUSID OUTPUT-FILE
+    usbip_cmd attach -r "$USBIP_HOST" -b "$1" > "$2" 2>&1
+}
+
+# Run COMMAND every 0.2 s until it succeeds or has failed TRIES more times;
+# $polls says how many times it failed.
+poll() {  # poll TRIES COMMAND...
+    tries=$1
+    shift
+    polls=0
+    until "$@"; do
+        [ $polls -ge "$tries" ] && return 1
+        sleep 0.2
+        polls=$((polls + 1))
+    done
+}
+
+device_present() {
+    find_device > /dev/null
+}
+
 # Wait until the reader is gone from the USB bus (after a detach); 0 if it is.
 wait_device_gone() {
     i=0
@@ -706,7 +727,7 @@ check_usbip_list() {
 }
 
 check_usbip_attach() {
-    if usbip_cmd attach -r "$USBIP_HOST" -b 1-1 > /tmp/usbip-attach.txt 2>&1; then
+    if usbip_attach 1-1 /tmp/usbip-attach.txt; then
         result usbip_attach pass "usbip attach -r $USBIP_HOST -b 1-1"
     else
         show USBIP-ATTACH /tmp/usbip-attach.txt
@@ -717,7 +738,7 @@ check_usbip_attach() {
 # While the reader is attached here, a second import of 1-1 is refused and
 # the first keeps working.
 check_usbip_second() {
-    if usbip_cmd attach -r "$USBIP_HOST" -b 1-1 > /tmp/usbip-second.txt 2>&1; then
+    if usbip_attach 1-1 /tmp/usbip-second.txt; then
         result usbip_second fail "a second attach of 1-1 succeeded"
         return
     fi
@@ -744,16 +765,12 @@ check_usbip_reattach() {
         result usbip_reattach fail "the reader stayed after usbip detach"
         return
     fi
-    if ! usbip_cmd attach -r "$USBIP_HOST" -b 1-1 > /tmp/usbip-attach2.txt 2>&1; then
+    if ! usbip_attach 1-1 /tmp/usbip-attach2.txt; then
         show USBIP-ATTACH /tmp/usbip-attach2.txt
         result usbip_reattach fail "the second attach failed"
         return
     fi
-    i=0
-    until find_device > /dev/null || [ $i -ge 100 ]; do
-        sleep 0.2
-        i=$((i + 1))
-    done
+    poll 100 device_present
     sleep 0.5
     reader_works_again usbip_reattach "detached, attached again"
 }
@@ -768,30 +785,22 @@ check_usbip_restart() {
         result usbip_restart fail "the reader stayed after vccid stopped"
         return
     fi
-    i=0
-    until usbip_cmd attach -r "$USBIP_HOST" -b 1-1 > /tmp/usbip-restart.txt 2>&1 ||
-          [ $i -ge 75 ]; do
-        sleep 0.2
-        i=$((i + 1))
-    done
-    j=0
-    until find_device > /dev/null || [ $j -ge 100 ]; do
-        sleep 0.2
-        j=$((j + 1))
-    done
-    if ! find_device > /dev/null; then
+    poll 75 usbip_attach 1-1 /tmp/usbip-restart.txt
+    attach_ms=$((polls * 200))
+    poll 100 device_present
+    if ! device_present; then
         show USBIP-RESTART /tmp/usbip-restart.txt
         result usbip_restart fail "no reader after attaching to the new vccid"
         return
     fi
     sleep 0.5
-    reader_works_again usbip_restart "gone with vccid; attached to the new one after $((i * 200)) ms"
+    reader_works_again usbip_restart "gone with vccid; attached to the new one after $attach_ms ms"
 }
 
 # Two readers exported (1-1 and 1-2), both attached and used at once.
 check_usbip_two() {
     for b in 1-1 1-2; do
-        if ! usbip_cmd attach -r "$USBIP_HOST" -b $b > /tmp/usbip-two.txt 2>&1; then
+        if ! usbip_attach $b /tmp/usbip-two.txt; then
             show USBIP-TWO /tmp/usbip-two.txt
             result usbip_two fail "attach $b failed"
             return
