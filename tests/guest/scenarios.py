@@ -923,17 +923,24 @@ def run_qmp_reader_hotplug(wd, args, report, checks=QMP_HOTPLUG_CHECKS):
     return run
 
 
-# The guest side of qmp-reader-del (busybox sh, the image's tools).
-READER_DEL_SCRIPT = rb"""#!/bin/sh
+# How the guest scripts of single scenarios begin (busybox sh, the image's
+# tools): the scenario's env, result NAME pass|fail DETAIL (counting $fails
+# for the exit status), wait_for, and card_answers.
+GUEST_SCRIPT_HEAD = rb"""#!/bin/sh
 . /scenario/env
 fails=0
 result() { [ "$2" = pass ] || fails=$((fails + 1)); echo "RESULT $1=$2 $3"; }
+# wait_for SECONDS COMMAND...: poll until COMMAND succeeds
 wait_for() {
     n=$(($1 * 5)); shift
     while [ $n -gt 0 ]; do "$@" > /dev/null 2>&1 && return 0; sleep 0.2; n=$((n - 1)); done
     return 1
 }
-readers_on_bus() { grep -ls "$EXPECT_VID" /sys/bus/usb/devices/*/idVendor | wc -l; }
+card_answers() { apdu-bench atr > /tmp/atr.txt 2>&1 && grep -q "^ATR $EXPECT_ATR" /tmp/atr.txt; }
+"""
+
+# The guest side of qmp-reader-del.
+READER_DEL_SCRIPT = GUEST_SCRIPT_HEAD + rb"""readers_on_bus() { grep -ls "$EXPECT_VID" /sys/bus/usb/devices/*/idVendor | wc -l; }
 two_readers() { [ "$(readers_on_bus)" -eq 2 ]; }
 one_reader() { [ "$(readers_on_bus)" -eq 1 ]; }
 pcscd_up() {
@@ -941,7 +948,6 @@ pcscd_up() {
     PCSCD=$!
     wait_for 10 test -S /run/pcscd/pcscd.comm
 }
-card_answers() { apdu-bench atr > /tmp/atr.txt 2>&1 && grep -q "^ATR $EXPECT_ATR" /tmp/atr.txt; }
 if wait_for 30 two_readers; then result two_readers pass "both on the bus"
 else result two_readers fail "$(readers_on_bus) reader(s)"; fi
 sleep 1
