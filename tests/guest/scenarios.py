@@ -462,6 +462,24 @@ def run_vccid_connect(wd, args, report, checks=FULL_CHECKS):
     return run
 
 
+def direction_chardevs(args, qemu_reconnects):
+    """For --direction: the socket, the logs' tag, whether vccid listens, and
+    vccid's and QEMU's chardevs. listen: vccid listens, QEMU connects (and
+    reconnects if qemu_reconnects); connect: QEMU listens, vccid connects
+    (reconnect=1)."""
+    tmp = tempfile.mkdtemp(prefix='vccid-sock-')
+    sock = os.path.join(tmp, 'redir.sock')
+    tag = '%s-%s-%s' % (args.scenario, args.direction, args.usb)
+    listen = args.direction == 'listen'
+    if listen:
+        vccid_chr = 'socket,id=redir,path=%s,server=on,wait=off' % sock
+        qemu_chr = 'socket,id=r,path=' + sock + (',reconnect=1' if qemu_reconnects else '')
+    else:
+        vccid_chr = 'socket,id=redir,path=%s,reconnect=1' % sock
+        qemu_chr = 'socket,id=r,path=%s,server=on,wait=off' % sock
+    return sock, tag, listen, vccid_chr, qemu_chr
+
+
 def run_reconnect(wd, args, report):
     """Two guests in turn against one vccid process.
 
@@ -470,16 +488,7 @@ def run_reconnect(wd, args, report):
     (reconnect=1) finds the second one by itself.
     """
     _, bus = guestrun.usb_controller_args(args.usb)
-    tmp = tempfile.mkdtemp(prefix='vccid-sock-')
-    sock = os.path.join(tmp, 'redir.sock')
-    tag = '%s-%s-%s' % (args.scenario, args.direction, args.usb)
-    listen = args.direction == 'listen'
-    if listen:
-        vccid_chr = 'socket,id=redir,path=%s,server=on,wait=off' % sock
-        qemu_chr = 'socket,id=r,path=' + sock
-    else:
-        vccid_chr = 'socket,id=redir,path=%s,reconnect=1' % sock
-        qemu_chr = 'socket,id=r,path=%s,server=on,wait=off' % sock
+    sock, tag, listen, vccid_chr, qemu_chr = direction_chardevs(args, False)
     vccid = Vccid(args.vccid, vccid_args(wd, args, vccid_chr),
                   wd.log(tag + '.vccid.log')).start()
     if listen:
@@ -516,16 +525,7 @@ def run_replug(wd, args, report):
     vccid connects.
     """
     _, bus = guestrun.usb_controller_args(args.usb)
-    tmp = tempfile.mkdtemp(prefix='vccid-sock-')
-    sock = os.path.join(tmp, 'redir.sock')
-    tag = '%s-%s-%s' % (args.scenario, args.direction, args.usb)
-    listen = args.direction == 'listen'
-    if listen:
-        vccid_chr = 'socket,id=redir,path=%s,server=on,wait=off' % sock
-        qemu_chr = 'socket,id=r,path=%s,reconnect=1' % sock
-    else:
-        vccid_chr = 'socket,id=redir,path=%s,reconnect=1' % sock
-        qemu_chr = 'socket,id=r,path=%s,server=on,wait=off' % sock
+    sock, tag, listen, vccid_chr, qemu_chr = direction_chardevs(args, True)
     daemons = []
 
     def start_vccid():
