@@ -69,7 +69,9 @@ import time
 # No __pycache__ in the source tree.
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'qmp'))
 import guestrun  # noqa: E402
+from qmpsock import connect_unix  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRCROOT = os.path.dirname(os.path.dirname(HERE))
@@ -764,17 +766,7 @@ class VccidQMP:
     """A small QMP client for vccid's monitor (standard library only)."""
 
     def __init__(self, path, timeout=15):
-        deadline = time.time() + timeout
-        while True:
-            try:
-                self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                self.sock.connect(path)
-                break
-            except OSError:
-                self.sock.close()
-                if time.time() > deadline:
-                    raise
-                time.sleep(0.1)
+        self.sock = connect_unix(path, timeout, 0.1)
         self.sock.settimeout(timeout)
         self.file = self.sock.makefile('rb')
         self.events = []
