@@ -722,17 +722,26 @@ void urh_cancel(UsbredirHost *h, UrhTransfer *t)
     urh_flush(h);
 }
 
+/* A bulk transfer submitted and completed within timeout_ms, or the test fails. */
+static UrhTransfer *urh_bulk_complete(UsbredirHost *h, uint8_t ep, const uint8_t *data,
+                                      uint32_t length, int timeout_ms)
+{
+    UrhTransfer *t = urh_bulk_submit(h, ep, data, length);
+    bool in = ep & 0x80;
+
+    if (!urh_wait(h, t, timeout_ms)) {
+        g_error("bulk-%s of %u bytes %s ep %02x: no completion within %d ms", in ? "in" : "out",
+                length, in ? "from" : "to", ep, timeout_ms);
+    }
+    return t;
+}
+
 int urh_bulk_out(UsbredirHost *h, uint8_t ep, const uint8_t *data, uint32_t length,
                  int timeout_ms)
 {
-    UrhTransfer *t = urh_bulk_submit(h, ep, data, length);
-    int status;
+    UrhTransfer *t = urh_bulk_complete(h, ep, data, length, timeout_ms);
+    int status = t->status;
 
-    if (!urh_wait(h, t, timeout_ms)) {
-        g_error("bulk-out of %u bytes to ep %02x: no completion within %d ms", length, ep,
-                timeout_ms);
-    }
-    status = t->status;
     urh_transfer_release(h, t);
     return status;
 }
@@ -740,14 +749,9 @@ int urh_bulk_out(UsbredirHost *h, uint8_t ep, const uint8_t *data, uint32_t leng
 int urh_bulk_in(UsbredirHost *h, uint8_t ep, uint32_t length, GByteArray **out,
                 int timeout_ms)
 {
-    UrhTransfer *t = urh_bulk_submit(h, ep, NULL, length);
-    int status;
+    UrhTransfer *t = urh_bulk_complete(h, ep, NULL, length, timeout_ms);
+    int status = t->status;
 
-    if (!urh_wait(h, t, timeout_ms)) {
-        g_error("bulk-in of %u bytes from ep %02x: no completion within %d ms", length, ep,
-                timeout_ms);
-    }
-    status = t->status;
     g_assert_cmpuint(t->data->len, <=, length);
     *out = g_byte_array_ref(t->data);
     urh_transfer_release(h, t);
