@@ -78,63 +78,66 @@ class Apdu:
         self.start = self.done = self.main = None
 
 
+def trace_events(path):
+    """(time in µs, event name, its arguments) of each trace line in the file."""
+    with open(path, errors='replace') as f:
+        for line in f:
+            m = LINE_RE.match(line.rstrip('\n'))
+            if m:
+                yield int(m.group(1)) * 1000000 + int(m.group(2)), m.group(4), m.group(5)
+
+
 def parse_file(path):
     """Transfers (by arrival) and APDUs (by queueing) of one trace, in µs."""
     transfers, apdus = [], []
     last_read = None
     open_transfers = {}           # id -> Transfer not yet replied to
     unwritten = []                # replied, reply not yet on the socket
-    with open(path, errors='replace') as f:
-        for line in f:
-            m = LINE_RE.match(line.rstrip('\n'))
-            if not m:
-                continue
-            t = int(m.group(1)) * 1000000 + int(m.group(2))
-            name, args = m.group(4), m.group(5)
-            if name == 'chardev_socket_read':
-                last_read = t
-            elif name == 'usbredir_bulk_packet':
-                a = BULK_PACKET_RE.search(args)
-                if a:
-                    tr = Transfer(int(a.group(1)), int(a.group(2), 16),
-                                  last_read if last_read is not None else t, t)
-                    open_transfers[tr.id] = tr
-                    transfers.append(tr)
-            elif name == 'usbredir_bulk_reply':
-                a = BULK_REPLY_RE.search(args)
-                tr = a and open_transfers.pop(int(a.group(1)), None)
-                if tr:
-                    tr.reply = t
-                    tr.length = int(a.group(4)) if tr.is_in else 0
-                    unwritten.append(tr)
-            elif name == 'chardev_socket_write':
-                a = WRITE_RE.search(args)
-                size = int(a.group(1)) if a else -1
-                # Replies leave in the order they were made; other messages
-                # (control replies, interrupt data) have other sizes.
-                for i, tr in enumerate(unwritten):
-                    if size - tr.length in REPLY_OVERHEADS:
-                        tr.write = t
-                        del unwritten[i]
-                        break
-            elif name == 'ccid_card_emulated_apdu':
-                a = APDU_RE.search(args)
-                if a:
-                    apdus.append(Apdu(t, int(a.group(1)), int(a.group(2), 16)))
-            elif name == 'ccid_card_emulated_worker_start':
-                pending = [a for a in apdus if a.start is None]
+    for t, name, args in trace_events(path):
+        if name == 'chardev_socket_read':
+            last_read = t
+        elif name == 'usbredir_bulk_packet':
+            a = BULK_PACKET_RE.search(args)
+            if a:
+                tr = Transfer(int(a.group(1)), int(a.group(2), 16),
+                              last_read if last_read is not None else t, t)
+                open_transfers[tr.id] = tr
+                transfers.append(tr)
+        elif name == 'usbredir_bulk_reply':
+            a = BULK_REPLY_RE.search(args)
+            tr = a and open_transfers.pop(int(a.group(1)), None)
+            if tr:
+                tr.reply = t
+                tr.length = int(a.group(4)) if tr.is_in else 0
+                unwritten.append(tr)
+        elif name == 'chardev_socket_write':
+            a = WRITE_RE.search(args)
+            size = int(a.group(1)) if a else -1
+            # Replies leave in the order they were made; other messages
+            # (control replies, interrupt data) have other sizes.
+            for i, tr in enumerate(unwritten):
+                if size - tr.length in REPLY_OVERHEADS:
+                    tr.write = t
+                    del unwritten[i]
+                    break
+        elif name == 'ccid_card_emulated_apdu':
+            a = APDU_RE.search(args)
+            if a:
+                apdus.append(Apdu(t, int(a.group(1)), int(a.group(2), 16)))
+        elif name == 'ccid_card_emulated_worker_start':
+            pending = [a for a in apdus if a.start is None]
+            if pending:
+                pending[0].start = t
+        elif name == 'ccid_card_emulated_worker_done':
+            pending = [a for a in apdus if a.start is not None and a.done is None]
+            if pending:
+                pending[0].done = t
+        elif name == 'ccid_card_emulated_msg':
+            a = MSG_RE.search(args)
+            if a and int(a.group(1)) in (EMUL_MSG_APDU_ANSWER, EMUL_MSG_APDU_FAILED):
+                pending = [a for a in apdus if a.done is not None and a.main is None]
                 if pending:
-                    pending[0].start = t
-            elif name == 'ccid_card_emulated_worker_done':
-                pending = [a for a in apdus if a.start is not None and a.done is None]
-                if pending:
-                    pending[0].done = t
-            elif name == 'ccid_card_emulated_msg':
-                a = MSG_RE.search(args)
-                if a and int(a.group(1)) in (EMUL_MSG_APDU_ANSWER, EMUL_MSG_APDU_FAILED):
-                    pending = [a for a in apdus if a.done is not None and a.main is None]
-                    if pending:
-                        pending[0].main = t
+                    pending[0].main = t
     return [tr for tr in transfers if tr.write is not None], apdus
 
 
@@ -143,19 +146,13 @@ def read_to_write(path):
     chardev_socket_read and chardev_socket_write alone."""
     by_size = {}
     read = None
-    with open(path, errors='replace') as f:
-        for line in f:
-            m = LINE_RE.match(line.rstrip('\n'))
-            if not m:
-                continue
-            t = int(m.group(1)) * 1000000 + int(m.group(2))
-            name, args = m.group(4), m.group(5)
-            if name == 'chardev_socket_read':
-                a = WRITE_RE.search(args)
-                read = (t, int(a.group(1))) if a else None
-            elif name == 'chardev_socket_write' and read:
-                by_size.setdefault(read[1], []).append(t - read[0])
-                read = None
+    for t, name, args in trace_events(path):
+        if name == 'chardev_socket_read':
+            a = WRITE_RE.search(args)
+            read = (t, int(a.group(1))) if a else None
+        elif name == 'chardev_socket_write' and read:
+            by_size.setdefault(read[1], []).append(t - read[0])
+            read = None
     return by_size
 
 

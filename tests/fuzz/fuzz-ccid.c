@@ -59,12 +59,10 @@ static void run_op(CCIDInprocHost *h, FuzzInput *in)
     switch (op) {
     case 0: case 1: case 2: {
         /* bulk-out: a length, then that many bytes */
-        size_t want = (size_t)fuzz_take_byte(in) * 2;
-        size_t n = MIN(want, in->len);
+        size_t n;
+        const uint8_t *bytes = fuzz_take_bytes(in, (size_t)fuzz_take_byte(in) * 2, &n);
 
-        ccid_inproc_bulk_out(h, in->data, n);
-        in->data += n;
-        in->len -= n;
+        ccid_inproc_bulk_out(h, bytes, n);
         break;
     }
     case 3: case 4:

@@ -61,12 +61,10 @@ static void run_op(CCIDInprocHost *h, Chardev *chr, FuzzInput *in, uint8_t *seq)
     switch (op) {
     case 0: case 1: {
         /* raw client bytes: a length, then that many */
-        size_t want = (size_t)fuzz_take_byte(in) * 2;
-        size_t n = MIN(want, in->len);
+        size_t n;
+        const uint8_t *bytes = fuzz_take_bytes(in, (size_t)fuzz_take_byte(in) * 2, &n);
 
-        fake_chardev_feed(chr, in->data, n);
-        in->data += n;
-        in->len -= n;
+        fake_chardev_feed(chr, bytes, n);
         break;
     }
     case 2: {

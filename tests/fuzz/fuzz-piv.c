@@ -49,17 +49,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     g_autoptr(GByteArray) resp = g_byte_array_new();
 
     while (in.len) {
-        size_t want = fuzz_take_u16(&in);
-        size_t len = MIN(want, in.len);
+        size_t len;
+        const uint8_t *apdu = fuzz_take_bytes(&in, fuzz_take_u16(&in), &len);
 
         if (len == 0) {
             piv_applet_reset(a);
             continue;
         }
         g_byte_array_set_size(resp, 0);
-        piv_applet_process(a, in.data, len, resp);
-        in.data += len;
-        in.len -= len;
+        piv_applet_process(a, apdu, len, resp);
         g_assert(resp->len >= 2 && resp->len <= 65536 + 2);
     }
     return 0;

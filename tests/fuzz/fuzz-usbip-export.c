@@ -6,16 +6,13 @@
  * TCP and runs the main loop until it has nothing left to do after each
  * step, reading and discarding the answers. Byte 0 of the input says
  * whether each connection starts by importing bus id 1-1 (so most inputs
- * explore the URB phase); the rest is a list of records as in
- * fuzz-usbredir.c: an op byte, then for op 0 a 16-bit big-endian length
- * and that many stream bytes; other ops hold or release the card's
- * answers, take the card out or put it back, or drop the connection and
- * open a new one.
+ * explore the URB phase); the rest is the script of fuzz-export-script.h,
+ * the peer a TCP connection.
  */
 #include "export/export.h"
 #include "hw/qdev.h"
 #include "proto/usbip.h"
-#include "../support/ccid-test-card.h"
+#include "fuzz-export-script.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -31,21 +28,11 @@
 
 static uint16_t port;
 
-static void discard_log(const gchar *domain, GLogLevelFlags level, const gchar *msg,
-                        gpointer opaque)
-{
-}
-
 static void setup_once(void)
 {
-    static bool done;
-
-    if (!done) {
-        g_log_set_default_handler(discard_log, NULL);
-        test_card_register();
+    if (fuzz_export_setup_once()) {
         /* One port per fuzzing process; the listener is bound anew per input. */
         port = PORT_BASE + getpid() % PORT_RANGE;
-        done = true;
     }
 }
 
@@ -165,64 +152,49 @@ static void close_connection(int *fd)
     }
 }
 
-static size_t run_op(int *fd, bool import, const uint8_t *data, size_t size)
-{
-    TestCard *card = test_card_find();
-    size_t len;
+/* The peer: a connection that imports 1-1 first or not. */
+typedef struct Peer {
+    int fd;
+    bool import;
+} Peer;
 
-    switch (data[0] % 6) {
-    case 0:
-        len = size >= 3 ? MIN((size_t)(data[1] << 8 | data[2]), size - 3) : 0;
-        send_all(fd, data + 3, len);
-        return 3 + len;
-    case 1:
-        test_card_release_one(card);
-        break;
-    case 2:
-        test_card_set_hold(card, true);
-        break;
-    case 3:
-        close_connection(fd);
-        *fd = open_connection(import);
-        break;
-    case 4:
-        test_card_remove(card);
-        break;
-    case 5:
-        test_card_insert(card);
-        break;
-    }
-    pump(fd);
-    return 1;
+static void peer_send(void *opaque, const uint8_t *data, size_t len)
+{
+    send_all(&((Peer *)opaque)->fd, data, len);
+}
+
+static void peer_replace(void *opaque)
+{
+    Peer *p = opaque;
+
+    close_connection(&p->fd);
+    p->fd = open_connection(p->import);
+}
+
+static void peer_settle(void *opaque)
+{
+    pump(&((Peer *)opaque)->fd);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    bool import;
-    int fd;
+    Peer p;
+    FuzzExportPeer peer = { .send = peer_send, .replace = peer_replace,
+                            .settle = peer_settle, .opaque = &p };
 
     if (size < 1) {
         return 0;
     }
     setup_once();
     create_devices();
-    import = !(data[0] & 1);
+    p.import = !(data[0] & 1);
     data++;
     size--;
-    fd = open_connection(import);
-    while (size) {
-        size_t used = run_op(&fd, import, data, size);
-
-        data += MIN(used, size);
-        size -= MIN(used, size);
-    }
-    test_card_set_hold(test_card_find(), false);
-    while (test_card_release_one(test_card_find())) {
-    }
-    pump(&fd);
-    close_connection(&fd);
+    p.fd = open_connection(p.import);
+    fuzz_export_play(&peer, data, size);
+    close_connection(&p.fd);
     export_destroy_all();
     device_destroy_all();
     return 0;

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "proto/usbip.h"
+#include "fuzz-input.h"
 
 typedef struct FuzzState {
     UsbipStream *stream;
@@ -129,12 +130,24 @@ static const UsbipStreamOps fuzz_ops = {
     .error = on_error,
 };
 
+static void feed(void *opaque, const uint8_t *buf, size_t len)
+{
+    FuzzState *fs = opaque;
+
+    usbip_stream_feed(fs->stream, buf, len);
+    /* A message is never held beyond its largest legal size. */
+    if (usbip_stream_pending(fs->stream) >
+        USBIP_OP_HEADER_SIZE + 4 + USBIP_MAX_DEVICES * (USBIP_DEVICE_SIZE + 255 * 4) +
+        USBIP_MAX_TRANSFER_LENGTH) {
+        abort();
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     FuzzState fs = { 0 };
-    uint32_t rng;
 
     if (size < 2) {
         return 0;
@@ -142,30 +155,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fs.role = (data[0] & 1) ? USBIP_ROLE_CLIENT : USBIP_ROLE_SERVER;
     fs.start_urbs = !(data[0] & 2);
     fs.in_mask = data[0] >> 2 | 1;
-    rng = data[1] | 1u;
-    data += 2;
-    size -= 2;
     fs.stream = usbip_stream_new(fs.role, &fuzz_ops, &fs);
-
-    while (size > 0) {
-        size_t chunk;
-
-        rng = rng * 1103515245u + 12345u;
-        chunk = 1 + (rng >> 16) % 64;
-        if ((rng >> 8) & 1) {
-            chunk = size;
-        }
-        chunk = MIN(chunk, size);
-        usbip_stream_feed(fs.stream, data, chunk);
-        /* A message is never held beyond its largest legal size. */
-        if (usbip_stream_pending(fs.stream) >
-            USBIP_OP_HEADER_SIZE + 4 + USBIP_MAX_DEVICES * (USBIP_DEVICE_SIZE + 255 * 4) +
-            USBIP_MAX_TRANSFER_LENGTH) {
-            abort();
-        }
-        data += chunk;
-        size -= chunk;
-    }
+    fuzz_feed_in_chunks(data[1], data + 2, size - 2, feed, &fs);
     usbip_stream_free(fs.stream);
     return 0;
 }

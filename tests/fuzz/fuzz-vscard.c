@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "proto/vscard.h"
+#include "fuzz-input.h"
 
 typedef struct FuzzState {
     VSCardStream *stream;
@@ -66,39 +67,29 @@ static const VSCardStreamOps fuzz_ops = {
     .error = on_error,
 };
 
+static void feed(void *opaque, const uint8_t *buf, size_t len)
+{
+    FuzzState *fs = opaque;
+
+    vscard_stream_feed(fs->stream, buf, len);
+    if (vscard_stream_is_dead(fs->stream) && vscard_stream_pending(fs->stream) != 0) {
+        abort();
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     FuzzState fs = { 0 };
-    uint32_t rng;
 
     if (size < 2) {
         return 0;
     }
     fs.role = (data[0] & 1) ? VSCARD_ROLE_CLIENT : VSCARD_ROLE_HOST;
     fs.reset_on_error = data[0] & 2;
-    rng = data[1] | 1u;
-    data += 2;
-    size -= 2;
     fs.stream = vscard_stream_new(fs.role, &fuzz_ops, &fs);
-
-    while (size > 0) {
-        size_t chunk;
-
-        rng = rng * 1103515245u + 12345u;
-        chunk = 1 + (rng >> 16) % 64;
-        if ((rng >> 8) & 1) {
-            chunk = size;    /* often take the rest in one read */
-        }
-        chunk = MIN(chunk, size);
-        vscard_stream_feed(fs.stream, data, chunk);
-        if (vscard_stream_is_dead(fs.stream) && vscard_stream_pending(fs.stream) != 0) {
-            abort();
-        }
-        data += chunk;
-        size -= chunk;
-    }
+    fuzz_feed_in_chunks(data[1], data + 2, size - 2, feed, &fs);
     vscard_stream_free(fs.stream);
     return 0;
 }

@@ -5,12 +5,14 @@
  *
  * usage: gen-usbredir-seeds OUTDIR
  * Each seed is a list of records: op byte 0 (feed), a 16-bit length, then
- * that many stream bytes (fuzz-usbredir.c reads the same format).
+ * that many stream bytes (fuzz-export-script.h reads the same format).
  */
 #include <glib.h>
 #include <stdio.h>
 #include <string.h>
 #include <usbredirparser.h>
+
+#include "../qtest/usbredir-host.h"
 
 typedef struct Pipe {
     GByteArray *out;     /* what the parser wrote */
@@ -42,16 +44,6 @@ static void on_log(void *priv, int level, const char *msg)
 {
 }
 
-static void set_caps(uint32_t *caps)
-{
-    usbredirparser_caps_set_cap(caps, usb_redir_cap_connect_device_version);
-    usbredirparser_caps_set_cap(caps, usb_redir_cap_filter);
-    usbredirparser_caps_set_cap(caps, usb_redir_cap_device_disconnect_ack);
-    usbredirparser_caps_set_cap(caps, usb_redir_cap_ep_info_max_packet_size);
-    usbredirparser_caps_set_cap(caps, usb_redir_cap_64bits_ids);
-    usbredirparser_caps_set_cap(caps, usb_redir_cap_32bits_bulk_length);
-}
-
 /* A guest-role parser that has read a usb-host hello with our caps. */
 static struct usbredirparser *guest_parser(Pipe *pipe)
 {
@@ -60,7 +52,7 @@ static struct usbredirparser *guest_parser(Pipe *pipe)
     Pipe host_pipe = { g_byte_array_new(), g_byte_array_new(), 0 };
     uint32_t caps[USB_REDIR_CAPS_SIZE] = { 0 };
 
-    set_caps(caps);
+    urh_set_qemu_caps(caps);
     host->priv = &host_pipe;
     host->write_func = pipe_write;
     host->read_func = pipe_read;

@@ -333,16 +333,22 @@ check_atr() {
     fi
 }
 
-check_opensc() {
-    opensc-tool --name > /tmp/name.txt 2>&1
-    show OPENSC /tmp/name.txt
-    p11 --list-slots > /tmp/slots.txt 2>&1
-    show OPENSC /tmp/slots.txt
+# The token's objects after a login, in /tmp/objects.txt: pkcs11-tool's
+# status in $rc, how many certificates and private keys in $certs, $keys.
+list_objects() {
     p11 --login --pin "$PIN" --list-objects > /tmp/objects.txt 2>&1
     rc=$?
     show OPENSC /tmp/objects.txt
     certs=$(grep -c '^Certificate Object' /tmp/objects.txt)
     keys=$(grep -c '^Private Key Object' /tmp/objects.txt)
+}
+
+check_opensc() {
+    opensc-tool --name > /tmp/name.txt 2>&1
+    show OPENSC /tmp/name.txt
+    p11 --list-slots > /tmp/slots.txt 2>&1
+    show OPENSC /tmp/slots.txt
+    list_objects
     if [ $rc -eq 0 ] && [ "$certs" -eq 3 ] && [ "$keys" -eq 3 ]; then
         result opensc_objects pass "card=\"$(head -n1 /tmp/name.txt)\"" \
             "certificates=$certs private_keys=$keys pin=$PIN"
@@ -371,10 +377,10 @@ sign_with() {  # sign_with ID
         /tmp/data >> "/tmp/sign-$id.txt" 2>&1
 }
 
-check_sign() {
-    ids=$(awk '/^Private Key Object/{k=1} k && /ID:/{print $2; k=0}' /tmp/objects.txt)
+# sign_with each key id; those that passed in $ok, those that failed in $bad.
+sign_each() {  # sign_each ID...
     ok="" bad=""
-    for id in $ids; do
+    for id in "$@"; do
         if sign_with "$id"; then
             ok="$ok $id"
         else
@@ -382,6 +388,11 @@ check_sign() {
         fi
         show SIGN "/tmp/sign-$id.txt"
     done
+}
+
+check_sign() {
+    ids=$(awk '/^Private Key Object/{k=1} k && /ID:/{print $2; k=0}' /tmp/objects.txt)
+    sign_each $ids
     if [ -n "$ok" ] && [ -z "$bad" ]; then
         result sign_verify pass "verified key ids:$ok"
     else
@@ -472,16 +483,21 @@ check_pcscd_log() {
 # Resets the checks themselves asked for are not errors.
 EXPECTED_KERNEL_LINES='^$'
 
+# The check NAME passes if FILE (dmesg lines it picked) is empty, else shows them.
+result_dmesg_lines() {  # result_dmesg_lines NAME TAG FILE WHAT
+    n=$(wc -l < "$3")
+    if [ "$n" -eq 0 ]; then
+        result "$1" pass "no $4 in dmesg"
+    else
+        show "$2" "$3"
+        result "$1" fail "$n lines, first: $(head -n1 "$3")"
+    fi
+}
+
 check_kernel_log() {
     dmesg | grep -iE 'usb.*(error|fail|timeout|reset|disabled|not accepting)' |
         grep -vE "$EXPECTED_KERNEL_LINES" > /tmp/usb-errors.txt
-    n=$(wc -l < /tmp/usb-errors.txt)
-    if [ "$n" -eq 0 ]; then
-        result kernel_log pass "no USB errors in dmesg"
-    else
-        show DMESG-ERR /tmp/usb-errors.txt
-        result kernel_log fail "$n lines, first: $(head -n1 /tmp/usb-errors.txt)"
-    fi
+    result_dmesg_lines kernel_log DMESG-ERR /tmp/usb-errors.txt "USB errors"
 }
 
 check_bench() {
@@ -537,11 +553,7 @@ check_piv_opensc() {
     show OPENSC /tmp/name.txt
     piv-tool --serial > /tmp/serial.txt 2>&1
     show OPENSC /tmp/serial.txt
-    p11 --login --pin "$PIN" --list-objects > /tmp/objects.txt 2>&1
-    rc=$?
-    show OPENSC /tmp/objects.txt
-    certs=$(grep -c '^Certificate Object' /tmp/objects.txt)
-    keys=$(grep -c '^Private Key Object' /tmp/objects.txt)
+    list_objects
     # The last line is the driver's card name (the first may name the reader).
     name=$(tail -n1 /tmp/name.txt)
     if [ $rc -eq 0 ] && [ "$certs" -eq 3 ] && [ "$keys" -eq 3 ] &&
@@ -554,15 +566,7 @@ check_piv_opensc() {
 }
 
 check_piv_sign() {
-    ok="" bad=""
-    for id in 01 02; do
-        if sign_with "$id"; then
-            ok="$ok $id"
-        else
-            bad="$bad $id"
-        fi
-        show SIGN "/tmp/sign-$id.txt"
-    done
+    sign_each 01 02
     if [ -z "$bad" ]; then
         result piv_sign pass "signed and verified with key ids:$ok (9A, 9C)"
     else
@@ -679,6 +683,27 @@ usbip_cmd() {
     usbip --tcp-port "$USBIP_PORT" "$@"
 }
 
+usbip_attach() {  # usbip_attach BUSID OUTPUT-FILE
+    usbip_cmd attach -r "$USBIP_HOST" -b "$1" > "$2" 2>&1
+}
+
+# Run COMMAND every 0.2 s until it succeeds or has failed TRIES more times;
+# $polls says how many times it failed.
+poll() {  # poll TRIES COMMAND...
+    tries=$1
+    shift
+    polls=0
+    until "$@"; do
+        [ $polls -ge "$tries" ] && return 1
+        sleep 0.2
+        polls=$((polls + 1))
+    done
+}
+
+device_present() {
+    find_device > /dev/null
+}
+
 # Wait until the reader is gone from the USB bus (after a detach); 0 if it is.
 wait_device_gone() {
     i=0
@@ -702,7 +727,7 @@ check_usbip_list() {
 }
 
 check_usbip_attach() {
-    if usbip_cmd attach -r "$USBIP_HOST" -b 1-1 > /tmp/usbip-attach.txt 2>&1; then
+    if usbip_attach 1-1 /tmp/usbip-attach.txt; then
         result usbip_attach pass "usbip attach -r $USBIP_HOST -b 1-1"
     else
         show USBIP-ATTACH /tmp/usbip-attach.txt
@@ -713,7 +738,7 @@ check_usbip_attach() {
 # While the reader is attached here, a second import of 1-1 is refused and
 # the first keeps working.
 check_usbip_second() {
-    if usbip_cmd attach -r "$USBIP_HOST" -b 1-1 > /tmp/usbip-second.txt 2>&1; then
+    if usbip_attach 1-1 /tmp/usbip-second.txt; then
         result usbip_second fail "a second attach of 1-1 succeeded"
         return
     fi
@@ -740,16 +765,12 @@ check_usbip_reattach() {
         result usbip_reattach fail "the reader stayed after usbip detach"
         return
     fi
-    if ! usbip_cmd attach -r "$USBIP_HOST" -b 1-1 > /tmp/usbip-attach2.txt 2>&1; then
+    if ! usbip_attach 1-1 /tmp/usbip-attach2.txt; then
         show USBIP-ATTACH /tmp/usbip-attach2.txt
         result usbip_reattach fail "the second attach failed"
         return
     fi
-    i=0
-    until find_device > /dev/null || [ $i -ge 100 ]; do
-        sleep 0.2
-        i=$((i + 1))
-    done
+    poll 100 device_present
     sleep 0.5
     reader_works_again usbip_reattach "detached, attached again"
 }
@@ -764,30 +785,22 @@ check_usbip_restart() {
         result usbip_restart fail "the reader stayed after vccid stopped"
         return
     fi
-    i=0
-    until usbip_cmd attach -r "$USBIP_HOST" -b 1-1 > /tmp/usbip-restart.txt 2>&1 ||
-          [ $i -ge 75 ]; do
-        sleep 0.2
-        i=$((i + 1))
-    done
-    j=0
-    until find_device > /dev/null || [ $j -ge 100 ]; do
-        sleep 0.2
-        j=$((j + 1))
-    done
-    if ! find_device > /dev/null; then
+    poll 75 usbip_attach 1-1 /tmp/usbip-restart.txt
+    attach_ms=$((polls * 200))
+    poll 100 device_present
+    if ! device_present; then
         show USBIP-RESTART /tmp/usbip-restart.txt
         result usbip_restart fail "no reader after attaching to the new vccid"
         return
     fi
     sleep 0.5
-    reader_works_again usbip_restart "gone with vccid; attached to the new one after $((i * 200)) ms"
+    reader_works_again usbip_restart "gone with vccid; attached to the new one after $attach_ms ms"
 }
 
 # Two readers exported (1-1 and 1-2), both attached and used at once.
 check_usbip_two() {
     for b in 1-1 1-2; do
-        if ! usbip_cmd attach -r "$USBIP_HOST" -b $b > /tmp/usbip-two.txt 2>&1; then
+        if ! usbip_attach $b /tmp/usbip-two.txt; then
             show USBIP-TWO /tmp/usbip-two.txt
             result usbip_two fail "attach $b failed"
             return
@@ -823,13 +836,7 @@ check_usbip_two() {
 check_usbip_kernel_log() {
     dmesg | grep -iE 'vhci|usbip' | grep -iE 'cannot|error|fail|invalid|unknown' \
         > /tmp/usbip-errors.txt
-    n=$(wc -l < /tmp/usbip-errors.txt)
-    if [ "$n" -eq 0 ]; then
-        result usbip_kernel_log pass "no vhci/usbip errors in dmesg"
-    else
-        show DMESG-USBIP /tmp/usbip-errors.txt
-        result usbip_kernel_log fail "$n lines, first: $(head -n1 /tmp/usbip-errors.txt)"
-    fi
+    result_dmesg_lines usbip_kernel_log DMESG-USBIP /tmp/usbip-errors.txt "vhci/usbip errors"
 }
 
 # Diagnostics: a usbmon trace around other checks

@@ -35,19 +35,8 @@ import guestrun  # noqa: E402
 import scenarios  # noqa: E402
 
 
-# The guest side of --card-events (busybox sh, tools of tests/guest's image).
-CARD_EVENTS_SCRIPT = rb"""#!/bin/sh
-. /scenario/env
-LOG=/tmp/pcscd.log
-fails=0
-result() { [ "$2" = pass ] || fails=$((fails + 1)); echo "RESULT $1=$2 $3"; }
-# wait_for SECONDS COMMAND...: poll until COMMAND succeeds
-wait_for() {
-    n=$(($1 * 5)); shift
-    while [ $n -gt 0 ]; do "$@" > /dev/null 2>&1 && return 0; sleep 0.2; n=$((n - 1)); done
-    return 1
-}
-card_answers() { apdu-bench atr > /tmp/atr.txt 2>&1 && grep -q "^ATR $EXPECT_ATR" /tmp/atr.txt; }
+# The guest side of --card-events.
+CARD_EVENTS_SCRIPT = scenarios.GUEST_SCRIPT_HEAD + rb"""LOG=/tmp/pcscd.log
 card_gone() { ! apdu-bench atr > /dev/null 2>&1; }
 # No udevd here: pcscd only finds readers present when it starts.
 reader_on_bus() { grep -qs "$EXPECT_VID" /sys/bus/usb/devices/*/idVendor; }

@@ -69,7 +69,9 @@ import time
 # No __pycache__ in the source tree.
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'qmp'))
 import guestrun  # noqa: E402
+from qmpsock import connect_unix  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRCROOT = os.path.dirname(os.path.dirname(HERE))
@@ -462,6 +464,24 @@ def run_vccid_connect(wd, args, report, checks=FULL_CHECKS):
     return run
 
 
+def direction_chardevs(args, qemu_reconnects):
+    """For --direction: the socket, the logs' tag, whether vccid listens, and
+    vccid's and QEMU's chardevs. listen: vccid listens, QEMU connects (and
+    reconnects if qemu_reconnects); connect: QEMU listens, vccid connects
+    (reconnect=1)."""
+    tmp = tempfile.mkdtemp(prefix='vccid-sock-')
+    sock = os.path.join(tmp, 'redir.sock')
+    tag = '%s-%s-%s' % (args.scenario, args.direction, args.usb)
+    listen = args.direction == 'listen'
+    if listen:
+        vccid_chr = 'socket,id=redir,path=%s,server=on,wait=off' % sock
+        qemu_chr = 'socket,id=r,path=' + sock + (',reconnect=1' if qemu_reconnects else '')
+    else:
+        vccid_chr = 'socket,id=redir,path=%s,reconnect=1' % sock
+        qemu_chr = 'socket,id=r,path=%s,server=on,wait=off' % sock
+    return sock, tag, listen, vccid_chr, qemu_chr
+
+
 def run_reconnect(wd, args, report):
     """Two guests in turn against one vccid process.
 
@@ -470,16 +490,7 @@ def run_reconnect(wd, args, report):
     (reconnect=1) finds the second one by itself.
     """
     _, bus = guestrun.usb_controller_args(args.usb)
-    tmp = tempfile.mkdtemp(prefix='vccid-sock-')
-    sock = os.path.join(tmp, 'redir.sock')
-    tag = '%s-%s-%s' % (args.scenario, args.direction, args.usb)
-    listen = args.direction == 'listen'
-    if listen:
-        vccid_chr = 'socket,id=redir,path=%s,server=on,wait=off' % sock
-        qemu_chr = 'socket,id=r,path=' + sock
-    else:
-        vccid_chr = 'socket,id=redir,path=%s,reconnect=1' % sock
-        qemu_chr = 'socket,id=r,path=%s,server=on,wait=off' % sock
+    sock, tag, listen, vccid_chr, qemu_chr = direction_chardevs(args, False)
     vccid = Vccid(args.vccid, vccid_args(wd, args, vccid_chr),
                   wd.log(tag + '.vccid.log')).start()
     if listen:
@@ -516,16 +527,7 @@ def run_replug(wd, args, report):
     vccid connects.
     """
     _, bus = guestrun.usb_controller_args(args.usb)
-    tmp = tempfile.mkdtemp(prefix='vccid-sock-')
-    sock = os.path.join(tmp, 'redir.sock')
-    tag = '%s-%s-%s' % (args.scenario, args.direction, args.usb)
-    listen = args.direction == 'listen'
-    if listen:
-        vccid_chr = 'socket,id=redir,path=%s,server=on,wait=off' % sock
-        qemu_chr = 'socket,id=r,path=%s,reconnect=1' % sock
-    else:
-        vccid_chr = 'socket,id=redir,path=%s,reconnect=1' % sock
-        qemu_chr = 'socket,id=r,path=%s,server=on,wait=off' % sock
+    sock, tag, listen, vccid_chr, qemu_chr = direction_chardevs(args, True)
     daemons = []
 
     def start_vccid():
@@ -764,17 +766,7 @@ class VccidQMP:
     """A small QMP client for vccid's monitor (standard library only)."""
 
     def __init__(self, path, timeout=15):
-        deadline = time.time() + timeout
-        while True:
-            try:
-                self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                self.sock.connect(path)
-                break
-            except OSError:
-                self.sock.close()
-                if time.time() > deadline:
-                    raise
-                time.sleep(0.1)
+        self.sock = connect_unix(path, timeout, 0.1)
         self.sock.settimeout(timeout)
         self.file = self.sock.makefile('rb')
         self.events = []
@@ -923,17 +915,24 @@ def run_qmp_reader_hotplug(wd, args, report, checks=QMP_HOTPLUG_CHECKS):
     return run
 
 
-# The guest side of qmp-reader-del (busybox sh, the image's tools).
-READER_DEL_SCRIPT = rb"""#!/bin/sh
+# How the guest scripts of single scenarios begin (busybox sh, the image's
+# tools): the scenario's env, result NAME pass|fail DETAIL (counting $fails
+# for the exit status), wait_for, and card_answers.
+GUEST_SCRIPT_HEAD = rb"""#!/bin/sh
 . /scenario/env
 fails=0
 result() { [ "$2" = pass ] || fails=$((fails + 1)); echo "RESULT $1=$2 $3"; }
+# wait_for SECONDS COMMAND...: poll until COMMAND succeeds
 wait_for() {
     n=$(($1 * 5)); shift
     while [ $n -gt 0 ]; do "$@" > /dev/null 2>&1 && return 0; sleep 0.2; n=$((n - 1)); done
     return 1
 }
-readers_on_bus() { grep -ls "$EXPECT_VID" /sys/bus/usb/devices/*/idVendor | wc -l; }
+card_answers() { apdu-bench atr > /tmp/atr.txt 2>&1 && grep -q "^ATR $EXPECT_ATR" /tmp/atr.txt; }
+"""
+
+# The guest side of qmp-reader-del.
+READER_DEL_SCRIPT = GUEST_SCRIPT_HEAD + rb"""readers_on_bus() { grep -ls "$EXPECT_VID" /sys/bus/usb/devices/*/idVendor | wc -l; }
 two_readers() { [ "$(readers_on_bus)" -eq 2 ]; }
 one_reader() { [ "$(readers_on_bus)" -eq 1 ]; }
 pcscd_up() {
@@ -941,7 +940,6 @@ pcscd_up() {
     PCSCD=$!
     wait_for 10 test -S /run/pcscd/pcscd.comm
 }
-card_answers() { apdu-bench atr > /tmp/atr.txt 2>&1 && grep -q "^ATR $EXPECT_ATR" /tmp/atr.txt; }
 if wait_for 30 two_readers; then result two_readers pass "both on the bus"
 else result two_readers fail "$(readers_on_bus) reader(s)"; fi
 sleep 1

@@ -20,7 +20,10 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
+
+# No __pycache__ in the source tree (qmpsock is imported from beside this file).
+sys.dont_write_bytecode = True
+from qmpsock import connect_unix  # noqa: E402
 
 TIMEOUT = 20.0
 
@@ -29,17 +32,7 @@ class QMPClient:
     """A line-oriented QMP client: one JSON message per line."""
 
     def __init__(self, path):
-        deadline = time.monotonic() + TIMEOUT
-        while True:
-            try:
-                self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                self.sock.connect(path)
-                break
-            except OSError:
-                self.sock.close()
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+        self.sock = connect_unix(path, TIMEOUT, 0.05)
         self.sock.settimeout(TIMEOUT)
         self.buf = b""
 

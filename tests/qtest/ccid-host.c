@@ -259,6 +259,27 @@ uint8_t ccid_build(CcidHost *c, uint8_t *buf, uint8_t type, uint8_t slot, uint32
     return seq;
 }
 
+uint8_t ccid_send_xfr_block(CcidHost *c, const uint8_t *apdu, size_t len)
+{
+    g_autofree uint8_t *msg = g_malloc(CCID_HDR + len);
+    uint8_t seq = ccid_build(c, msg, PC_to_RDR_XfrBlock, 0, len, 0, 0, 0);
+
+    memcpy(msg + CCID_HDR, apdu, len);
+    ccid_send_raw(c, msg, CCID_HDR + len);
+    return seq;
+}
+
+uint8_t ccid_send_abort(CcidHost *c)
+{
+    uint8_t msg[CCID_HDR];
+    uint8_t seq = ccid_build(c, msg, PC_to_RDR_Abort, 0, 0, 0, 0, 0);
+
+    g_assert_cmpint(urh_control(c->usb, 0x21, CCID_REQ_ABORT, seq << 8, c->ifnum, NULL, 0,
+                                NULL, URH_TIMEOUT_MS), ==, usb_redir_success);
+    ccid_send_raw(c, msg, sizeof(msg));
+    return seq;
+}
+
 void ccid_check_answer(const CcidAnswer *a, uint8_t type, uint8_t slot, uint8_t seq)
 {
     g_assert_cmphex(a->type, ==, type);

@@ -171,6 +171,13 @@ size_t ccid_transact(CcidHost *c, const uint8_t *msg, size_t len, uint8_t *answe
 /* Build a PC_to_RDR header with the next bSeq; returns the bSeq used. */
 uint8_t ccid_build(CcidHost *c, uint8_t *buf, uint8_t type, uint8_t slot, uint32_t dwLength,
                    uint8_t p1, uint8_t p2, uint8_t p3);
+/* Send apdu in a PC_to_RDR_XfrBlock to slot 0 (its answer is not read); returns its bSeq. */
+uint8_t ccid_send_xfr_block(CcidHost *c, const uint8_t *apdu, size_t len);
+/*
+ * ABORT of slot 0 (CCID 5.3.1): the class request with the next bSeq, then
+ * PC_to_RDR_Abort with it (its answers are not read); returns that bSeq.
+ */
+uint8_t ccid_send_abort(CcidHost *c);
 /*
  * Send a well-formed command (slot 0 unless given) and read its answer;
  * checks that the answer is a whole message (10 + dwLength bytes) that

@@ -201,7 +201,7 @@ static void master_db_cleanup(void)
     }
 }
 
-const char *vccid_master_cert_db(void)
+void qtest_run_source_script(const char *dir, const char *name, const char *arg)
 {
     const char *root = g_getenv("VCCID_SOURCE_ROOT");
     g_autofree char *script = NULL;
@@ -209,25 +209,35 @@ const char *vccid_master_cert_db(void)
     g_autoptr(GError) error = NULL;
     int status;
 
+    if (!root) {
+        g_error("VCCID_SOURCE_ROOT is not set (run the tests with meson test)");
+    }
+    script = g_build_filename(root, dir, name, NULL);
+
+    const char *argv[] = { "/bin/sh", script, arg, NULL };
+    g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_DEFAULT, NULL, NULL, NULL,
+                 &err, &status, &error);
+    g_assert_no_error(error);
+    if (!g_spawn_check_wait_status(status, NULL)) {
+        g_error("%s failed: %s", name, err);
+    }
+}
+
+const char *vccid_master_cert_db(void)
+{
+    g_autoptr(GError) error = NULL;
+
     if (master_db) {
         return master_db;
     }
-    if (!root) {
+    if (!g_getenv("VCCID_SOURCE_ROOT")) {
         g_error("VCCID_SOURCE_ROOT is not set (run the tests with meson test)");
     }
     master_db = g_dir_make_tmp("vccid-qtest-db-XXXXXX", &error);
     g_assert_no_error(error);
     g_strlcpy(master_db_path, master_db, sizeof(master_db_path));
     atexit(master_db_cleanup);
-    script = g_build_filename(root, "scripts", "make-cert-db.sh", NULL);
-
-    const char *argv[] = { "/bin/sh", script, master_db, NULL };
-    g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_DEFAULT, NULL, NULL, NULL,
-                 &err, &status, &error);
-    g_assert_no_error(error);
-    if (!g_spawn_check_wait_status(status, NULL)) {
-        g_error("make-cert-db.sh failed: %s", err);
-    }
+    qtest_run_source_script("scripts", "make-cert-db.sh", master_db);
     record_db_files(master_db);
     return master_db;
 }
@@ -507,27 +517,22 @@ static void check_exit(VccidProcess *p)
     g_error("vccid exited with status %d:\n%s", WEXITSTATUS(st), err);
 }
 
-void vccid_stop(VccidProcess *p)
+/*
+ * Reap p within VCCID_STOP_TIMEOUT_MS of being asked to leave (how is said
+ * in the error), check how it ended and what it printed, and free it.
+ */
+static void wait_exit_and_free(VccidProcess *p, const char *asked)
 {
-    gint64 deadline;
+    gint64 deadline = g_get_monotonic_time() + VCCID_STOP_TIMEOUT_MS * 1000;
 
-    if (reap(p, false)) {
-        /* It was not asked to leave: whatever the status, that is a bug. */
-        g_autofree char *err = vccid_read_stderr(p);
-        remove_tree(p->tmpdir);
-        g_error("vccid exited on its own during the test (wait status 0x%x):\n%s",
-                p->wait_status, err);
-    }
-    kill(p->pid, SIGTERM);
-    deadline = g_get_monotonic_time() + VCCID_STOP_TIMEOUT_MS * 1000;
     while (!reap(p, false)) {
         if (g_get_monotonic_time() > deadline) {
             kill(p->pid, SIGKILL);
             reap(p, true);
             g_autofree char *err = vccid_read_stderr(p);
             remove_tree(p->tmpdir);
-            g_error("vccid did not exit within %d ms of SIGTERM:\n%s",
-                    VCCID_STOP_TIMEOUT_MS, err);
+            g_error("vccid did not exit within %d ms of %s:\n%s",
+                    VCCID_STOP_TIMEOUT_MS, asked, err);
         }
         g_usleep(2000);
     }
@@ -542,29 +547,22 @@ void vccid_stop(VccidProcess *p)
     g_free(p);
 }
 
+void vccid_stop(VccidProcess *p)
+{
+    if (reap(p, false)) {
+        /* It was not asked to leave: whatever the status, that is a bug. */
+        g_autofree char *err = vccid_read_stderr(p);
+        remove_tree(p->tmpdir);
+        g_error("vccid exited on its own during the test (wait status 0x%x):\n%s",
+                p->wait_status, err);
+    }
+    kill(p->pid, SIGTERM);
+    wait_exit_and_free(p, "SIGTERM");
+}
+
 void vccid_wait_exit(VccidProcess *p)
 {
-    gint64 deadline = g_get_monotonic_time() + VCCID_STOP_TIMEOUT_MS * 1000;
-
-    while (!reap(p, false)) {
-        if (g_get_monotonic_time() > deadline) {
-            kill(p->pid, SIGKILL);
-            reap(p, true);
-            g_autofree char *err = vccid_read_stderr(p);
-            remove_tree(p->tmpdir);
-            g_error("vccid did not exit within %d ms of being asked to:\n%s",
-                    VCCID_STOP_TIMEOUT_MS, err);
-        }
-        g_usleep(2000);
-    }
-    check_exit(p);
-    check_stderr_clean(p);
-    remove_tree(p->tmpdir);
-    g_free(p->tmpdir);
-    g_free(p->db_dir);
-    g_free(p->sock_path);
-    g_free(p->stderr_path);
-    g_free(p);
+    wait_exit_and_free(p, "being asked to");
 }
 
 static char *read_all_fd(int fd)
@@ -628,4 +626,68 @@ int vccid_run_cli(const char *const *args, char **out, char **err)
     close(out_fd);
     close(err_fd);
     return status;
+}
+
+void vccid_assert_cli_error(const char *const *args, const char *fragment)
+{
+    g_autofree char *out = NULL;
+    g_autofree char *err = NULL;
+    int status = vccid_run_cli(args, &out, &err);
+
+    g_assert_true(WIFEXITED(status));
+    g_assert_cmpint(WEXITSTATUS(status), ==, 2);
+    if (!strstr(err, fragment)) {
+        g_error("expected \"%s\" in:\n%s", fragment, err);
+    }
+}
+
+VscclientProcess vscclient_start(const char *const *args)
+{
+    const char *bin = g_getenv("VSCCLIENT_BINARY");
+    g_autoptr(GPtrArray) argv = g_ptr_array_new();
+    g_autoptr(GError) err = NULL;
+    VscclientProcess vc;
+
+    g_assert_nonnull(bin);
+    g_ptr_array_add(argv, (char *)bin);
+    for (int i = 0; args[i]; i++) {
+        g_ptr_array_add(argv, (char *)args[i]);
+    }
+    g_ptr_array_add(argv, NULL);
+    g_spawn_async_with_pipes(NULL, (char **)argv->pdata, NULL,
+                             G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_STDOUT_TO_DEV_NULL,
+                             NULL, NULL, &vc.pid, &vc.stdin_fd, NULL, NULL, &err);
+    g_assert_no_error(err);
+    return vc;
+}
+
+void vscclient_command(VscclientProcess *vc, const char *line)
+{
+    g_assert_cmpint(write(vc->stdin_fd, line, strlen(line)), ==, (ssize_t)strlen(line));
+}
+
+int vscclient_wait(VscclientProcess *vc)
+{
+    int status;
+
+    g_assert_cmpint(waitpid(vc->pid, &status, 0), ==, vc->pid);
+    g_spawn_close_pid(vc->pid);
+    close(vc->stdin_fd);
+    return status;
+}
+
+void vscclient_exit(VscclientProcess *vc)
+{
+    int status;
+
+    vscclient_command(vc, "exit\n");
+    status = vscclient_wait(vc);
+    g_assert_true(WIFEXITED(status));
+    g_assert_cmpint(WEXITSTATUS(status), ==, 0);
+}
+
+char *vscclient_soft_card(const char *db_dir)
+{
+    return g_strdup_printf("db=\"sql:%s\" use_hw=no "
+                           "soft=(,Test,CAC,,id-cert,signing-cert,encryption-cert)", db_dir);
 }

@@ -15,6 +15,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "../support/test-cases.h"
+
 /* Bounds for anything the harness waits for; ASan builds start slowly. */
 #define VCCID_START_TIMEOUT_MS 20000
 #define VCCID_STOP_TIMEOUT_MS  10000
@@ -61,6 +63,12 @@ VccidProcess *vccid_start_full(const char *chardev, const char *const *device_ar
 /* The device options of vccid_start_default(), for vccid_start_full(). */
 extern const char *const vccid_default_devices[];
 
+/*
+ * Run the source tree's script dir/name (under VCCID_SOURCE_ROOT) with sh and
+ * one argument; fail the test, with what it printed, if it fails.
+ */
+void qtest_run_source_script(const char *dir, const char *name, const char *arg);
+
 /* A TCP port on 127.0.0.1 that was free a moment ago. */
 uint16_t qtest_free_tcp_port(void);
 /* A listening unix socket at path; accept one peer within timeout_ms (-1 if none). */
@@ -92,5 +100,24 @@ char *vccid_read_stderr(VccidProcess *p);
  * return its wait status and output. Fails the test on a timeout.
  */
 int vccid_run_cli(const char *const *args, char **out, char **err);
+/* vccid with args refuses to start: it exits with status 2 and says fragment on stderr. */
+void vccid_assert_cli_error(const char *const *args, const char *fragment);
+
+/* This tree's vscclient (VSCCLIENT_BINARY), running, its stdin a pipe for its commands. */
+typedef struct VscclientProcess {
+    GPid pid;
+    int stdin_fd;
+} VscclientProcess;
+
+/* Start vscclient with args (without argv[0]); its output goes to /dev/null. */
+VscclientProcess vscclient_start(const char *const *args);
+/* Type line (newline included) on vscclient's stdin. */
+void vscclient_command(VscclientProcess *vc, const char *line);
+/* Reap vscclient once it has exited (or is about to); returns its wait status. */
+int vscclient_wait(VscclientProcess *vc);
+/* vscclient's "exit": it leaves, with status 0. */
+void vscclient_exit(VscclientProcess *vc);
+/* vscclient's -e: a libcacard soft card on the three certificates of the NSS database dir. */
+char *vscclient_soft_card(const char *db_dir);
 
 #endif

@@ -83,6 +83,22 @@ static void assert_next_host_served(VccidProcess *v)
     g_assert_true(vccid_is_running(v));
 }
 
+/*
+ * The flood of what (the daemon logged log_part) dropped host c without the
+ * daemon growing past the bound since before; the next host is served, and
+ * the daemon stops cleanly.
+ */
+static void assert_dropped_then_served(VccidProcess *v, CcidHost *c, Memory before,
+                                       const char *what, const char *log_part)
+{
+    assert_host_dropped(c);
+    assert_growth_bounded(v->pid, before, what);
+    assert_log_has(v, log_part);
+    ccid_host_free(c);
+    assert_next_host_served(v);
+    vccid_stop(v);
+}
+
 /* Finding 2a: 5,000 pending 64 KiB bulk-in requests (VmSize went 85 -> 406 MB). */
 static void test_pending_bulk_in(void)
 {
@@ -96,12 +112,7 @@ static void test_pending_bulk_in(void)
         urh_iterate(c->usb, 0);
     }
     g_test_message("%d bulk-in requests sent before the drop was seen", sent);
-    assert_host_dropped(c);
-    assert_growth_bounded(v->pid, before, "pending bulk-in");
-    assert_log_has(v, "transfers pending on endpoint");
-    ccid_host_free(c);
-    assert_next_host_served(v);
-    vccid_stop(v);
+    assert_dropped_then_served(v, c, before, "pending bulk-in", "transfers pending on endpoint");
 }
 
 /*
@@ -131,25 +142,20 @@ static void test_held_bulk_out(void)
         urh_iterate(c->usb, 0);
     }
     g_test_message("%d bulk-outs of 1 MiB sent before the drop was seen", sent);
-    assert_host_dropped(c);
-    assert_growth_bounded(v->pid, before, "held bulk-out");
-    assert_log_has(v, "bulk-out data held");
-    ccid_host_free(c);
-    assert_next_host_served(v);
-    vccid_stop(v);
+    assert_dropped_then_served(v, c, before, "held bulk-out", "bulk-out data held");
 }
 
 /*
- * Write len bytes of zeros in 1 MiB pieces; stop at the first error, or when
- * the peer has read nothing for a second. Returns what went out.
+ * Send the chunk_len bytes at chunk over and over until limit bytes went
+ * out; stop at the first error, or when the peer has read nothing for a
+ * second. Returns what went out.
  */
-static size_t send_until_error(int fd, size_t len)
+static size_t send_until_error(int fd, const uint8_t *chunk, size_t chunk_len, size_t limit)
 {
-    g_autofree uint8_t *chunk = g_malloc0(1024 * 1024);
     size_t done = 0;
 
-    while (done < len) {
-        ssize_t n = send(fd, chunk, MIN(len - done, 1024 * 1024), MSG_NOSIGNAL);
+    while (done < limit) {
+        ssize_t n = send(fd, chunk, MIN(limit - done, chunk_len), MSG_NOSIGNAL);
 
         if (n < 0 && errno == EINTR) {
             continue;
@@ -183,6 +189,7 @@ static void test_huge_packet(void)
     uint8_t hdr[16 + 8] = { 0 };
     uint32_t type = GUINT32_TO_LE(usb_redir_bulk_packet);
     uint32_t length = GUINT32_TO_LE(100 * 1000 * 1000);
+    g_autofree uint8_t *zeros = g_malloc0(1024 * 1024);
     size_t sent;
 
     g_assert_true(urh_peer_has_cap(c->usb, usb_redir_cap_64bits_ids));
@@ -191,15 +198,10 @@ static void test_huge_packet(void)
     hdr[8] = 0x77;
     hdr[16] = c->ep_bulk_out;
     g_assert_cmpint(send(urh_fd(c->usb), hdr, sizeof(hdr), MSG_NOSIGNAL), ==, sizeof(hdr));
-    sent = send_until_error(urh_fd(c->usb), 100 * 1000 * 1000 - 8);
+    sent = send_until_error(urh_fd(c->usb), zeros, 1024 * 1024, 100 * 1000 * 1000 - 8);
     g_test_message("%zu bytes of the packet sent before the drop", sent);
     g_assert_cmpuint(sent, <, 100 * 1000 * 1000 - 8);
-    assert_host_dropped(c);
-    assert_growth_bounded(v->pid, before, "100 MB packet");
-    assert_log_has(v, "a packet of 100000000 bytes");
-    ccid_host_free(c);
-    assert_next_host_served(v);
-    vccid_stop(v);
+    assert_dropped_then_served(v, c, before, "100 MB packet", "a packet of 100000000 bytes");
 }
 
 static int unix_connect(const char *path)
@@ -312,15 +314,13 @@ static void test_vscclient_flood(void)
     int lfd, fd, stdin_fd, status;
     GPid pid;
     Memory before;
-    size_t sent = 0;
+    size_t sent;
 
     if (!bin) {
         g_test_skip("VSCCLIENT_BINARY not set");
         return;
     }
-    emul = g_strdup_printf("db=\"sql:%s\" use_hw=no "
-                           "soft=(,Test,CAC,,id-cert,signing-cert,encryption-cert)",
-                           vccid_master_cert_db());
+    emul = vscclient_soft_card(vccid_master_cert_db());
     lfd = tcp_listen_loopback(&port);
     port_str = g_strdup_printf("%u", port);
     {
@@ -339,17 +339,7 @@ static void test_vscclient_flood(void)
     for (int i = 0; i < 65536; i++) {
         vscard_build(flushes, VSC_Flush, 0, NULL, 0);
     }
-    while (sent < 200u * 1024 * 1024) {
-        ssize_t n = send(fd, flushes->data, flushes->len, MSG_NOSIGNAL);
-
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            break;
-        }
-        sent += n;
-    }
+    sent = send_until_error(fd, flushes->data, flushes->len, 200u * 1024 * 1024);
     g_test_message("%zu bytes of Flush sent before vscclient dropped us", sent);
     g_assert_cmpuint(sent, <, 200u * 1024 * 1024);
     assert_growth_bounded(pid, before, "vscclient");
@@ -388,7 +378,7 @@ static void test_passthru_client_never_reads(void)
     CcidHost *c = ccid_host_open(v->sock_path);
     Memory before = memory_of(v->pid);
     int fd = unix_connect(path);
-    size_t sent = 0;
+    size_t sent;
 
     vscard_build_init(opening, VSCARD_UNDEFINED_READER_ID, 0);
     vscard_build(opening, VSC_ReaderAdd, VSCARD_UNDEFINED_READER_ID, NULL, 0);
@@ -397,17 +387,7 @@ static void test_passthru_client_never_reads(void)
     for (int i = 0; i < 65536; i++) {
         vscard_build(junk, 42, 0, NULL, 0);
     }
-    while (sent < 200u * 1024 * 1024) {
-        ssize_t n = send(fd, junk->data, junk->len, MSG_NOSIGNAL);
-
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            break;
-        }
-        sent += n;
-    }
+    sent = send_until_error(fd, junk->data, junk->len, 200u * 1024 * 1024);
     g_test_message("%zu bytes of junk sent before the daemon dropped us", sent);
     g_assert_cmpuint(sent, <, 200u * 1024 * 1024);
     close(fd);
@@ -424,6 +404,15 @@ static void test_passthru_client_never_reads(void)
     vccid_stop(v);
 }
 
+static const TestCase cases[] = {
+    { "/bounds/usbredir/pending-bulk-in", test_pending_bulk_in },
+    { "/bounds/usbredir/held-bulk-out", test_held_bulk_out },
+    { "/bounds/usbredir/huge-packet", test_huge_packet },
+    { "/bounds/usbredir/partial-hello", test_partial_hello },
+    { "/bounds/passthru/client-never-reads", test_passthru_client_never_reads },
+    { "/bounds/vscclient/flood", test_vscclient_flood },
+};
+
 int main(int argc, char **argv)
 {
     /*
@@ -438,11 +427,6 @@ int main(int argc, char **argv)
     g_setenv("ASAN_OPTIONS", asan_options, TRUE);
     g_test_init(&argc, &argv, NULL);
     signal(SIGPIPE, SIG_IGN);
-    g_test_add_func("/bounds/usbredir/pending-bulk-in", test_pending_bulk_in);
-    g_test_add_func("/bounds/usbredir/held-bulk-out", test_held_bulk_out);
-    g_test_add_func("/bounds/usbredir/huge-packet", test_huge_packet);
-    g_test_add_func("/bounds/usbredir/partial-hello", test_partial_hello);
-    g_test_add_func("/bounds/passthru/client-never-reads", test_passthru_client_never_reads);
-    g_test_add_func("/bounds/vscclient/flood", test_vscclient_flood);
+    test_add_cases(cases);
     return g_test_run();
 }

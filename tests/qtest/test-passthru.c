@@ -693,16 +693,13 @@ static void test_reset_during_apdu(void)
     VccidProcess *v = start_passthru();
     CcidHost *c = open_host(v);
     VscPeer *p = peer_connect(v);
-    uint8_t msg[CCID_HDR + sizeof(old_cmd)];
     UrhTransfer *t;
     uint8_t cfg;
 
     peer_lend_card(p, c);
 
     p->mode = PEER_HOLD;
-    ccid_build(c, msg, PC_to_RDR_XfrBlock, 0, sizeof(old_cmd), 0, 0, 0);
-    memcpy(msg + CCID_HDR, old_cmd, sizeof(old_cmd));
-    ccid_send_raw(c, msg, sizeof(msg));
+    ccid_send_xfr_block(c, old_cmd, sizeof(old_cmd));
     t = urh_bulk_submit(c->usb, c->ep_bulk_in, NULL, c->bulk_in_size);
     /* Reset only once the command is with the client. */
     for (int i = 0; !peer_has_held(p); i++) {
@@ -799,40 +796,11 @@ static bool ipv6_loopback_works(void)
     return s && g_socket_bind(s, any, TRUE, NULL);
 }
 
-typedef struct Vscclient {
-    GPid pid;
-    int stdin_fd;
-} Vscclient;
-
-static Vscclient vscclient_spawn(VccidProcess *v, const char *host, const char *port)
+static VscclientProcess vscclient_spawn(VccidProcess *v, const char *host, const char *port)
 {
-    g_autofree char *emul = g_strdup_printf(
-        "db=\"sql:%s\" use_hw=no soft=(,Test,CAC,,id-cert,signing-cert,encryption-cert)",
-        v->db_dir);
-    const char *argv[] = { g_getenv("VSCCLIENT_BINARY"), "-e", emul, host, port, NULL };
-    g_autoptr(GError) err = NULL;
-    Vscclient vc;
+    g_autofree char *emul = vscclient_soft_card(v->db_dir);
 
-    g_spawn_async_with_pipes(NULL, (char **)argv, NULL,
-                             G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_STDOUT_TO_DEV_NULL,
-                             NULL, NULL, &vc.pid, &vc.stdin_fd, NULL, NULL, &err);
-    g_assert_no_error(err);
-    return vc;
-}
-
-static void vscclient_command(Vscclient *vc, const char *line)
-{
-    g_assert_cmpint(write(vc->stdin_fd, line, strlen(line)), ==, (ssize_t)strlen(line));
-}
-
-static int vscclient_wait(Vscclient *vc)
-{
-    int status;
-
-    g_assert_cmpint(waitpid(vc->pid, &status, 0), ==, vc->pid);
-    g_spawn_close_pid(vc->pid);
-    close(vc->stdin_fd);
-    return status;
+    return vscclient_start((const char *[]){ "-e", emul, host, port, NULL });
 }
 
 /*
@@ -852,7 +820,7 @@ static void vscclient_interop(const char *host, GSocketFamily family)
     };
     VccidProcess *v;
     CcidHost *c;
-    Vscclient vc;
+    VscclientProcess vc;
     int status;
 
     if (!g_getenv("VSCCLIENT_BINARY")) {
@@ -1103,8 +1071,6 @@ static void test_abort_then_next_command(void)
     VccidProcess *v = start_passthru();
     CcidHost *c = open_host(v);
     VscPeer *p = peer_connect(v);
-    uint8_t xfr1[CCID_HDR + sizeof(first_cmd)], xfr2[CCID_HDR + sizeof(next_cmd)];
-    uint8_t abort_msg[CCID_HDR];
     g_autoptr(CcidAnswer) aborted = NULL;
     g_autoptr(CcidAnswer) abort_status = NULL;
     g_autoptr(CcidAnswer) answer = NULL;
@@ -1112,15 +1078,10 @@ static void test_abort_then_next_command(void)
 
     peer_lend_card(p, c);
     p->mode = PEER_HOLD;
-    s1 = ccid_build(c, xfr1, PC_to_RDR_XfrBlock, 0, sizeof(first_cmd), 0, 0, 0);
-    memcpy(xfr1 + CCID_HDR, first_cmd, sizeof(first_cmd));
-    ccid_send_raw(c, xfr1, sizeof(xfr1));
+    s1 = ccid_send_xfr_block(c, first_cmd, sizeof(first_cmd));
     peer_wait_held(p, 1);
 
-    s2 = ccid_build(c, abort_msg, PC_to_RDR_Abort, 0, 0, 0, 0, 0);
-    g_assert_cmpint(urh_control(c->usb, 0x21, CCID_REQ_ABORT, s2 << 8, c->ifnum, NULL, 0,
-                                NULL, URH_TIMEOUT_MS), ==, usb_redir_success);
-    ccid_send_raw(c, abort_msg, sizeof(abort_msg));
+    s2 = ccid_send_abort(c);
     aborted = ccid_read_answer(c, URH_TIMEOUT_MS);
     ccid_check_answer(aborted, RDR_to_PC_DataBlock, 0, s1);
     g_assert_cmpuint(CMD_STATUS(aborted->status), ==, CMD_FAILED);
@@ -1128,9 +1089,7 @@ static void test_abort_then_next_command(void)
     abort_status = ccid_read_answer(c, URH_TIMEOUT_MS);
     ccid_check_answer(abort_status, RDR_to_PC_SlotStatus, 0, s2);
 
-    s3 = ccid_build(c, xfr2, PC_to_RDR_XfrBlock, 0, sizeof(next_cmd), 0, 0, 0);
-    memcpy(xfr2 + CCID_HDR, next_cmd, sizeof(next_cmd));
-    ccid_send_raw(c, xfr2, sizeof(xfr2));
+    s3 = ccid_send_xfr_block(c, next_cmd, sizeof(next_cmd));
     peer_wait_held(p, 2);
     p->mode = PEER_ANSWER;
     peer_release_held(p);
@@ -1171,26 +1130,30 @@ static void test_second_client_told(void)
     vccid_stop(v);
 }
 
+static const TestCase cases[] = {
+    { "/passthru/exchange", test_exchange },
+    { "/passthru/byte-by-byte", test_byte_by_byte },
+    { "/passthru/malformed/in-sync", test_malformed_in_sync },
+    { "/passthru/malformed/fatal", test_malformed_fatal },
+    { "/passthru/client-killed-mid-apdu", test_client_killed_mid_apdu },
+    { "/passthru/client-error-answer", test_client_error_answer },
+    { "/passthru/reader-remove-readd", test_reader_remove_readd },
+    { "/passthru/flood", test_flood },
+    { "/passthru/libcacard-client-opening", test_libcacard_client_opening },
+    { "/passthru/reset-during-apdu", test_reset_during_apdu },
+    { "/passthru/state/out-of-turn", test_out_of_turn },
+    { "/passthru/state/reader-add-empty-name", test_reader_add_empty_name },
+    { "/passthru/reader-name-escaped", test_reader_name_escaped },
+    { "/passthru/abort-then-next-command", test_abort_then_next_command },
+    { "/passthru/vscclient/ipv4", test_vscclient_ipv4 },
+    { "/passthru/vscclient/ipv6", test_vscclient_ipv6 },
+    { "/passthru/second-client-told", test_second_client_told },
+};
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     signal(SIGPIPE, SIG_IGN);
-    g_test_add_func("/passthru/exchange", test_exchange);
-    g_test_add_func("/passthru/byte-by-byte", test_byte_by_byte);
-    g_test_add_func("/passthru/malformed/in-sync", test_malformed_in_sync);
-    g_test_add_func("/passthru/malformed/fatal", test_malformed_fatal);
-    g_test_add_func("/passthru/client-killed-mid-apdu", test_client_killed_mid_apdu);
-    g_test_add_func("/passthru/client-error-answer", test_client_error_answer);
-    g_test_add_func("/passthru/reader-remove-readd", test_reader_remove_readd);
-    g_test_add_func("/passthru/flood", test_flood);
-    g_test_add_func("/passthru/libcacard-client-opening", test_libcacard_client_opening);
-    g_test_add_func("/passthru/reset-during-apdu", test_reset_during_apdu);
-    g_test_add_func("/passthru/state/out-of-turn", test_out_of_turn);
-    g_test_add_func("/passthru/state/reader-add-empty-name", test_reader_add_empty_name);
-    g_test_add_func("/passthru/reader-name-escaped", test_reader_name_escaped);
-    g_test_add_func("/passthru/abort-then-next-command", test_abort_then_next_command);
-    g_test_add_func("/passthru/vscclient/ipv4", test_vscclient_ipv4);
-    g_test_add_func("/passthru/vscclient/ipv6", test_vscclient_ipv6);
-    g_test_add_func("/passthru/second-client-told", test_second_client_told);
+    test_add_cases(cases);
     return g_test_run();
 }

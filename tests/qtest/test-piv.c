@@ -34,6 +34,14 @@ static char *write_file(const char *dir, const char *name, const void *data, siz
     return path;
 }
 
+/* vccid with a reader and dev in it, and the CCID host on it. */
+static void card_start_device(Card *card, const char *dev)
+{
+    card->p = vccid_start((const char *[]){ "-device", "usb-ccid,id=ccid", "-device", dev,
+                                            NULL });
+    card->c = ccid_host_open(card->p->sock_path);
+}
+
 static void card_start(Card *card, const char *extra)
 {
     g_autofree char *pin_file = NULL;
@@ -44,24 +52,27 @@ static void card_start(Card *card, const char *extra)
     pin_file = write_file(card->dir, "pin", PIN "\n", strlen(PIN) + 1);
     dev = g_strdup_printf("ccid-card-piv,db=@DB@,cert1=id-cert,cert2=signing-cert,"
                           "cert3=encryption-cert,pin-file=%s%s", pin_file, extra);
-    card->p = vccid_start((const char *[]){ "-device", "usb-ccid,id=ccid", "-device", dev,
-                                            NULL });
-    card->c = ccid_host_open(card->p->sock_path);
+    card_start_device(card, dev);
+}
+
+static void remove_dir(const char *dir)
+{
+    g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
+    const char *name;
+
+    while ((name = g_dir_read_name(d))) {
+        g_autofree char *path = g_build_filename(dir, name, NULL);
+
+        g_unlink(path);
+    }
+    g_rmdir(dir);
 }
 
 static void card_stop(Card *card)
 {
-    g_autoptr(GDir) d = g_dir_open(card->dir, 0, NULL);
-    const char *name;
-
     ccid_host_free(card->c);
     vccid_stop(card->p);
-    while ((name = g_dir_read_name(d))) {
-        g_autofree char *path = g_build_filename(card->dir, name, NULL);
-
-        g_unlink(path);
-    }
-    g_rmdir(card->dir);
+    remove_dir(card->dir);
     g_free(card->dir);
 }
 
@@ -157,6 +168,70 @@ static char *public_key_file(const char *dir, const char *name, GBytes *der)
     return write_file(dir, name, pem, strlen(pem));
 }
 
+/* DigestInfo prefix of SHA-256 (RFC 8017 9.2 note 1). */
+static const uint8_t sha256_info[] = {
+    0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+    0x01, 0x05, 0x00, 0x04, 0x20,
+};
+
+/* The PKCS#1 v1.5 signature block of SHA-256(message), for a raw RSA 2048 signature. */
+static void pkcs1_sha256_block(uint8_t block[256], const char *message)
+{
+    g_autoptr(GChecksum) sha = g_checksum_new(G_CHECKSUM_SHA256);
+    gsize digest_len = 32;
+
+    memset(block, 0xff, 256);
+    block[0] = 0x00;
+    block[1] = 0x01;
+    block[256 - sizeof(sha256_info) - 32 - 1] = 0x00;
+    memcpy(block + 256 - sizeof(sha256_info) - 32, sha256_info, sizeof(sha256_info));
+    g_checksum_update(sha, (const guchar *)message, strlen(message));
+    g_checksum_get_digest(sha, block + 256 - 32, &digest_len);
+}
+
+/* openssl finds sig a good SHA-256 signature of the file msg_path by cert's key. */
+static void assert_openssl_verifies(Card *card, const char *key_name, GBytes *cert,
+                                    const char *msg_path, const GByteArray *sig)
+{
+    g_autofree char *pub = public_key_file(card->dir, key_name, cert);
+    g_autofree char *sig_path = write_file(card->dir, "sig", sig->data, sig->len);
+    g_autofree char *out = NULL;
+
+    run_openssl((const char *[]){ "openssl", "dgst", "-sha256", "-verify", pub, "-signature",
+                                  sig_path, msg_path, NULL }, &out);
+    g_assert_nonnull(strstr(out, "Verified OK"));
+}
+
+/*
+ * key signs the PKCS#1 v1.5 block of SHA-256(message) (left in block) raw,
+ * and openssl verifies the signature with cert. Returns the message's file.
+ */
+static char *assert_rsa_signs(Card *card, uint8_t key, GBytes *cert, const char *message,
+                              uint8_t block[256])
+{
+    g_autofree char *key_name = g_strdup_printf("%02x.pem", key);
+    g_autoptr(GByteArray) sig = NULL;
+    char *msg_path;
+    uint16_t sw;
+
+    pkcs1_sha256_block(block, message);
+    sig = general_authenticate_rsa(card, key, block, &sw);
+    g_assert_cmphex(sw, ==, 0x9000);
+    msg_path = write_file(card->dir, "msg", message, strlen(message));
+    assert_openssl_verifies(card, key_name, cert, msg_path, sig);
+    return msg_path;
+}
+
+/* The certificate the card gives for tag 5FC1xx is nickname's in the database. */
+static GBytes *read_cert_of(Card *card, uint8_t tag_low, const char *nickname)
+{
+    GBytes *cert = read_cert(card, tag_low);
+    g_autoptr(GBytes) der = vccid_cert_der(nickname);
+
+    g_assert_true(g_bytes_equal(cert, der));
+    return cert;
+}
+
 static void test_card(void)
 {
     static const uint8_t atr[] = {
@@ -168,21 +243,8 @@ static void test_card(void)
     g_autoptr(GByteArray) got_atr = NULL;
     g_autoptr(GByteArray) sel = NULL;
     g_autoptr(GBytes) cert = NULL;
-    g_autoptr(GBytes) der = vccid_cert_der("id-cert");
-    g_autoptr(GByteArray) sig = NULL;
-    g_autofree char *pub = NULL;
     g_autofree char *msg_path = NULL;
-    g_autofree char *sig_path = NULL;
-    g_autofree char *out = NULL;
     uint8_t block[256];
-    uint8_t digest[32];
-    gsize digest_len = sizeof(digest);
-    g_autoptr(GChecksum) sha = g_checksum_new(G_CHECKSUM_SHA256);
-    /* DigestInfo prefix of SHA-256 (RFC 8017 9.2 note 1). */
-    static const uint8_t sha256_info[] = {
-        0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
-        0x01, 0x05, 0x00, 0x04, 0x20,
-    };
     uint16_t sw;
 
     card_start(&card, "");
@@ -193,8 +255,7 @@ static void test_card(void)
     g_assert_cmphex(apdu_sw(sel), ==, 0x9000);
     g_assert_cmphex(sel->data[0], ==, 0x61);
 
-    cert = read_cert(&card, 0x05);
-    g_assert_true(g_bytes_equal(cert, der));
+    cert = read_cert_of(&card, 0x05, "id-cert");
 
     /* No PIN yet: the private key is out of reach. */
     memset(block, 0, sizeof(block));
@@ -207,29 +268,11 @@ static void test_card(void)
     g_assert_cmphex(transmit_sw(&card, (const uint8_t[]){ 0x00, 0x20, 0x00, 0x80 }, 4), ==,
                     0x9000);
 
-    /* A PKCS#1 v1.5 signature block of SHA-256(message), signed raw by 9A. */
-    g_checksum_update(sha, (const guchar *)message, strlen(message));
-    g_checksum_get_digest(sha, digest, &digest_len);
-    memset(block, 0xff, sizeof(block));
-    block[0] = 0x00;
-    block[1] = 0x01;
-    block[256 - sizeof(sha256_info) - 32 - 1] = 0x00;
-    memcpy(block + 256 - sizeof(sha256_info) - 32, sha256_info, sizeof(sha256_info));
-    memcpy(block + 256 - 32, digest, 32);
-    sig = general_authenticate_rsa(&card, 0x9a, block, &sw);
-    g_assert_cmphex(sw, ==, 0x9000);
-
-    pub = public_key_file(card.dir, "9a.pem", cert);
-    msg_path = write_file(card.dir, "msg", message, strlen(message));
-    sig_path = write_file(card.dir, "sig", sig->data, sig->len);
-    run_openssl((const char *[]){ "openssl", "dgst", "-sha256", "-verify", pub, "-signature",
-                                  sig_path, msg_path, NULL }, &out);
-    g_assert_nonnull(strstr(out, "Verified OK"));
+    msg_path = assert_rsa_signs(&card, 0x9a, cert, message, block);
 
     /* 9D decrypts what openssl encrypted to its certificate. */
     {
-        g_autoptr(GBytes) cert9d = read_cert(&card, 0x0b);
-        g_autoptr(GBytes) der9d = vccid_cert_der("encryption-cert");
+        g_autoptr(GBytes) cert9d = read_cert_of(&card, 0x0b, "encryption-cert");
         g_autofree char *pub9d = public_key_file(card.dir, "9d.pem", cert9d);
         g_autofree char *ct_path = g_build_filename(card.dir, "ct", NULL);
         g_autofree char *ct = NULL;
@@ -237,7 +280,6 @@ static void test_card(void)
         g_autoptr(GByteArray) plain = NULL;
         gsize ct_len;
 
-        g_assert_true(g_bytes_equal(cert9d, der9d));
         run_openssl((const char *[]){ "openssl", "pkeyutl", "-encrypt", "-pubin", "-inkey",
                                       pub9d, "-in", msg_path, "-out", ct_path, NULL },
                     &ignored);
@@ -311,19 +353,6 @@ static char *make_db(const char *dir, bool ec, const char *password,
     return g_steal_pointer(&db);
 }
 
-static void remove_dir(const char *dir)
-{
-    g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
-    const char *name;
-
-    while ((name = g_dir_read_name(d))) {
-        g_autofree char *path = g_build_filename(dir, name, NULL);
-
-        g_unlink(path);
-    }
-    g_rmdir(dir);
-}
-
 static void expect_cli_error(const char *device, const char *needle);
 
 static GByteArray *general_authenticate_ec(Card *card, uint8_t key, uint8_t tag,
@@ -365,15 +394,10 @@ static void test_ecc(void)
     g_autoptr(GByteArray) sel = NULL;
     g_autoptr(GByteArray) sig = NULL;
     g_autoptr(GBytes) cert = NULL;
-    g_autofree char *pub = NULL;
     g_autofree char *msg_path = NULL;
-    g_autofree char *sig_path = NULL;
-    g_autofree char *out = NULL;
     uint16_t sw;
 
-    card.p = vccid_start((const char *[]){ "-device", "usb-ccid,id=ccid", "-device", dev,
-                                           NULL });
-    card.c = ccid_host_open(card.p->sock_path);
+    card_start_device(&card, dev);
     g_byte_array_unref(ccid_power_on(card.c));
     sel = transmit(&card, piv_select, sizeof(piv_select));
     g_assert_cmphex(apdu_sw(sel), ==, 0x9000);
@@ -391,12 +415,8 @@ static void test_ecc(void)
     g_assert_cmphex(sw, ==, 0x9000);
     g_assert_cmphex(sig->data[0], ==, 0x30);               /* DER Ecdsa-Sig-Value */
     cert = read_cert(&card, 0x05);
-    pub = public_key_file(card.dir, "9a.pem", cert);
     msg_path = write_file(card.dir, "msg", message, strlen(message));
-    sig_path = write_file(card.dir, "sig", sig->data, sig->len);
-    run_openssl((const char *[]){ "openssl", "dgst", "-sha256", "-verify", pub, "-signature",
-                                  sig_path, msg_path, NULL }, &out);
-    g_assert_nonnull(strstr(out, "Verified OK"));
+    assert_openssl_verifies(&card, "9a.pem", cert, msg_path, sig);
 
     /* ECDH: openssl's ephemeral key against 9D; both sides get the same secret. */
     {
@@ -461,9 +481,7 @@ static void test_db_password(void)
     expect_cli_error(with_wrong, "does not open");
     g_unlink(wrong_pin);
 
-    card.p = vccid_start((const char *[]){ "-device", "usb-ccid,id=ccid", "-device", dev,
-                                           NULL });
-    card.c = ccid_host_open(card.p->sock_path);
+    card_start_device(&card, dev);
     g_byte_array_unref(ccid_power_on(card.c));
     sel = transmit(&card, piv_select, sizeof(piv_select));
     g_assert_cmphex(apdu_sw(sel), ==, 0x9000);
@@ -489,42 +507,14 @@ static void test_card_authentication(void)
     static const char message[] = "card authentication challenge";
     Card card;
     g_autoptr(GBytes) cert = NULL;
-    g_autoptr(GBytes) der = vccid_cert_der("fake-smartcard-ca");
-    g_autoptr(GByteArray) sig = NULL;
-    g_autofree char *pub = NULL;
-    g_autofree char *msg_path = NULL;
-    g_autofree char *sig_path = NULL;
-    g_autofree char *out = NULL;
-    g_autoptr(GChecksum) sha = g_checksum_new(G_CHECKSUM_SHA256);
-    static const uint8_t sha256_info[] = {
-        0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
-        0x01, 0x05, 0x00, 0x04, 0x20,
-    };
     uint8_t block[256];
-    gsize digest_len = 32;
     uint16_t sw;
 
     card_start(&card, ",cert4=fake-smartcard-ca");
     g_byte_array_unref(ccid_power_on(card.c));
     g_assert_cmphex(transmit_sw(&card, piv_select, sizeof(piv_select)), ==, 0x9000);
-    cert = read_cert(&card, 0x01);
-    g_assert_true(g_bytes_equal(cert, der));
-
-    memset(block, 0xff, sizeof(block));
-    block[0] = 0x00;
-    block[1] = 0x01;
-    block[256 - sizeof(sha256_info) - 32 - 1] = 0x00;
-    memcpy(block + 256 - sizeof(sha256_info) - 32, sha256_info, sizeof(sha256_info));
-    g_checksum_update(sha, (const guchar *)message, strlen(message));
-    g_checksum_get_digest(sha, block + 256 - 32, &digest_len);
-    sig = general_authenticate_rsa(&card, 0x9e, block, &sw);
-    g_assert_cmphex(sw, ==, 0x9000);
-    pub = public_key_file(card.dir, "9e.pem", cert);
-    msg_path = write_file(card.dir, "msg", message, strlen(message));
-    sig_path = write_file(card.dir, "sig", sig->data, sig->len);
-    run_openssl((const char *[]){ "openssl", "dgst", "-sha256", "-verify", pub, "-signature",
-                                  sig_path, msg_path, NULL }, &out);
-    g_assert_nonnull(strstr(out, "Verified OK"));
+    cert = read_cert_of(&card, 0x01, "fake-smartcard-ca");
+    g_free(assert_rsa_signs(&card, 0x9e, cert, message, block));
     /* 9A still wants the PIN. */
     g_byte_array_unref(general_authenticate_rsa(&card, 0x9a, block, &sw));
     g_assert_cmphex(sw, ==, 0x6982);
@@ -583,13 +573,17 @@ static void test_cli_errors(void)
     g_rmdir(dir);
 }
 
+static const TestCase cases[] = {
+    { "/piv/card", test_card },
+    { "/piv/card-authentication", test_card_authentication },
+    { "/piv/ecc", test_ecc },
+    { "/piv/db-password", test_db_password },
+    { "/piv/cli-errors", test_cli_errors },
+};
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
-    g_test_add_func("/piv/card", test_card);
-    g_test_add_func("/piv/card-authentication", test_card_authentication);
-    g_test_add_func("/piv/ecc", test_ecc);
-    g_test_add_func("/piv/db-password", test_db_password);
-    g_test_add_func("/piv/cli-errors", test_cli_errors);
+    test_add_cases(cases);
     return g_test_run();
 }

@@ -194,9 +194,15 @@ static void qmp_err(QmpClient *c, const char *json, const char *cls, const char 
     }
 }
 
+/* The command succeeds; what it returns is not looked at. */
+static void qmp_cmd(QmpClient *c, const char *json)
+{
+    qobject_free(qmp_ok(c, json));
+}
+
 static void qmp_negotiate(QmpClient *c)
 {
-    qobject_free(qmp_ok(c, "{\"execute\": \"qmp_capabilities\"}"));
+    qmp_cmd(c, "{\"execute\": \"qmp_capabilities\"}");
 }
 
 /* The next event called name (others before it are dropped); NULL after timeout_ms. */
@@ -331,8 +337,7 @@ static void test_malformed(void)
     qmp_err(c, big->str, "GenericError", "larger than");
 
     /* After all that, the same connection still works. */
-    g_clear_pointer(&r, qobject_free);
-    r = qmp_ok(c, "{\"execute\": \"query-status\"}");
+    qmp_cmd(c, "{\"execute\": \"query-status\"}");
     g_assert_true(vccid_is_running(v));
     vccid_stop(v);
 }
@@ -424,7 +429,6 @@ static void test_card_del_add(void)
     g_autoptr(QmpClient) c = NULL;
     VccidProcess *v = start_with_qmp(&c);
     CcidHost *h = ccid_host_open(v->sock_path);
-    g_autoptr(QObject) r = NULL;
     g_autoptr(QObject) ev = NULL;
     g_autoptr(QObject) info = NULL;
     g_autoptr(GByteArray) atr = NULL;
@@ -447,7 +451,7 @@ static void test_card_del_add(void)
 
     qmp_err(c, "{\"execute\": \"device_del\", \"arguments\": {\"id\": \"nope\"}}",
             "DeviceNotFound", "Device 'nope' not found");
-    r = qmp_ok(c, "{\"execute\": \"device_del\", \"arguments\": {\"id\": \"card\"}}");
+    qmp_cmd(c, "{\"execute\": \"device_del\", \"arguments\": {\"id\": \"card\"}}");
     ev = qmp_event(c, "DEVICE_DELETED", QMP_TIMEOUT_MS);
     g_assert_nonnull(ev);
     g_assert_cmpstr(qdict_get_str(qdict_get(ev, "data"), "device"), ==, "card");
@@ -476,12 +480,10 @@ static void test_card_del_add(void)
                           "\"backend\": {\"type\": \"socket\", \"data\": {\"addr\": "
                           "{\"type\": \"unix\", \"data\": {\"path\": \"%s\"}}, "
                           "\"server\": true, \"wait\": false}}}}", pt_sock);
-    g_clear_pointer(&r, qobject_free);
-    r = qmp_ok(c, cmd);
+    qmp_cmd(c, cmd);
     g_assert_true(g_file_test(pt_sock, G_FILE_TEST_EXISTS));
-    g_clear_pointer(&r, qobject_free);
-    r = qmp_ok(c, "{\"execute\": \"device_add\", \"arguments\": {\"driver\": "
-               "\"ccid-card-passthru\", \"id\": \"pt0\", \"chardev\": \"pt\"}}");
+    qmp_cmd(c, "{\"execute\": \"device_add\", \"arguments\": {\"driver\": "
+            "\"ccid-card-passthru\", \"id\": \"pt0\", \"chardev\": \"pt\"}}");
     g_clear_pointer(&info, qobject_free);
     info = reader_info(c, "ccid");
     cards = qdict_get(info, "cards");
@@ -491,12 +493,10 @@ static void test_card_del_add(void)
                                   "chardev"), ==, "pt");
     qmp_err(c, "{\"execute\": \"chardev-remove\", \"arguments\": {\"id\": \"pt\"}}",
             "GenericError", "Chardev 'pt' is busy");
-    g_clear_pointer(&r, qobject_free);
-    r = qmp_ok(c, "{\"execute\": \"device_del\", \"arguments\": {\"id\": \"pt0\"}}");
+    qmp_cmd(c, "{\"execute\": \"device_del\", \"arguments\": {\"id\": \"pt0\"}}");
     ev = qmp_event(c, "DEVICE_DELETED", QMP_TIMEOUT_MS);
     g_assert_cmpstr(qdict_get_str(qdict_get(ev, "data"), "device"), ==, "pt0");
-    g_clear_pointer(&r, qobject_free);
-    r = qmp_ok(c, "{\"execute\": \"chardev-remove\", \"arguments\": {\"id\": \"pt\"}}");
+    qmp_cmd(c, "{\"execute\": \"chardev-remove\", \"arguments\": {\"id\": \"pt\"}}");
     g_assert_false(g_file_test(pt_sock, G_FILE_TEST_EXISTS));
 
     /* The emulated card again, on the same database: it comes back. */
@@ -507,8 +507,7 @@ static void test_card_del_add(void)
                           "\"certificates\", \"db\": \"sql:%s\", \"cert1\": \"id-cert\", "
                           "\"cert2\": \"signing-cert\", \"cert3\": \"encryption-cert\"}}",
                           v->db_dir);
-    g_clear_pointer(&r, qobject_free);
-    r = qmp_ok(c, cmd);
+    qmp_cmd(c, cmd);
     ev = qmp_event(c, "VCCID_CARD_INSERTED", QMP_TIMEOUT_MS);
     g_assert_nonnull(ev);
     g_assert_cmpstr(qdict_get_str(qdict_get(ev, "data"), "card"), ==, "card2");
@@ -528,10 +527,9 @@ static void test_emulated_other_db(void)
 {
     g_autoptr(QmpClient) c = NULL;
     VccidProcess *v = start_with_qmp(&c);
-    g_autoptr(QObject) r = NULL;
 
     qmp_negotiate(c);
-    r = qmp_ok(c, "{\"execute\": \"device_del\", \"arguments\": {\"id\": \"card\"}}");
+    qmp_cmd(c, "{\"execute\": \"device_del\", \"arguments\": {\"id\": \"card\"}}");
     qmp_err(c, "{\"execute\": \"device_add\", \"arguments\": {\"driver\": "
             "\"ccid-card-emulated\", \"backend\": \"certificates\", \"db\": \"sql:/nonexistent\", "
             "\"cert1\": \"a\", \"cert2\": \"b\", \"cert3\": \"c\"}}", "GenericError",
@@ -544,14 +542,13 @@ static void test_reader_del(void)
     g_autoptr(QmpClient) c = NULL;
     VccidProcess *v = start_with_qmp(&c);
     CcidHost *h = ccid_host_open(v->sock_path);
-    g_autoptr(QObject) r = NULL;
     g_autoptr(QObject) ev1 = NULL;
     g_autoptr(QObject) ev2 = NULL;
     g_autoptr(QObject) exports = NULL;
     unsigned before = urh_device_disconnect_count(h->usb);
 
     qmp_negotiate(c);
-    r = qmp_ok(c, "{\"execute\": \"device_del\", \"arguments\": {\"id\": \"ccid\"}}");
+    qmp_cmd(c, "{\"execute\": \"device_del\", \"arguments\": {\"id\": \"ccid\"}}");
     /* The card on the reader's bus goes first, then the reader. */
     ev1 = qmp_event(c, "DEVICE_DELETED", QMP_TIMEOUT_MS);
     ev2 = qmp_event(c, "DEVICE_DELETED", QMP_TIMEOUT_MS);
@@ -575,7 +572,6 @@ static void test_chardev(void)
 {
     g_autoptr(QmpClient) c = NULL;
     VccidProcess *v = start_with_qmp(&c);
-    g_autoptr(QObject) r = NULL;
     g_autofree char *path = g_build_filename(v->tmpdir, "c1.sock", NULL);
     g_autofree char *add = g_strdup_printf(
         "{\"execute\": \"chardev-add\", \"arguments\": {\"id\": \"c1\", \"backend\": "
@@ -589,11 +585,10 @@ static void test_chardev(void)
         port);
 
     qmp_negotiate(c);
-    r = qmp_ok(c, add);
+    qmp_cmd(c, add);
     g_assert_true(g_file_test(path, G_FILE_TEST_EXISTS));
     qmp_err(c, add, "GenericError", "Chardev 'c1' already exists");
-    g_clear_pointer(&r, qobject_free);
-    r = qmp_ok(c, add_tcp);
+    qmp_cmd(c, add_tcp);
     qmp_err(c, "{\"execute\": \"chardev-add\", \"arguments\": {\"id\": \"p\", \"backend\": "
             "{\"type\": \"pty\", \"data\": {}}}}", "GenericError", "not supported");
     qmp_err(c, "{\"execute\": \"chardev-add\", \"arguments\": {\"id\": \"p\", \"backend\": "
@@ -611,11 +606,9 @@ static void test_chardev(void)
     /* The monitor's own chardev is in use. */
     qmp_err(c, "{\"execute\": \"chardev-remove\", \"arguments\": {\"id\": \"compat_monitor0\"}}",
             "GenericError", "is busy");
-    g_clear_pointer(&r, qobject_free);
-    r = qmp_ok(c, "{\"execute\": \"chardev-remove\", \"arguments\": {\"id\": \"c1\"}}");
+    qmp_cmd(c, "{\"execute\": \"chardev-remove\", \"arguments\": {\"id\": \"c1\"}}");
     g_assert_false(g_file_test(path, G_FILE_TEST_EXISTS));
-    g_clear_pointer(&r, qobject_free);
-    r = qmp_ok(c, "{\"execute\": \"chardev-remove\", \"arguments\": {\"id\": \"t1\"}}");
+    qmp_cmd(c, "{\"execute\": \"chardev-remove\", \"arguments\": {\"id\": \"t1\"}}");
     vccid_stop(v);
 }
 
@@ -623,16 +616,14 @@ static void test_object(void)
 {
     g_autoptr(QmpClient) c = NULL;
     VccidProcess *v = start_with_qmp(&c);
-    g_autoptr(QObject) r = NULL;
     g_autoptr(QObject) list = NULL;
 
     qmp_negotiate(c);
-    r = qmp_ok(c, "{\"execute\": \"object-add\", \"arguments\": {\"qom-type\": \"authz-list\", "
-               "\"id\": \"auth0\", \"policy\": \"deny\", \"rules\": [{\"match\": \"CN=*\", "
-               "\"policy\": \"allow\", \"format\": \"glob\"}]}}");
-    g_clear_pointer(&r, qobject_free);
-    r = qmp_ok(c, "{\"execute\": \"object-add\", \"arguments\": {\"qom-type\": \"authz-simple\", "
-               "\"id\": \"auth1\", \"identity\": \"CN=client\"}}");
+    qmp_cmd(c, "{\"execute\": \"object-add\", \"arguments\": {\"qom-type\": \"authz-list\", "
+            "\"id\": \"auth0\", \"policy\": \"deny\", \"rules\": [{\"match\": \"CN=*\", "
+            "\"policy\": \"allow\", \"format\": \"glob\"}]}}");
+    qmp_cmd(c, "{\"execute\": \"object-add\", \"arguments\": {\"qom-type\": \"authz-simple\", "
+            "\"id\": \"auth1\", \"identity\": \"CN=client\"}}");
     list = qmp_ok(c, "{\"execute\": \"qom-list\", \"arguments\": {\"path\": \"/objects\"}}");
     g_assert_cmpuint(list->items->len, ==, 3);
     qmp_err(c, "{\"execute\": \"object-add\", \"arguments\": {\"qom-type\": \"authz-simple\", "
@@ -649,10 +640,8 @@ static void test_object(void)
             "GenericError", "nonexistent");
     qmp_err(c, "{\"execute\": \"object-del\", \"arguments\": {\"id\": \"nope\"}}",
             "GenericError", "object 'nope' not found");
-    g_clear_pointer(&r, qobject_free);
-    r = qmp_ok(c, "{\"execute\": \"object-del\", \"arguments\": {\"id\": \"auth0\"}}");
-    g_clear_pointer(&r, qobject_free);
-    r = qmp_ok(c, "{\"execute\": \"object-del\", \"arguments\": {\"id\": \"auth1\"}}");
+    qmp_cmd(c, "{\"execute\": \"object-del\", \"arguments\": {\"id\": \"auth0\"}}");
+    qmp_cmd(c, "{\"execute\": \"object-del\", \"arguments\": {\"id\": \"auth1\"}}");
     vccid_stop(v);
 }
 
@@ -667,7 +656,6 @@ static void test_tls_objects(void)
     const char *argv[] = { "sh", script, certs, NULL };
     g_autofree char *add_obj = NULL;
     g_autofree char *add_chr = NULL;
-    g_autoptr(QObject) r = NULL;
     g_autoptr(GError) err = NULL;
     int status;
     g_autofree char *certtool = g_find_program_in_path("certtool");
@@ -685,28 +673,23 @@ static void test_tls_objects(void)
     add_obj = g_strdup_printf("{\"execute\": \"object-add\", \"arguments\": {\"qom-type\": "
                               "\"tls-creds-x509\", \"id\": \"tls0\", \"dir\": \"%s/server\", "
                               "\"endpoint\": \"server\", \"verify-peer\": true}}", certs);
-    r = qmp_ok(c, add_obj);
-    g_clear_pointer(&r, qobject_free);
-    r = qmp_ok(c, "{\"execute\": \"object-add\", \"arguments\": {\"qom-type\": "
-               "\"authz-simple\", \"id\": \"auth0\", \"identity\": "
-               "\"CN=client,O=vccid test,C=GB\"}}");
+    qmp_cmd(c, add_obj);
+    qmp_cmd(c, "{\"execute\": \"object-add\", \"arguments\": {\"qom-type\": "
+            "\"authz-simple\", \"id\": \"auth0\", \"identity\": "
+            "\"CN=client,O=vccid test,C=GB\"}}");
     add_chr = g_strdup_printf(
         "{\"execute\": \"chardev-add\", \"arguments\": {\"id\": \"t\", \"backend\": "
         "{\"type\": \"socket\", \"data\": {\"addr\": {\"type\": \"inet\", \"data\": "
         "{\"host\": \"127.0.0.1\", \"port\": \"%u\"}}, \"server\": true, \"wait\": false, "
         "\"tls-creds\": \"tls0\", \"tls-authz\": \"auth0\"}}}}", qtest_free_tcp_port());
-    g_clear_pointer(&r, qobject_free);
-    r = qmp_ok(c, add_chr);
+    qmp_cmd(c, add_chr);
     qmp_err(c, "{\"execute\": \"object-del\", \"arguments\": {\"id\": \"tls0\"}}",
             "GenericError", "object 'tls0' is in use, can not be deleted");
     qmp_err(c, "{\"execute\": \"object-del\", \"arguments\": {\"id\": \"auth0\"}}",
             "GenericError", "is in use");
-    g_clear_pointer(&r, qobject_free);
-    r = qmp_ok(c, "{\"execute\": \"chardev-remove\", \"arguments\": {\"id\": \"t\"}}");
-    g_clear_pointer(&r, qobject_free);
-    r = qmp_ok(c, "{\"execute\": \"object-del\", \"arguments\": {\"id\": \"auth0\"}}");
-    g_clear_pointer(&r, qobject_free);
-    r = qmp_ok(c, "{\"execute\": \"object-del\", \"arguments\": {\"id\": \"tls0\"}}");
+    qmp_cmd(c, "{\"execute\": \"chardev-remove\", \"arguments\": {\"id\": \"t\"}}");
+    qmp_cmd(c, "{\"execute\": \"object-del\", \"arguments\": {\"id\": \"auth0\"}}");
+    qmp_cmd(c, "{\"execute\": \"object-del\", \"arguments\": {\"id\": \"tls0\"}}");
     vccid_stop(v);
 }
 
@@ -759,7 +742,6 @@ static void test_exports(void)
 {
     g_autoptr(QmpClient) c = NULL;
     VccidProcess *v = start_with_qmp(&c);
-    g_autoptr(QObject) r = NULL;
     g_autoptr(QObject) ev = NULL;
     g_autoptr(QObject) list = NULL;
     g_autofree char *path = g_build_filename(v->tmpdir, "e1.sock", NULL);
@@ -771,10 +753,9 @@ static void test_exports(void)
     g_autoptr(GError) err = NULL;
 
     qmp_negotiate(c);
-    r = qmp_ok(c, add);
-    g_clear_pointer(&r, qobject_free);
-    r = qmp_ok(c, "{\"execute\": \"device_add\", \"arguments\": {\"driver\": \"usb-ccid\", "
-               "\"id\": \"r1\"}}");
+    qmp_cmd(c, add);
+    qmp_cmd(c, "{\"execute\": \"device_add\", \"arguments\": {\"driver\": \"usb-ccid\", "
+            "\"id\": \"r1\"}}");
     qmp_err(c, "{\"execute\": \"vccid-export-add\", \"arguments\": {\"type\": \"usbredir\", "
             "\"id\": \"e1\", \"chardev\": \"nope\", \"device\": \"r1\"}}", "GenericError",
             "chardev 'nope' not found");
@@ -785,9 +766,8 @@ static void test_exports(void)
             "names no USB device");
     qmp_err(c, "{\"execute\": \"vccid-export-add\", \"arguments\": {\"type\": \"usbredir\", "
             "\"chardev\": \"e1c\"}}", "GenericError", "Parameter 'id' is missing");
-    g_clear_pointer(&r, qobject_free);
-    r = qmp_ok(c, "{\"execute\": \"vccid-export-add\", \"arguments\": {\"type\": \"usbredir\", "
-               "\"id\": \"e1\", \"chardev\": \"e1c\", \"device\": \"r1\"}}");
+    qmp_cmd(c, "{\"execute\": \"vccid-export-add\", \"arguments\": {\"type\": \"usbredir\", "
+            "\"id\": \"e1\", \"chardev\": \"e1c\", \"device\": \"r1\"}}");
     qmp_err(c, "{\"execute\": \"vccid-export-add\", \"arguments\": {\"type\": \"usbredir\", "
             "\"id\": \"e1\", \"chardev\": \"redir\", \"device\": \"ccid\"}}", "GenericError",
             "already exists");
@@ -813,8 +793,7 @@ static void test_exports(void)
     h = urh_connect(path, QMP_TIMEOUT_MS, &err);
     g_assert_no_error(err);
     g_assert_true(urh_wait_device(h, QMP_TIMEOUT_MS) || urh_device_connected(h));
-    g_clear_pointer(&r, qobject_free);
-    r = qmp_ok(c, "{\"execute\": \"vccid-export-del\", \"arguments\": {\"id\": \"e1\"}}");
+    qmp_cmd(c, "{\"execute\": \"vccid-export-del\", \"arguments\": {\"id\": \"e1\"}}");
     for (int i = 0; i < 100 && urh_peer_alive(h); i++) {
         urh_iterate(h, 100);
     }
@@ -822,31 +801,26 @@ static void test_exports(void)
     g_assert_false(urh_peer_alive(h));
     urh_free(h);
     /* The chardev serves the next export and its host afresh. */
-    g_clear_pointer(&r, qobject_free);
-    r = qmp_ok(c, "{\"execute\": \"vccid-export-add\", \"arguments\": {\"type\": \"usbredir\", "
-               "\"id\": \"e2\", \"chardev\": \"e1c\", \"device\": \"r1\"}}");
+    qmp_cmd(c, "{\"execute\": \"vccid-export-add\", \"arguments\": {\"type\": \"usbredir\", "
+            "\"id\": \"e2\", \"chardev\": \"e1c\", \"device\": \"r1\"}}");
     h = urh_connect(path, QMP_TIMEOUT_MS, &err);
     g_assert_no_error(err);
     g_assert_true(urh_wait_device(h, QMP_TIMEOUT_MS) || urh_device_connected(h));
     urh_free(h);
-    g_clear_pointer(&r, qobject_free);
-    r = qmp_ok(c, "{\"execute\": \"vccid-export-del\", \"arguments\": {\"id\": \"e2\"}}");
+    qmp_cmd(c, "{\"execute\": \"vccid-export-del\", \"arguments\": {\"id\": \"e2\"}}");
     g_clear_pointer(&list, qobject_free);
     list = qmp_ok(c, "{\"execute\": \"query-vccid-exports\"}");
     g_assert_cmpuint(list->items->len, ==, 1);
 
     /* A USB/IP export too; deleting its reader ends every export of it. */
-    g_clear_pointer(&r, qobject_free);
-    r = qmp_ok(c, "{\"execute\": \"vccid-export-add\", \"arguments\": {\"type\": \"usbip\", "
-               "\"id\": \"u1\", \"device\": \"r1\", \"port\": 0}}");
-    g_clear_pointer(&r, qobject_free);
-    r = qmp_ok(c, "{\"execute\": \"vccid-export-add\", \"arguments\": {\"type\": \"usbredir\", "
-               "\"id\": \"e3\", \"chardev\": \"e1c\", \"device\": \"r1\"}}");
+    qmp_cmd(c, "{\"execute\": \"vccid-export-add\", \"arguments\": {\"type\": \"usbip\", "
+            "\"id\": \"u1\", \"device\": \"r1\", \"port\": 0}}");
+    qmp_cmd(c, "{\"execute\": \"vccid-export-add\", \"arguments\": {\"type\": \"usbredir\", "
+            "\"id\": \"e3\", \"chardev\": \"e1c\", \"device\": \"r1\"}}");
     g_clear_pointer(&list, qobject_free);
     list = qmp_ok(c, "{\"execute\": \"query-vccid-exports\"}");
     g_assert_cmpuint(list->items->len, ==, 3);
-    g_clear_pointer(&r, qobject_free);
-    r = qmp_ok(c, "{\"execute\": \"device_del\", \"arguments\": {\"id\": \"r1\"}}");
+    qmp_cmd(c, "{\"execute\": \"device_del\", \"arguments\": {\"id\": \"r1\"}}");
     g_clear_pointer(&list, qobject_free);
     list = qmp_ok(c, "{\"execute\": \"query-vccid-exports\"}");
     g_assert_cmpuint(list->items->len, ==, 1);
@@ -870,7 +844,6 @@ static void test_several_monitors(void)
     g_autofree char *p1 = g_build_filename(v->tmpdir, "mon1.sock", NULL);
     g_autoptr(QmpClient) a = qmp_connect(p0);
     g_autoptr(QmpClient) b = qmp_connect(p1);
-    g_autoptr(QObject) r = NULL;
     g_autoptr(QObject) ev = NULL;
     g_autoptr(GString) told = g_string_new(NULL);
     int second;
@@ -881,10 +854,9 @@ static void test_several_monitors(void)
     qmp_negotiate(a);
     qmp_err(b, "{\"execute\": \"query-status\"}", "CommandNotFound", "Expecting capabilities");
     /* Events go to negotiated clients only. */
-    r = qmp_ok(a, "{\"execute\": \"device_add\", \"arguments\": {\"driver\": \"usb-ccid\", "
-               "\"id\": \"r2\"}}");
-    g_clear_pointer(&r, qobject_free);
-    r = qmp_ok(a, "{\"execute\": \"device_del\", \"arguments\": {\"id\": \"r2\"}}");
+    qmp_cmd(a, "{\"execute\": \"device_add\", \"arguments\": {\"driver\": \"usb-ccid\", "
+            "\"id\": \"r2\"}}");
+    qmp_cmd(a, "{\"execute\": \"device_del\", \"arguments\": {\"id\": \"r2\"}}");
     ev = qmp_event(a, "DEVICE_DELETED", QMP_TIMEOUT_MS);
     g_assert_nonnull(ev);
     g_clear_pointer(&ev, qobject_free);
@@ -958,13 +930,8 @@ static void test_bad_options(void)
 
     for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
         const char *args[] = { cases[i][0], cases[i][1], NULL };
-        g_autofree char *out = NULL;
-        g_autofree char *err = NULL;
-        int status = vccid_run_cli(args, &out, &err);
 
-        g_assert_true(WIFEXITED(status));
-        g_assert_cmpint(WEXITSTATUS(status), ==, 2);
-        g_assert_nonnull(strstr(err, cases[i][2]));
+        vccid_assert_cli_error(args, cases[i][2]);
     }
 }
 
@@ -986,11 +953,10 @@ static void test_quit(void)
     g_autoptr(QmpClient) c = NULL;
     VccidProcess *v = start_with_qmp(&c);
     g_autofree char *qmp_sock = qmp_path(v);
-    g_autoptr(QObject) r = NULL;
     g_autoptr(QObject) ev = NULL;
 
     qmp_negotiate(c);
-    r = qmp_ok(c, "{\"execute\": \"quit\"}");
+    qmp_cmd(c, "{\"execute\": \"quit\"}");
     ev = qmp_event(c, "SHUTDOWN", QMP_TIMEOUT_MS);
     g_assert_nonnull(ev);
     g_assert_false(qdict_get(qdict_get(ev, "data"), "guest")->u.b);
@@ -1068,7 +1034,6 @@ static void test_daemonize(void)
     g_autofree char *err = NULL;
     g_autofree char *pid_text = NULL;
     g_autoptr(QmpClient) c = NULL;
-    g_autoptr(QObject) r = NULL;
     int status;
     pid_t pid;
 
@@ -1082,41 +1047,40 @@ static void test_daemonize(void)
     g_assert_cmpint(pid, >, 1);
     c = qmp_connect(sock);
     qmp_negotiate(c);
-    r = qmp_ok(c, "{\"execute\": \"quit\"}");
+    qmp_cmd(c, "{\"execute\": \"quit\"}");
     g_assert_true(wait_gone(pidfile, VCCID_STOP_TIMEOUT_MS));
     g_assert_true(wait_gone(sock, VCCID_STOP_TIMEOUT_MS));
     g_rmdir(dir);
 
     /* A daemon that cannot start: the parent fails with it, and says why. */
-    g_clear_pointer(&out, g_free);
-    g_clear_pointer(&err, g_free);
-    status = vccid_run_cli(bad, &out, &err);
-    g_assert_true(WIFEXITED(status));
-    g_assert_cmpint(WEXITSTATUS(status), ==, 2);
-    g_assert_nonnull(strstr(err, "cannot listen"));
+    vccid_assert_cli_error(bad, "cannot listen");
 }
+
+static const TestCase cases[] = {
+    { "/qmp/negotiation", test_negotiation },
+    { "/qmp/malformed", test_malformed },
+    { "/qmp/arguments", test_arguments },
+    { "/qmp/queries", test_queries },
+    { "/qmp/device/card-del-add", test_card_del_add },
+    { "/qmp/device/emulated-other-db", test_emulated_other_db },
+    { "/qmp/device/reader-del", test_reader_del },
+    { "/qmp/chardev", test_chardev },
+    { "/qmp/object", test_object },
+    { "/qmp/tls-objects", test_tls_objects },
+    { "/qmp/qom", test_qom },
+    { "/qmp/exports", test_exports },
+    { "/qmp/several-monitors", test_several_monitors },
+    { "/qmp/idle-after-negotiation", test_idle_after_negotiation },
+    { "/qmp/bad-options", test_bad_options },
+    { "/qmp/quit", test_quit },
+    { "/qmp/sigterm-pidfile-notify", test_sigterm_pidfile_notify },
+    { "/qmp/daemonize", test_daemonize },
+};
 
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     signal(SIGPIPE, SIG_IGN);
-    g_test_add_func("/qmp/negotiation", test_negotiation);
-    g_test_add_func("/qmp/malformed", test_malformed);
-    g_test_add_func("/qmp/arguments", test_arguments);
-    g_test_add_func("/qmp/queries", test_queries);
-    g_test_add_func("/qmp/device/card-del-add", test_card_del_add);
-    g_test_add_func("/qmp/device/emulated-other-db", test_emulated_other_db);
-    g_test_add_func("/qmp/device/reader-del", test_reader_del);
-    g_test_add_func("/qmp/chardev", test_chardev);
-    g_test_add_func("/qmp/object", test_object);
-    g_test_add_func("/qmp/tls-objects", test_tls_objects);
-    g_test_add_func("/qmp/qom", test_qom);
-    g_test_add_func("/qmp/exports", test_exports);
-    g_test_add_func("/qmp/several-monitors", test_several_monitors);
-    g_test_add_func("/qmp/idle-after-negotiation", test_idle_after_negotiation);
-    g_test_add_func("/qmp/bad-options", test_bad_options);
-    g_test_add_func("/qmp/quit", test_quit);
-    g_test_add_func("/qmp/sigterm-pidfile-notify", test_sigterm_pidfile_notify);
-    g_test_add_func("/qmp/daemonize", test_daemonize);
+    test_add_cases(cases);
     return g_test_run();
 }

@@ -312,33 +312,23 @@ static void test_vscclient_passthru(void)
         "-device", "ccid-card-passthru,chardev=vsc", NULL,
     };
     g_autofree char *db = g_strdup_printf("sql:%s", token_dir);
-    const char *argv[] = { g_getenv("VSCCLIENT_BINARY"), "--db", db, "--slots", "removable",
-                           "--token", TOKEN_LABEL, "127.0.0.1", port, NULL };
-    g_autoptr(GError) error = NULL;
+    const char *vsc_args[] = { "--db", db, "--slots", "removable", "--token", TOKEN_LABEL,
+                               "127.0.0.1", port, NULL };
     g_autofree char *log = NULL;
+    VscclientProcess vc;
     VccidProcess *v;
     CcidHost *c;
-    GPid pid;
-    int in_fd, status;
 
-    g_assert_nonnull(argv[0]);
+    g_assert_nonnull(g_getenv("VSCCLIENT_BINARY"));
     v = vccid_start(args);
     c = ccid_host_open(v->sock_path);
-    g_spawn_async_with_pipes(NULL, (char **)argv, NULL,
-                             G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_STDOUT_TO_DEV_NULL,
-                             NULL, NULL, &pid, &in_fd, NULL, NULL, &error);
-    g_assert_no_error(error);
+    vc = vscclient_start(vsc_args);
     g_byte_array_unref(ccid_power_on(c));
     check_certificate(c);
     check_verify(c);
     check_sign(c);
 
-    g_assert_cmpint(write(in_fd, "exit\n", 5), ==, 5);
-    g_assert_cmpint(waitpid(pid, &status, 0), ==, pid);
-    g_spawn_close_pid(pid);
-    close(in_fd);
-    g_assert_true(WIFEXITED(status));
-    g_assert_cmpint(WEXITSTATUS(status), ==, 0);
+    vscclient_exit(&vc);
     log = vccid_read_stderr(v);
     g_assert_null(strstr(log, "refused"));
     ccid_host_free(c);
@@ -443,6 +433,13 @@ static void test_vscclient_bad_choices(void)
     }
 }
 
+static const TestCase cases[] = {
+    { "/softhsm/vscclient-passthru", test_vscclient_passthru },
+    { "/softhsm/default-slots-no-card", test_default_slots_no_card },
+    { "/softhsm/bad-choices", test_bad_choices },
+    { "/softhsm/vscclient-bad-choices", test_vscclient_bad_choices },
+};
+
 int main(int argc, char **argv)
 {
     int rc;
@@ -453,10 +450,7 @@ int main(int argc, char **argv)
                fixture_teardown);
     g_test_add("/softhsm/verify", Fixture, NULL, fixture_setup, test_verify, fixture_teardown);
     g_test_add("/softhsm/sign", Fixture, NULL, fixture_setup, test_sign, fixture_teardown);
-    g_test_add_func("/softhsm/vscclient-passthru", test_vscclient_passthru);
-    g_test_add_func("/softhsm/default-slots-no-card", test_default_slots_no_card);
-    g_test_add_func("/softhsm/bad-choices", test_bad_choices);
-    g_test_add_func("/softhsm/vscclient-bad-choices", test_vscclient_bad_choices);
+    test_add_cases(cases);
     rc = g_test_run();
     remove_token();
     return rc;

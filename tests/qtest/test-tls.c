@@ -54,36 +54,31 @@ static void remove_certs(void)
 
 static const char *certs_dir(void)
 {
-    const char *root = g_getenv("VCCID_SOURCE_ROOT");
     const char *build = g_getenv("VCCID_TLS_WORKDIR");
-    g_autofree char *script = NULL;
-    g_autofree char *err = NULL;
-    g_autoptr(GError) error = NULL;
-    int status;
 
     if (certs) {
         return certs;
     }
-    g_assert_nonnull(root);
+    g_assert_nonnull(g_getenv("VCCID_SOURCE_ROOT"));
     g_assert_nonnull(build);
     certs = g_build_filename(build, "tls-certs-XXXXXX", NULL);
     g_assert_nonnull(g_mkdtemp(certs));
     atexit(remove_certs);
-    script = g_build_filename(root, "tests", "tls", "make-certs.sh", NULL);
-
-    const char *argv[] = { "/bin/sh", script, certs, NULL };
-    g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_DEFAULT, NULL, NULL, NULL, &err, &status,
-                 &error);
-    g_assert_no_error(error);
-    if (!g_spawn_check_wait_status(status, NULL)) {
-        g_error("make-certs.sh failed: %s", err);
-    }
+    qtest_run_source_script("tests/tls", "make-certs.sh", certs);
     return certs;
 }
 
 static char *role_dir(const char *role)
 {
     return g_build_filename(certs_dir(), role, NULL);
+}
+
+/* -object tls-creds-x509 called id, on the credentials of role, for endpoint. */
+static char *creds_object(const char *id, const char *role, const char *endpoint)
+{
+    g_autofree char *dir = role_dir(role);
+
+    return g_strdup_printf("tls-creds-x509,id=%s,dir=%s,endpoint=%s", id, dir, endpoint);
 }
 
 /* ---- the daemon ---- */
@@ -132,12 +127,8 @@ static unsigned log_count(VccidProcess *p, const char *needle)
  */
 static VccidProcess *start_vccid(const char *chardev)
 {
-    g_autofree char *server = role_dir("server");
-    g_autofree char *client = role_dir("client");
-    g_autofree char *creds = g_strdup_printf("tls-creds-x509,id=tls0,dir=%s,endpoint=server",
-                                             server);
-    g_autofree char *ccreds = g_strdup_printf("tls-creds-x509,id=tlsc,dir=%s,endpoint=client",
-                                              client);
+    g_autofree char *creds = creds_object("tls0", "server", "server");
+    g_autofree char *ccreds = creds_object("tlsc", "client", "client");
     const char *args[] = {
         "-object", creds,
         "-object", ccreds,
@@ -421,9 +412,7 @@ static char *read_line_fd(int fd, int ms)
 static void test_qmp_over_tls(void)
 {
     uint16_t port = qtest_free_tcp_port();
-    g_autofree char *server = role_dir("server");
-    g_autofree char *creds = g_strdup_printf("tls-creds-x509,id=tls0,dir=%s,endpoint=server",
-                                             server);
+    g_autofree char *creds = creds_object("tls0", "server", "server");
     g_autofree char *mon = g_strdup_printf("socket,id=qmp0,host=127.0.0.1,port=%u,server=on,"
                                            "wait=off,tls-creds=tls0,tls-authz=simple0", port);
     const char *args[] = {
@@ -791,9 +780,7 @@ static const char *vscclient_binary(void)
 
 static char *vscclient_emulator(void)
 {
-    return g_strdup_printf("db=\"sql:%s\" use_hw=no "
-                           "soft=(,Test,CAC,,id-cert,signing-cert,encryption-cert)",
-                           vccid_master_cert_db());
+    return vscclient_soft_card(vccid_master_cert_db());
 }
 
 /* Run vscclient (no --reconnect) to its exit; returns its wait status. */
@@ -822,9 +809,7 @@ static int vscclient_run(const char *const *extra, uint16_t port, char **err)
 
 static VccidProcess *start_passthru(uint16_t port)
 {
-    g_autofree char *server = role_dir("server");
-    g_autofree char *creds = g_strdup_printf("tls-creds-x509,id=tls0,dir=%s,endpoint=server",
-                                             server);
+    g_autofree char *creds = creds_object("tls0", "server", "server");
     g_autofree char *chardev = g_strdup_printf(
         "socket,id=pt,host=127.0.0.1,port=%u,server=on,wait=off,tls-creds=tls0,"
         "tls-authz=simple0", port);
@@ -848,28 +833,16 @@ static void test_vscclient_passthru(void)
     g_autofree char *client = role_dir("client");
     g_autofree char *emul = vscclient_emulator();
     g_autofree char *portstr = g_strdup_printf("%u", port);
-    const char *argv[] = { vscclient_binary(), "-e", emul, "--tls-creds", client,
-                           "127.0.0.1", portstr, NULL };
-    g_autoptr(GError) error = NULL;
+    const char *vsc_args[] = { "-e", emul, "--tls-creds", client, "127.0.0.1", portstr, NULL };
     g_autoptr(GByteArray) atr = NULL;
     CcidHost *c = ccid_host_open(p->sock_path);
-    GPid pid;
-    int in_fd, status;
+    VscclientProcess vc = vscclient_start(vsc_args);
 
-    g_spawn_async_with_pipes(NULL, (char **)argv, NULL,
-                             G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_STDOUT_TO_DEV_NULL,
-                             NULL, NULL, &pid, &in_fd, NULL, NULL, &error);
-    g_assert_no_error(error);
     wait_log(p, "TLS peer 'C=GB,O=vccid test,CN=client'", 1);
     wait_log(p, "card inserted", 1);
     atr = ccid_power_on(c);
     g_assert_cmpuint(atr->len, >, 2);
-    g_assert_cmpint(write(in_fd, "exit\n", 5), ==, 5);
-    g_assert_cmpint(waitpid(pid, &status, 0), ==, pid);
-    g_spawn_close_pid(pid);
-    close(in_fd);
-    g_assert_true(WIFEXITED(status));
-    g_assert_cmpint(WEXITSTATUS(status), ==, 0);
+    vscclient_exit(&vc);
     ccid_host_free(c);
     vccid_stop(p);
 }
@@ -1002,29 +975,12 @@ static void test_vscclient_output_cap(void)
 
 /* ---- command-line errors ---- */
 
-static void assert_cli_error(const char *const *args, const char *fragment)
-{
-    g_autofree char *out = NULL;
-    g_autofree char *err = NULL;
-    int status = vccid_run_cli(args, &out, &err);
-
-    g_assert_true(WIFEXITED(status));
-    g_assert_cmpint(WEXITSTATUS(status), ==, 2);
-    if (!strstr(err, fragment)) {
-        g_error("expected \"%s\" in:\n%s", fragment, err);
-    }
-}
-
 static void test_cli_errors(void)
 {
     g_autofree char *server = role_dir("server");
-    g_autofree char *client = role_dir("client");
-    g_autofree char *screds = g_strdup_printf("tls-creds-x509,id=s,dir=%s,endpoint=server",
-                                              server);
-    g_autofree char *ccreds = g_strdup_printf("tls-creds-x509,id=c,dir=%s,endpoint=client",
-                                              client);
-    g_autofree char *no_key = g_strdup_printf("tls-creds-x509,id=s,dir=%s,endpoint=server",
-                                              client);
+    g_autofree char *screds = creds_object("s", "server", "server");
+    g_autofree char *ccreds = creds_object("c", "client", "client");
+    g_autofree char *no_key = creds_object("s", "client", "server");
     g_autofree char *bad_ep = g_strdup_printf("tls-creds-x509,id=s,dir=%s,endpoint=peer",
                                               server);
     g_autofree char *bad_verify = g_strdup_printf("tls-creds-x509,id=s,dir=%s,verify-peer=maybe",
@@ -1076,7 +1032,7 @@ static void test_cli_errors(void)
             args[n++] = tail[j];
         }
         args[n] = NULL;
-        assert_cli_error(args, cases[i][2]);
+        vccid_assert_cli_error(args, cases[i][2]);
     }
     {
         const char *a1[] = { "-object", no_key, "-device", "usb-ccid", NULL };
@@ -1087,12 +1043,12 @@ static void test_cli_errors(void)
                              "-device", "usb-ccid", NULL };
         const char *a6[] = { "-object", "tls-creds-psk,id=s", "-device", "usb-ccid", NULL };
 
-        assert_cli_error(a1, "server-cert.pem: No such file or directory");
-        assert_cli_error(a2, "Parameter 'endpoint' does not accept value 'peer'");
-        assert_cli_error(a3, "Parameter 'verify-peer' expects on or off, not 'maybe'");
-        assert_cli_error(a4, "Invalid parameter 'colour'");
-        assert_cli_error(a5, "Unable to access credentials /nonexistent-dir/ca-cert.pem");
-        assert_cli_error(a6, "invalid object type 'tls-creds-psk'");
+        vccid_assert_cli_error(a1, "server-cert.pem: No such file or directory");
+        vccid_assert_cli_error(a2, "Parameter 'endpoint' does not accept value 'peer'");
+        vccid_assert_cli_error(a3, "Parameter 'verify-peer' expects on or off, not 'maybe'");
+        vccid_assert_cli_error(a4, "Invalid parameter 'colour'");
+        vccid_assert_cli_error(a5, "Unable to access credentials /nonexistent-dir/ca-cert.pem");
+        vccid_assert_cli_error(a6, "invalid object type 'tls-creds-psk'");
     }
     {
         /* A revocation list the CA did not sign would silently not apply: refused. */
@@ -1126,7 +1082,7 @@ static void test_cli_errors(void)
             g_clear_pointer(&data, g_free);
             g_assert_true(g_file_get_contents(ca_from, &data, &len, NULL));
             g_assert_true(g_file_set_contents(ca_to, data, len, NULL));
-            assert_cli_error(a7, "Unable to load CA revocation list");
+            vccid_assert_cli_error(a7, "Unable to load CA revocation list");
             g_unlink(to);
             g_unlink(ca_to);
         }
@@ -1268,13 +1224,13 @@ static void test_unix_not_a_socket(void)
     int listen_fd;
 
     g_assert_true(g_file_set_contents(path, "keep me", -1, NULL));
-    assert_cli_error(args, "exists and is not a socket");
+    vccid_assert_cli_error(args, "exists and is not a socket");
     g_assert_true(g_file_get_contents(path, &contents, NULL, NULL));
     g_assert_cmpstr(contents, ==, "keep me");
     g_unlink(path);
 
     listen_fd = qtest_unix_listen(path);
-    assert_cli_error(args, "is in use by another server");
+    vccid_assert_cli_error(args, "is in use by another server");
     g_assert_true(g_file_test(path, G_FILE_TEST_EXISTS));
     close(listen_fd);
     /* Now nobody listens: a stale socket is replaced. */
@@ -1291,37 +1247,41 @@ static void test_unix_not_a_socket(void)
     g_rmdir(tmp);
 }
 
+static const TestCase cases[] = {
+    { "/tls/server/authz-simple", test_tls_authz_simple },
+    { "/tls/server/authz-list", test_tls_authz_list },
+    { "/tls/server/no-authz", test_tls_no_authz },
+    { "/tls/refuse/no-client-cert", test_refuse_no_cert },
+    { "/tls/refuse/other-ca", test_refuse_other_ca },
+    { "/tls/refuse/expired", test_refuse_expired },
+    { "/tls/refuse/revoked", test_refuse_revoked },
+    { "/tls/refuse/authz-simple", test_refuse_authz_simple },
+    { "/tls/refuse/authz-list", test_refuse_authz_list },
+    { "/tls/refuse/plain-to-tls", test_refuse_plain_to_tls },
+    { "/tls/refuse/tls-to-plain", test_refuse_tls_to_plain },
+    { "/tls/refuse/handshake-deadline", test_handshake_deadline },
+    { "/tls/refuse/second-client", test_second_client },
+    { "/tls/client/success", test_client_success },
+    { "/tls/client/refuses", test_client_refuses },
+    { "/tls/cli-errors", test_cli_errors },
+    { "/tls/vscclient/passthru", test_vscclient_passthru },
+    { "/tls/vscclient/refuses", test_vscclient_refuses },
+    { "/tls/passthru/second-client-unheard", test_passthru_second_client_unheard },
+    { "/vscclient/output-cap", test_vscclient_output_cap },
+    { "/socket/unix-mode", test_unix_mode },
+    { "/socket/silent-plain-peer", test_silent_plain_peer },
+    { "/socket/tcp-keepalive", test_tcp_keepalive },
+    { "/socket/unix-not-a-socket", test_unix_not_a_socket },
+    { "/tls/qmp-monitor", test_qmp_over_tls },
+};
+
 int main(int argc, char **argv)
 {
     gint64 deadline;
     int rc;
 
     g_test_init(&argc, &argv, NULL);
-    g_test_add_func("/tls/server/authz-simple", test_tls_authz_simple);
-    g_test_add_func("/tls/server/authz-list", test_tls_authz_list);
-    g_test_add_func("/tls/server/no-authz", test_tls_no_authz);
-    g_test_add_func("/tls/refuse/no-client-cert", test_refuse_no_cert);
-    g_test_add_func("/tls/refuse/other-ca", test_refuse_other_ca);
-    g_test_add_func("/tls/refuse/expired", test_refuse_expired);
-    g_test_add_func("/tls/refuse/revoked", test_refuse_revoked);
-    g_test_add_func("/tls/refuse/authz-simple", test_refuse_authz_simple);
-    g_test_add_func("/tls/refuse/authz-list", test_refuse_authz_list);
-    g_test_add_func("/tls/refuse/plain-to-tls", test_refuse_plain_to_tls);
-    g_test_add_func("/tls/refuse/tls-to-plain", test_refuse_tls_to_plain);
-    g_test_add_func("/tls/refuse/handshake-deadline", test_handshake_deadline);
-    g_test_add_func("/tls/refuse/second-client", test_second_client);
-    g_test_add_func("/tls/client/success", test_client_success);
-    g_test_add_func("/tls/client/refuses", test_client_refuses);
-    g_test_add_func("/tls/cli-errors", test_cli_errors);
-    g_test_add_func("/tls/vscclient/passthru", test_vscclient_passthru);
-    g_test_add_func("/tls/vscclient/refuses", test_vscclient_refuses);
-    g_test_add_func("/tls/passthru/second-client-unheard", test_passthru_second_client_unheard);
-    g_test_add_func("/vscclient/output-cap", test_vscclient_output_cap);
-    g_test_add_func("/socket/unix-mode", test_unix_mode);
-    g_test_add_func("/socket/silent-plain-peer", test_silent_plain_peer);
-    g_test_add_func("/socket/tcp-keepalive", test_tcp_keepalive);
-    g_test_add_func("/socket/unix-not-a-socket", test_unix_not_a_socket);
-    g_test_add_func("/tls/qmp-monitor", test_qmp_over_tls);
+    test_add_cases(cases);
     rc = g_test_run();
     /* Every peer has closed by now; let the threads see it and end. */
     deadline = g_get_monotonic_time() + TLS_TIMEOUT_MS * 1000;

@@ -104,19 +104,11 @@ static void test_events_file(void)
 
 static void test_errors(void)
 {
-    g_autofree char *out = NULL;
-    g_autofree char *err = NULL;
-    int st = vccid_run_cli((const char *[]){ "-trace", "usb_desc_get_descriptr", "-device",
-                                             "usb-ccid", NULL }, &out, &err);
-
-    g_assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 2);
-    g_assert_nonnull(strstr(err, "usb_desc_get_descriptr"));
+    vccid_assert_cli_error((const char *[]){ "-trace", "usb_desc_get_descriptr", "-device",
+                                             "usb-ccid", NULL }, "usb_desc_get_descriptr");
 }
 
-static const struct {
-    const char *path;
-    GTestFunc fn;
-} cases[] = {
+static const TestCase cases[] = {
     { "/trace/help", test_help },
     { "/trace/enable", test_enable },
     { "/trace/events-file", test_events_file },
@@ -126,8 +118,6 @@ static const struct {
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
-    for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
-        g_test_add_func(cases[i].path, cases[i].fn);
-    }
+    test_add_cases(cases);
     return g_test_run();
 }

@@ -101,19 +101,13 @@ USB_CCID_TEST("abort", test_abort)
 static void test_abort_in_flight(Fixture *f, gconstpointer data)
 {
     CcidHost *c = f->c;
-    uint8_t xfr[CCID_HDR + sizeof(select_pki0)], abort_msg[CCID_HDR];
     g_byte_array_unref(ccid_power_on(c));
     g_autoptr(CcidAnswer) first = NULL;
     g_autoptr(CcidAnswer) second = NULL;
     uint8_t s1, s2;
 
-    s1 = ccid_build(c, xfr, PC_to_RDR_XfrBlock, 0, sizeof(select_pki0), 0, 0, 0);
-    memcpy(xfr + CCID_HDR, select_pki0, sizeof(select_pki0));
-    ccid_send_raw(c, xfr, sizeof(xfr));
-    s2 = ccid_build(c, abort_msg, PC_to_RDR_Abort, 0, 0, 0, 0, 0);
-    g_assert_cmpint(urh_control(c->usb, 0x21, CCID_REQ_ABORT, s2 << 8, c->ifnum, NULL, 0,
-                                NULL, URH_TIMEOUT_MS), ==, usb_redir_success);
-    ccid_send_raw(c, abort_msg, sizeof(abort_msg));
+    s1 = ccid_send_xfr_block(c, select_pki0, sizeof(select_pki0));
+    s2 = ccid_send_abort(c);
 
     first = ccid_read_answer(c, URH_TIMEOUT_MS);
     ccid_check_answer(first, RDR_to_PC_DataBlock, 0, s1);

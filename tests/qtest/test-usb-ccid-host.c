@@ -28,13 +28,10 @@ USB_CCID_TEST("host/reconnect", test_reconnect)
 /* The host leaves with an APDU in flight: the next host sees none of it. */
 static void test_reconnect_in_flight(Fixture *f, gconstpointer data)
 {
-    uint8_t msg[CCID_HDR + sizeof(select_pki0)];
     g_byte_array_unref(ccid_power_on(f->c));
 
     for (int i = 0; i < 3; i++) {
-        ccid_build(f->c, msg, PC_to_RDR_XfrBlock, 0, sizeof(select_pki0), 0, 0, 0);
-        memcpy(msg + CCID_HDR, select_pki0, sizeof(select_pki0));
-        ccid_send_raw(f->c, msg, sizeof(msg));
+        ccid_send_xfr_block(f->c, select_pki0, sizeof(select_pki0));
     }
     urh_bulk_submit(f->c->usb, f->c->ep_bulk_in, NULL, f->c->bulk_in_size);
     ccid_host_free(f->c);

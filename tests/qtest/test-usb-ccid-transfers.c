@@ -83,11 +83,7 @@ static void test_pending_bulk_in(Fixture *f, gconstpointer data)
     }
     /* Each command completes the oldest request with its own answer. */
     for (int i = 0; i < 3; i++) {
-        uint8_t msg[CCID_HDR + sizeof(select_pki0)];
-
-        seqs[i] = ccid_build(c, msg, PC_to_RDR_XfrBlock, 0, sizeof(select_pki0), 0, 0, 0);
-        memcpy(msg + CCID_HDR, select_pki0, sizeof(select_pki0));
-        ccid_send_raw(c, msg, sizeof(msg));
+        seqs[i] = ccid_send_xfr_block(c, select_pki0, sizeof(select_pki0));
         g_assert_true(urh_wait(c->usb, t[i], URH_TIMEOUT_MS));
         g_assert_cmpuint(t[i]->status, ==, usb_redir_success);
         g_assert_cmpuint(t[i]->data->len, >=, CCID_HDR);

@@ -296,23 +296,35 @@ bool uih_wait_closed(UsbipHost *h, int timeout_ms)
     return !h->alive;
 }
 
-GArray *uih_devlist(uint16_t port, GError **errp)
+/* A connection to port that sent the operation request code and had its reply; NULL if not. */
+static UsbipHost *uih_operation(uint16_t port, uint16_t code, const char *busid, GError **errp)
 {
     g_autoptr(GByteArray) req = g_byte_array_new();
     int fd = uih_tcp_connect(port, UIH_TIMEOUT_MS);
+    bool devlist = code == USBIP_OP_REQ_DEVLIST;
     UsbipHost *h;
-    GArray *devs;
 
     if (fd < 0) {
         g_set_error(errp, UIH_ERROR, 0, "cannot connect to port %u", port);
         return NULL;
     }
     h = uih_new(fd);
-    usbip_encode_op_request(req, USBIP_OP_REQ_DEVLIST, NULL);
+    usbip_encode_op_request(req, code, busid);
     uih_send(h, req);
-    if (!uih_run_until(h, &h->got_devlist, UIH_TIMEOUT_MS)) {
-        g_set_error(errp, UIH_ERROR, 0, "no OP_REP_DEVLIST");
+    if (!uih_run_until(h, devlist ? &h->got_devlist : &h->got_import, UIH_TIMEOUT_MS)) {
+        g_set_error(errp, UIH_ERROR, 0, devlist ? "no OP_REP_DEVLIST" : "no OP_REP_IMPORT");
         uih_free(h);
+        return NULL;
+    }
+    return h;
+}
+
+GArray *uih_devlist(uint16_t port, GError **errp)
+{
+    UsbipHost *h = uih_operation(port, USBIP_OP_REQ_DEVLIST, NULL, errp);
+    GArray *devs;
+
+    if (!h) {
         return NULL;
     }
     /* usbipd answers one operation per connection, then closes. */
@@ -324,20 +336,9 @@ GArray *uih_devlist(uint16_t port, GError **errp)
 
 UsbipHost *uih_import(uint16_t port, const char *busid, uint32_t *status, GError **errp)
 {
-    g_autoptr(GByteArray) req = g_byte_array_new();
-    int fd = uih_tcp_connect(port, UIH_TIMEOUT_MS);
-    UsbipHost *h;
+    UsbipHost *h = uih_operation(port, USBIP_OP_REQ_IMPORT, busid, errp);
 
-    if (fd < 0) {
-        g_set_error(errp, UIH_ERROR, 0, "cannot connect to port %u", port);
-        return NULL;
-    }
-    h = uih_new(fd);
-    usbip_encode_op_request(req, USBIP_OP_REQ_IMPORT, busid);
-    uih_send(h, req);
-    if (!uih_run_until(h, &h->got_import, UIH_TIMEOUT_MS)) {
-        g_set_error(errp, UIH_ERROR, 0, "no OP_REP_IMPORT");
-        uih_free(h);
+    if (!h) {
         return NULL;
     }
     *status = h->import_status;

@@ -16,6 +16,14 @@
 #define URH_VERSION "vccid-qtest usb host 1"
 #define URH_EP_SLOTS 32
 
+/* A usbredir request answered by a status packet with its id: sent, answered, what it said. */
+typedef struct UrhRequest {
+    uint64_t id;
+    bool done;
+    uint8_t status;
+    uint8_t value;           /* the configuration or alt setting, where the answer has one */
+} UrhRequest;
+
 struct UsbredirHost {
     struct usbredirparser *parser;
     int fd;
@@ -36,18 +44,10 @@ struct UsbredirHost {
     GHashTable *transfers;          /* id -> UrhTransfer * (bulk and control) */
     unsigned stray;
 
-    /* Answers to the one outstanding usbredir control request. */
-    uint64_t config_id;
-    bool config_done;
-    uint8_t config_status;
-    uint8_t config_value;
-    uint64_t irq_id;
-    bool irq_done;
-    uint8_t irq_status;
-    uint64_t alt_id;
-    bool alt_done;
-    uint8_t alt_status;
-    uint8_t alt_value;
+    /* The one outstanding usbredir control request of each kind. */
+    UrhRequest config;
+    UrhRequest irq;
+    UrhRequest alt;
 
     GQueue interrupts[URH_EP_SLOTS]; /* GByteArray *, per usbredir ep index */
 };
@@ -156,18 +156,26 @@ static void urh_on_ep_info(void *priv, struct usb_redir_ep_info_header *info)
     h->have_ep_info = true;
 }
 
+/* Record the answer to r if id is r's and r has none yet; false if it is not r's. */
+static bool urh_request_answered(UrhRequest *r, uint64_t id, uint8_t status, uint8_t value)
+{
+    if (id != r->id || r->done) {
+        return false;
+    }
+    r->done = true;
+    r->status = status;
+    r->value = value;
+    return true;
+}
+
 static void urh_on_configuration_status(void *priv, uint64_t id,
                                         struct usb_redir_configuration_status_header *st)
 {
     UsbredirHost *h = priv;
 
-    if (id != h->config_id || h->config_done) {
+    if (!urh_request_answered(&h->config, id, st->status, st->configuration)) {
         h->stray++;
-        return;
     }
-    h->config_done = true;
-    h->config_status = st->status;
-    h->config_value = st->configuration;
 }
 
 static void urh_on_alt_setting_status(void *priv, uint64_t id,
@@ -175,13 +183,9 @@ static void urh_on_alt_setting_status(void *priv, uint64_t id,
 {
     UsbredirHost *h = priv;
 
-    if (id != h->alt_id || h->alt_done) {
+    if (!urh_request_answered(&h->alt, id, st->status, st->alt)) {
         h->stray++;
-        return;
     }
-    h->alt_done = true;
-    h->alt_status = st->status;
-    h->alt_value = st->alt;
 }
 
 static void urh_on_interrupt_receiving_status(void *priv, uint64_t id,
@@ -190,15 +194,9 @@ static void urh_on_interrupt_receiving_status(void *priv, uint64_t id,
     UsbredirHost *h = priv;
 
     /* Unsolicited status (id 0) reports an error on a running endpoint. */
-    if (id != h->irq_id || h->irq_done) {
-        if (st->status != usb_redir_success) {
-            g_test_message("interrupt endpoint %02x stopped: status %u", st->endpoint,
-                           st->status);
-        }
-        return;
+    if (!urh_request_answered(&h->irq, id, st->status, 0) && st->status != usb_redir_success) {
+        g_test_message("interrupt endpoint %02x stopped: status %u", st->endpoint, st->status);
     }
-    h->irq_done = true;
-    h->irq_status = st->status;
 }
 
 static void urh_complete(UsbredirHost *h, uint64_t id, uint8_t status, uint8_t *data,
@@ -287,13 +285,7 @@ static void urh_setup_parser(UsbredirHost *h)
     p->bulk_packet_func = urh_on_bulk_packet;
     p->interrupt_packet_func = urh_on_interrupt_packet;
 
-    /* The capabilities QEMU's usb-redir announces. */
-    usbredirparser_caps_set_cap(caps, usb_redir_cap_connect_device_version);
-    usbredirparser_caps_set_cap(caps, usb_redir_cap_filter);
-    usbredirparser_caps_set_cap(caps, usb_redir_cap_device_disconnect_ack);
-    usbredirparser_caps_set_cap(caps, usb_redir_cap_ep_info_max_packet_size);
-    usbredirparser_caps_set_cap(caps, usb_redir_cap_64bits_ids);
-    usbredirparser_caps_set_cap(caps, usb_redir_cap_32bits_bulk_length);
+    urh_set_qemu_caps(caps);
     /* No usbredirparser_fl_usb_host: we are the usb-guest side. */
     usbredirparser_init(p, URH_VERSION, caps, USB_REDIR_CAPS_SIZE, 0);
     h->parser = p;
@@ -632,29 +624,37 @@ GByteArray *urh_get_descriptor(UsbredirHost *h, uint8_t type, uint8_t index,
     return g_byte_array_append(g_byte_array_new(), buf, actual);
 }
 
-static bool config_done(UsbredirHost *h, void *opaque)
+static bool request_done(UsbredirHost *h, void *opaque)
 {
-    return h->config_done;
+    return ((UrhRequest *)opaque)->done;
+}
+
+/* r is sent next, with a new id (returned). */
+static uint64_t urh_request_start(UsbredirHost *h, UrhRequest *r)
+{
+    r->id = h->next_id++;
+    r->done = false;
+    return r->id;
 }
 
 static int urh_config_request(UsbredirHost *h, bool set, uint8_t config, uint8_t *out)
 {
-    h->config_id = h->next_id++;
-    h->config_done = false;
+    uint64_t id = urh_request_start(h, &h->config);
+
     if (set) {
         struct usb_redir_set_configuration_header hdr = { .configuration = config };
-        usbredirparser_send_set_configuration(h->parser, h->config_id, &hdr);
+        usbredirparser_send_set_configuration(h->parser, id, &hdr);
     } else {
-        usbredirparser_send_get_configuration(h->parser, h->config_id);
+        usbredirparser_send_get_configuration(h->parser, id);
     }
-    if (!urh_run_until(h, config_done, NULL, URH_TIMEOUT_MS)) {
+    if (!urh_run_until(h, request_done, &h->config, URH_TIMEOUT_MS)) {
         g_error("%s_configuration: no configuration_status within %d ms",
                 set ? "set" : "get", URH_TIMEOUT_MS);
     }
     if (out) {
-        *out = h->config_value;
+        *out = h->config.value;
     }
-    return h->config_status;
+    return h->config.status;
 }
 
 int urh_set_configuration(UsbredirHost *h, uint8_t config, uint8_t *status_config)
@@ -667,31 +667,26 @@ int urh_get_configuration(UsbredirHost *h, uint8_t *config)
     return urh_config_request(h, false, 0, config);
 }
 
-static bool alt_done(UsbredirHost *h, void *opaque)
-{
-    return h->alt_done;
-}
-
 static int urh_alt_request(UsbredirHost *h, bool set, uint8_t iface, uint8_t alt,
                            uint8_t *out)
 {
-    h->alt_id = h->next_id++;
-    h->alt_done = false;
+    uint64_t id = urh_request_start(h, &h->alt);
+
     if (set) {
         struct usb_redir_set_alt_setting_header hdr = { .interface = iface, .alt = alt };
-        usbredirparser_send_set_alt_setting(h->parser, h->alt_id, &hdr);
+        usbredirparser_send_set_alt_setting(h->parser, id, &hdr);
     } else {
         struct usb_redir_get_alt_setting_header hdr = { .interface = iface };
-        usbredirparser_send_get_alt_setting(h->parser, h->alt_id, &hdr);
+        usbredirparser_send_get_alt_setting(h->parser, id, &hdr);
     }
-    if (!urh_run_until(h, alt_done, NULL, URH_TIMEOUT_MS)) {
+    if (!urh_run_until(h, request_done, &h->alt, URH_TIMEOUT_MS)) {
         g_error("%s_alt_setting: no alt_setting_status within %d ms",
                 set ? "set" : "get", URH_TIMEOUT_MS);
     }
     if (out) {
-        *out = h->alt_value;
+        *out = h->alt.value;
     }
-    return h->alt_status;
+    return h->alt.status;
 }
 
 int urh_set_alt_setting(UsbredirHost *h, uint8_t iface, uint8_t alt)
@@ -727,17 +722,26 @@ void urh_cancel(UsbredirHost *h, UrhTransfer *t)
     urh_flush(h);
 }
 
+/* A bulk transfer submitted and completed within timeout_ms, or the test fails. */
+static UrhTransfer *urh_bulk_complete(UsbredirHost *h, uint8_t ep, const uint8_t *data,
+                                      uint32_t length, int timeout_ms)
+{
+    UrhTransfer *t = urh_bulk_submit(h, ep, data, length);
+    bool in = ep & 0x80;
+
+    if (!urh_wait(h, t, timeout_ms)) {
+        g_error("bulk-%s of %u bytes %s ep %02x: no completion within %d ms", in ? "in" : "out",
+                length, in ? "from" : "to", ep, timeout_ms);
+    }
+    return t;
+}
+
 int urh_bulk_out(UsbredirHost *h, uint8_t ep, const uint8_t *data, uint32_t length,
                  int timeout_ms)
 {
-    UrhTransfer *t = urh_bulk_submit(h, ep, data, length);
-    int status;
+    UrhTransfer *t = urh_bulk_complete(h, ep, data, length, timeout_ms);
+    int status = t->status;
 
-    if (!urh_wait(h, t, timeout_ms)) {
-        g_error("bulk-out of %u bytes to ep %02x: no completion within %d ms", length, ep,
-                timeout_ms);
-    }
-    status = t->status;
     urh_transfer_release(h, t);
     return status;
 }
@@ -745,14 +749,9 @@ int urh_bulk_out(UsbredirHost *h, uint8_t ep, const uint8_t *data, uint32_t leng
 int urh_bulk_in(UsbredirHost *h, uint8_t ep, uint32_t length, GByteArray **out,
                 int timeout_ms)
 {
-    UrhTransfer *t = urh_bulk_submit(h, ep, NULL, length);
-    int status;
+    UrhTransfer *t = urh_bulk_complete(h, ep, NULL, length, timeout_ms);
+    int status = t->status;
 
-    if (!urh_wait(h, t, timeout_ms)) {
-        g_error("bulk-in of %u bytes from ep %02x: no completion within %d ms", length, ep,
-                timeout_ms);
-    }
-    status = t->status;
     g_assert_cmpuint(t->data->len, <=, length);
     *out = g_byte_array_ref(t->data);
     urh_transfer_release(h, t);
@@ -764,27 +763,22 @@ unsigned urh_stray_completions(const UsbredirHost *h)
     return h->stray;
 }
 
-static bool irq_done(UsbredirHost *h, void *opaque)
-{
-    return h->irq_done;
-}
-
 static int urh_interrupt_request(UsbredirHost *h, bool start, uint8_t ep)
 {
-    h->irq_id = h->next_id++;
-    h->irq_done = false;
+    uint64_t id = urh_request_start(h, &h->irq);
+
     if (start) {
         struct usb_redir_start_interrupt_receiving_header hdr = { .endpoint = ep };
-        usbredirparser_send_start_interrupt_receiving(h->parser, h->irq_id, &hdr);
+        usbredirparser_send_start_interrupt_receiving(h->parser, id, &hdr);
     } else {
         struct usb_redir_stop_interrupt_receiving_header hdr = { .endpoint = ep };
-        usbredirparser_send_stop_interrupt_receiving(h->parser, h->irq_id, &hdr);
+        usbredirparser_send_stop_interrupt_receiving(h->parser, id, &hdr);
     }
-    if (!urh_run_until(h, irq_done, NULL, URH_TIMEOUT_MS)) {
+    if (!urh_run_until(h, request_done, &h->irq, URH_TIMEOUT_MS)) {
         g_error("%s_interrupt_receiving(%02x): no status within %d ms",
                 start ? "start" : "stop", ep, URH_TIMEOUT_MS);
     }
-    return h->irq_status;
+    return h->irq.status;
 }
 
 int urh_start_interrupt_receiving(UsbredirHost *h, uint8_t ep)

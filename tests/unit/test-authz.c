@@ -3,6 +3,7 @@
  * exact and glob formats, the default policy, and the errors of a bad list.
  */
 #include "authz/authz.h"
+#include "../support/test-cases.h"
 
 #include <string.h>
 
@@ -117,14 +118,18 @@ static void test_find(void)
     object_destroy_all();
 }
 
+static const TestCase cases[] = {
+    { "/authz/simple", test_simple },
+    { "/authz/list/first-match-wins", test_list_first_match_wins },
+    { "/authz/list/default-policy", test_list_default_policy },
+    { "/authz/list/glob", test_list_glob_wildcards },
+    { "/authz/errors", test_errors },
+    { "/authz/find", test_find },
+};
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
-    g_test_add_func("/authz/simple", test_simple);
-    g_test_add_func("/authz/list/first-match-wins", test_list_first_match_wins);
-    g_test_add_func("/authz/list/default-policy", test_list_default_policy);
-    g_test_add_func("/authz/list/glob", test_list_glob_wildcards);
-    g_test_add_func("/authz/errors", test_errors);
-    g_test_add_func("/authz/find", test_find);
+    test_add_cases(cases);
     return g_test_run();
 }

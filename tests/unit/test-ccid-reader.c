@@ -7,6 +7,7 @@
 #include "proto/ccid.h"
 #include "../support/ccid-inproc-host.h"
 #include "../support/ccid-test-card.h"
+#include "../support/test-cases.h"
 
 #include <string.h>
 
@@ -562,38 +563,42 @@ static void test_unsupported_commands(void)
     ccid_inproc_free(h);
 }
 
+/* The first len bytes of msg as one bulk-out; the answer of type, to seq, fails with error. */
+static GByteArray *send_failing(CCIDInprocHost *h, const uint8_t *msg, size_t len, uint8_t type,
+                                uint8_t seq, uint8_t error)
+{
+    GByteArray *a;
+
+    ccid_inproc_bulk_out(h, msg, len);
+    a = ccid_inproc_read_answer(h);
+    check_answer(a, type, seq, CCID_COMMAND_FAILED, error);
+    return a;
+}
+
 static void test_malformed(void)
 {
     CCIDInprocHost *h = ccid_inproc_new(NULL, true);
     uint8_t msg[CCID_HEADER_SIZE + 8] = { CCID_PC_TO_RDR_GET_SLOT_STATUS, 0, 0, 0, 0, 0, 1 };
-    g_autoptr(GByteArray) a1 = NULL;
-    g_autoptr(GByteArray) a2 = NULL;
     g_autoptr(GByteArray) a3 = NULL;
     g_autoptr(GByteArray) a4 = NULL;
-    g_autoptr(GByteArray) a5 = NULL;
-    g_autoptr(GByteArray) a6 = NULL;
     g_autoptr(GByteArray) ok = NULL;
     g_autofree uint8_t *big = g_malloc0(640);
 
     /* dwLength says 0 but 8 bytes follow: the length lies. */
-    ccid_inproc_bulk_out(h, msg, sizeof(msg));
-    a1 = ccid_inproc_read_answer(h);
-    check_answer(a1, CCID_RDR_TO_PC_SLOT_STATUS, 1, CCID_COMMAND_FAILED, CCID_OFFSET_LENGTH);
+    g_byte_array_unref(send_failing(h, msg, sizeof(msg), CCID_RDR_TO_PC_SLOT_STATUS, 1,
+                                    CCID_OFFSET_LENGTH));
     /* dwLength 100 but the transfer ends after 8. */
     msg[0] = CCID_PC_TO_RDR_XFR_BLOCK;
     msg[1] = 100;
     msg[6] = 2;
-    ccid_inproc_bulk_out(h, msg, sizeof(msg));
-    a2 = ccid_inproc_read_answer(h);
-    check_answer(a2, CCID_RDR_TO_PC_DATA_BLOCK, 2, CCID_COMMAND_FAILED, CCID_OFFSET_LENGTH);
+    g_byte_array_unref(send_failing(h, msg, sizeof(msg), CCID_RDR_TO_PC_DATA_BLOCK, 2,
+                                    CCID_OFFSET_LENGTH));
     /* Bad slot. */
     msg[0] = CCID_PC_TO_RDR_GET_SLOT_STATUS;
     msg[1] = 0;
     msg[5] = 3;
     msg[6] = 3;
-    ccid_inproc_bulk_out(h, msg, CCID_HEADER_SIZE);
-    a3 = ccid_inproc_read_answer(h);
-    check_answer(a3, CCID_RDR_TO_PC_SLOT_STATUS, 3, CCID_COMMAND_FAILED, CCID_OFFSET_SLOT);
+    a3 = send_failing(h, msg, CCID_HEADER_SIZE, CCID_RDR_TO_PC_SLOT_STATUS, 3, CCID_OFFSET_SLOT);
     g_assert_cmphex(a3->data[7] & 3, ==, CCID_ICC_ABSENT);
     /* Longer than dwMaxCCIDMessageLength, sent in 64-byte packets then a short one. */
     msg[5] = 0;
@@ -611,18 +616,15 @@ static void test_malformed(void)
     check_answer(a4, CCID_RDR_TO_PC_DATA_BLOCK, 4, CCID_COMMAND_FAILED, CCID_OFFSET_LENGTH);
     /* A 7-byte fragment: enough to answer. */
     msg[6] = 5;
-    ccid_inproc_bulk_out(h, msg, 7);
-    a5 = ccid_inproc_read_answer(h);
-    check_answer(a5, CCID_RDR_TO_PC_SLOT_STATUS, 5, CCID_COMMAND_FAILED, CCID_OFFSET_LENGTH);
+    g_byte_array_unref(send_failing(h, msg, 7, CCID_RDR_TO_PC_SLOT_STATUS, 5, CCID_OFFSET_LENGTH));
     /* A 3-byte fragment cannot be answered; it is dropped. */
     ccid_inproc_bulk_out(h, msg, 3);
     /* Power-on with a bad bPowerSelect. */
     msg[0] = CCID_PC_TO_RDR_ICC_POWER_ON;
     msg[6] = 6;
     msg[7] = 9;
-    ccid_inproc_bulk_out(h, msg, CCID_HEADER_SIZE);
-    a6 = ccid_inproc_read_answer(h);
-    check_answer(a6, CCID_RDR_TO_PC_DATA_BLOCK, 6, CCID_COMMAND_FAILED, CCID_OFFSET_SPECIFIC);
+    g_byte_array_unref(send_failing(h, msg, CCID_HEADER_SIZE, CCID_RDR_TO_PC_DATA_BLOCK, 6,
+                                    CCID_OFFSET_SPECIFIC));
     /* And the reader still works. */
     ok = transact(h, CCID_PC_TO_RDR_GET_SLOT_STATUS, 7, NULL, NULL, 0);
     check_answer(ok, CCID_RDR_TO_PC_SLOT_STATUS, 7, CCID_COMMAND_OK, 0);
@@ -720,31 +722,35 @@ static void test_descriptors(void)
     ccid_inproc_free(h);
 }
 
+static const TestCase cases[] = {
+    { "/ccid-reader/power-on", test_power_on_atr },
+    { "/ccid-reader/no-card", test_no_card },
+    { "/ccid-reader/xfr-unpowered", test_xfr_unpowered },
+    { "/ccid-reader/answer-lengths", test_answer_lengths },
+    { "/ccid-reader/short-bulk-in", test_short_bulk_in },
+    { "/ccid-reader/zlp", test_zlp },
+    { "/ccid-reader/command-chaining", test_command_chaining },
+    { "/ccid-reader/chain-errors", test_chain_errors },
+    { "/ccid-reader/ordering-slow-card", test_ordering_with_slow_card },
+    { "/ccid-reader/time-extension", test_time_extension },
+    { "/ccid-reader/abort-in-flight", test_abort_in_flight },
+    { "/ccid-reader/reset-in-flight", test_reset_in_flight },
+    { "/ccid-reader/card-removed-in-flight", test_card_removed_in_flight },
+    { "/ccid-reader/card-unplugged", test_card_unplugged },
+    { "/ccid-reader/parameters", test_parameters },
+    { "/ccid-reader/no-card-parameters", test_no_card_parameters },
+    { "/ccid-reader/bad-lengths", test_bad_lengths },
+    { "/ccid-reader/unsupported", test_unsupported_commands },
+    { "/ccid-reader/malformed", test_malformed },
+    { "/ccid-reader/backpressure", test_backpressure },
+    { "/ccid-reader/class-requests", test_class_requests },
+    { "/ccid-reader/descriptors", test_descriptors },
+};
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     g_log_set_always_fatal(G_LOG_LEVEL_CRITICAL);
-    g_test_add_func("/ccid-reader/power-on", test_power_on_atr);
-    g_test_add_func("/ccid-reader/no-card", test_no_card);
-    g_test_add_func("/ccid-reader/xfr-unpowered", test_xfr_unpowered);
-    g_test_add_func("/ccid-reader/answer-lengths", test_answer_lengths);
-    g_test_add_func("/ccid-reader/short-bulk-in", test_short_bulk_in);
-    g_test_add_func("/ccid-reader/zlp", test_zlp);
-    g_test_add_func("/ccid-reader/command-chaining", test_command_chaining);
-    g_test_add_func("/ccid-reader/chain-errors", test_chain_errors);
-    g_test_add_func("/ccid-reader/ordering-slow-card", test_ordering_with_slow_card);
-    g_test_add_func("/ccid-reader/time-extension", test_time_extension);
-    g_test_add_func("/ccid-reader/abort-in-flight", test_abort_in_flight);
-    g_test_add_func("/ccid-reader/reset-in-flight", test_reset_in_flight);
-    g_test_add_func("/ccid-reader/card-removed-in-flight", test_card_removed_in_flight);
-    g_test_add_func("/ccid-reader/card-unplugged", test_card_unplugged);
-    g_test_add_func("/ccid-reader/parameters", test_parameters);
-    g_test_add_func("/ccid-reader/no-card-parameters", test_no_card_parameters);
-    g_test_add_func("/ccid-reader/bad-lengths", test_bad_lengths);
-    g_test_add_func("/ccid-reader/unsupported", test_unsupported_commands);
-    g_test_add_func("/ccid-reader/malformed", test_malformed);
-    g_test_add_func("/ccid-reader/backpressure", test_backpressure);
-    g_test_add_func("/ccid-reader/class-requests", test_class_requests);
-    g_test_add_func("/ccid-reader/descriptors", test_descriptors);
+    test_add_cases(cases);
     return g_test_run();
 }

@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "qemu/log-escape.h"
+#include "../support/test-cases.h"
 
 static void check(const void *in, gssize len, const char *want)
 {
@@ -38,11 +39,15 @@ static void test_length_capped(void)
     g_assert_null(strchr(got, '\n'));
 }
 
+static const TestCase cases[] = {
+    { "/log-escape/printable", test_printable_kept },
+    { "/log-escape/forgery", test_forgery_escaped },
+    { "/log-escape/capped", test_length_capped },
+};
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
-    g_test_add_func("/log-escape/printable", test_printable_kept);
-    g_test_add_func("/log-escape/forgery", test_forgery_escaped);
-    g_test_add_func("/log-escape/capped", test_length_capped);
+    test_add_cases(cases);
     return g_test_run();
 }

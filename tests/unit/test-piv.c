@@ -201,42 +201,36 @@ static uint16_t verify_status(Card *c)
     return xfer_sw(c, (const uint8_t[]){ 0x00, 0x20, 0x00, 0x80 }, 4);
 }
 
+/* A BER-TLV length (ISO 7816-4 5.2.2.1): one byte below 0x80, else 81 or 82 and the value. */
+static void append_length(GByteArray *t, size_t len)
+{
+    uint8_t b[3];
+
+    if (len < 0x80) {
+        b[0] = len;
+        g_byte_array_append(t, b, 1);
+    } else if (len < 0x100) {
+        b[0] = 0x81;
+        b[1] = len;
+        g_byte_array_append(t, b, 2);
+    } else {
+        b[0] = 0x82;
+        b[1] = len >> 8;
+        b[2] = len;
+        g_byte_array_append(t, b, 3);
+    }
+}
+
 /* A dynamic authentication template { 82 empty, tag value }. */
 static GByteArray *dyn_auth(uint8_t tag, const uint8_t *val, size_t len)
 {
     GByteArray *t = g_byte_array_new();
     size_t inner = 2 + (len < 0x80 ? 2 : len < 0x100 ? 3 : 4) + len;
-    uint8_t h[4];
 
     g_byte_array_append(t, (const uint8_t[]){ 0x7c }, 1);
-    if (inner < 0x80) {
-        h[0] = inner;
-        g_byte_array_append(t, h, 1);
-    } else if (inner < 0x100) {
-        h[0] = 0x81;
-        h[1] = inner;
-        g_byte_array_append(t, h, 2);
-    } else {
-        h[0] = 0x82;
-        h[1] = inner >> 8;
-        h[2] = inner;
-        g_byte_array_append(t, h, 3);
-    }
-    g_byte_array_append(t, (const uint8_t[]){ 0x82, 0x00 }, 2);
-    h[0] = tag;
-    if (len < 0x80) {
-        h[1] = len;
-        g_byte_array_append(t, h, 2);
-    } else if (len < 0x100) {
-        h[1] = 0x81;
-        h[2] = len;
-        g_byte_array_append(t, h, 3);
-    } else {
-        h[1] = 0x82;
-        h[2] = len >> 8;
-        h[3] = len;
-        g_byte_array_append(t, h, 4);
-    }
+    append_length(t, inner);
+    g_byte_array_append(t, (const uint8_t[]){ 0x82, 0x00, tag }, 3);
+    append_length(t, len);
     g_byte_array_append(t, val, len);
     return t;
 }
@@ -465,13 +459,24 @@ static void test_chuid_ccc_discovery(Card *c, gconstpointer data)
                          5) == 0);
 }
 
+/* An APDU and the status word it must get. */
+typedef struct ApduCase {
+    uint8_t apdu[12];
+    size_t len;
+    uint16_t sw;
+} ApduCase;
+
+static void check_apdu_cases(Card *c, const ApduCase *cases, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        g_test_message("case %zu", i);
+        g_assert_cmphex(xfer_sw(c, cases[i].apdu, cases[i].len), ==, cases[i].sw);
+    }
+}
+
 static void test_get_data_malformed(Card *c, gconstpointer data)
 {
-    static const struct {
-        uint8_t apdu[12];
-        size_t len;
-        uint16_t sw;
-    } cases[] = {
+    static const ApduCase cases[] = {
         { { 0x00, 0xcb, 0x3f, 0xfe, 0x03, 0x5c, 0x01, 0x7e }, 8, PIV_SW_INCORRECT_P1P2 },
         { { 0x00, 0xcb, 0x3f, 0xff, 0x03, 0x5d, 0x01, 0x7e }, 8, PIV_SW_WRONG_DATA },
         { { 0x00, 0xcb, 0x3f, 0xff, 0x03, 0x5c, 0x02, 0x7e }, 8, PIV_SW_WRONG_DATA },
@@ -488,10 +493,7 @@ static void test_get_data_malformed(Card *c, gconstpointer data)
         { { 0x00, 0xcb, 0x3f, 0xff, 0x00, 0x00, 0x00, 0x5c }, 8, PIV_SW_WRONG_LENGTH },
     };
 
-    for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
-        g_test_message("case %zu", i);
-        g_assert_cmphex(xfer_sw(c, cases[i].apdu, cases[i].len), ==, cases[i].sw);
-    }
+    check_apdu_cases(c, cases, G_N_ELEMENTS(cases));
 }
 
 static void test_verify(Card *c, gconstpointer data)
@@ -717,11 +719,7 @@ static void test_chaining(Card *c, gconstpointer data)
 
 static void test_other_commands(Card *c, gconstpointer data)
 {
-    static const struct {
-        uint8_t apdu[8];
-        size_t len;
-        uint16_t sw;
-    } cases[] = {
+    static const ApduCase cases[] = {
         { { 0x00, 0xfd, 0x00, 0x00 }, 4, PIV_SW_INS_NOT_SUPPORTED },   /* a vendor's version */
         { { 0x00, 0xb0, 0x00, 0x00, 0x00 }, 5, PIV_SW_INS_NOT_SUPPORTED },
         { { 0x80, 0xcb, 0x3f, 0xff }, 4, PIV_SW_CLA_NOT_SUPPORTED },
@@ -735,10 +733,7 @@ static void test_other_commands(Card *c, gconstpointer data)
         { { 0x00, 0xa4, 0x04, 0x00, 0x05, 0xa0 }, 6, PIV_SW_WRONG_LENGTH },
     };
 
-    for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
-        g_test_message("case %zu", i);
-        g_assert_cmphex(xfer_sw(c, cases[i].apdu, cases[i].len), ==, cases[i].sw);
-    }
+    check_apdu_cases(c, cases, G_N_ELEMENTS(cases));
     g_assert_cmpint(piv_slot_index(0x9e), ==, 3);
     g_assert_cmpint(piv_slot_index(0x9b), ==, -1);
 }

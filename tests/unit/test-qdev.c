@@ -7,6 +7,7 @@
 #include <string.h>
 #include "qemu/option.h"
 #include "../support/ccid-test-card.h"
+#include "../support/test-cases.h"
 
 static void test_opts_escapes(void)
 {
@@ -156,16 +157,20 @@ static void test_device_bad_cast(void)
     g_test_trap_assert_stderr("*device 'c1' is a ccid-card-test, not a usb-device*");
 }
 
+static const TestCase cases[] = {
+    { "/qdev/opts/escapes", test_opts_escapes },
+    { "/qdev/opts/errors", test_opts_errors },
+    { "/qdev/opts/edge-commas", test_opts_edge_commas },
+    { "/qdev/opts/values", test_parse_values },
+    { "/qdev/device/errors", test_device_errors },
+    { "/qdev/device/defaults", test_device_defaults },
+    { "/qdev/device/kinds", test_device_kinds },
+    { "/qdev/device/bad-cast", test_device_bad_cast },
+};
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
-    g_test_add_func("/qdev/opts/escapes", test_opts_escapes);
-    g_test_add_func("/qdev/opts/errors", test_opts_errors);
-    g_test_add_func("/qdev/opts/edge-commas", test_opts_edge_commas);
-    g_test_add_func("/qdev/opts/values", test_parse_values);
-    g_test_add_func("/qdev/device/errors", test_device_errors);
-    g_test_add_func("/qdev/device/defaults", test_device_defaults);
-    g_test_add_func("/qdev/device/kinds", test_device_kinds);
-    g_test_add_func("/qdev/device/bad-cast", test_device_bad_cast);
+    test_add_cases(cases);
     return g_test_run();
 }

@@ -2,6 +2,7 @@
  * The QMP monitor's JSON: parser, writer and streamer (qobject/qjson.c).
  */
 #include "qobject/qjson.h"
+#include "../support/test-cases.h"
 
 #include <string.h>
 
@@ -112,13 +113,17 @@ static void test_streamer(void)
     json_streamer_destroy(&js);
 }
 
+static const TestCase cases[] = {
+    { "/qjson/roundtrip", test_roundtrip },
+    { "/qjson/values", test_values },
+    { "/qjson/rejects", test_rejects },
+    { "/qjson/depth", test_depth },
+    { "/qjson/streamer", test_streamer },
+};
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
-    g_test_add_func("/qjson/roundtrip", test_roundtrip);
-    g_test_add_func("/qjson/values", test_values);
-    g_test_add_func("/qjson/rejects", test_rejects);
-    g_test_add_func("/qjson/depth", test_depth);
-    g_test_add_func("/qjson/streamer", test_streamer);
+    test_add_cases(cases);
     return g_test_run();
 }

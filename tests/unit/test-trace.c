@@ -6,6 +6,7 @@
  */
 #include "trace/control.h"
 #include "trace-tests_unit.h"
+#include "../support/test-cases.h"
 
 #include <glib/gstdio.h>
 #include <string.h>
@@ -240,17 +241,21 @@ static void test_generated(void)
     g_unlink(path);
 }
 
+static const TestCase cases[] = {
+    { "/trace/pattern-match", test_pattern_match },
+    { "/trace/set-pattern", test_set_pattern },
+    { "/trace/apply-line", test_apply_line },
+    { "/trace/events-file", test_events_file },
+    { "/trace/opt-parse", test_opt_parse },
+    { "/trace/output-line", test_output_line },
+    { "/trace/list", test_list },
+    { "/trace/generated", test_generated },
+};
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     trace_register_events(test_events, G_N_ELEMENTS(test_events));
-    g_test_add_func("/trace/pattern-match", test_pattern_match);
-    g_test_add_func("/trace/set-pattern", test_set_pattern);
-    g_test_add_func("/trace/apply-line", test_apply_line);
-    g_test_add_func("/trace/events-file", test_events_file);
-    g_test_add_func("/trace/opt-parse", test_opt_parse);
-    g_test_add_func("/trace/output-line", test_output_line);
-    g_test_add_func("/trace/list", test_list);
-    g_test_add_func("/trace/generated", test_generated);
+    test_add_cases(cases);
     return g_test_run();
 }

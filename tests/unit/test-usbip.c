@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "proto/usbip.h"
+#include "../support/test-cases.h"
 
 /* What the callbacks saw. */
 typedef struct Rec {
@@ -612,27 +613,31 @@ static void test_roundtrip_submit(void)
     rec_free(r);
 }
 
+static const TestCase cases[] = {
+    { "/usbip/op/req-devlist", test_req_devlist },
+    { "/usbip/op/req-import-busid", test_req_import_busid },
+    { "/usbip/op/bad-version", test_bad_version },
+    { "/usbip/op/bad-opcode", test_bad_opcode },
+    { "/usbip/op/import-then-urbs", test_import_then_urbs },
+    { "/usbip/op/stop-from-callback", test_stop_from_callback },
+    { "/usbip/urb/submit-out-split", test_submit_out_split },
+    { "/usbip/urb/unlink", test_unlink },
+    { "/usbip/urb/length-cap", test_length_cap },
+    { "/usbip/urb/bad-headers", test_bad_headers },
+    { "/usbip/encode/ret-submit", test_encode_ret_submit },
+    { "/usbip/encode/ret-unlink", test_encode_ret_unlink },
+    { "/usbip/encode/devlist", test_encode_devlist },
+    { "/usbip/encode/import", test_encode_import },
+    { "/usbip/client/devlist", test_client_devlist },
+    { "/usbip/client/too-many-devices", test_client_too_many_devices },
+    { "/usbip/client/import-and-urbs", test_client_import_and_urbs },
+    { "/usbip/client/import-refused", test_client_import_refused },
+    { "/usbip/roundtrip/submit-unlink", test_roundtrip_submit },
+};
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
-    g_test_add_func("/usbip/op/req-devlist", test_req_devlist);
-    g_test_add_func("/usbip/op/req-import-busid", test_req_import_busid);
-    g_test_add_func("/usbip/op/bad-version", test_bad_version);
-    g_test_add_func("/usbip/op/bad-opcode", test_bad_opcode);
-    g_test_add_func("/usbip/op/import-then-urbs", test_import_then_urbs);
-    g_test_add_func("/usbip/op/stop-from-callback", test_stop_from_callback);
-    g_test_add_func("/usbip/urb/submit-out-split", test_submit_out_split);
-    g_test_add_func("/usbip/urb/unlink", test_unlink);
-    g_test_add_func("/usbip/urb/length-cap", test_length_cap);
-    g_test_add_func("/usbip/urb/bad-headers", test_bad_headers);
-    g_test_add_func("/usbip/encode/ret-submit", test_encode_ret_submit);
-    g_test_add_func("/usbip/encode/ret-unlink", test_encode_ret_unlink);
-    g_test_add_func("/usbip/encode/devlist", test_encode_devlist);
-    g_test_add_func("/usbip/encode/import", test_encode_import);
-    g_test_add_func("/usbip/client/devlist", test_client_devlist);
-    g_test_add_func("/usbip/client/too-many-devices", test_client_too_many_devices);
-    g_test_add_func("/usbip/client/import-and-urbs", test_client_import_and_urbs);
-    g_test_add_func("/usbip/client/import-refused", test_client_import_refused);
-    g_test_add_func("/usbip/roundtrip/submit-unlink", test_roundtrip_submit);
+    test_add_cases(cases);
     return g_test_run();
 }

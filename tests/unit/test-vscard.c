@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "proto/vscard.h"
+#include "../support/test-cases.h"
 
 typedef struct Event {
     bool is_error;
@@ -497,23 +498,27 @@ static void test_names(void)
     g_assert_nonnull(strstr(vscard_error_str(VSCARD_ERR_BAD_MAGIC), "magic"));
 }
 
+static const TestCase cases[] = {
+    { "/vscard/build/wire-format", test_build_wire_format },
+    { "/vscard/stream/qemu-init", test_qemu_init_bytes },
+    { "/vscard/stream/many-in-one-read", test_many_in_one_read },
+    { "/vscard/stream/split-everywhere", test_split_everywhere },
+    { "/vscard/stream/partial-header", test_partial_header_pending },
+    { "/vscard/stream/largest-apdus", test_largest_apdus },
+    { "/vscard/stream/length-lies", test_length_lies_fatal },
+    { "/vscard/stream/length-at-cap", test_length_at_cap },
+    { "/vscard/stream/unknown-type", test_unknown_type },
+    { "/vscard/stream/unexpected-direction", test_unexpected_direction },
+    { "/vscard/stream/bad-lengths", test_bad_lengths },
+    { "/vscard/stream/init-magic-version", test_init_magic_and_version },
+    { "/vscard/stream/error-code", test_error_code },
+    { "/vscard/stream/reset-from-callback", test_reset_from_callback },
+    { "/vscard/names", test_names },
+};
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
-    g_test_add_func("/vscard/build/wire-format", test_build_wire_format);
-    g_test_add_func("/vscard/stream/qemu-init", test_qemu_init_bytes);
-    g_test_add_func("/vscard/stream/many-in-one-read", test_many_in_one_read);
-    g_test_add_func("/vscard/stream/split-everywhere", test_split_everywhere);
-    g_test_add_func("/vscard/stream/partial-header", test_partial_header_pending);
-    g_test_add_func("/vscard/stream/largest-apdus", test_largest_apdus);
-    g_test_add_func("/vscard/stream/length-lies", test_length_lies_fatal);
-    g_test_add_func("/vscard/stream/length-at-cap", test_length_at_cap);
-    g_test_add_func("/vscard/stream/unknown-type", test_unknown_type);
-    g_test_add_func("/vscard/stream/unexpected-direction", test_unexpected_direction);
-    g_test_add_func("/vscard/stream/bad-lengths", test_bad_lengths);
-    g_test_add_func("/vscard/stream/init-magic-version", test_init_magic_and_version);
-    g_test_add_func("/vscard/stream/error-code", test_error_code);
-    g_test_add_func("/vscard/stream/reset-from-callback", test_reset_from_callback);
-    g_test_add_func("/vscard/names", test_names);
+    test_add_cases(cases);
     return g_test_run();
 }
