@@ -262,6 +262,14 @@ static void send_card_insert(Client *c, VReader *reader, vreader_id_t id)
     send_request(c, VSC_ATR, id, atr, atr_len);
 }
 
+/* A reader we do not lend has no id, and nothing of it is sent. */
+static void send_reader_event(Client *c, VSCMsgType type, vreader_id_t id)
+{
+    if (id != VSCARD_UNDEFINED_READER_ID) {
+        send_request(c, type, id, NULL, 0);
+    }
+}
+
 /* Is this reader one we lend? Lending NSS tokens, --slots and --token choose. */
 static bool reader_lent(const Client *c, VReader *reader)
 {
@@ -299,9 +307,7 @@ static void process_event(Client *c, VEvent *ev)
     }
     case VEVENT_READER_REMOVE:
         trace_vscard_reader_remove(id);
-        if (id != VSCARD_UNDEFINED_READER_ID) {
-            send_request(c, VSC_ReaderRemove, id, NULL, 0);
-        }
+        send_reader_event(c, VSC_ReaderRemove, id);
         break;
     case VEVENT_CARD_INSERT:
         if (id != VSCARD_UNDEFINED_READER_ID) {
@@ -310,9 +316,7 @@ static void process_event(Client *c, VEvent *ev)
         break;
     case VEVENT_CARD_REMOVE:
         trace_vscard_card_remove(id);
-        if (id != VSCARD_UNDEFINED_READER_ID) {
-            send_request(c, VSC_CardRemove, id, NULL, 0);
-        }
+        send_reader_event(c, VSC_CardRemove, id);
         break;
     default:
         break;
