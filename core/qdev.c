@@ -2,6 +2,7 @@
  * Device model: class registry, typed properties, buses, realize.
  */
 #include "hw/qdev.h"
+#include "qemu/id.h"
 #include "qemu/option.h"
 #include "chardev/char.h"
 
@@ -85,7 +86,7 @@ static const Property *prop_find(const DeviceClass *dc, const char *name)
     return NULL;
 }
 
-static const char *prop_type_name(PropertyType type)
+const char *prop_type_name(PropertyType type)
 {
     switch (type) {
     case PROP_TYPE_STRING:  return "str";
@@ -199,19 +200,6 @@ static void props_release(DeviceState *dev)
 
 /* ---- instances ---- */
 
-static bool device_id_valid(const char *id)
-{
-    if (!g_ascii_isalpha(id[0])) {
-        return false;
-    }
-    for (const char *p = id; *p; p++) {
-        if (!g_ascii_isalnum(*p) && *p != '-' && *p != '_' && *p != '.') {
-            return false;
-        }
-    }
-    return true;
-}
-
 DeviceState *device_new(const char *driver, const char *id, GError **errp)
 {
     const DeviceClass *dc = device_class_find(driver);
@@ -222,7 +210,7 @@ DeviceState *device_new(const char *driver, const char *id, GError **errp)
                     "'%s' is not a valid device model name (try -device help)", driver);
         return NULL;
     }
-    if (id && !device_id_valid(id)) {
+    if (id && !id_wellformed(id)) {
         g_set_error(errp, VCCID_ERROR, 0,
                     "Parameter 'id' expects an identifier (letters, digits, '-', '.', '_', "
                     "starting with a letter), not '%s'", id);

@@ -4,6 +4,7 @@
 #include "export/export.h"
 #include "monitor/monitor.h"
 #include "qemu/error.h"
+#include "qemu/id.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -86,9 +87,7 @@ bool export_id_check(const char *id, GError **errp)
     if (!id) {
         return true;
     }
-    if (!g_ascii_isalpha(id[0]) || strspn(id, "abcdefghijklmnopqrstuvwxyz"
-                                             "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") !=
-        strlen(id)) {
+    if (!id_wellformed(id)) {
         g_set_error(errp, VCCID_ERROR, 0, "Parameter 'id' expects an identifier (a letter, "
                     "then letters, digits, '-', '_' or '.'), not '%s'", id);
         return false;

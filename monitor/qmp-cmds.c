@@ -407,17 +407,10 @@ static QObject *prop_info(const char *name, const char *type)
     return info;
 }
 
+/* The type qom-list reports: as -device help says, but a chardev is named by its id there. */
 static const char *prop_qom_type(PropertyType type)
 {
-    switch (type) {
-    case PROP_TYPE_STRING:  return "str";
-    case PROP_TYPE_BOOL:    return "bool";
-    case PROP_TYPE_UINT8:   return "uint8";
-    case PROP_TYPE_UINT16:  return "uint16";
-    case PROP_TYPE_UINT32:  return "uint32";
-    case PROP_TYPE_CHARDEV: return "str";
-    }
-    return "str";
+    return type == PROP_TYPE_CHARDEV ? "str" : prop_type_name(type);
 }
 
 static QObject *qmp_qom_list(const QObject *args, GError **errp)

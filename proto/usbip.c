@@ -240,12 +240,34 @@ static void decode_header(const uint8_t *b, UsbipHeader *h)
     h->ep = get_be32(b + 16);
 }
 
+/*
+ * A SUBMIT's transfer length (transfer_buffer_length from a client,
+ * actual_length from a server: length_field) and ISO packet count, which
+ * both sit at the same offsets of CMD_SUBMIT and RET_SUBMIT: within our
+ * limits? false on an error.
+ */
+static bool check_submit_sizes(UsbipStream *s, const uint8_t *b, const char *length_field,
+                               uint32_t *length)
+{
+    uint32_t npackets = get_be32(b + 32);
+
+    *length = get_be32(b + 24);
+    if (*length > USBIP_MAX_TRANSFER_LENGTH) {
+        return fail(s, USBIP_ERR_TOO_LONG, "%s %u, at most %u", length_field, *length,
+                    USBIP_MAX_TRANSFER_LENGTH);
+    }
+    if (npackets != 0 && npackets != USBIP_NO_ISO_PACKETS) {
+        return fail(s, USBIP_ERR_ISO, "number_of_packets %u", npackets);
+    }
+    return true;
+}
+
 /* Size of a URB-phase message given the bytes held; false on an error. */
 static bool urb_message_size(UsbipStream *s, size_t *size)
 {
     const uint8_t *b = s->buf->data;
     UsbipHeader h;
-    uint32_t length, npackets;
+    uint32_t length;
 
     *size = USBIP_URB_HEADER_SIZE;
     if (s->buf->len < USBIP_URB_HEADER_SIZE) {
@@ -265,14 +287,8 @@ static bool urb_message_size(UsbipStream *s, size_t *size)
         if (h.ep > 15) {
             return fail(s, USBIP_ERR_BAD_ENDPOINT, "endpoint %u", h.ep);
         }
-        length = get_be32(b + 24);
-        npackets = get_be32(b + 32);
-        if (length > USBIP_MAX_TRANSFER_LENGTH) {
-            return fail(s, USBIP_ERR_TOO_LONG, "transfer_buffer_length %u, at most %u", length,
-                        USBIP_MAX_TRANSFER_LENGTH);
-        }
-        if (npackets != 0 && npackets != USBIP_NO_ISO_PACKETS) {
-            return fail(s, USBIP_ERR_ISO, "number_of_packets %u", npackets);
+        if (!check_submit_sizes(s, b, "transfer_buffer_length", &length)) {
+            return false;
         }
         *size += h.direction == USBIP_DIR_OUT ? length : 0;
         return true;
@@ -283,14 +299,8 @@ static bool urb_message_size(UsbipStream *s, size_t *size)
     if (h.command != USBIP_RET_SUBMIT) {
         return fail(s, USBIP_ERR_BAD_COMMAND, "command %u from a server", h.command);
     }
-    length = get_be32(b + 24);
-    npackets = get_be32(b + 32);
-    if (length > USBIP_MAX_TRANSFER_LENGTH) {
-        return fail(s, USBIP_ERR_TOO_LONG, "actual_length %u, at most %u", length,
-                    USBIP_MAX_TRANSFER_LENGTH);
-    }
-    if (npackets != 0 && npackets != USBIP_NO_ISO_PACKETS) {
-        return fail(s, USBIP_ERR_ISO, "number_of_packets %u", npackets);
+    if (!check_submit_sizes(s, b, "actual_length", &length)) {
+        return false;
     }
     if (s->cur_direction < 0) {
         s->cur_direction = s->ops->submit_direction ?

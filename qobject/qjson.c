@@ -302,49 +302,65 @@ static char *parse_string(JSONParser *ps)
     return g_string_free(g_steal_pointer(&s), FALSE);
 }
 
+/* Skip the next character if it is one of chars. */
+static bool skip_one_of(JSONParser *ps, const char *chars)
+{
+    if (ps->p < ps->end && *ps->p && strchr(chars, *ps->p)) {
+        ps->p++;
+        return true;
+    }
+    return false;
+}
+
+/* Skip one or more digits; false if no digit is next. */
+static bool skip_digits(JSONParser *ps)
+{
+    if (ps->p >= ps->end || !g_ascii_isdigit(*ps->p)) {
+        return false;
+    }
+    while (ps->p < ps->end && g_ascii_isdigit(*ps->p)) {
+        ps->p++;
+    }
+    return true;
+}
+
+/*
+ * Skip a number's text (RFC 8259, section 6): false if it is not one.
+ * *integral: it has neither a fraction nor an exponent.
+ */
+static bool skip_number(JSONParser *ps, bool *integral)
+{
+    *integral = true;
+    skip_one_of(ps, "-");
+    /* The integer part: a lone 0, or digits that do not start with one. */
+    if (!skip_one_of(ps, "0") && !skip_digits(ps)) {
+        return false;
+    }
+    if (skip_one_of(ps, ".")) {
+        *integral = false;
+        if (!skip_digits(ps)) {
+            return false;
+        }
+    }
+    if (skip_one_of(ps, "eE")) {
+        *integral = false;
+        skip_one_of(ps, "+-");
+        if (!skip_digits(ps)) {
+            return false;
+        }
+    }
+    return true;
+}
+
 static QObject *parse_number(JSONParser *ps)
 {
     const char *start = ps->p;
-    bool integral = true;
+    bool integral;
     g_autofree char *text = NULL;
 
-    if (ps->p < ps->end && *ps->p == '-') {
-        ps->p++;
-    }
-    if (ps->p < ps->end && *ps->p == '0') {
-        ps->p++;
-    } else if (ps->p < ps->end && g_ascii_isdigit(*ps->p)) {
-        while (ps->p < ps->end && g_ascii_isdigit(*ps->p)) {
-            ps->p++;
-        }
-    } else {
+    if (!skip_number(ps, &integral)) {
         parse_fail(ps, "invalid number");
         return NULL;
-    }
-    if (ps->p < ps->end && *ps->p == '.') {
-        integral = false;
-        ps->p++;
-        if (ps->p >= ps->end || !g_ascii_isdigit(*ps->p)) {
-            parse_fail(ps, "invalid number");
-            return NULL;
-        }
-        while (ps->p < ps->end && g_ascii_isdigit(*ps->p)) {
-            ps->p++;
-        }
-    }
-    if (ps->p < ps->end && (*ps->p == 'e' || *ps->p == 'E')) {
-        integral = false;
-        ps->p++;
-        if (ps->p < ps->end && (*ps->p == '+' || *ps->p == '-')) {
-            ps->p++;
-        }
-        if (ps->p >= ps->end || !g_ascii_isdigit(*ps->p)) {
-            parse_fail(ps, "invalid number");
-            return NULL;
-        }
-        while (ps->p < ps->end && g_ascii_isdigit(*ps->p)) {
-            ps->p++;
-        }
     }
     text = g_strndup(start, ps->p - start);
     if (integral) {

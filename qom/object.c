@@ -3,6 +3,7 @@
  */
 #include "qom/object.h"
 #include "qemu/error.h"
+#include "qemu/id.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -17,19 +18,6 @@ void object_class_register(const ObjectClass *klass)
     }
     g_assert(!g_hash_table_contains(object_classes, klass->name));
     g_hash_table_insert(object_classes, (gpointer)klass->name, (gpointer)klass);
-}
-
-static bool object_id_valid(const char *id)
-{
-    if (!g_ascii_isalpha(id[0])) {
-        return false;
-    }
-    for (const char *p = id; *p; p++) {
-        if (!g_ascii_isalnum(*p) && *p != '-' && *p != '_' && *p != '.') {
-            return false;
-        }
-    }
-    return true;
 }
 
 static void object_free(Object *obj)
@@ -62,7 +50,7 @@ Object *object_create_from_string(const char *optstr, GError **errp)
         g_set_error(errp, VCCID_ERROR, 0, "-object %s: Parameter 'id' is missing", optstr);
         return NULL;
     }
-    if (!object_id_valid(id)) {
+    if (!id_wellformed(id)) {
         g_set_error(errp, VCCID_ERROR, 0,
                     "-object %s: Parameter 'id' expects an identifier (a letter, then letters, "
                     "digits, '-', '_' or '.'), not '%s'", optstr, id);

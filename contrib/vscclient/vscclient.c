@@ -25,10 +25,10 @@
 #include <nss.h>
 #include <cert.h>
 #include <pk11pub.h>
-#include <secmod.h>
 
 #include "crypto/tlscreds.h"
 #include "proto/vscard.h"
+#include "qemu/cacard-nss.h"
 #include "trace/control.h"
 
 #include "trace.h"
@@ -262,59 +262,20 @@ static void send_card_insert(Client *c, VReader *reader, vreader_id_t id)
     send_request(c, VSC_ATR, id, atr, atr_len);
 }
 
-/* Would libcacard mirror this slot at start-up, under --slots? */
-static bool slot_eligible(const Client *c, PK11SlotInfo *slot)
+/* A reader we do not lend has no id, and nothing of it is sent. */
+static void send_reader_event(Client *c, VSCMsgType type, vreader_id_t id)
 {
-    return PK11_IsRemovable(slot) && (c->slots_removable || PK11_IsHW(slot));
-}
-
-/* The slot libcacard named a reader after (PK11_GetSlotName), outside NSS's own module. */
-static PK11SlotInfo *find_slot(const char *name)
-{
-    SECMODListLock *lock = SECMOD_GetDefaultModuleListLock();
-    PK11SlotInfo *found = NULL;
-
-    SECMOD_GetReadLock(lock);
-    for (SECMODModuleList *m = SECMOD_GetDefaultModuleList(); m && !found; m = m->next) {
-        if (!m->module || m->module == SECMOD_GetInternalModule()) {
-            continue;
-        }
-        for (int i = 0; i < m->module->slotCount; i++) {
-            PK11SlotInfo *slot = m->module->slots[i];
-
-            if (slot && strcmp(PK11_GetSlotName(slot), name) == 0) {
-                found = PK11_ReferenceSlot(slot);
-                break;
-            }
-        }
+    if (id != VSCARD_UNDEFINED_READER_ID) {
+        send_request(c, type, id, NULL, 0);
     }
-    SECMOD_ReleaseReadLock(lock);
-    return found;
 }
 
-/*
- * Is this reader one we lend? libcacard's event thread makes a reader for
- * any slot that has an event, whatever use_hw says: apply --slots again, and
- * --token keeps only the slot of that token.
- */
+/* Is this reader one we lend? Lending NSS tokens, --slots and --token choose. */
 static bool reader_lent(const Client *c, VReader *reader)
 {
-    const char *name = vreader_get_name(reader);
-    PK11SlotInfo *slot;
-    bool lent;
-
-    if (!c->filter_readers) {
-        return true;
-    }
-    if (c->token_slot_name) {
-        return strcmp(name, c->token_slot_name) == 0;
-    }
-    slot = find_slot(name);
-    lent = slot && slot_eligible(c, slot);
-    if (slot) {
-        PK11_FreeSlot(slot);
-    }
-    return lent;
+    return !c->filter_readers ||
+           cacard_nss_reader_wanted(vreader_get_name(reader), c->token_slot_name,
+                                    c->slots_removable);
 }
 
 /*
@@ -346,9 +307,7 @@ static void process_event(Client *c, VEvent *ev)
     }
     case VEVENT_READER_REMOVE:
         trace_vscard_reader_remove(id);
-        if (id != VSCARD_UNDEFINED_READER_ID) {
-            send_request(c, VSC_ReaderRemove, id, NULL, 0);
-        }
+        send_reader_event(c, VSC_ReaderRemove, id);
         break;
     case VEVENT_CARD_INSERT:
         if (id != VSCARD_UNDEFINED_READER_ID) {
@@ -357,9 +316,7 @@ static void process_event(Client *c, VEvent *ev)
         break;
     case VEVENT_CARD_REMOVE:
         trace_vscard_card_remove(id);
-        if (id != VSCARD_UNDEFINED_READER_ID) {
-            send_request(c, VSC_CardRemove, id, NULL, 0);
-        }
+        send_reader_event(c, VSC_CardRemove, id);
         break;
     default:
         break;
@@ -972,7 +929,7 @@ static bool find_token(Client *c, const char *label, GError **errp)
                     "--token %s: no token with that label in the NSS database", label);
         return false;
     }
-    ok = slot_eligible(c, slot);
+    ok = cacard_nss_slot_eligible(slot, c->slots_removable);
     if (ok) {
         c->token_slot_name = g_strdup(PK11_GetSlotName(slot));
     } else {
@@ -989,28 +946,15 @@ static bool find_token(Client *c, const char *label, GError **errp)
 static bool init_cards(const char *opts, GPtrArray *certs, GError **errp)
 {
     g_autofree char *dir = emulator_db_dir(opts);
-    VCardEmulOptions *options = NULL;
+    g_autofree char *hint = NULL;
 
     if (dir && !g_file_test(dir, G_FILE_TEST_IS_DIR)) {
         g_set_error(errp, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
                     "certificate database %s not found", dir);
         return false;
     }
-    if (opts) {
-        options = vcard_emul_options(opts);
-        if (!options) {
-            g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                        "libcacard rejected the emulator options: %s", opts);
-            return false;
-        }
-    }
-    if (vcard_emul_init(options) != VCARD_EMUL_OK) {
-        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_FAILED,
-                    "libcacard could not start (certificate database %s unusable?)",
-                    dir ? dir : "/etc/pki/nssdb");
-        return false;
-    }
-    return check_card_sources(opts, certs, errp);
+    hint = g_strdup_printf("certificate database %s unusable?", dir ? dir : "/etc/pki/nssdb");
+    return cacard_nss_start(opts, hint, errp) && check_card_sources(opts, certs, errp);
 }
 
 int main(int argc, char **argv)

@@ -16,13 +16,13 @@
 #include <glib-unix.h>
 #include <keyhi.h>
 #include <pk11pub.h>
-#include <secmod.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "qemu/cacard-nss.h"
 #include "trace/control.h"
 #include "trace.h"
 
@@ -180,64 +180,17 @@ static bool emul_slots_removable(EmulatedState *s)
     return strcmp(s->slots, SLOTS_REMOVABLE) == 0;
 }
 
-/* Would libcacard mirror this slot at start-up, with our slots= rule? */
-static bool emul_slot_eligible(EmulatedState *s, PK11SlotInfo *slot)
-{
-    return PK11_IsRemovable(slot) && (emul_slots_removable(s) || PK11_IsHW(slot));
-}
-
-/*
- * The NSS slot called name, in a module other than NSS's own. libcacard
- * names its readers after PK11_GetSlotName().
- */
-static PK11SlotInfo *emul_find_slot(const char *name)
-{
-    SECMODListLock *lock = SECMOD_GetDefaultModuleListLock();
-    PK11SlotInfo *found = NULL;
-
-    SECMOD_GetReadLock(lock);
-    for (SECMODModuleList *m = SECMOD_GetDefaultModuleList(); m && !found; m = m->next) {
-        if (!m->module || m->module == SECMOD_GetInternalModule()) {
-            continue;
-        }
-        for (int i = 0; i < m->module->slotCount; i++) {
-            PK11SlotInfo *slot = m->module->slots[i];
-
-            if (slot && strcmp(PK11_GetSlotName(slot), name) == 0) {
-                found = PK11_ReferenceSlot(slot);
-                break;
-            }
-        }
-    }
-    SECMOD_ReleaseReadLock(lock);
-    return found;
-}
-
 /*
  * Is the reader libcacard announces one that may become ours? The soft card
- * of backend=certificates always is. For NSS tokens, libcacard's event thread
- * makes a reader for any slot that has an event, whatever use_hw says (a
- * SoftHSM2 slot under use_hw=yes gets a reader that never gets a card):
- * apply slots= here again, and token= picks one slot by its token's label.
+ * of backend=certificates always is. For NSS tokens, slots= applies again
+ * (a SoftHSM2 slot under use_hw=yes gets a reader that never gets a card),
+ * and token= picks one slot by its token's label.
  */
 static bool emul_reader_wanted(EmulatedState *s, VReader *reader)
 {
-    const char *name = vreader_get_name(reader);
-    PK11SlotInfo *slot;
-    bool wanted;
-
-    if (strcmp(s->backend, BACKEND_CERTIFICATES) == 0) {
-        return true;
-    }
-    if (s->token_slot_name) {
-        return strcmp(name, s->token_slot_name) == 0;
-    }
-    slot = emul_find_slot(name);
-    wanted = slot && emul_slot_eligible(s, slot);
-    if (slot) {
-        PK11_FreeSlot(slot);
-    }
-    return wanted;
+    return strcmp(s->backend, BACKEND_CERTIFICATES) == 0 ||
+           cacard_nss_reader_wanted(vreader_get_name(reader), s->token_slot_name,
+                                    emul_slots_removable(s));
 }
 
 /* Returns false when asked to quit. */
@@ -472,7 +425,7 @@ static bool emul_find_token(EmulatedState *s, GError **errp)
                     s->db ? s->db : DEFAULT_CERT_DB, s->db ? s->db : DEFAULT_CERT_DB);
         return false;
     }
-    ok = emul_slot_eligible(s, slot);
+    ok = cacard_nss_slot_eligible(slot, emul_slots_removable(s));
     if (!ok) {
         g_set_error(errp, VCCID_ERROR, 0, "Property '%s.token': token '%s' is in slot '%s', "
                     "which is not a removable%s slot%s", TYPE_EMULATED_CCID, s->token,
@@ -501,6 +454,28 @@ static void emul_exit_before_destructors(int status, void *opaque)
     _exit(status);
 }
 
+/* What emul_hint_left_out_tokens() learns of each slot under slots=removable-hw. */
+typedef struct LeftOutTokens {
+    bool eligible;           /* some slot is mirrored */
+    GString *labels;         /* the tokens of the removable slots that are not */
+} LeftOutTokens;
+
+static bool emul_note_left_out_token(PK11SlotInfo *slot, void *opaque)
+{
+    LeftOutTokens *t = opaque;
+
+    if (!PK11_IsRemovable(slot)) {
+        return true;
+    }
+    if (cacard_nss_slot_eligible(slot, false)) {
+        t->eligible = true;
+    } else if (PK11_IsPresent(slot) && *PK11_GetTokenName(slot)) {
+        g_string_append_printf(t->labels, "%s'%s'", t->labels->len ? ", " : "",
+                               PK11_GetTokenName(slot));
+    }
+    return true;
+}
+
 /*
  * With the default slots=, a software token (SoftHSM2) is left out and the
  * reader stays empty, which looks like a fault: say which tokens were left
@@ -508,35 +483,14 @@ static void emul_exit_before_destructors(int status, void *opaque)
  */
 static void emul_hint_left_out_tokens(EmulatedState *s)
 {
-    SECMODListLock *lock = SECMOD_GetDefaultModuleListLock();
-    bool eligible = false;
-    GString *left_out = g_string_new(NULL);
+    LeftOutTokens t = { .labels = g_string_new(NULL) };
 
-    SECMOD_GetReadLock(lock);
-    for (SECMODModuleList *m = SECMOD_GetDefaultModuleList(); m; m = m->next) {
-        if (!m->module || m->module == SECMOD_GetInternalModule()) {
-            continue;
-        }
-        for (int i = 0; i < m->module->slotCount; i++) {
-            PK11SlotInfo *slot = m->module->slots[i];
-
-            if (!slot || !PK11_IsRemovable(slot)) {
-                continue;
-            }
-            if (emul_slot_eligible(s, slot)) {
-                eligible = true;
-            } else if (PK11_IsPresent(slot) && *PK11_GetTokenName(slot)) {
-                g_string_append_printf(left_out, "%s'%s'", left_out->len ? ", " : "",
-                                       PK11_GetTokenName(slot));
-            }
-        }
-    }
-    SECMOD_ReleaseReadLock(lock);
-    if (!eligible && left_out->len) {
+    cacard_nss_foreach_slot(emul_note_left_out_token, &t);
+    if (!t.eligible && t.labels->len) {
         g_message("%s: no removable hardware slot; software token(s) %s left out "
-                  "(slots=%s takes them)", DEVICE(s)->id, left_out->str, SLOTS_REMOVABLE);
+                  "(slots=%s takes them)", DEVICE(s)->id, t.labels->str, SLOTS_REMOVABLE);
     }
-    g_string_free(left_out, TRUE);
+    g_string_free(t.labels, TRUE);
 }
 
 static bool emul_card_setup(EmulatedState *s, GError **errp);
@@ -544,7 +498,7 @@ static bool emul_card_setup(EmulatedState *s, GError **errp);
 static bool emul_init_cacard(EmulatedState *s, GError **errp)
 {
     g_autofree char *args = emul_build_options(s, errp);
-    VCardEmulOptions *opts;
+    g_autofree char *hint = NULL;
 
     if (!args) {
         return false;
@@ -560,16 +514,9 @@ static bool emul_init_cacard(EmulatedState *s, GError **errp)
         /* The same card again: libcacard's readers are still there, replayed at realize. */
         return emul_card_setup(s, errp);
     }
-    opts = vcard_emul_options(args);
-    if (!opts) {
-        g_set_error(errp, VCCID_ERROR, 0, "libcacard rejected the options '%s'", args);
-        return false;
-    }
-    if (vcard_emul_init(opts) != VCARD_EMUL_OK) {
-        g_set_error(errp, VCCID_ERROR, 0,
-                    "libcacard could not start with '%s' (is db= an NSS database with "
-                    "those certificate nicknames? check with: certutil -L -d %s)",
-                    args, s->db ? s->db : DEFAULT_CERT_DB);
+    hint = g_strdup_printf("is db= an NSS database with those certificate nicknames? "
+                           "check with: certutil -L -d %s", s->db ? s->db : DEFAULT_CERT_DB);
+    if (!cacard_nss_start(args, hint, errp)) {
         return false;
     }
     if (strcmp(s->backend, BACKEND_CERTIFICATES) == 0 && !emul_check_certificates(s, errp)) {

@@ -47,6 +47,9 @@ typedef struct Property {
 #define DEFINE_PROP_CHR(n, s, f, desc)        DEFINE_PROP(n, s, f, PROP_TYPE_CHARDEV, NULL, desc)
 #define DEFINE_PROP_END_OF_LIST()             { .name = NULL }
 
+/* A property type's name as -device help shows it (QEMU's: str, bool, uint8, chardev, ...). */
+const char *prop_type_name(PropertyType type);
+
 /*
  * A class is static const data. Subclasses embed DeviceClass as their first
  * member, so a DeviceClass pointer can be cast to the subclass. parent_type
