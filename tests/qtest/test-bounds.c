@@ -209,6 +209,203 @@ static size_t recv_count(int fd, size_t want, int timeout_ms)
     return got;
 }
 
+/* Iterate the host until every transfer in ts is done (or it is dropped). */
+static void wait_all_done(CcidHost *c, GPtrArray *ts)
+{
+    gint64 deadline = g_get_monotonic_time() + 60 * G_USEC_PER_SEC;
+
+    for (guint i = 0; i < ts->len; i++) {
+        UrhTransfer *t = g_ptr_array_index(ts, i);
+
+        while (!t->done && urh_peer_alive(c->usb) && g_get_monotonic_time() < deadline) {
+            urh_iterate(c->usb, 50);
+        }
+        g_assert_true(t->done);
+    }
+}
+
+/* A usbredir bulk packet as a host sends it (64-bit ids), appended to out. */
+static void redir_raw_bulk(GByteArray *out, uint64_t id, uint8_t ep, const uint8_t *data,
+                           uint16_t len)
+{
+    uint32_t type = GUINT32_TO_LE(usb_redir_bulk_packet);
+    uint32_t plen = GUINT32_TO_LE(10 + (ep & 0x80 ? 0 : len));
+    uint64_t lid = GUINT64_TO_LE(id);
+    uint16_t llen = GUINT16_TO_LE(len);
+    uint8_t bulk[10] = { ep, 0 };
+
+    memcpy(bulk + 2, &llen, 2);
+    g_byte_array_append(out, (uint8_t *)&type, 4);
+    g_byte_array_append(out, (uint8_t *)&plen, 4);
+    g_byte_array_append(out, (uint8_t *)&lid, 8);
+    g_byte_array_append(out, bulk, sizeof(bulk));
+    if (!(ep & 0x80)) {
+        g_byte_array_append(out, data, len);
+    }
+}
+
+/*
+ * Take the whole usbredir packets at the start of in; count the bulk-in
+ * answers that carry a message of type want (and any other bulk-in answer
+ * in *bad), and the bulk-out answers.
+ */
+static void redir_raw_count(GByteArray *in, uint8_t ep_in, uint8_t want, size_t *ins,
+                            size_t *outs, size_t *bad)
+{
+    size_t off = 0;
+
+    while (in->len - off >= 16) {
+        uint32_t type, len;
+
+        memcpy(&type, in->data + off, 4);
+        memcpy(&len, in->data + off + 4, 4);
+        type = GUINT32_FROM_LE(type);
+        len = GUINT32_FROM_LE(len);
+        if (in->len - off < 16 + len) {
+            break;
+        }
+        if (type == usb_redir_bulk_packet && len >= 10) {
+            const uint8_t *bulk = in->data + off + 16;
+
+            if (bulk[0] != ep_in) {
+                *outs += 1;
+            } else if (bulk[1] == usb_redir_success && len > 10 && bulk[10] == want) {
+                *ins += 1;
+            } else {
+                *bad += 1;
+            }
+        }
+        off += 16 + len;
+    }
+    g_byte_array_remove_range(in, 0, off);
+}
+
+/*
+ * Backpressure on a host that writes far ahead of its reading: 100,000
+ * GetSlotStatus, each with its bulk-in, before it reads anything. The
+ * answers (6 MB) would pass the chardev's 4 MiB cap; instead the daemon
+ * stops reading once 1 MiB waits for the host, the rest waits in the
+ * socket and in the host, and when the host reads, every answer arrives.
+ * Before backpressure the host was dropped ("peer is not reading its input").
+ * (Raw packets: the host's usbredirparser queues its writes in a list.)
+ */
+static void test_usbredir_host_reads_late(void)
+{
+    enum { N = 100000 };
+    VccidProcess *v = vccid_start_default();
+    CcidHost *c = ccid_host_open(v->sock_path);
+    g_autoptr(GByteArray) reqs = g_byte_array_new();
+    g_autoptr(GByteArray) answers = g_byte_array_new();
+    g_autofree uint8_t *buf = g_malloc(65536);
+    g_autofree char *log = NULL;
+    Memory before = memory_of(v->pid);
+    int fd = urh_fd(c->usb);
+    size_t sent, ins = 0, outs = 0, bad = 0;
+    gint64 deadline;
+
+    g_assert_true(urh_peer_has_cap(c->usb, usb_redir_cap_64bits_ids));
+    for (uint64_t i = 0; i < N; i++) {
+        uint8_t msg[CCID_HDR];
+
+        ccid_build(c, msg, PC_to_RDR_GetSlotStatus, 0, 0, 0, 0, 0);
+        redir_raw_bulk(reqs, (1ull << 40) + 2 * i, c->ep_bulk_out, msg, sizeof(msg));
+        redir_raw_bulk(reqs, (1ull << 40) + 2 * i + 1, c->ep_bulk_in, NULL, c->bulk_in_size);
+    }
+    sent = send_pattern_until_stalled(fd, reqs->data, reqs->len, reqs->len);
+    g_test_message("%zu of %u bytes of requests taken before the daemon stopped reading",
+                   sent, reqs->len);
+    g_assert_cmpuint(sent, <, reqs->len);
+    assert_growth_bounded(v->pid, before, "usbredir host that reads late");
+
+    /* Now the host reads, and sends the rest as the daemon takes it. */
+    deadline = g_get_monotonic_time() + 60 * G_USEC_PER_SEC;
+    while ((ins < N || outs < N) && g_get_monotonic_time() < deadline) {
+        struct pollfd pfd = { .fd = fd, .events = POLLIN | (sent < reqs->len ? POLLOUT : 0) };
+        ssize_t n;
+
+        if (poll(&pfd, 1, 1000) <= 0) {
+            continue;
+        }
+        if (pfd.revents & POLLOUT) {
+            n = send(fd, reqs->data + sent, reqs->len - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+            sent += n > 0 ? n : 0;
+        }
+        if (pfd.revents & (POLLIN | POLLHUP | POLLERR)) {
+            n = recv(fd, buf, 65536, MSG_DONTWAIT);
+            if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+                break;
+            }
+            g_byte_array_append(answers, buf, MAX(n, 0));
+            redir_raw_count(answers, c->ep_bulk_in, RDR_to_PC_SlotStatus, &ins, &outs, &bad);
+        }
+    }
+    g_test_message("%zu bulk-in and %zu bulk-out answers, %zu others", ins, outs, bad);
+    g_assert_cmpuint(ins, ==, N);
+    g_assert_cmpuint(outs, ==, N);
+    g_assert_cmpuint(bad, ==, 0);
+    g_assert_cmpuint(answers->len, ==, 0);
+    log = vccid_read_stderr(v);
+    g_assert_null(strstr(log, "peer is not reading its input"));
+    assert_slot_works(c);
+    ccid_host_free(c);
+    vccid_stop(v);
+}
+
+/*
+ * No deadlock: bulk-in requests come on the same socket as bulk-out data.
+ * A host fills the reader's queues with 64 GetSlotStatus, then sends ten
+ * bulk-outs of 64 KiB the reader can only hold (640 KiB: past the high-water
+ * mark, below the cap), and only then the bulk-ins for all 74 answers. The
+ * device holds no IN transfer, so nothing would drain without reading on:
+ * the daemon must read on to see those bulk-ins. Every answer arrives and
+ * the host is not dropped.
+ */
+static void test_usbredir_held_bulk_out_then_read(void)
+{
+    VccidProcess *v = vccid_start_default();
+    CcidHost *c = ccid_host_open(v->sock_path);
+    g_autofree uint8_t *big = g_malloc0(64 * 1024);
+    g_autoptr(GPtrArray) ins = g_ptr_array_new();
+    g_autofree char *log = NULL;
+    Memory before = memory_of(v->pid);
+
+    for (int i = 0; i < 64; i++) {
+        uint8_t msg[CCID_HDR];
+
+        ccid_build(c, msg, PC_to_RDR_GetSlotStatus, 0, 0, 0, 0, 0);
+        urh_bulk_submit(c->usb, c->ep_bulk_out, msg, sizeof(msg));
+    }
+    for (int i = 0; i < 10; i++) {
+        /*
+         * Longer than the reader takes: each is answered with an error, in
+         * its turn. One byte short of 64 KiB, so that the transfer ends.
+         */
+        ccid_build(c, big, PC_to_RDR_XfrBlock, 0, 64 * 1024 - 1 - CCID_HDR, 0, 0, 0);
+        urh_bulk_submit(c->usb, c->ep_bulk_out, big, 64 * 1024 - 1);
+    }
+    while (urh_send_only(c->usb, 1000)) {
+    }
+    urh_idle(c->usb, 200);
+    for (int i = 0; i < 74; i++) {
+        g_ptr_array_add(ins, urh_bulk_submit(c->usb, c->ep_bulk_in, NULL, c->bulk_in_size));
+    }
+    wait_all_done(c, ins);
+    for (guint i = 0; i < ins->len; i++) {
+        UrhTransfer *t = g_ptr_array_index(ins, i);
+
+        g_assert_cmpuint(t->status, ==, usb_redir_success);
+        g_assert_cmpuint(t->data->data[0], ==, i < 64 ? RDR_to_PC_SlotStatus
+                                                      : RDR_to_PC_DataBlock);
+    }
+    g_assert_true(urh_peer_alive(c->usb));
+    assert_growth_bounded(v->pid, before, "held bulk-out, then read");
+    log = vccid_read_stderr(v);
+    g_assert_null(strstr(log, "dropping the peer"));
+    assert_slot_works(c);
+    ccid_host_free(c);
+    vccid_stop(v);
+}
+
 /*
  * Finding 2c: one usbredir packet of 100 MB, after a proper hello (64-bit
  * ids): dropped at its header, before anything is allocated for it.
@@ -485,6 +682,9 @@ int main(int argc, char **argv)
     g_test_add_func("/bounds/usbredir/held-bulk-out", test_held_bulk_out);
     g_test_add_func("/bounds/usbredir/huge-packet", test_huge_packet);
     g_test_add_func("/bounds/usbredir/partial-hello", test_partial_hello);
+    g_test_add_func("/bounds/usbredir/host-reads-late", test_usbredir_host_reads_late);
+    g_test_add_func("/bounds/usbredir/held-bulk-out-then-read",
+                    test_usbredir_held_bulk_out_then_read);
     g_test_add_func("/bounds/passthru/client-floods-before-reading",
                     test_passthru_client_floods_before_reading);
     g_test_add_func("/bounds/vscclient/flood", test_vscclient_flood);
