@@ -17,6 +17,8 @@
 #include <netinet/in.h>
 
 #include "usb-ccid-common.h"
+#include "usbip-host.h"
+#include "proto/usbip.h"
 #include "proto/vscard.h"
 
 #define MAX_GROWTH_KB (8 * 1024)
@@ -224,6 +226,43 @@ static void wait_all_done(CcidHost *c, GPtrArray *ts)
     }
 }
 
+/*
+ * Send reqs (the first *sent bytes already went) and count the answers
+ * until n IN and n OUT answers came, the peer closed, or nothing happened
+ * for a while.
+ */
+static void raw_exchange(int fd, GByteArray *reqs, size_t *sent, size_t n,
+                         void (*count)(GByteArray *in, size_t *ins, size_t *outs, size_t *bad,
+                                       void *opaque),
+                         void *opaque, size_t *ins, size_t *outs, size_t *bad)
+{
+    g_autoptr(GByteArray) answers = g_byte_array_new();
+    g_autofree uint8_t *buf = g_malloc(65536);
+    gint64 deadline = g_get_monotonic_time() + 60 * G_USEC_PER_SEC;
+
+    while ((*ins < n || *outs < n) && g_get_monotonic_time() < deadline) {
+        struct pollfd pfd = { .fd = fd, .events = POLLIN | (*sent < reqs->len ? POLLOUT : 0) };
+        ssize_t r;
+
+        if (poll(&pfd, 1, 1000) <= 0) {
+            continue;
+        }
+        if (pfd.revents & POLLOUT) {
+            r = send(fd, reqs->data + *sent, reqs->len - *sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+            *sent += r > 0 ? r : 0;
+        }
+        if (pfd.revents & (POLLIN | POLLHUP | POLLERR)) {
+            r = recv(fd, buf, 65536, MSG_DONTWAIT);
+            if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
+                break;
+            }
+            g_byte_array_append(answers, buf, MAX(r, 0));
+            count(answers, ins, outs, bad, opaque);
+        }
+    }
+    g_assert_cmpuint(answers->len, ==, 0);
+}
+
 /* A usbredir bulk packet as a host sends it (64-bit ids), appended to out. */
 static void redir_raw_bulk(GByteArray *out, uint64_t id, uint8_t ep, const uint8_t *data,
                            uint16_t len)
@@ -280,6 +319,14 @@ static void redir_raw_count(GByteArray *in, uint8_t ep_in, uint8_t want, size_t 
     g_byte_array_remove_range(in, 0, off);
 }
 
+static void redir_count_slot_status(GByteArray *in, size_t *ins, size_t *outs, size_t *bad,
+                                    void *opaque)
+{
+    CcidHost *c = opaque;
+
+    redir_raw_count(in, c->ep_bulk_in, RDR_to_PC_SlotStatus, ins, outs, bad);
+}
+
 /*
  * Backpressure on a host that writes far ahead of its reading: 100,000
  * GetSlotStatus, each with its bulk-in, before it reads anything. The
@@ -295,13 +342,10 @@ static void test_usbredir_host_reads_late(void)
     VccidProcess *v = vccid_start_default();
     CcidHost *c = ccid_host_open(v->sock_path);
     g_autoptr(GByteArray) reqs = g_byte_array_new();
-    g_autoptr(GByteArray) answers = g_byte_array_new();
-    g_autofree uint8_t *buf = g_malloc(65536);
     g_autofree char *log = NULL;
     Memory before = memory_of(v->pid);
     int fd = urh_fd(c->usb);
     size_t sent, ins = 0, outs = 0, bad = 0;
-    gint64 deadline;
 
     g_assert_true(urh_peer_has_cap(c->usb, usb_redir_cap_64bits_ids));
     for (uint64_t i = 0; i < N; i++) {
@@ -318,32 +362,11 @@ static void test_usbredir_host_reads_late(void)
     assert_growth_bounded(v->pid, before, "usbredir host that reads late");
 
     /* Now the host reads, and sends the rest as the daemon takes it. */
-    deadline = g_get_monotonic_time() + 60 * G_USEC_PER_SEC;
-    while ((ins < N || outs < N) && g_get_monotonic_time() < deadline) {
-        struct pollfd pfd = { .fd = fd, .events = POLLIN | (sent < reqs->len ? POLLOUT : 0) };
-        ssize_t n;
-
-        if (poll(&pfd, 1, 1000) <= 0) {
-            continue;
-        }
-        if (pfd.revents & POLLOUT) {
-            n = send(fd, reqs->data + sent, reqs->len - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
-            sent += n > 0 ? n : 0;
-        }
-        if (pfd.revents & (POLLIN | POLLHUP | POLLERR)) {
-            n = recv(fd, buf, 65536, MSG_DONTWAIT);
-            if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-                break;
-            }
-            g_byte_array_append(answers, buf, MAX(n, 0));
-            redir_raw_count(answers, c->ep_bulk_in, RDR_to_PC_SlotStatus, &ins, &outs, &bad);
-        }
-    }
+    raw_exchange(fd, reqs, &sent, N, redir_count_slot_status, c, &ins, &outs, &bad);
     g_test_message("%zu bulk-in and %zu bulk-out answers, %zu others", ins, outs, bad);
     g_assert_cmpuint(ins, ==, N);
     g_assert_cmpuint(outs, ==, N);
     g_assert_cmpuint(bad, ==, 0);
-    g_assert_cmpuint(answers->len, ==, 0);
     log = vccid_read_stderr(v);
     g_assert_null(strstr(log, "peer is not reading its input"));
     assert_slot_works(c);
@@ -490,6 +513,124 @@ static void test_partial_hello(void)
     close(fd);
     assert_log_has(v, "no hello within 2s");
     assert_next_host_served(v);
+    vccid_stop(v);
+}
+
+/* ---- USB/IP ---- */
+
+/* The usb-ccid's endpoints (hw/usb/dev-smartcard-reader.c). */
+#define USBIP_EP_BULK_IN 2
+#define USBIP_EP_BULK_OUT 3
+
+static void usbip_raw_submit(GByteArray *out, uint32_t devid, uint32_t seqnum, bool in,
+                             const uint8_t *data, uint32_t len)
+{
+    UsbipSubmit cmd = {
+        .h = { .command = USBIP_CMD_SUBMIT, .seqnum = seqnum, .devid = devid,
+               .direction = in ? USBIP_DIR_IN : USBIP_DIR_OUT,
+               .ep = in ? USBIP_EP_BULK_IN : USBIP_EP_BULK_OUT },
+        .transfer_buffer_length = len,
+    };
+
+    usbip_encode_cmd_submit(out, &cmd, data);
+}
+
+/*
+ * Take the whole RET_SUBMITs at the start of in (odd seqnums are IN URBs,
+ * whose data follows); count IN answers carrying a message of type want
+ * (others in *bad), and OUT answers.
+ */
+static void usbip_raw_count(GByteArray *in, uint8_t want, size_t *ins, size_t *outs, size_t *bad)
+{
+    size_t off = 0;
+
+    while (in->len - off >= 48) {
+        const uint8_t *r = in->data + off;
+        uint32_t seqnum = r[4] << 24 | r[5] << 16 | r[6] << 8 | r[7];
+        int32_t status = (int32_t)(r[20] << 24 | r[21] << 16 | r[22] << 8 | r[23]);
+        uint32_t actual = r[24] << 24 | r[25] << 16 | r[26] << 8 | r[27];
+        size_t len = 48 + (seqnum & 1 ? actual : 0);
+
+        if (in->len - off < len) {
+            break;
+        }
+        if (!(seqnum & 1)) {
+            *outs += status == 0;
+            *bad += status != 0;
+        } else if (status == 0 && actual >= CCID_HDR && r[48] == want) {
+            *ins += 1;
+        } else {
+            *bad += 1;
+        }
+        off += len;
+    }
+    g_byte_array_remove_range(in, 0, off);
+}
+
+static void usbip_count_slot_status(GByteArray *in, size_t *ins, size_t *outs, size_t *bad,
+                                    void *opaque)
+{
+    usbip_raw_count(in, RDR_to_PC_SlotStatus, ins, outs, bad);
+}
+
+/*
+ * The USB/IP form of host-reads-late: 200,000 GetSlotStatus with their
+ * bulk-in URBs before the importer reads anything. The RET_SUBMITs (21 MB)
+ * would pass the export's 16 MiB output cap; instead the daemon stops
+ * reading once 1 MiB waits, and when the importer reads, every URB is
+ * answered on the same connection. Before backpressure the importer was
+ * dropped ("bytes of answers not read").
+ */
+static void test_usbip_importer_reads_late(void)
+{
+    enum { N = 200000 };
+    uint16_t port = qtest_free_tcp_port();
+    g_autofree char *export = g_strdup_printf("usbip,device=r1,port=%u", port);
+    const char *const args[] = {
+        "-device", "usb-ccid,id=r1",
+        "-device", "ccid-card-emulated,backend=certificates,db=@DB@,"
+                   "cert1=id-cert,cert2=signing-cert,cert3=encryption-cert",
+        "-export", export, NULL,
+    };
+    VccidProcess *v = vccid_start(args);
+    g_autoptr(GError) err = NULL;
+    g_autoptr(GByteArray) reqs = g_byte_array_new();
+    g_autoptr(GByteArray) answer = NULL;
+    g_autofree char *log = NULL;
+    uint8_t gss[CCID_HDR] = { PC_to_RDR_GetSlotStatus };
+    uint32_t status = 0;
+    UsbipHost *h = uih_import(port, "1-1", &status, &err);
+    Memory before = memory_of(v->pid);
+    size_t sent, ins = 0, outs = 0, bad = 0;
+
+    g_assert_no_error(err);
+    g_assert_nonnull(h);
+    g_assert_cmpint(uih_control(h, 0x00, 0x09, 1, 0, NULL, 0, NULL), ==, 0);
+    for (uint32_t i = 0; i < N; i++) {
+        gss[6] = i;
+        usbip_raw_submit(reqs, uih_devid(h), 0x100000 + 2 * i, false, gss, sizeof(gss));
+        usbip_raw_submit(reqs, uih_devid(h), 0x100000 + 2 * i + 1, true, NULL, 65546);
+    }
+    sent = send_pattern_until_stalled(uih_fd(h), reqs->data, reqs->len, reqs->len);
+    g_test_message("%zu of %u bytes of URBs taken before the daemon stopped reading",
+                   sent, reqs->len);
+    g_assert_cmpuint(sent, <, reqs->len);
+    assert_growth_bounded(v->pid, before, "USB/IP importer that reads late");
+
+    raw_exchange(uih_fd(h), reqs, &sent, N, usbip_count_slot_status, NULL, &ins, &outs, &bad);
+    g_test_message("%zu IN and %zu OUT URBs answered, %zu others", ins, outs, bad);
+    g_assert_cmpuint(ins, ==, N);
+    g_assert_cmpuint(outs, ==, N);
+    g_assert_cmpuint(bad, ==, 0);
+    log = vccid_read_stderr(v);
+    g_assert_null(strstr(log, "disconnecting"));
+
+    /* The same connection goes on. */
+    gss[6] = 0;
+    g_assert_cmpint(uih_bulk_out(h, USBIP_EP_BULK_OUT, gss, sizeof(gss)), ==, 0);
+    g_assert_cmpint(uih_bulk_in(h, USBIP_EP_BULK_IN, 65546, &answer), ==, 0);
+    g_assert_cmpuint(answer->data[0], ==, RDR_to_PC_SlotStatus);
+    uih_free(h);
     vccid_stop(v);
 }
 
@@ -680,6 +821,7 @@ int main(int argc, char **argv)
                     test_usbredir_held_bulk_out_then_read);
     g_test_add_func("/bounds/passthru/client-floods-before-reading",
                     test_passthru_client_floods_before_reading);
+    g_test_add_func("/bounds/usbip/importer-reads-late", test_usbip_importer_reads_late);
     g_test_add_func("/bounds/vscclient/flood", test_vscclient_flood);
     return g_test_run();
 }
