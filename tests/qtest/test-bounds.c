@@ -516,6 +516,137 @@ static void test_partial_hello(void)
     vccid_stop(v);
 }
 
+/* ---- a card that takes its time: the passthru client is the test ---- */
+
+/* The passthru client's ATR: a T=1 card. */
+static const uint8_t slow_card_atr[] = { 0x3b, 0x8b, 0x80, 0x01, 0x00, 0x31, 0xc1, 0x64,
+                                         0x08, 0x60, 0x32, 0x00, 0x00, 0x90, 0x00 };
+
+/* Answer every whole VSC_APDU in in (taken from it) with 90 00; returns how many. */
+static unsigned slow_card_answer(int fd, GByteArray *in)
+{
+    static const uint8_t ok[] = { 0x90, 0x00 };
+    g_autoptr(GByteArray) out = g_byte_array_new();
+    size_t off = 0;
+    unsigned n = 0;
+
+    while (in->len - off >= VSCARD_HEADER_SIZE) {
+        const uint8_t *h = in->data + off;
+        uint32_t len = h[8] << 24 | h[9] << 16 | h[10] << 8 | h[11];
+
+        if (in->len - off < VSCARD_HEADER_SIZE + len) {
+            break;
+        }
+        if (h[3] == VSC_APDU) {
+            vscard_build(out, VSC_APDU, 0, ok, sizeof(ok));
+            n++;
+        }
+        off += VSCARD_HEADER_SIZE + len;
+    }
+    g_byte_array_remove_range(in, 0, off);
+    g_assert_cmpint(send(fd, out->data, out->len, MSG_NOSIGNAL), ==, out->len);
+    return n;
+}
+
+/* Read what the daemon sent the client, without waiting. */
+static void slow_card_read(int fd, GByteArray *in)
+{
+    uint8_t buf[65536];
+    ssize_t n;
+
+    while ((n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT)) > 0) {
+        g_byte_array_append(in, buf, n);
+    }
+}
+
+/*
+ * The paused path, and that it resumes: a host sends an APDU, eight
+ * bulk-ins (as a host keeps reads queued), then 1,500 more 270-byte
+ * XfrBlocks. The card (this test, as the passthru client) does not answer
+ * yet, so the reader is busy with the first APDU and holds a bulk-in (its
+ * time extensions use one each 500 ms), and the rest fills the command
+ * queue and then is held: the daemon stops reading at 256 KiB held (trace
+ * usbredir_held_back) instead of taking all of it. Then the card answers
+ * as the APDUs come and the host reads on, a new bulk-in for each one
+ * answered: reading resumes and every APDU is answered, the host kept.
+ */
+static void test_usbredir_busy_card_holds_back(void)
+{
+    enum { N = 1500, K = 8 };
+    static const char *const args[] = {
+        "-chardev", "socket,id=vsc,path=@DIR@/vsc.sock,server=on,wait=off",
+        "-device", "usb-ccid,id=ccid",
+        "-device", "ccid-card-passthru,chardev=vsc",
+        "-trace", "enable=usbredir_held_back",
+        NULL,
+    };
+    VccidProcess *v = vccid_start(args);
+    g_autofree char *path = g_build_filename(v->tmpdir, "vsc.sock", NULL);
+    g_autoptr(GByteArray) msgs = g_byte_array_new();
+    g_autoptr(GByteArray) from_daemon = g_byte_array_new();
+    g_autofree uint8_t *xfr = g_malloc0(CCID_HDR + 260);
+    g_autofree char *log = NULL;
+    g_autoptr(GByteArray) atr = NULL;
+    CcidHost *c = ccid_host_open(v->sock_path);
+    int fd = unix_connect(path);
+    UrhTransfer *reads[K];
+    unsigned answered = 0, blocks = 0, extensions = 0;
+    gint64 deadline;
+
+    vscard_build_init(msgs, VSCARD_UNDEFINED_READER_ID, 0);
+    vscard_build(msgs, VSC_ReaderAdd, VSCARD_UNDEFINED_READER_ID, NULL, 0);
+    vscard_build(msgs, VSC_ATR, 0, slow_card_atr, sizeof(slow_card_atr));
+    g_assert_cmpint(send(fd, msgs->data, msgs->len, MSG_NOSIGNAL), ==, msgs->len);
+    atr = ccid_power_on(c);
+
+    /* UPDATE BINARY with 255 bytes: a command the reader passes to the card whole. */
+    memcpy(xfr + CCID_HDR, (const uint8_t[]){ 0x00, 0xd6, 0x00, 0x00, 0xff }, 5);
+    for (int i = 0; i < N; i++) {
+        ccid_build(c, xfr, PC_to_RDR_XfrBlock, 0, 260, 0, 0, 0);
+        urh_bulk_submit(c->usb, c->ep_bulk_out, xfr, CCID_HDR + 260);
+        for (int k = 0; i == 0 && k < K; k++) {
+            reads[k] = urh_bulk_submit(c->usb, c->ep_bulk_in, NULL, c->bulk_in_size);
+        }
+    }
+    while (urh_send_only(c->usb, 1000)) {
+    }
+    log = vccid_read_stderr(v);
+    g_assert_nonnull(strstr(log, "usbredir_held_back"));
+    g_assert_true(urh_peer_alive(c->usb));
+
+    deadline = g_get_monotonic_time() + 60 * G_USEC_PER_SEC;
+    while (blocks < N && urh_peer_alive(c->usb) && g_get_monotonic_time() < deadline) {
+        urh_iterate(c->usb, 10);
+        slow_card_read(fd, from_daemon);
+        answered += slow_card_answer(fd, from_daemon);
+        for (int k = 0; k < K; k++) {
+            UrhTransfer *t = reads[k];
+
+            if (!t->done) {
+                continue;
+            }
+            g_assert_cmpuint(t->status, ==, usb_redir_success);
+            g_assert_cmpuint(t->data->data[0], ==, RDR_to_PC_DataBlock);
+            if (t->data->data[7] >> 6 == 2) {
+                extensions++;
+            } else {
+                g_assert_cmpuint(apdu_sw(t->data), ==, 0x9000);
+                blocks++;
+            }
+            urh_transfer_release(c->usb, t);
+            reads[k] = urh_bulk_submit(c->usb, c->ep_bulk_in, NULL, c->bulk_in_size);
+        }
+    }
+    g_test_message("%u APDUs answered by the card, %u by the reader, %u time extensions",
+                   answered, blocks, extensions);
+    g_assert_cmpuint(blocks, ==, N);
+    g_assert_cmpuint(answered, ==, N);
+    g_assert_true(urh_peer_alive(c->usb));
+    close(fd);
+    ccid_host_free(c);
+    vccid_stop(v);
+}
+
 /* ---- USB/IP ---- */
 
 /* The usb-ccid's endpoints (hw/usb/dev-smartcard-reader.c). */
@@ -821,6 +952,7 @@ int main(int argc, char **argv)
                     test_usbredir_held_bulk_out_then_read);
     g_test_add_func("/bounds/passthru/client-floods-before-reading",
                     test_passthru_client_floods_before_reading);
+    g_test_add_func("/bounds/usbredir/busy-card-holds-back", test_usbredir_busy_card_holds_back);
     g_test_add_func("/bounds/usbip/importer-reads-late", test_usbip_importer_reads_late);
     g_test_add_func("/bounds/vscclient/flood", test_vscclient_flood);
     return g_test_run();
