@@ -23,7 +23,7 @@
 /* Upper bound on one bulk-in transfer we buffer for; a shorter read is legal. */
 #define REDIR_MAX_BULK_IN (64 * 1024)
 /*
- * What one peer can make us hold (docs/ccid.txt, section 11); a peer that
+ * What one peer can make us hold (docs/ccid.txt, section 9); a peer that
  * goes beyond is dropped. A packet's length is checked in its header before
  * the parser allocates for it: the largest legitimate one is a bulk transfer
  * far below this (a CCID message is at most 65,546 bytes). A CCID host has

@@ -1,9 +1,10 @@
 /*
- * Every peer is bounded (docs/ccid.txt, section 11): the floods of the
+ * Every peer is bounded (docs/ccid.txt, section 9): the floods of the
  * review of issue 9, each from a peer that means harm. Each test checks
- * that the peer is dropped, that the process it attacked grew by less than
- * MAX_GROWTH_KB (VmRSS and its peak VmHWM, from /proc), and that the next
- * peer is served.
+ * that the process it attacked grew by less than MAX_GROWTH_KB (VmRSS and
+ * its peak VmHWM, from /proc), and either that the peer is dropped and the
+ * next peer served, or (backpressure) that reading from the peer paused,
+ * what it sent waiting in the socket, and that it was served in the end.
  */
 #include <errno.h>
 #include <poll.h>
