@@ -927,28 +927,6 @@ static bool usbip_device_exported(USBDevice *dev)
     return false;
 }
 
-static USBDevice *usbip_find_device(const char *id, GError **errp)
-{
-    DeviceState *d;
-
-    if (!id) {
-        USBDevice *dev = usb_device_find_first();
-
-        if (!dev) {
-            g_set_error(errp, VCCID_ERROR, 0, "-export usbip: no USB device to export "
-                        "(add -device usb-ccid first)");
-        }
-        return dev;
-    }
-    d = device_find(id);
-    if (!d || !object_is_usb_device(d)) {
-        g_set_error(errp, VCCID_ERROR, 0, "-export usbip: Parameter 'device' names no USB "
-                    "device: '%s'", id);
-        return NULL;
-    }
-    return (USBDevice *)d;
-}
-
 bool usbip_export_create(QemuOpts *opts, GError **errp)
 {
     const char *id = qemu_opt_take(opts, "id");
@@ -976,7 +954,7 @@ bool usbip_export_create(QemuOpts *opts, GError **errp)
     if (!export_id_check(id, errp)) {
         return false;
     }
-    dev = usbip_find_device(dev_id, errp);
+    dev = export_find_device("usbip", dev_id, errp);
     if (!dev) {
         return false;
     }

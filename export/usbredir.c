@@ -439,28 +439,28 @@ static void redir_get_alt_setting(void *priv, uint64_t id,
     usbredirparser_send_alt_setting_status(e->parser, id, &st);
 }
 
+/* Isochronous streams: the reader has no isochronous endpoint. */
+static void redir_refuse_iso_stream(UsbredirExport *e, uint64_t id, uint8_t endpoint,
+                                    const char *what)
+{
+    struct usb_redir_iso_stream_status_header st = {
+        .status = usb_redir_inval, .endpoint = endpoint,
+    };
+
+    trace_usbredir_unsupported(id, what);
+    usbredirparser_send_iso_stream_status(e->parser, id, &st);
+}
+
 static void redir_start_iso_stream(void *priv, uint64_t id,
                                    struct usb_redir_start_iso_stream_header *h)
 {
-    UsbredirExport *e = priv;
-    struct usb_redir_iso_stream_status_header st = {
-        .status = usb_redir_inval, .endpoint = h->endpoint,
-    };
-
-    trace_usbredir_unsupported(id, "start_iso_stream");
-    usbredirparser_send_iso_stream_status(e->parser, id, &st);
+    redir_refuse_iso_stream(priv, id, h->endpoint, "start_iso_stream");
 }
 
 static void redir_stop_iso_stream(void *priv, uint64_t id,
                                   struct usb_redir_stop_iso_stream_header *h)
 {
-    UsbredirExport *e = priv;
-    struct usb_redir_iso_stream_status_header st = {
-        .status = usb_redir_inval, .endpoint = h->endpoint,
-    };
-
-    trace_usbredir_unsupported(id, "stop_iso_stream");
-    usbredirparser_send_iso_stream_status(e->parser, id, &st);
+    redir_refuse_iso_stream(priv, id, h->endpoint, "stop_iso_stream");
 }
 
 static bool redir_is_interrupt_in(UsbredirExport *e, uint8_t endpoint)
@@ -503,53 +503,52 @@ static void redir_stop_interrupt_receiving(void *priv, uint64_t id,
     usbredirparser_send_interrupt_receiving_status(e->parser, id, &st);
 }
 
+/* USB 3 bulk streams: a full- or high-speed device has none. */
+static void redir_refuse_bulk_streams(UsbredirExport *e, uint64_t id, uint32_t endpoints,
+                                      const char *what)
+{
+    struct usb_redir_bulk_streams_status_header st = {
+        .endpoints = endpoints, .no_streams = 0, .status = usb_redir_inval,
+    };
+
+    trace_usbredir_unsupported(id, what);
+    usbredirparser_send_bulk_streams_status(e->parser, id, &st);
+}
+
 static void redir_alloc_bulk_streams(void *priv, uint64_t id,
                                      struct usb_redir_alloc_bulk_streams_header *h)
 {
-    UsbredirExport *e = priv;
-    struct usb_redir_bulk_streams_status_header st = {
-        .endpoints = h->endpoints, .no_streams = 0, .status = usb_redir_inval,
-    };
-
-    trace_usbredir_unsupported(id, "alloc_bulk_streams");
-    usbredirparser_send_bulk_streams_status(e->parser, id, &st);
+    redir_refuse_bulk_streams(priv, id, h->endpoints, "alloc_bulk_streams");
 }
 
 static void redir_free_bulk_streams(void *priv, uint64_t id,
                                     struct usb_redir_free_bulk_streams_header *h)
 {
-    UsbredirExport *e = priv;
-    struct usb_redir_bulk_streams_status_header st = {
-        .endpoints = h->endpoints, .no_streams = 0, .status = usb_redir_inval,
+    redir_refuse_bulk_streams(priv, id, h->endpoints, "free_bulk_streams");
+}
+
+/* Not advertised (no cap): answers come one transfer at a time. */
+static void redir_refuse_bulk_receiving(UsbredirExport *e, uint64_t id, uint32_t stream_id,
+                                        uint8_t endpoint, const char *what)
+{
+    struct usb_redir_bulk_receiving_status_header st = {
+        .stream_id = stream_id, .endpoint = endpoint, .status = usb_redir_inval,
     };
 
-    trace_usbredir_unsupported(id, "free_bulk_streams");
-    usbredirparser_send_bulk_streams_status(e->parser, id, &st);
+    trace_usbredir_unsupported(id, what);
+    usbredirparser_send_bulk_receiving_status(e->parser, id, &st);
 }
 
 static void redir_start_bulk_receiving(void *priv, uint64_t id,
                                        struct usb_redir_start_bulk_receiving_header *h)
 {
-    UsbredirExport *e = priv;
-    struct usb_redir_bulk_receiving_status_header st = {
-        .stream_id = h->stream_id, .endpoint = h->endpoint, .status = usb_redir_inval,
-    };
-
-    /* Not advertised (no cap): answers come one transfer at a time. */
-    trace_usbredir_unsupported(id, "start_bulk_receiving");
-    usbredirparser_send_bulk_receiving_status(e->parser, id, &st);
+    redir_refuse_bulk_receiving(priv, id, h->stream_id, h->endpoint, "start_bulk_receiving");
 }
 
 static void redir_stop_bulk_receiving(void *priv, uint64_t id,
                                       struct usb_redir_stop_bulk_receiving_header *h)
 {
-    UsbredirExport *e = priv;
-    struct usb_redir_bulk_receiving_status_header st = {
-        .stream_id = h->stream_id, .endpoint = h->endpoint, .status = usb_redir_inval,
-    };
-
-    trace_usbredir_unsupported(id, "stop_bulk_receiving");
-    usbredirparser_send_bulk_receiving_status(e->parser, id, &st);
+    redir_refuse_bulk_receiving(priv, id, h->stream_id, h->endpoint, "stop_bulk_receiving");
 }
 
 static void redir_cancel_data_packet(void *priv, uint64_t id)
@@ -969,28 +968,6 @@ static void redir_chr_read(void *opaque, const uint8_t *buf, size_t len)
 
 /* ---- -export usbredir ---- */
 
-static USBDevice *redir_find_device(const char *id, GError **errp)
-{
-    DeviceState *d;
-
-    if (!id) {
-        USBDevice *dev = usb_device_find_first();
-
-        if (!dev) {
-            g_set_error(errp, VCCID_ERROR, 0, "-export usbredir: no USB device to export "
-                        "(add -device usb-ccid first)");
-        }
-        return dev;
-    }
-    d = device_find(id);
-    if (!d || !object_is_usb_device(d)) {
-        g_set_error(errp, VCCID_ERROR, 0, "-export usbredir: Parameter 'device' names no USB "
-                    "device: '%s'", id);
-        return NULL;
-    }
-    return USB_DEVICE(d);
-}
-
 static bool redir_device_exported(USBDevice *dev)
 {
     for (GList *l = redir_exports; l; l = l->next) {
@@ -1027,7 +1004,7 @@ bool usbredir_export_create(QemuOpts *opts, GError **errp)
         g_set_error(errp, VCCID_ERROR, 0, "-export usbredir: chardev '%s' not found", chr_id);
         return false;
     }
-    dev = redir_find_device(dev_id, errp);
+    dev = export_find_device("usbredir", dev_id, errp);
     if (!dev) {
         return false;
     }
