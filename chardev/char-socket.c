@@ -97,7 +97,10 @@ struct Chardev {
     guint hello_timer;           /* the new peer's deadline, until its frontend's hello */
     GSocket *peer_sock;
     GIOStream *peer;             /* the socket's stream, or the TLS session on it */
-    GSource *read_src;
+    GSource *read_src;           /* NULL while reading is paused (or not started) */
+    bool read_paused;            /* the frontend or our output backlog said no room */
+    bool output_backlog;         /* output went past the high-water mark, not yet drained */
+    guint accept_idle;           /* chr_fe_accept_input(): resume from the main loop */
     GSource *write_src;
     GByteArray *outq;
     guint reconnect_timer;
@@ -108,6 +111,7 @@ struct Chardev {
     GBytes *busy_reply;          /* what a second client is told, or NULL */
     ChrReadHandler *fd_read;
     ChrEventHandler *fd_event;
+    ChrCanReadHandler *fd_can_read;
     void *opaque;
 };
 
@@ -116,6 +120,7 @@ static unsigned handshakes_running;  /* ChrHandshake not yet freed */
 
 static bool chr_client_connect(Chardev *chr, GError **errp);
 static void chr_handshake_abandon(Chardev *chr);
+static void chr_watch(Chardev *chr, GSource **slot, bool output);
 
 /* ---- peer I/O ---- */
 
@@ -174,6 +179,9 @@ static void chr_peer_close(Chardev *chr, const char *why)
     chr_drop_source(&chr->read_src);
     chr_drop_source(&chr->write_src);
     chr_drop_timer(&chr->hello_timer);
+    chr_drop_timer(&chr->accept_idle);
+    chr->read_paused = false;
+    chr->output_backlog = false;
     if (chr->opened_idle) {
         g_source_remove(chr->opened_idle);
         chr->opened_idle = 0;
@@ -191,14 +199,67 @@ static void chr_peer_close(Chardev *chr, const char *why)
     chr_schedule_reconnect(chr);
 }
 
+/* ---- backpressure ---- */
+
+/* How much may be read from the peer now: 0 while we or the frontend have no room. */
+static size_t chr_room(Chardev *chr)
+{
+    if (chr->outq->len > CHR_OUTPUT_HIGH_WATER) {
+        chr->output_backlog = true;
+    }
+    if (chr->output_backlog) {
+        return 0;
+    }
+    return chr->fd_can_read ? MIN(chr->fd_can_read(chr->opaque), CHR_READ_CHUNK)
+                            : CHR_READ_CHUNK;
+}
+
+/*
+ * Stop watching the socket: a source left armed on a socket we do not read
+ * would fire again at once, for ever. The peer's bytes wait in the kernel.
+ */
+static void chr_read_pause(Chardev *chr)
+{
+    trace_chardev_socket_read_paused(chr->id, chr->outq->len);
+    chr_drop_source(&chr->read_src);
+    chr->read_paused = true;
+}
+
+static void chr_read_resume(Chardev *chr)
+{
+    if (!chr->read_paused || !chr->peer || !chr->fd_read || chr->close_idle ||
+        chr_room(chr) == 0) {
+        return;
+    }
+    trace_chardev_socket_read_resumed(chr->id);
+    chr->read_paused = false;
+    chr_watch(chr, &chr->read_src, false);
+}
+
+static gboolean chr_accept_input_cb(gpointer opaque)
+{
+    Chardev *chr = opaque;
+
+    chr->accept_idle = 0;
+    chr_read_resume(chr);
+    return G_SOURCE_REMOVE;
+}
+
 static gboolean chr_readable(GObject *stream, gpointer opaque)
 {
     Chardev *chr = opaque;
-    g_autofree uint8_t *buf = g_malloc(CHR_READ_CHUNK);
+    size_t room = chr_room(chr);
+    g_autofree uint8_t *buf = NULL;
     g_autoptr(GError) err = NULL;
-    gssize n = g_pollable_input_stream_read_nonblocking(G_POLLABLE_INPUT_STREAM(stream), buf,
-                                                        CHR_READ_CHUNK, NULL, &err);
+    gssize n;
 
+    if (room == 0) {
+        chr_read_pause(chr);
+        return G_SOURCE_CONTINUE;   /* the source was destroyed above */
+    }
+    buf = g_malloc(room);
+    n = g_pollable_input_stream_read_nonblocking(G_POLLABLE_INPUT_STREAM(stream), buf, room,
+                                                 NULL, &err);
     if (n < 0 && g_error_matches(err, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK)) {
         return G_SOURCE_CONTINUE;
     }
@@ -264,8 +325,15 @@ static gboolean chr_writable(GObject *stream, gpointer opaque)
 {
     Chardev *chr = opaque;
 
-    if (chr_flush(chr) && chr->outq->len == 0) {
+    if (!chr_flush(chr)) {
+        return G_SOURCE_CONTINUE;
+    }
+    if (chr->outq->len == 0) {
         chr_drop_source(&chr->write_src);
+    }
+    if (chr->output_backlog && chr->outq->len <= CHR_OUTPUT_LOW_WATER) {
+        chr->output_backlog = false;
+        chr_read_resume(chr);
     }
     return G_SOURCE_CONTINUE;
 }
@@ -1268,8 +1336,25 @@ void chr_fe_set_handlers(Chardev *chr, ChrReadHandler *fd_read, ChrEventHandler 
     }
     /* A new frontend starts reading after its OPENED, from the main loop. */
     chr_drop_source(&chr->read_src);
+    chr_drop_timer(&chr->accept_idle);
+    chr->read_paused = false;
+    if (!fd_read) {
+        chr->fd_can_read = NULL;
+    }
     if ((fd_event || fd_read) && chr->peer) {
         chr->opened_idle = g_idle_add(chr_send_opened, chr);
+    }
+}
+
+void chr_fe_set_can_read(Chardev *chr, ChrCanReadHandler *can_read)
+{
+    chr->fd_can_read = can_read;
+}
+
+void chr_fe_accept_input(Chardev *chr)
+{
+    if (chr->read_paused && !chr->accept_idle) {
+        chr->accept_idle = g_idle_add(chr_accept_input_cb, chr);
     }
 }
 

@@ -107,6 +107,28 @@ char *export_id_generate(void)
     return g_strdup_printf("#export%u", count++);
 }
 
+USBDevice *export_find_device(const char *type, const char *id, GError **errp)
+{
+    DeviceState *d;
+
+    if (!id) {
+        USBDevice *dev = usb_device_find_first();
+
+        if (!dev) {
+            g_set_error(errp, VCCID_ERROR, 0, "-export %s: no USB device to export "
+                        "(add -device usb-ccid first)", type);
+        }
+        return dev;
+    }
+    d = device_find(id);
+    if (!d || !object_is_usb_device(d)) {
+        g_set_error(errp, VCCID_ERROR, 0, "-export %s: Parameter 'device' names no USB "
+                    "device: '%s'", type, id);
+        return NULL;
+    }
+    return USB_DEVICE(d);
+}
+
 void export_event_peer(const char *id, const char *type, const char *peer, bool connected)
 {
     QObject *data = qdict_new();

@@ -50,6 +50,16 @@
 #define USBIP_MAX_HELD_BYTES (16 * 1024 * 1024)
 /* Output not yet taken by a peer that stopped reading. */
 #define USBIP_MAX_OUTPUT_QUEUE (16 * 1024 * 1024)
+/*
+ * Backpressure (usbip_conn_has_room): reading from an importer pauses
+ * while more than the output high-water mark waits for it, or while the
+ * device holds the bulk-out high-water mark of OUT URBs and an IN URB; it
+ * resumes once both are down to their low-water marks.
+ */
+#define USBIP_OUTPUT_HIGH_WATER (1024 * 1024)
+#define USBIP_OUTPUT_LOW_WATER (256 * 1024)
+#define USBIP_HELD_OUT_HIGH_WATER (256 * 1024)
+#define USBIP_HELD_OUT_LOW_WATER (64 * 1024)
 /* USB 2.0 hub class: SetPortFeature(PORT_RESET), which usbip-win2 sends to the device. */
 #define USB_RT_PORT 0x23
 #define USB_PORT_FEAT_RESET 4
@@ -86,7 +96,8 @@ struct UsbipConn {
     UsbipServer *server;
     GSocket *sock;
     char *peer;                  /* "127.0.0.1:51234", for logs */
-    GSource *read_src;
+    GSource *read_src;           /* NULL while reading is paused */
+    bool read_paused;
     GSource *write_src;
     guint close_idle;
     guint op_timer;              /* until an import succeeds */
@@ -107,6 +118,7 @@ struct UsbipConn {
 static GList *usbip_servers;
 
 static void usbip_conn_close(UsbipConn *c, const char *why);
+static void usbip_conn_resume_reading(UsbipConn *c);
 
 /* ---- output ---- */
 
@@ -193,6 +205,7 @@ static void usbip_conn_flush(UsbipConn *c)
             usbip_conn_close_later(c);
         }
     }
+    usbip_conn_resume_reading(c);
 }
 
 static gboolean usbip_writable(GSocket *sock, GIOCondition cond, gpointer opaque)
@@ -682,13 +695,84 @@ static void usbip_conn_close(UsbipConn *c, const char *why)
     g_free(c);
 }
 
+/* Bytes of OUT URBs the device holds, and whether it holds an IN URB too. */
+static size_t usbip_held_out_bytes(UsbipConn *c, bool *holds_in)
+{
+    GHashTableIter iter;
+    gpointer value;
+    size_t bytes = 0;
+
+    *holds_in = false;
+    g_hash_table_iter_init(&iter, c->held);
+    while (g_hash_table_iter_next(&iter, NULL, &value)) {
+        UsbipUrb *u = value;
+
+        if (u->p.pid == USB_TOKEN_IN) {
+            *holds_in = true;
+        } else {
+            bytes += u->p.size;
+        }
+    }
+    return bytes;
+}
+
+/*
+ * Whether to read from the importer now. CMD_SUBMIT of IN URBs comes on
+ * the same socket as OUT data, so not reading may hide the IN that would
+ * drain the answers that make room: held OUT URBs pause reading only while
+ * the device holds an IN URB as well, which it completes without more
+ * input (a device full of commands with an IN it cannot fill yet is busy
+ * with one; a CCID reader sends time extensions meanwhile). Otherwise the
+ * caps of usbip_cmd_submit() bound what a flood makes us hold. Output that
+ * waits for the importer to read pauses reading always: only it can drain.
+ */
+static bool usbip_conn_has_room(UsbipConn *c)
+{
+    size_t out_mark = c->read_paused ? USBIP_OUTPUT_LOW_WATER : USBIP_OUTPUT_HIGH_WATER;
+    size_t held_mark = c->read_paused ? USBIP_HELD_OUT_LOW_WATER : USBIP_HELD_OUT_HIGH_WATER;
+    bool holds_in;
+
+    if (c->outq->len > out_mark) {
+        return false;
+    }
+    return !c->exp || usbip_held_out_bytes(c, &holds_in) < held_mark || !holds_in;
+}
+
+static gboolean usbip_readable(GSocket *sock, GIOCondition cond, gpointer opaque);
+
+static void usbip_conn_watch_readable(UsbipConn *c)
+{
+    c->read_src = g_socket_create_source(c->sock, G_IO_IN | G_IO_HUP | G_IO_ERR, NULL);
+    g_source_set_callback(c->read_src, (GSourceFunc)(void (*)(void))usbip_readable, c, NULL);
+    g_source_attach(c->read_src, NULL);
+}
+
+/* Called whenever output drains or the device finishes a URB; arms a source, reads nothing. */
+static void usbip_conn_resume_reading(UsbipConn *c)
+{
+    if (c->read_paused && !c->drop && !c->close_idle && usbip_conn_has_room(c)) {
+        trace_usbip_read_resumed(c->peer);
+        c->read_paused = false;
+        usbip_conn_watch_readable(c);
+    }
+}
+
 static gboolean usbip_readable(GSocket *sock, GIOCondition cond, gpointer opaque)
 {
     UsbipConn *c = opaque;
-    g_autofree uint8_t *buf = g_malloc(USBIP_READ_CHUNK);
+    g_autofree uint8_t *buf = NULL;
     g_autoptr(GError) err = NULL;
-    gssize n = g_socket_receive(sock, (char *)buf, USBIP_READ_CHUNK, NULL, &err);
+    gssize n;
 
+    if (!usbip_conn_has_room(c)) {
+        /* What the importer sends waits in the socket; a source left armed would spin. */
+        trace_usbip_read_paused(c->peer, c->outq->len, c->nurbs);
+        usbip_drop_source(&c->read_src);
+        c->read_paused = true;
+        return G_SOURCE_CONTINUE;   /* the source was destroyed above */
+    }
+    buf = g_malloc(USBIP_READ_CHUNK);
+    n = g_socket_receive(sock, (char *)buf, USBIP_READ_CHUNK, NULL, &err);
     if (n < 0 && g_error_matches(err, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK)) {
         return G_SOURCE_CONTINUE;
     }
@@ -760,9 +844,7 @@ static gboolean usbip_acceptable(GSocket *listener, GIOCondition cond, gpointer 
         g_queue_init(&c->parked[ep]);
     }
     c->stream = usbip_stream_new(USBIP_ROLE_SERVER, &usbip_server_ops, c);
-    c->read_src = g_socket_create_source(sock, G_IO_IN | G_IO_HUP | G_IO_ERR, NULL);
-    g_source_set_callback(c->read_src, (GSourceFunc)(void (*)(void))usbip_readable, c, NULL);
-    g_source_attach(c->read_src, NULL);
+    usbip_conn_watch_readable(c);
     c->op_timer = g_timeout_add_seconds(USBIP_OP_TIMEOUT_S, usbip_op_timeout, c);
     s->conns = g_list_prepend(s->conns, c);
     trace_usbip_connection(c->peer);
@@ -845,28 +927,6 @@ static bool usbip_device_exported(USBDevice *dev)
     return false;
 }
 
-static USBDevice *usbip_find_device(const char *id, GError **errp)
-{
-    DeviceState *d;
-
-    if (!id) {
-        USBDevice *dev = usb_device_find_first();
-
-        if (!dev) {
-            g_set_error(errp, VCCID_ERROR, 0, "-export usbip: no USB device to export "
-                        "(add -device usb-ccid first)");
-        }
-        return dev;
-    }
-    d = device_find(id);
-    if (!d || !object_is_usb_device(d)) {
-        g_set_error(errp, VCCID_ERROR, 0, "-export usbip: Parameter 'device' names no USB "
-                    "device: '%s'", id);
-        return NULL;
-    }
-    return (USBDevice *)d;
-}
-
 bool usbip_export_create(QemuOpts *opts, GError **errp)
 {
     const char *id = qemu_opt_take(opts, "id");
@@ -894,7 +954,7 @@ bool usbip_export_create(QemuOpts *opts, GError **errp)
     if (!export_id_check(id, errp)) {
         return false;
     }
-    dev = usbip_find_device(dev_id, errp);
+    dev = export_find_device("usbip", dev_id, errp);
     if (!dev) {
         return false;
     }

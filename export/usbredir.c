@@ -23,7 +23,7 @@
 /* Upper bound on one bulk-in transfer we buffer for; a shorter read is legal. */
 #define REDIR_MAX_BULK_IN (64 * 1024)
 /*
- * What one peer can make us hold (docs/ccid.txt, section 11); a peer that
+ * What one peer can make us hold (docs/ccid.txt, section 9); a peer that
  * goes beyond is dropped. A packet's length is checked in its header before
  * the parser allocates for it: the largest legitimate one is a bulk transfer
  * far below this (a CCID message is at most 65,546 bytes). A CCID host has
@@ -35,6 +35,13 @@
 #define REDIR_MAX_PACKET (1024 * 1024 + 64)
 #define REDIR_MAX_PENDING_IN_PER_EP 32
 #define REDIR_MAX_HELD_OUT_BYTES (1024 * 1024)
+/*
+ * Backpressure: reading from the peer pauses while the device holds this
+ * much bulk-out data and an IN transfer too, and resumes once it holds
+ * less than the low-water mark or no IN transfer (redir_chr_can_read).
+ */
+#define REDIR_HELD_OUT_HIGH_WATER (256 * 1024)
+#define REDIR_HELD_OUT_LOW_WATER (64 * 1024)
 /* usb_redir_header: type, length, then a 32-bit or (negotiated) 64-bit id. */
 #define REDIR_HEADER_LEN(ids64) ((ids64) ? 16u : 12u)
 /* usbredir numbers endpoints 0..31: IN endpoints at 16 + n. */
@@ -65,6 +72,7 @@ typedef struct UsbredirExport {
     size_t packet_left;      /* bytes of the packet being parsed not yet given to the parser */
     char *drop_reason;       /* the peer went beyond a bound: dropped after the parser returns */
     bool device_connected;   /* device_connect sent */
+    bool held_back;          /* reading paused: the device is busy with what it holds */
     GHashTable *pending;     /* id -> RedirPacket *, held by the device */
     bool interrupt_receiving[USB_MAX_ENDPOINTS];
 } UsbredirExport;
@@ -72,6 +80,7 @@ typedef struct UsbredirExport {
 static GList *redir_exports;
 
 static void redir_flush(UsbredirExport *e);
+static void redir_release_backpressure(UsbredirExport *e);
 
 /* ---- usbredirparser I/O callbacks ---- */
 
@@ -278,6 +287,7 @@ static void redir_port_complete(USBPort *port, USBPacket *p)
     redir_reply(e, rp, redir_status(p->status));
     redir_packet_free(rp);
     redir_flush(e);
+    redir_release_backpressure(e);
 }
 
 /* The device has interrupt data: pull it while it has some. */
@@ -429,28 +439,28 @@ static void redir_get_alt_setting(void *priv, uint64_t id,
     usbredirparser_send_alt_setting_status(e->parser, id, &st);
 }
 
+/* Isochronous streams: the reader has no isochronous endpoint. */
+static void redir_refuse_iso_stream(UsbredirExport *e, uint64_t id, uint8_t endpoint,
+                                    const char *what)
+{
+    struct usb_redir_iso_stream_status_header st = {
+        .status = usb_redir_inval, .endpoint = endpoint,
+    };
+
+    trace_usbredir_unsupported(id, what);
+    usbredirparser_send_iso_stream_status(e->parser, id, &st);
+}
+
 static void redir_start_iso_stream(void *priv, uint64_t id,
                                    struct usb_redir_start_iso_stream_header *h)
 {
-    UsbredirExport *e = priv;
-    struct usb_redir_iso_stream_status_header st = {
-        .status = usb_redir_inval, .endpoint = h->endpoint,
-    };
-
-    trace_usbredir_unsupported(id, "start_iso_stream");
-    usbredirparser_send_iso_stream_status(e->parser, id, &st);
+    redir_refuse_iso_stream(priv, id, h->endpoint, "start_iso_stream");
 }
 
 static void redir_stop_iso_stream(void *priv, uint64_t id,
                                   struct usb_redir_stop_iso_stream_header *h)
 {
-    UsbredirExport *e = priv;
-    struct usb_redir_iso_stream_status_header st = {
-        .status = usb_redir_inval, .endpoint = h->endpoint,
-    };
-
-    trace_usbredir_unsupported(id, "stop_iso_stream");
-    usbredirparser_send_iso_stream_status(e->parser, id, &st);
+    redir_refuse_iso_stream(priv, id, h->endpoint, "stop_iso_stream");
 }
 
 static bool redir_is_interrupt_in(UsbredirExport *e, uint8_t endpoint)
@@ -493,53 +503,52 @@ static void redir_stop_interrupt_receiving(void *priv, uint64_t id,
     usbredirparser_send_interrupt_receiving_status(e->parser, id, &st);
 }
 
+/* USB 3 bulk streams: a full- or high-speed device has none. */
+static void redir_refuse_bulk_streams(UsbredirExport *e, uint64_t id, uint32_t endpoints,
+                                      const char *what)
+{
+    struct usb_redir_bulk_streams_status_header st = {
+        .endpoints = endpoints, .no_streams = 0, .status = usb_redir_inval,
+    };
+
+    trace_usbredir_unsupported(id, what);
+    usbredirparser_send_bulk_streams_status(e->parser, id, &st);
+}
+
 static void redir_alloc_bulk_streams(void *priv, uint64_t id,
                                      struct usb_redir_alloc_bulk_streams_header *h)
 {
-    UsbredirExport *e = priv;
-    struct usb_redir_bulk_streams_status_header st = {
-        .endpoints = h->endpoints, .no_streams = 0, .status = usb_redir_inval,
-    };
-
-    trace_usbredir_unsupported(id, "alloc_bulk_streams");
-    usbredirparser_send_bulk_streams_status(e->parser, id, &st);
+    redir_refuse_bulk_streams(priv, id, h->endpoints, "alloc_bulk_streams");
 }
 
 static void redir_free_bulk_streams(void *priv, uint64_t id,
                                     struct usb_redir_free_bulk_streams_header *h)
 {
-    UsbredirExport *e = priv;
-    struct usb_redir_bulk_streams_status_header st = {
-        .endpoints = h->endpoints, .no_streams = 0, .status = usb_redir_inval,
+    redir_refuse_bulk_streams(priv, id, h->endpoints, "free_bulk_streams");
+}
+
+/* Not advertised (no cap): answers come one transfer at a time. */
+static void redir_refuse_bulk_receiving(UsbredirExport *e, uint64_t id, uint32_t stream_id,
+                                        uint8_t endpoint, const char *what)
+{
+    struct usb_redir_bulk_receiving_status_header st = {
+        .stream_id = stream_id, .endpoint = endpoint, .status = usb_redir_inval,
     };
 
-    trace_usbredir_unsupported(id, "free_bulk_streams");
-    usbredirparser_send_bulk_streams_status(e->parser, id, &st);
+    trace_usbredir_unsupported(id, what);
+    usbredirparser_send_bulk_receiving_status(e->parser, id, &st);
 }
 
 static void redir_start_bulk_receiving(void *priv, uint64_t id,
                                        struct usb_redir_start_bulk_receiving_header *h)
 {
-    UsbredirExport *e = priv;
-    struct usb_redir_bulk_receiving_status_header st = {
-        .stream_id = h->stream_id, .endpoint = h->endpoint, .status = usb_redir_inval,
-    };
-
-    /* Not advertised (no cap): answers come one transfer at a time. */
-    trace_usbredir_unsupported(id, "start_bulk_receiving");
-    usbredirparser_send_bulk_receiving_status(e->parser, id, &st);
+    redir_refuse_bulk_receiving(priv, id, h->stream_id, h->endpoint, "start_bulk_receiving");
 }
 
 static void redir_stop_bulk_receiving(void *priv, uint64_t id,
                                       struct usb_redir_stop_bulk_receiving_header *h)
 {
-    UsbredirExport *e = priv;
-    struct usb_redir_bulk_receiving_status_header st = {
-        .stream_id = h->stream_id, .endpoint = h->endpoint, .status = usb_redir_inval,
-    };
-
-    trace_usbredir_unsupported(id, "stop_bulk_receiving");
-    usbredirparser_send_bulk_receiving_status(e->parser, id, &st);
+    redir_refuse_bulk_receiving(priv, id, h->stream_id, h->endpoint, "stop_bulk_receiving");
 }
 
 static void redir_cancel_data_packet(void *priv, uint64_t id)
@@ -622,24 +631,77 @@ static RedirPacket *redir_packet_new(uint64_t id, uint8_t endpoint, const uint8_
     return rp;
 }
 
-/* Packets the device holds for endpoint ep; and what the bulk-out ones among all it holds cost. */
-static unsigned redir_pending_on(UsbredirExport *e, uint8_t endpoint, size_t *out_bytes)
+/*
+ * Packets the device holds for endpoint ep; what the bulk-out ones among
+ * all it holds cost; and whether it holds an IN transfer.
+ */
+static unsigned redir_pending_on(UsbredirExport *e, uint8_t endpoint, size_t *out_bytes,
+                                 bool *holds_in)
 {
     GHashTableIter iter;
     gpointer value;
     unsigned n = 0;
 
     *out_bytes = 0;
+    *holds_in = false;
     g_hash_table_iter_init(&iter, e->pending);
     while (g_hash_table_iter_next(&iter, NULL, &value)) {
         RedirPacket *rp = value;
 
         n += rp->endpoint == endpoint;
-        if (!(rp->endpoint & USB_DIR_IN)) {
+        if (rp->endpoint & USB_DIR_IN) {
+            *holds_in = true;
+        } else {
             *out_bytes += sizeof(*rp) + rp->p.size;
         }
     }
     return n;
+}
+
+/*
+ * Backpressure, and why it needs care here: bulk-in requests come on the
+ * same socket as bulk-out data, so not reading can hide the very request
+ * that would drain the answers that make room. Reading pauses only while
+ * the device also holds an IN transfer: a device that holds bulk-out data
+ * for lack of room and an IN transfer for lack of an answer is busy with a
+ * command (a CCID reader: a card at work, or its time extensions), and
+ * completes that IN without any more input. Each completion asks again;
+ * with no IN held, reading resumes whatever is held, and the caps above
+ * bound a peer that then floods.
+ */
+static bool redir_should_hold_back(UsbredirExport *e)
+{
+    size_t held_out;
+    bool holds_in;
+
+    redir_pending_on(e, 0, &held_out, &holds_in);
+    if (!holds_in) {
+        return false;
+    }
+    return held_out >= (e->held_back ? REDIR_HELD_OUT_LOW_WATER : REDIR_HELD_OUT_HIGH_WATER);
+}
+
+static size_t redir_chr_can_read(void *opaque)
+{
+    UsbredirExport *e = opaque;
+
+    if (e->parser && !e->drop_reason) {
+        e->held_back = redir_should_hold_back(e);
+        if (e->held_back) {
+            trace_usbredir_held_back(g_hash_table_size(e->pending));
+            return 0;
+        }
+    }
+    return G_MAXSIZE;
+}
+
+/* The device finished something: if reading waits, it may go on. */
+static void redir_release_backpressure(UsbredirExport *e)
+{
+    if (e->held_back && !redir_should_hold_back(e)) {
+        e->held_back = false;
+        chr_fe_accept_input(e->chr);
+    }
 }
 
 /* Run a packet; keep it if the device holds it, else answer now. */
@@ -648,10 +710,11 @@ static void redir_submit(UsbredirExport *e, RedirPacket *rp)
     usb_device_handle_data(e->dev, &rp->p);
     if (rp->p.status == USB_RET_ASYNC) {
         size_t held_out;
+        bool holds_in;
 
         trace_usbredir_packet_held(rp->p.id, rp->endpoint);
         g_hash_table_insert(e->pending, &rp->p.id, rp);
-        redir_pending_on(e, rp->endpoint, &held_out);
+        redir_pending_on(e, rp->endpoint, &held_out, &holds_in);
         if (held_out > REDIR_MAX_HELD_OUT_BYTES) {
             redir_drop_peer(e, g_strdup_printf("more than %u bytes of bulk-out data held while "
                                                "the device has no room",
@@ -683,8 +746,10 @@ static void redir_bulk_packet(void *priv, uint64_t id, struct usb_redir_bulk_pac
     trace_usbredir_bulk_packet(id, h->endpoint, in ? len : (size_t)data_len);
     if (!e->drop_reason) {
         size_t held_out;
+        bool holds_in;
 
-        if (in && redir_pending_on(e, h->endpoint, &held_out) >= REDIR_MAX_PENDING_IN_PER_EP) {
+        if (in && redir_pending_on(e, h->endpoint, &held_out, &holds_in) >=
+                  REDIR_MAX_PENDING_IN_PER_EP) {
             redir_drop_peer(e, g_strdup_printf("more than %u transfers pending on endpoint "
                                                "0x%02x", REDIR_MAX_PENDING_IN_PER_EP,
                                                h->endpoint));
@@ -813,6 +878,7 @@ static void redir_session_end(UsbredirExport *e)
     g_byte_array_set_size(e->inbuf, 0);
     e->inbuf_off = 0;
     e->packet_left = 0;
+    e->held_back = false;
     g_clear_pointer(&e->drop_reason, g_free);
 }
 
@@ -902,28 +968,6 @@ static void redir_chr_read(void *opaque, const uint8_t *buf, size_t len)
 
 /* ---- -export usbredir ---- */
 
-static USBDevice *redir_find_device(const char *id, GError **errp)
-{
-    DeviceState *d;
-
-    if (!id) {
-        USBDevice *dev = usb_device_find_first();
-
-        if (!dev) {
-            g_set_error(errp, VCCID_ERROR, 0, "-export usbredir: no USB device to export "
-                        "(add -device usb-ccid first)");
-        }
-        return dev;
-    }
-    d = device_find(id);
-    if (!d || !object_is_usb_device(d)) {
-        g_set_error(errp, VCCID_ERROR, 0, "-export usbredir: Parameter 'device' names no USB "
-                    "device: '%s'", id);
-        return NULL;
-    }
-    return USB_DEVICE(d);
-}
-
 static bool redir_device_exported(USBDevice *dev)
 {
     for (GList *l = redir_exports; l; l = l->next) {
@@ -960,7 +1004,7 @@ bool usbredir_export_create(QemuOpts *opts, GError **errp)
         g_set_error(errp, VCCID_ERROR, 0, "-export usbredir: chardev '%s' not found", chr_id);
         return false;
     }
-    dev = redir_find_device(dev_id, errp);
+    dev = export_find_device("usbredir", dev_id, errp);
     if (!dev) {
         return false;
     }
@@ -982,6 +1026,7 @@ bool usbredir_export_create(QemuOpts *opts, GError **errp)
     e->inbuf = g_byte_array_new();
     e->pending = g_hash_table_new(g_int64_hash, g_int64_equal);
     chr_fe_set_handlers(chr, redir_chr_read, redir_chr_event, e);
+    chr_fe_set_can_read(chr, redir_chr_can_read);
     redir_exports = g_list_append(redir_exports, e);
     g_message("usbredir: exporting %s on %s", DEVICE(dev)->id, chardev_describe(chr));
     return true;

@@ -37,11 +37,17 @@
 #define CONNECT_TIMEOUT_S 10
 #define READ_CHUNK (64 * 1024)
 /*
- * Most bytes kept for a host that does not read: past that it is dropped
- * (a host that floods requests and never reads would grow us without end).
- * The largest answer is an extended APDU answer (65,538 bytes): room for
- * sixteen of them.
+ * Backpressure: while more than OUTPUT_HIGH_WATER bytes wait for the host,
+ * nothing more is read from it (what it sends is mostly requests, and
+ * their answers would only pile up); reading resumes once the host has
+ * taken all but OUTPUT_LOW_WATER. MAX_OUTPUT_QUEUE is then only reached by
+ * the answers to one read (up to READ_CHUNK of small requests, each
+ * answered with up to an extended APDU answer of 65,538 bytes in theory,
+ * a few hundred bytes in practice) and by card events; past it the host is
+ * dropped.
  */
+#define OUTPUT_HIGH_WATER (256 * 1024)
+#define OUTPUT_LOW_WATER (64 * 1024)
 #define MAX_OUTPUT_QUEUE (1024 * 1024)
 
 /* A request the host answers with a VSC_Error, in the order sent. */
@@ -64,7 +70,7 @@ typedef struct Client {
     GIOStream *io;             /* conn, or the TLS session on it */
     QCryptoTLSCreds *tls_creds;
     const char *tls_hostname;  /* the name the host's certificate must carry */
-    GSource *in_source;
+    GSource *in_source;        /* NULL while reading waits for the host to read */
     GSource *out_source;
     GByteArray *outq;          /* bytes the socket did not take yet */
     VSCardStream *stream;
@@ -122,6 +128,7 @@ static char *hex_bytes(const uint8_t *data, uint32_t len)
 /* --- Output ------------------------------------------------------------- */
 
 static gboolean on_socket_writable(GObject *stream, gpointer opaque);
+static void watch_readable(Client *c);
 
 static GPollableOutputStream *output_stream(Client *c)
 {
@@ -156,6 +163,9 @@ static bool flush_queue(Client *c)
             return false;
         }
         g_byte_array_remove_range(c->outq, 0, n);
+        if (!c->in_source && c->outq->len <= OUTPUT_LOW_WATER) {
+            watch_readable(c);
+        }
     }
     return true;
 }
@@ -494,7 +504,25 @@ static gboolean on_socket_readable(GObject *stream, gpointer opaque)
     }
     ack_quickly(c);
     vscard_stream_feed(c->stream, buf, n);
+    if (c->in_source && c->outq->len > OUTPUT_HIGH_WATER) {
+        /* The host is behind on its reading: let its requests wait in the socket. */
+        trace_vscard_host_read_paused(c->outq->len);
+        g_source_destroy(c->in_source);
+        g_clear_pointer(&c->in_source, g_source_unref);
+    }
     return G_SOURCE_CONTINUE;
+}
+
+/* Read from the host (again): at connect, and once it has read what waited for it. */
+static void watch_readable(Client *c)
+{
+    if (c->in_source || !c->sock) {
+        return;
+    }
+    c->in_source = g_pollable_input_stream_create_source(
+        G_POLLABLE_INPUT_STREAM(g_io_stream_get_input_stream(c->io)), NULL);
+    g_source_set_callback(c->in_source, G_SOURCE_FUNC(on_socket_readable), c, NULL);
+    g_source_attach(c->in_source, NULL);
 }
 
 /*
@@ -572,10 +600,7 @@ static bool client_connect(Client *c, GError **errp)
         trace_vscard_host_nodelay_failed(err->message);
     }
     ack_quickly(c);
-    c->in_source = g_pollable_input_stream_create_source(
-        G_POLLABLE_INPUT_STREAM(g_io_stream_get_input_stream(c->io)), NULL);
-    g_source_set_callback(c->in_source, G_SOURCE_FUNC(on_socket_readable), c, NULL);
-    g_source_attach(c->in_source, NULL);
+    watch_readable(c);
     trace_vscard_host_connected(c->host, c->port);
 
     c->host_ready = false;

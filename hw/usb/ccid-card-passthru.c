@@ -345,6 +345,12 @@ static const VSCardStreamOps pt_stream_ops = {
 
 /* ---- chardev ---- */
 
+/*
+ * No can-read handler: everything a client sends (answers, card events) is
+ * taken at once, with nothing held for lack of room; the stream parser
+ * bounds each message. A client that sends faster than it reads our
+ * answers is paused by the chardev's own output high-water mark.
+ */
 static void pt_chr_read(void *opaque, const uint8_t *buf, size_t len)
 {
     PassthruState *s = opaque;

@@ -21,6 +21,12 @@ typedef enum ChrEvent {
 
 typedef void ChrReadHandler(void *opaque, const uint8_t *buf, size_t len);
 typedef void ChrEventHandler(void *opaque, ChrEvent event);
+/*
+ * How many bytes the frontend can take now. 0 stops reading from the peer:
+ * what it sends waits in the kernel's socket buffers (and then in the
+ * peer's own) until the frontend calls chr_fe_accept_input().
+ */
+typedef size_t ChrCanReadHandler(void *opaque);
 
 /*
  * Largest amount of unsent output kept for a peer before it is dropped:
@@ -28,6 +34,16 @@ typedef void ChrEventHandler(void *opaque, ChrEvent event);
  * answers), far below what would matter to the daemon's memory.
  */
 #define CHR_MAX_OUTPUT_QUEUE (4 * 1024 * 1024)
+/*
+ * Backpressure on a peer that sends faster than it reads: while more than
+ * the high-water mark of output waits for it, nothing more is read from it
+ * (what it sends would mostly be answered, and the answers would only pile
+ * up); reading resumes once the output is down to the low-water mark. The
+ * cap above then bounds only output made without reading (a card's events,
+ * answers to what was read before the pause).
+ */
+#define CHR_OUTPUT_HIGH_WATER (1024 * 1024)
+#define CHR_OUTPUT_LOW_WATER (256 * 1024)
 
 /* Create from "-chardev socket,id=...,..." options. */
 Chardev *chardev_new_from_string(const char *optstr, GError **errp);
@@ -64,6 +80,14 @@ void chr_fe_set_handlers(Chardev *chr, ChrReadHandler *fd_read,
  * chr_fe_release() forgets it.
  */
 void chr_fe_set_busy_reply(Chardev *chr, const void *buf, size_t len);
+/*
+ * A frontend that can run out of room says so: can_read is asked before
+ * each read (NULL: the frontend takes whatever comes). When it answered 0
+ * and has room again, it calls chr_fe_accept_input(); reading resumes from
+ * the main loop, never inside the caller. Detaching (NULL handlers) forgets it.
+ */
+void chr_fe_set_can_read(Chardev *chr, ChrCanReadHandler *can_read);
+void chr_fe_accept_input(Chardev *chr);
 /* Queue bytes for the peer. Returns false if no peer is connected. */
 bool chr_fe_write(Chardev *chr, const void *buf, size_t len);
 bool chr_fe_is_connected(Chardev *chr);

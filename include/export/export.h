@@ -8,6 +8,7 @@
 #include "qemu/option.h"
 
 #include "hw/qdev.h"
+#include "hw/usb.h"
 
 /* What a query of the exports reports of one. */
 typedef struct ExportInfo {
@@ -37,6 +38,11 @@ void usbredir_export_foreach(ExportInfoFunc *fn, void *opaque);
 /* For the export types: refuse an id that is taken or malformed; make one. */
 bool export_id_check(const char *id, GError **errp);
 char *export_id_generate(void);
+/*
+ * The USB device an export of this type (for messages) hands out: device=id,
+ * or without it the first one.
+ */
+USBDevice *export_find_device(const char *type, const char *id, GError **errp);
 /* A host connected to (connected) or left an export: tell the monitors. */
 void export_event_peer(const char *id, const char *type, const char *peer, bool connected);
 

@@ -14,6 +14,7 @@ struct Chardev {
     bool connected;
     ChrReadHandler *fd_read;
     ChrEventHandler *fd_event;
+    ChrCanReadHandler *fd_can_read;
     void *opaque;
     GByteArray *written;
 };
@@ -85,6 +86,18 @@ void chr_fe_set_handlers(Chardev *chr, ChrReadHandler *fd_read, ChrEventHandler 
     chr->fd_read = fd_read;
     chr->fd_event = fd_event;
     chr->opaque = opaque;
+    if (!fd_read) {
+        chr->fd_can_read = NULL;
+    }
+}
+
+void chr_fe_set_can_read(Chardev *chr, ChrCanReadHandler *can_read)
+{
+    chr->fd_can_read = can_read;
+}
+
+void chr_fe_accept_input(Chardev *chr)
+{
 }
 
 bool chr_fe_write(Chardev *chr, const void *buf, size_t len)
@@ -138,7 +151,20 @@ bool fake_chardev_feed(Chardev *chr, const uint8_t *buf, size_t len)
     if (!chr->connected || !chr->fd_read) {
         return false;
     }
-    chr->fd_read(chr->opaque, buf, len);
+    /*
+     * As the socket would: the frontend gets what it has room for; the
+     * rest, had there been a socket, would wait in it. Here it is dropped.
+     */
+    while (len && chr->connected && chr->fd_read) {
+        size_t n = chr->fd_can_read ? MIN(chr->fd_can_read(chr->opaque), len) : len;
+
+        if (n == 0) {
+            return false;
+        }
+        chr->fd_read(chr->opaque, buf, n);
+        buf += n;
+        len -= n;
+    }
     return true;
 }
 

@@ -9,7 +9,7 @@
 
 void fake_chardev_open(Chardev *chr);
 void fake_chardev_close(Chardev *chr);
-/* Deliver bytes from the "peer"; false if nobody listens or it is closed. */
+/* Deliver bytes from the "peer"; false if nobody listens, it is closed or it has no room. */
 bool fake_chardev_feed(Chardev *chr, const uint8_t *buf, size_t len);
 GByteArray *fake_chardev_written(Chardev *chr);
 

@@ -900,79 +900,6 @@ static void test_vscclient_refuses(void)
     vccid_stop(p);
 }
 
-/*
- * A host that floods vscclient with requests and never reads the answers:
- * vscclient drops it once its output queue is full, instead of growing.
- */
-static void test_vscclient_output_cap(void)
-{
-    TestServer s;
-    g_autofree char *emul = vscclient_emulator();
-    g_autofree char *portstr = NULL;
-    g_autoptr(GByteArray) flood = g_byte_array_new();
-    g_autoptr(GError) error = NULL;
-    g_autoptr(GSocket) sock = NULL;
-    g_autofree char *err = NULL;
-    GPid pid;
-    int err_fd, status;
-    size_t sent = 0;
-
-    test_server_listen(&s);
-    portstr = g_strdup_printf("%u", s.port);
-    {
-        const char *argv[] = { vscclient_binary(), "-e", emul, "127.0.0.1", portstr, NULL };
-
-        g_spawn_async_with_pipes(NULL, (char **)argv, NULL,
-                                 G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_STDOUT_TO_DEV_NULL,
-                                 NULL, NULL, &pid, NULL, NULL, &err_fd, &error);
-        g_assert_no_error(error);
-    }
-    g_socket_set_timeout(s.listener, TLS_TIMEOUT_MS / 1000);
-    sock = g_socket_accept(s.listener, NULL, &error);
-    g_assert_no_error(error);
-    {
-        g_autoptr(GByteArray) init = g_byte_array_new();
-
-        vscard_build_init(init, VSCARD_UNDEFINED_READER_ID, 0);
-        g_assert_true(g_socket_send(sock, (const char *)init->data, init->len, NULL, NULL) ==
-                      (gssize)init->len);
-    }
-    for (int i = 0; i < 65536; i++) {
-        vscard_build(flood, VSC_Flush, 0, NULL, 0);
-    }
-    /* 64 MiB of requests, four times the cap: vscclient must hang up long before. */
-    g_socket_set_timeout(sock, TLS_TIMEOUT_MS / 1000);
-    while (sent < 64u * 1024 * 1024) {
-        gssize n = g_socket_send(sock, (const char *)flood->data + sent % flood->len,
-                                 flood->len - sent % flood->len, NULL, NULL);
-
-        if (n <= 0) {
-            break;
-        }
-        sent += n;
-    }
-    g_assert_cmpuint(sent, <, 64u * 1024 * 1024);
-    g_assert_cmpint(waitpid(pid, &status, 0), ==, pid);
-    g_spawn_close_pid(pid);
-    {
-        GString *e = g_string_new(NULL);
-        char buf[4096];
-        ssize_t n;
-
-        while ((n = read(err_fd, buf, sizeof(buf))) > 0) {
-            g_string_append_len(e, buf, n);
-        }
-        close(err_fd);
-        err = g_string_free(e, FALSE);
-    }
-    g_assert_true(WIFEXITED(status));
-    g_assert_cmpint(WEXITSTATUS(status), ==, 1);
-    if (!strstr(err, "the host does not read what we send")) {
-        g_error("vscclient said:\n%s", err);
-    }
-    g_object_unref(s.listener);
-}
-
 /* ---- command-line errors ---- */
 
 static void test_cli_errors(void)
@@ -1267,7 +1194,6 @@ static const TestCase cases[] = {
     { "/tls/vscclient/passthru", test_vscclient_passthru },
     { "/tls/vscclient/refuses", test_vscclient_refuses },
     { "/tls/passthru/second-client-unheard", test_passthru_second_client_unheard },
-    { "/vscclient/output-cap", test_vscclient_output_cap },
     { "/socket/unix-mode", test_unix_mode },
     { "/socket/silent-plain-peer", test_silent_plain_peer },
     { "/socket/tcp-keepalive", test_tcp_keepalive },

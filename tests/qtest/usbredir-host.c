@@ -441,6 +441,26 @@ static void urh_flush(UsbredirHost *h)
     }
 }
 
+bool urh_send_only(UsbredirHost *h, int timeout_ms)
+{
+    struct pollfd pfd = { .fd = h->fd, .events = POLLOUT };
+    int r;
+
+    urh_flush(h);
+    if (!h->alive || !usbredirparser_has_data_to_write(h->parser)) {
+        return false;
+    }
+    do {
+        r = poll(&pfd, 1, MAX(timeout_ms, 0));
+    } while (r < 0 && errno == EINTR);
+    g_assert_cmpint(r, >=, 0);
+    if (r == 0) {
+        return false;   /* the device took nothing for timeout_ms */
+    }
+    urh_flush(h);
+    return h->alive;
+}
+
 bool urh_iterate(UsbredirHost *h, int timeout_ms)
 {
     struct pollfd pfd = { .fd = h->fd, .events = POLLIN };

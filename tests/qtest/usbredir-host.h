@@ -65,6 +65,11 @@ void urh_free(UsbredirHost *h);
 
 /* Run the loop once for at most timeout_ms; false once the peer is gone. */
 bool urh_iterate(UsbredirHost *h, int timeout_ms);
+/*
+ * Send what is queued without reading anything: true while some is left and
+ * the device took more within timeout_ms. For hosts that read late.
+ */
+bool urh_send_only(UsbredirHost *h, int timeout_ms);
 /* Run the loop until cond(h, opaque) or the timeout; returns cond's value. */
 bool urh_run_until(UsbredirHost *h, bool (*cond)(UsbredirHost *h, void *opaque),
                    void *opaque, int timeout_ms);
