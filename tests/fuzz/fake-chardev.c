@@ -100,6 +100,11 @@ void chr_fe_accept_input(Chardev *chr)
 {
 }
 
+/* A fake chardev has one peer and no listener: nobody is ever refused. */
+void chr_fe_set_busy_reply(Chardev *chr, const void *buf, size_t len)
+{
+}
+
 bool chr_fe_write(Chardev *chr, const void *buf, size_t len)
 {
     if (!chr->connected) {
