@@ -351,20 +351,6 @@ static void test_chown_fails(void)
 
 /* ---- QMP: -qmp and chardev-add take the same options ---- */
 
-static int unix_connect(const char *path)
-{
-    struct sockaddr_un sa = { .sun_family = AF_UNIX };
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-    g_assert_cmpint(fd, >=, 0);
-    g_strlcpy(sa.sun_path, path, sizeof(sa.sun_path));
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
 /* The monitor's next line, without its CR LF (a reply: nothing here makes events). */
 static char *qmp_line(int fd, GString *buf)
 {
@@ -429,9 +415,7 @@ static void test_qmp_chardev_add(void)
     p = vccid_start(args);
     qmp = g_build_filename(p->tmpdir, "qmp.sock", NULL);
     path = g_build_filename(p->tmpdir, "added.sock", NULL);
-    for (int i = 0; i < VCCID_START_TIMEOUT_MS / 10 && (fd = unix_connect(qmp)) < 0; i++) {
-        g_usleep(10000);
-    }
+    fd = qtest_unix_connect_within(qmp, VCCID_START_TIMEOUT_MS);
     g_assert_cmpint(fd, >=, 0);
     /* -qmp's chardev options include these too. */
     assert_socket_file(qmp, 0660, 0, gid);
