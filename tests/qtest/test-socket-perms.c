@@ -233,10 +233,8 @@ static void test_unknown_owner_group(void)
 
 static void test_mode_refused(void)
 {
-    static const struct {
-        const char *mode;
-        const char *why;
-    } cases[] = {
+    /* A mode and why it is refused. */
+    static const StringCase cases[] = {
         { "0666", "never world-writable" },
         { "0662", "never world-writable" },
         { "0602", "never world-writable" },
@@ -251,12 +249,13 @@ static void test_mode_refused(void)
     };
 
     for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
-        g_autofree char *opts = g_strdup_printf("path=@SOCK@,server=on,wait=off,mode=%s",
-                                                cases[i].mode);
-        g_autofree char *named = g_strdup_printf("mode=%s", cases[i].mode);
+        const char *mode = cases[i].input;
+        const char *why = cases[i].expected;
+        g_autofree char *opts = g_strdup_printf("path=@SOCK@,server=on,wait=off,mode=%s", mode);
+        g_autofree char *named = g_strdup_printf("mode=%s", mode);
 
-        assert_refused(opts, cases[i].why);
-        if (*cases[i].mode && !strstr(cases[i].why, "octal")) {
+        assert_refused(opts, why);
+        if (*mode && !strstr(why, "octal")) {
             assert_refused(opts, named);
         }
     }

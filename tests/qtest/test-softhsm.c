@@ -362,10 +362,8 @@ static void test_default_slots_no_card(void)
 /* Bad token= and slots= values stop vccid with a line that names them. */
 static void test_bad_choices(void)
 {
-    static const struct {
-        const char *opts;
-        const char *message;
-    } cases[] = {
+    /* Options for the card and the error they are refused with. */
+    static const StringCase cases[] = {
         { ",slots=removable,token=no-such-token", "no token labelled 'no-such-token'" },
         { ",token=" TOKEN_LABEL, "not a removable hardware slot (slots=removable" },
         { ",slots=hardware", "'ccid-card-emulated.slots' doesn't take value 'hardware'" },
@@ -375,16 +373,10 @@ static void test_bad_choices(void)
 
     for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
         g_autofree char *card = g_strdup_printf("ccid-card-emulated,backend=nss-emulated,"
-                                                "db=sql:%s%s", token_dir, cases[i].opts);
+                                                "db=sql:%s%s", token_dir, cases[i].input);
         const char *args[] = { "-device", "usb-ccid", "-device", card, NULL };
-        g_autofree char *out = NULL;
-        g_autofree char *err = NULL;
-        int status = vccid_run_cli(args, &out, &err);
 
-        if (!WIFEXITED(status) || WEXITSTATUS(status) != 2 || !strstr(err, cases[i].message)) {
-            g_error("%s: expected exit status 2 and '%s', got wait status 0x%x: %s", card,
-                    cases[i].message, status, err);
-        }
+        vccid_assert_cli_error(args, cases[i].expected);
     }
 }
 

@@ -755,10 +755,8 @@ static void test_trace(void)
 
 static void test_cli(void)
 {
-    static const struct {
-        const char *export;
-        const char *message;
-    } cases[] = {
+    /* An -export value and the error it is refused with. */
+    static const StringCase cases[] = {
         { "usbip,device=r1,bogus=1", "Invalid parameter 'bogus'" },
         { "usbip,device=r1,port=70000", "Parameter 'port'" },
         { "usbip,device=r1,host=not-an-address", "Parameter 'host'" },
@@ -766,9 +764,9 @@ static void test_cli(void)
     };
 
     for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
-        const char *args[] = { "-device", "usb-ccid,id=r1", "-export", cases[i].export, NULL };
+        const char *args[] = { "-device", "usb-ccid,id=r1", "-export", cases[i].input, NULL };
 
-        vccid_assert_cli_error(args, cases[i].message);
+        vccid_assert_cli_error(args, cases[i].expected);
     }
     {
         const char *args[] = { "-export", "help", NULL };
