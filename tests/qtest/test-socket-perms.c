@@ -392,6 +392,13 @@ static char *chardev_add(int fd, GString *buf, const char *id, const char *path,
     return qmp_exec(fd, buf, req);
 }
 
+/* Check that reply is QMP's empty success, and free it. */
+static void assert_qmp_ok(char *reply)
+{
+    g_assert_cmpstr(reply, ==, "{\"return\": {}}");
+    g_free(reply);
+}
+
 static void test_qmp_chardev_add(void)
 {
     static const char *const args[] = {
@@ -421,22 +428,16 @@ static void test_qmp_chardev_add(void)
     line = qmp_line(fd, buf);
     g_assert_true(g_str_has_prefix(line, "{\"QMP\""));
     g_clear_pointer(&line, g_free);
-    line = qmp_exec(fd, buf, "{\"execute\": \"qmp_capabilities\"}");
-    g_assert_cmpstr(line, ==, "{\"return\": {}}");
-    g_clear_pointer(&line, g_free);
+    assert_qmp_ok(qmp_exec(fd, buf, "{\"execute\": \"qmp_capabilities\"}"));
 
-    line = chardev_add(fd, buf, "c1", path, ", \"group\": \"" TEST_GROUP "\", \"mode\": \"0620\"");
-    g_assert_cmpstr(line, ==, "{\"return\": {}}");
+    assert_qmp_ok(chardev_add(fd, buf, "c1", path,
+                              ", \"group\": \"" TEST_GROUP "\", \"mode\": \"0620\""));
     assert_socket_file(path, 0620, 0, gid);
-    g_clear_pointer(&line, g_free);
-    line = qmp_exec(fd, buf, "{\"execute\": \"chardev-remove\", \"arguments\": {\"id\": \"c1\"}}");
-    g_assert_cmpstr(line, ==, "{\"return\": {}}");
-    g_clear_pointer(&line, g_free);
+    assert_qmp_ok(qmp_exec(fd, buf,
+                           "{\"execute\": \"chardev-remove\", \"arguments\": {\"id\": \"c1\"}}"));
     /* Made again, under another owner: the new file has its own. */
-    line = chardev_add(fd, buf, "c1", path, ", \"owner\": \"" TEST_USER "\"");
-    g_assert_cmpstr(line, ==, "{\"return\": {}}");
+    assert_qmp_ok(chardev_add(fd, buf, "c1", path, ", \"owner\": \"" TEST_USER "\""));
     assert_socket_file(path, 0600, uid, 0);
-    g_clear_pointer(&line, g_free);
 
     line = chardev_add(fd, buf, "c2", path, ", \"group\": \"" NO_SUCH_GROUP "\"");
     g_assert_cmpstr(line, ==, "{\"error\": {\"class\": \"GenericError\", \"desc\": "
