@@ -526,17 +526,16 @@ static void check_dropped(Fixture *f, const char *what, const void *raw, size_t 
 /* A CMD_SUBMIT header for seqnum 1 on devid 1-1 (0x00010001). */
 static void submit_header(uint8_t hdr[48], uint8_t dir, uint8_t ep, uint32_t len)
 {
-    memset(hdr, 0, 48);
-    hdr[3] = USBIP_CMD_SUBMIT;
-    hdr[7] = 1;
-    hdr[9] = 1;
-    hdr[11] = 1;
-    hdr[15] = dir;
-    hdr[19] = ep;
-    hdr[24] = len >> 24;
-    hdr[25] = len >> 16;
-    hdr[26] = len >> 8;
-    hdr[27] = len;
+    const UsbipSubmit cmd = {
+        .h = { .seqnum = 1, .devid = 0x00010001, .direction = dir, .ep = ep },
+        .transfer_buffer_length = len,
+    };
+    g_autoptr(GByteArray) out = g_byte_array_new();
+
+    /* Only the header: an IN submit carries no data, and OUT's is not given. */
+    usbip_encode_cmd_submit(out, &cmd, NULL);
+    g_assert_cmpuint(out->len, >=, 48);
+    memcpy(hdr, out->data, 48);
 }
 
 static void test_malformed(void)
