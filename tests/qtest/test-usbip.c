@@ -392,6 +392,14 @@ static void test_unlink_pending_interrupt(void)
     import_end(&c, &f);
 }
 
+/* A URB that completed: its unlink finds nothing (status 0) and brings no second answer. */
+static void unlink_completed(Ccid *c, UihUrb *u)
+{
+    g_assert_cmpint(uih_unlink(c->h, u, UIH_TIMEOUT_MS), ==, 0);
+    g_assert_cmpuint(u->completions, ==, 1);
+    uih_urb_free(c->h, u);
+}
+
 /*
  * Bulk-IN held by the device: unlinked, it is forgotten, and the answer to
  * the next command goes to the next URB. A URB that completed answers the
@@ -419,9 +427,7 @@ static void test_unlink_bulk(void)
     u = uih_submit(c.h, c.ep_bulk_in, true, NULL, NULL, BULK_IN_SIZE);
     g_assert_true(uih_wait(c.h, u, UIH_TIMEOUT_MS));
     g_assert_cmpint(u->status, ==, 0);
-    g_assert_cmpint(uih_unlink(c.h, u, UIH_TIMEOUT_MS), ==, 0);
-    g_assert_cmpuint(u->completions, ==, 1);
-    uih_urb_free(c.h, u);
+    unlink_completed(&c, u);
     c.seq++;
     import_end(&c, &f);
 }
@@ -671,9 +677,7 @@ static void test_port_reset(void)
     g_assert_true(uih_wait(c.h, irq, UIH_TIMEOUT_MS));
     g_assert_cmpint(irq->status, ==, -ESHUTDOWN);
     /* Unlinking it now finds nothing: status 0, and no second answer. */
-    g_assert_cmpint(uih_unlink(c.h, irq, UIH_TIMEOUT_MS), ==, 0);
-    g_assert_cmpuint(irq->completions, ==, 1);
-    uih_urb_free(c.h, irq);
+    unlink_completed(&c, irq);
     import_end(&c, &f);
 }
 
