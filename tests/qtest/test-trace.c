@@ -5,6 +5,7 @@
  */
 #include "libqtest-vccid.h"
 #include "usbredir-host.h"
+#include "../support/tmp-file.h"
 
 #include <glib/gstdio.h>
 #include <string.h>
@@ -74,22 +75,9 @@ static void test_enable(void)
     vccid_stop(p);
 }
 
-/* A new temporary file holding text: its path, for the caller to unlink. */
-static char *tmp_file_holding(const char *text)
-{
-    g_autoptr(GError) error = NULL;
-    char *path = NULL;
-    int fd = g_file_open_tmp("vccid-trace-events-XXXXXX", &path, &error);
-
-    g_assert_no_error(error);
-    close(fd);
-    g_assert_true(g_file_set_contents(path, text, -1, &error));
-    return path;
-}
-
 static void test_events_file(void)
 {
-    g_autofree char *events = tmp_file_holding("# descriptors only\nusb_desc_*\n"
+    g_autofree char *events = test_tmp_file_holding("# descriptors only\nusb_desc_*\n"
                                                "-usb_desc_set_*\n");
     g_autofree char *opt = g_strdup_printf("events=%s,file=@DIR@/trace.log", events);
     VccidProcess *p = start_and_fetch_descriptor((const char *[]){ "-trace", opt, NULL });
