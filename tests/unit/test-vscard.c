@@ -289,6 +289,7 @@ static void test_length_at_cap(void)
 {
     Recorder *r = recorder_new(VSCARD_ROLE_HOST);
     uint8_t hdr[VSCARD_HEADER_SIZE] = { 0, 0, 0, 7 };
+    uint32_t too_long;
     g_autofree uint8_t *big = g_malloc0(VSCARD_MAX_PAYLOAD);
     GByteArray *b = g_byte_array_new();
 
@@ -301,10 +302,8 @@ static void test_length_at_cap(void)
     g_assert_false(ev_at(r, 1)->is_error);
     g_assert_cmpuint(ev_at(r, 1)->type, ==, VSC_CardRemove);
 
-    hdr[8] = ((VSCARD_MAX_PAYLOAD + 1) >> 24) & 0xff;
-    hdr[9] = ((VSCARD_MAX_PAYLOAD + 1) >> 16) & 0xff;
-    hdr[10] = ((VSCARD_MAX_PAYLOAD + 1) >> 8) & 0xff;
-    hdr[11] = (VSCARD_MAX_PAYLOAD + 1) & 0xff;
+    too_long = GUINT32_TO_BE(VSCARD_MAX_PAYLOAD + 1);
+    memcpy(hdr + 8, &too_long, 4);                  /* the length field */
     g_assert_false(vscard_stream_feed(r->stream, hdr, sizeof(hdr)));
     g_assert_cmpint(ev_at(r, 2)->err, ==, VSCARD_ERR_TOO_LONG);
     g_byte_array_unref(b);
