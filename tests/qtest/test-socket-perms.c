@@ -295,22 +295,27 @@ static bool in_group(gid_t gid)
 }
 
 /*
- * The command prefix that runs vccid as a user who may not give dir's files
- * to TEST_GROUP, or NULL (the test skipped) if this user may.
+ * The command line that runs vccid, serving at sock (in dir) with
+ * group=TEST_GROUP, as a user who may not give that group a file; NULL (the
+ * test skipped) if this user may.
  */
-static char *run_as_outsider(const char *dir, const struct passwd *pw, const struct group *gr)
+static char *outsider_command(const char *dir, const char *sock, const struct passwd *pw,
+                              const struct group *gr)
 {
+    g_autofree char *runas = NULL;
+
     if (geteuid() == 0) {
         /* Root may; setpriv (util-linux) runs vccid as nobody, in no other group. */
         g_assert_cmpint(chown(dir, pw->pw_uid, -1), ==, 0);
-        return g_strdup_printf("setpriv --reuid=%u --regid=%u --clear-groups ",
-                               (unsigned)pw->pw_uid, (unsigned)pw->pw_gid);
-    }
-    if (in_group(gr->gr_gid)) {
+        runas = g_strdup_printf("setpriv --reuid=%u --regid=%u --clear-groups ",
+                                (unsigned)pw->pw_uid, (unsigned)pw->pw_gid);
+    } else if (in_group(gr->gr_gid)) {
         g_test_skip("this user is in group " TEST_GROUP ", so may give it a file");
         return NULL;
     }
-    return g_strdup("");
+    return g_strdup_printf("%s%s -chardev socket,id=redir,path=%s,server=on,wait=off,"
+                           "group=" TEST_GROUP " -device usb-ccid -export usbredir,chardev=redir",
+                           runas ? runas : "", vccid_binary(), sock);
 }
 
 /* Without root, giving the socket file to another group fails, naming the option and why. */
@@ -320,7 +325,6 @@ static void test_chown_fails(void)
     struct passwd *pw = getpwnam(TEST_USER);
     g_autoptr(GError) error = NULL;
     g_autofree char *dir = NULL;
-    g_autofree char *runas = NULL;
     g_autofree char *sock = NULL;
     g_autofree char *cmd = NULL;
     g_autofree char *err = NULL;
@@ -332,15 +336,12 @@ static void test_chown_fails(void)
     }
     dir = g_dir_make_tmp("vccid-perms-XXXXXX", &error);
     g_assert_no_error(error);
-    runas = run_as_outsider(dir, pw, gr);
-    if (!runas) {
+    sock = g_build_filename(dir, "s.sock", NULL);
+    cmd = outsider_command(dir, sock, pw, gr);
+    if (!cmd) {
         g_rmdir(dir);
         return;
     }
-    sock = g_build_filename(dir, "s.sock", NULL);
-    cmd = g_strdup_printf("%s%s -chardev socket,id=redir,path=%s,server=on,wait=off,"
-                          "group=" TEST_GROUP " -device usb-ccid -export usbredir,chardev=redir",
-                          runas, vccid_binary(), sock);
     if (!g_spawn_command_line_sync(cmd, NULL, &err, &status, &error)) {
         g_test_skip("setpriv is not available");
         g_rmdir(dir);
