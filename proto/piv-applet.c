@@ -224,7 +224,7 @@ static void put_tag(GByteArray *out, uint32_t tag)
     g_byte_array_append(out, b, n);
 }
 
-static void put_len(GByteArray *out, size_t len)
+void piv_put_ber_length(GByteArray *out, size_t len)
 {
     uint8_t b[3];
 
@@ -247,7 +247,7 @@ static void put_len(GByteArray *out, size_t len)
 static void put_tlv(GByteArray *out, uint32_t tag, const void *val, size_t len)
 {
     put_tag(out, tag);
-    put_len(out, len);
+    piv_put_ber_length(out, len);
     if (len) {
         g_byte_array_append(out, val, len);
     }
@@ -260,7 +260,7 @@ static void wrap_tlv(GByteArray *out, size_t start, uint32_t tag)
     size_t len = out->len - start;
 
     put_tag(head, tag);
-    put_len(head, len);
+    piv_put_ber_length(head, len);
     g_byte_array_set_size(out, out->len + head->len);
     memmove(out->data + start + head->len, out->data + start, len);
     memcpy(out->data + start, head->data, head->len);

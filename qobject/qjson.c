@@ -119,18 +119,20 @@ QObject *qobject_copy(const QObject *obj)
     }
 }
 
+/* JSON's names for them, as QMP's errors say "expected: integer". */
+static const char *const qtype_names[] = {
+    [QTYPE_NULL] = "null",
+    [QTYPE_BOOL] = "boolean",
+    [QTYPE_INT] = "integer",
+    [QTYPE_DOUBLE] = "number",
+    [QTYPE_STRING] = "string",
+    [QTYPE_LIST] = "array",
+    [QTYPE_DICT] = "object",
+};
+
 const char *qtype_name(QType type)
 {
-    switch (type) {
-    case QTYPE_NULL:   return "null";
-    case QTYPE_BOOL:   return "boolean";
-    case QTYPE_INT:    return "integer";
-    case QTYPE_DOUBLE: return "number";
-    case QTYPE_STRING: return "string";
-    case QTYPE_LIST:   return "array";
-    case QTYPE_DICT:   return "object";
-    }
-    return "?";
+    return (unsigned)type < G_N_ELEMENTS(qtype_names) ? qtype_names[type] : "?";
 }
 
 void qlist_append(QObject *list, QObject *value)

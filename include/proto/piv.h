@@ -133,4 +133,10 @@ int piv_slot_index(uint8_t key_ref);
 extern const uint8_t piv_atr[];
 extern const size_t piv_atr_len;
 
+/*
+ * Append a BER-TLV length (ISO 7816-4 5.2.2.1): one byte below 0x80, else
+ * 81 or 82 and the value; len is at most 0xffff.
+ */
+void piv_put_ber_length(GByteArray *out, size_t len);
+
 #endif

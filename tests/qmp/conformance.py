@@ -143,20 +143,22 @@ def session(path, workdir, name):
             raw.append((step, m))
 
     record("greeting", [c.read()])
-    record("before-negotiation",
-           c.transact('{"execute": "query-version", "id": "pre"}'))
-    record("qmp_capabilities", c.transact('{"execute": "qmp_capabilities", "id": 1}'))
-    record("query-version", c.transact('{"execute": "query-version"}'))
-    record("query-commands", c.transact('{"execute": "query-commands"}'))
-    record("query-status", c.transact('{"execute": "query-status"}'))
-    record("unknown-command", c.transact('{"execute": "no-such-command", "id": [1, 2]}'))
-    record("unexpected-argument",
-           c.transact('{"execute": "query-status", "arguments": {"bogus": 1}}'))
-    record("missing-argument", c.transact('{"execute": "device_del"}'))
-    record("wrong-type", c.transact('{"execute": "device_del", "arguments": {"id": 1}}'))
-    record("malformed-json", c.transact('{"execute": }'))
-    record("not-an-object", c.transact('[1, 2]'))
-    record("lacks-execute", c.transact('{"id": 5}'))
+    # Each step: the request as sent (some are malformed on purpose).
+    for step, request in [
+        ("before-negotiation", '{"execute": "query-version", "id": "pre"}'),
+        ("qmp_capabilities", '{"execute": "qmp_capabilities", "id": 1}'),
+        ("query-version", '{"execute": "query-version"}'),
+        ("query-commands", '{"execute": "query-commands"}'),
+        ("query-status", '{"execute": "query-status"}'),
+        ("unknown-command", '{"execute": "no-such-command", "id": [1, 2]}'),
+        ("unexpected-argument", '{"execute": "query-status", "arguments": {"bogus": 1}}'),
+        ("missing-argument", '{"execute": "device_del"}'),
+        ("wrong-type", '{"execute": "device_del", "arguments": {"id": 1}}'),
+        ("malformed-json", '{"execute": }'),
+        ("not-an-object", '[1, 2]'),
+        ("lacks-execute", '{"id": 5}'),
+    ]:
+        record(step, c.transact(request))
     sock = os.path.join(workdir, name + "-pt.sock")
     record("chardev-add", c.transact(json.dumps({
         "execute": "chardev-add",

@@ -247,10 +247,7 @@ uint8_t ccid_build(CcidHost *c, uint8_t *buf, uint8_t type, uint8_t slot, uint32
     uint8_t seq = c->seq++;
 
     buf[0] = type;
-    buf[1] = dwLength;
-    buf[2] = dwLength >> 8;
-    buf[3] = dwLength >> 16;
-    buf[4] = dwLength >> 24;
+    put_le32(buf + 1, dwLength);
     buf[5] = slot;
     buf[6] = seq;
     buf[7] = p1;

@@ -211,6 +211,14 @@ static inline uint32_t le32(const uint8_t *p)
     return p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
+static inline void put_le32(uint8_t *p, uint32_t v)
+{
+    p[0] = v;
+    p[1] = v >> 8;
+    p[2] = v >> 16;
+    p[3] = v >> 24;
+}
+
 static inline uint16_t le16(const uint8_t *p)
 {
     return p[0] | p[1] << 8;

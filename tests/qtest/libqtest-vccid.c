@@ -445,6 +445,31 @@ uint16_t qtest_free_tcp_port(void)
     return ntohs(sa.sin_port);
 }
 
+int qtest_unix_connect(const char *path)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    g_assert_cmpint(fd, >=, 0);
+    g_strlcpy(sa.sun_path, path, sizeof(sa.sun_path));
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+int qtest_unix_connect_within(const char *path, int timeout_ms)
+{
+    int fd = qtest_unix_connect(path);
+
+    for (int i = 0; i < timeout_ms / 10 && fd < 0; i++) {
+        g_usleep(10000);
+        fd = qtest_unix_connect(path);
+    }
+    return fd;
+}
+
 int qtest_unix_listen(const char *path)
 {
     struct sockaddr_un sa = { .sun_family = AF_UNIX };

@@ -71,6 +71,10 @@ void qtest_run_source_script(const char *dir, const char *name, const char *arg)
 
 /* A TCP port on 127.0.0.1 that was free a moment ago. */
 uint16_t qtest_free_tcp_port(void);
+/* A stream connected to the unix socket at path, or -1 if nothing listens there. */
+int qtest_unix_connect(const char *path);
+/* As qtest_unix_connect(), retried for timeout_ms while nothing listens yet. */
+int qtest_unix_connect_within(const char *path, int timeout_ms);
 /* A listening unix socket at path; accept one peer within timeout_ms (-1 if none). */
 int qtest_unix_listen(const char *path);
 int qtest_accept(int listen_fd, int timeout_ms);

@@ -352,6 +352,14 @@ static CcidHost *open_host(VccidProcess *v)
     return c;
 }
 
+/* The peer leaves, then the host; then vccid stops (and must exit cleanly). */
+static void end_session(VccidProcess *v, CcidHost *c, VscPeer *p)
+{
+    peer_free(p);
+    ccid_host_free(c);
+    vccid_stop(v);
+}
+
 /*
  * Wait for NotifySlotChange (CCID 6.3.1) saying slot 0 changed to the given
  * state; earlier notifications (e.g. the one at connection) are skipped.
@@ -473,9 +481,7 @@ static void test_exchange(void)
     peer_expect_error(p, 0, VSC_SUCCESS);
     wait_slot_change(c, false);
 
-    peer_free(p);
-    ccid_host_free(c);
-    vccid_stop(v);
+    end_session(v, c, p);
 }
 
 /* The whole opening, one byte per write: partial headers everywhere. */
@@ -501,9 +507,7 @@ static void test_byte_by_byte(void)
     power_on_test_card(c);
     check_apdu_echo(c, 20);
 
-    peer_free(p);
-    ccid_host_free(c);
-    vccid_stop(v);
+    end_session(v, c, p);
 }
 
 /*
@@ -546,9 +550,7 @@ static void test_malformed_in_sync(void)
     power_on_test_card(c);
     check_apdu_echo(c, 8);
 
-    peer_free(p);
-    ccid_host_free(c);
-    vccid_stop(v);
+    end_session(v, c, p);
 }
 
 /*
@@ -593,9 +595,7 @@ static void test_malformed_fatal(void)
     VscPeer *p = peer_connect(v);
     peer_lend_card(p, c);
     check_apdu_echo(c, 16);
-    peer_free(p);
-    ccid_host_free(c);
-    vccid_stop(v);
+    end_session(v, c, p);
 }
 
 /*
@@ -633,9 +633,7 @@ static void test_client_killed_mid_apdu(void)
     p = peer_connect(v);
     peer_lend_card(p, c);
     check_apdu_echo(c, 100);
-    peer_free(p);
-    ccid_host_free(c);
-    vccid_stop(v);
+    end_session(v, c, p);
 }
 
 /* A client error in place of an answer fails the guest's command, nothing more. */
@@ -655,9 +653,7 @@ static void test_client_error_answer(void)
     g_assert_cmpuint(slot_status(c), !=, ICC_ABSENT);
     p->mode = PEER_ANSWER;
     check_apdu_echo(c, 5);
-    peer_free(p);
-    ccid_host_free(c);
-    vccid_stop(v);
+    end_session(v, c, p);
 }
 
 /* A client that removes and re-adds its reader (libcacard's vscclient opens so). */
@@ -678,9 +674,7 @@ static void test_reader_remove_readd(void)
     wait_slot_change(c, true);
     power_on_test_card(c);
     check_apdu_echo(c, 30);
-    peer_free(p);
-    ccid_host_free(c);
-    vccid_stop(v);
+    end_session(v, c, p);
 }
 
 /*
@@ -720,9 +714,7 @@ static void test_reset_during_apdu(void)
     check_apdu_echo(c, 7);
     check_apdu_echo(c, 9);
     g_assert_cmpuint(p->flushes, ==, 1);
-    peer_free(p);
-    ccid_host_free(c);
-    vccid_stop(v);
+    end_session(v, c, p);
 }
 
 /*
@@ -762,9 +754,7 @@ static void test_libcacard_client_opening(void)
     g_mutex_lock(&p->lock);
     g_assert_true(g_queue_is_empty(&p->msgs));
     g_mutex_unlock(&p->lock);
-    peer_free(p);
-    ccid_host_free(c);
-    vccid_stop(v);
+    end_session(v, c, p);
 }
 
 /* ---- our vscclient against our passthru, over TCP ---- */
@@ -905,9 +895,7 @@ static void test_flood(void)
         g_assert_cmpuint(m->reader_id, ==, 0);
     }
     check_apdu_echo(c, 50);
-    peer_free(p);
-    ccid_host_free(c);
-    vccid_stop(v);
+    end_session(v, c, p);
 }
 
 /* ---- the exchange as a state machine (docs/ccid.txt, section 8.3) ---- */
@@ -987,9 +975,7 @@ static void test_out_of_turn(void)
     p = peer_connect(v);
     peer_lend_card(p, c);
     check_apdu_echo(c, 16);
-    peer_free(p);
-    ccid_host_free(c);
-    vccid_stop(v);
+    end_session(v, c, p);
 }
 
 /*
@@ -1022,9 +1008,7 @@ static void test_reader_add_empty_name(void)
     wait_slot_change(c, true);
     power_on_test_card(c);
     check_apdu_echo(c, 6);
-    peer_free(p);
-    ccid_host_free(c);
-    vccid_stop(v);
+    end_session(v, c, p);
 }
 
 /*
@@ -1101,9 +1085,7 @@ static void test_abort_then_next_command(void)
     g_assert_cmpmem(answer->data, answer->dwLength - 2, next_cmd, sizeof(next_cmd));
     check_apdu_echo(c, 11);
     g_assert_cmpuint(p->apdus, ==, 3);
-    peer_free(p);
-    ccid_host_free(c);
-    vccid_stop(v);
+    end_session(v, c, p);
 }
 
 /*
@@ -1125,9 +1107,7 @@ static void test_second_client_told(void)
     g_assert_true(g_queue_is_empty(&second->msgs));
     peer_free(second);
     check_apdu_echo(c, 10);
-    peer_free(p);
-    ccid_host_free(c);
-    vccid_stop(v);
+    end_session(v, c, p);
 }
 
 static const TestCase cases[] = {

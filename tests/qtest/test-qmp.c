@@ -35,20 +35,6 @@ typedef struct QmpClient {
     QObject *greeting;
 } QmpClient;
 
-static int unix_connect(const char *path)
-{
-    struct sockaddr_un sa = { .sun_family = AF_UNIX };
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-    g_assert_cmpint(fd, >=, 0);
-    g_strlcpy(sa.sun_path, path, sizeof(sa.sun_path));
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
 /* The next line from the monitor, or NULL on EOF or after timeout_ms. */
 static char *qmp_read_line(QmpClient *c, int timeout_ms)
 {
@@ -102,9 +88,7 @@ static QmpClient *qmp_connect(const char *path)
     QObject *qmp, *version;
 
     /* vccid_start() waited for the usbredir socket; the monitor's comes a moment later. */
-    for (int i = 0; i < VCCID_START_TIMEOUT_MS / 10 && (c->fd = unix_connect(path)) < 0; i++) {
-        g_usleep(10000);
-    }
+    c->fd = qtest_unix_connect_within(path, VCCID_START_TIMEOUT_MS);
     g_assert_cmpint(c->fd, >=, 0);
     c->buf = g_string_new(NULL);
     c->events = g_queue_new();
@@ -864,7 +848,7 @@ static void test_several_monitors(void)
     g_assert_null(ev);
 
     /* A second client of one monitor is told so, in QMP, and closed; the first keeps it. */
-    second = unix_connect(p1);
+    second = qtest_unix_connect(p1);
     g_assert_cmpint(second, >=, 0);
     do {
         struct pollfd pfd = { .fd = second, .events = POLLIN };

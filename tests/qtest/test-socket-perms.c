@@ -233,10 +233,8 @@ static void test_unknown_owner_group(void)
 
 static void test_mode_refused(void)
 {
-    static const struct {
-        const char *mode;
-        const char *why;
-    } cases[] = {
+    /* A mode and why it is refused. */
+    static const StringCase cases[] = {
         { "0666", "never world-writable" },
         { "0662", "never world-writable" },
         { "0602", "never world-writable" },
@@ -251,12 +249,13 @@ static void test_mode_refused(void)
     };
 
     for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
-        g_autofree char *opts = g_strdup_printf("path=@SOCK@,server=on,wait=off,mode=%s",
-                                                cases[i].mode);
-        g_autofree char *named = g_strdup_printf("mode=%s", cases[i].mode);
+        const char *mode = cases[i].input;
+        const char *why = cases[i].expected;
+        g_autofree char *opts = g_strdup_printf("path=@SOCK@,server=on,wait=off,mode=%s", mode);
+        g_autofree char *named = g_strdup_printf("mode=%s", mode);
 
-        assert_refused(opts, cases[i].why);
-        if (*cases[i].mode && !strstr(cases[i].why, "octal")) {
+        assert_refused(opts, why);
+        if (*mode && !strstr(why, "octal")) {
             assert_refused(opts, named);
         }
     }
@@ -295,6 +294,30 @@ static bool in_group(gid_t gid)
     return getegid() == gid;
 }
 
+/*
+ * The command line that runs vccid, serving at sock (in dir) with
+ * group=TEST_GROUP, as a user who may not give that group a file; NULL (the
+ * test skipped) if this user may.
+ */
+static char *outsider_command(const char *dir, const char *sock, const struct passwd *pw,
+                              const struct group *gr)
+{
+    g_autofree char *runas = NULL;
+
+    if (geteuid() == 0) {
+        /* Root may; setpriv (util-linux) runs vccid as nobody, in no other group. */
+        g_assert_cmpint(chown(dir, pw->pw_uid, -1), ==, 0);
+        runas = g_strdup_printf("setpriv --reuid=%u --regid=%u --clear-groups ",
+                                (unsigned)pw->pw_uid, (unsigned)pw->pw_gid);
+    } else if (in_group(gr->gr_gid)) {
+        g_test_skip("this user is in group " TEST_GROUP ", so may give it a file");
+        return NULL;
+    }
+    return g_strdup_printf("%s%s -chardev socket,id=redir,path=%s,server=on,wait=off,"
+                           "group=" TEST_GROUP " -device usb-ccid -export usbredir,chardev=redir",
+                           runas ? runas : "", vccid_binary(), sock);
+}
+
 /* Without root, giving the socket file to another group fails, naming the option and why. */
 static void test_chown_fails(void)
 {
@@ -303,7 +326,6 @@ static void test_chown_fails(void)
     g_autoptr(GError) error = NULL;
     g_autofree char *dir = NULL;
     g_autofree char *sock = NULL;
-    g_autofree char *runas = NULL;
     g_autofree char *cmd = NULL;
     g_autofree char *err = NULL;
     int status;
@@ -314,22 +336,12 @@ static void test_chown_fails(void)
     }
     dir = g_dir_make_tmp("vccid-perms-XXXXXX", &error);
     g_assert_no_error(error);
-    if (geteuid() == 0) {
-        /* Root may; setpriv (util-linux) runs vccid as nobody, in no other group. */
-        g_assert_cmpint(chown(dir, pw->pw_uid, -1), ==, 0);
-        runas = g_strdup_printf("setpriv --reuid=%u --regid=%u --clear-groups ",
-                                (unsigned)pw->pw_uid, (unsigned)pw->pw_gid);
-    } else if (in_group(gr->gr_gid)) {
-        g_test_skip("this user is in group " TEST_GROUP ", so may give it a file");
+    sock = g_build_filename(dir, "s.sock", NULL);
+    cmd = outsider_command(dir, sock, pw, gr);
+    if (!cmd) {
         g_rmdir(dir);
         return;
-    } else {
-        runas = g_strdup("");
     }
-    sock = g_build_filename(dir, "s.sock", NULL);
-    cmd = g_strdup_printf("%s%s -chardev socket,id=redir,path=%s,server=on,wait=off,"
-                          "group=" TEST_GROUP " -device usb-ccid -export usbredir,chardev=redir",
-                          runas, vccid_binary(), sock);
     if (!g_spawn_command_line_sync(cmd, NULL, &err, &status, &error)) {
         g_test_skip("setpriv is not available");
         g_rmdir(dir);
@@ -350,20 +362,6 @@ static void test_chown_fails(void)
 }
 
 /* ---- QMP: -qmp and chardev-add take the same options ---- */
-
-static int unix_connect(const char *path)
-{
-    struct sockaddr_un sa = { .sun_family = AF_UNIX };
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-    g_assert_cmpint(fd, >=, 0);
-    g_strlcpy(sa.sun_path, path, sizeof(sa.sun_path));
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
 
 /* The monitor's next line, without its CR LF (a reply: nothing here makes events). */
 static char *qmp_line(int fd, GString *buf)
@@ -407,6 +405,13 @@ static char *chardev_add(int fd, GString *buf, const char *id, const char *path,
     return qmp_exec(fd, buf, req);
 }
 
+/* Check that reply is QMP's empty success, and free it. */
+static void assert_qmp_ok(char *reply)
+{
+    g_assert_cmpstr(reply, ==, "{\"return\": {}}");
+    g_free(reply);
+}
+
 static void test_qmp_chardev_add(void)
 {
     static const char *const args[] = {
@@ -429,31 +434,23 @@ static void test_qmp_chardev_add(void)
     p = vccid_start(args);
     qmp = g_build_filename(p->tmpdir, "qmp.sock", NULL);
     path = g_build_filename(p->tmpdir, "added.sock", NULL);
-    for (int i = 0; i < VCCID_START_TIMEOUT_MS / 10 && (fd = unix_connect(qmp)) < 0; i++) {
-        g_usleep(10000);
-    }
+    fd = qtest_unix_connect_within(qmp, VCCID_START_TIMEOUT_MS);
     g_assert_cmpint(fd, >=, 0);
     /* -qmp's chardev options include these too. */
     assert_socket_file(qmp, 0660, 0, gid);
     line = qmp_line(fd, buf);
     g_assert_true(g_str_has_prefix(line, "{\"QMP\""));
     g_clear_pointer(&line, g_free);
-    line = qmp_exec(fd, buf, "{\"execute\": \"qmp_capabilities\"}");
-    g_assert_cmpstr(line, ==, "{\"return\": {}}");
-    g_clear_pointer(&line, g_free);
+    assert_qmp_ok(qmp_exec(fd, buf, "{\"execute\": \"qmp_capabilities\"}"));
 
-    line = chardev_add(fd, buf, "c1", path, ", \"group\": \"" TEST_GROUP "\", \"mode\": \"0620\"");
-    g_assert_cmpstr(line, ==, "{\"return\": {}}");
+    assert_qmp_ok(chardev_add(fd, buf, "c1", path,
+                              ", \"group\": \"" TEST_GROUP "\", \"mode\": \"0620\""));
     assert_socket_file(path, 0620, 0, gid);
-    g_clear_pointer(&line, g_free);
-    line = qmp_exec(fd, buf, "{\"execute\": \"chardev-remove\", \"arguments\": {\"id\": \"c1\"}}");
-    g_assert_cmpstr(line, ==, "{\"return\": {}}");
-    g_clear_pointer(&line, g_free);
+    assert_qmp_ok(qmp_exec(fd, buf,
+                           "{\"execute\": \"chardev-remove\", \"arguments\": {\"id\": \"c1\"}}"));
     /* Made again, under another owner: the new file has its own. */
-    line = chardev_add(fd, buf, "c1", path, ", \"owner\": \"" TEST_USER "\"");
-    g_assert_cmpstr(line, ==, "{\"return\": {}}");
+    assert_qmp_ok(chardev_add(fd, buf, "c1", path, ", \"owner\": \"" TEST_USER "\""));
     assert_socket_file(path, 0600, uid, 0);
-    g_clear_pointer(&line, g_free);
 
     line = chardev_add(fd, buf, "c2", path, ", \"group\": \"" NO_SUCH_GROUP "\"");
     g_assert_cmpstr(line, ==, "{\"error\": {\"class\": \"GenericError\", \"desc\": "

@@ -5,8 +5,7 @@
  * makes of it must carry the token's certificate, let the token check the
  * PIN and sign with the token's key.
  */
-#include "ccid-host.h"
-#include "libqtest-vccid.h"
+#include "usb-ccid-common.h"
 
 #include <gnutls/abstract.h>
 #include <gnutls/gnutls.h>
@@ -18,15 +17,8 @@
 #define TOKEN_LABEL "vccid-token"
 #define TOKEN_PIN "648219"
 
-/* CAC (GSC-IS 2.1): PKI applet 0, READ BUFFER, SIGN/DECRYPT; ISO 7816-4 VERIFY. */
-#define CAC_READ_BUFFER  0x52
-#define CAC_SIGN_DECRYPT 0x42
-#define CAC_VALUE_BUFFER 0x02
+/* ISO 7816-4 VERIFY. */
 #define ISO_VERIFY       0x20
-
-static const uint8_t select_pki0[] = {
-    0x00, 0xa4, 0x04, 0x00, 0x07, 0xa0, 0x00, 0x00, 0x00, 0x79, 0x01, 0x00,
-};
 
 /* The token's directory: softhsm2.conf, the NSS database, cert.der. */
 static char *token_dir;
@@ -89,11 +81,6 @@ static VccidProcess *start_on_token(const char *extra)
     return vccid_start(args);
 }
 
-typedef struct Fixture {
-    VccidProcess *vccid;
-    CcidHost *c;
-} Fixture;
-
 static void fixture_setup(Fixture *f, gconstpointer data)
 {
     f->vccid = start_on_token(",slots=removable,token=" TOKEN_LABEL);
@@ -105,21 +92,6 @@ static void fixture_teardown(Fixture *f, gconstpointer data)
 {
     ccid_host_free(f->c);
     vccid_stop(f->vccid);
-}
-
-static void select_pki0_applet(CcidHost *c)
-{
-    g_autoptr(GByteArray) r = ccid_transmit(c, select_pki0, sizeof(select_pki0));
-
-    g_assert_cmphex(apdu_sw(r), ==, 0x9000);
-}
-
-static GByteArray *read_buffer(CcidHost *c, uint16_t offset, uint8_t count)
-{
-    uint8_t apdu[] = { 0x80, CAC_READ_BUFFER, offset >> 8, offset & 0xff, 0x02,
-                       CAC_VALUE_BUFFER, count, 0x00 };
-
-    return ccid_xfr_apdu(c, apdu, sizeof(apdu));
 }
 
 /* VERIFY with the PIN padded to 8 bytes with FF, as CAC middleware sends it. */
@@ -215,24 +187,12 @@ static bool signature_verifies(GBytes *cert, const char *msg, const uint8_t *sig
 static void check_certificate(CcidHost *c)
 {
     g_autoptr(GBytes) der = token_cert_der();
-    g_autoptr(GByteArray) head = NULL;
-    g_autoptr(GByteArray) value = g_byte_array_new();
+    g_autoptr(GByteArray) value = NULL;
     gsize der_len;
     const uint8_t *der_data = g_bytes_get_data(der, &der_len);
-    size_t total;
 
-    select_pki0_applet(c);
-    head = read_buffer(c, 0, 2);
-    g_assert_cmphex(apdu_sw(head), ==, 0x9000);
-    total = 2 + le16(head->data);
-    while (value->len < total) {
-        uint8_t n = MIN(255, total - value->len);
-        g_autoptr(GByteArray) r = read_buffer(c, value->len, n);
-
-        g_assert_cmphex(apdu_sw(r), ==, 0x9000);
-        g_assert_cmpuint(r->len, ==, n + 2u);
-        g_byte_array_append(value, r->data, n);
-    }
+    select_pki(c, 0);
+    value = read_value_buffer(c);
     g_assert_cmpuint(value->len, ==, 3 + der_len);
     g_assert_cmpuint(value->data[2], ==, 0x00);
     g_assert_cmpmem(value->data + 3, der_len, der_data, der_len);
@@ -247,7 +207,7 @@ static void check_certificate(CcidHost *c)
  */
 static void check_verify(CcidHost *c)
 {
-    select_pki0_applet(c);
+    select_pki(c, 0);
     g_assert_cmphex(verify_status(c), ==, 0x6a88);
     g_assert_cmphex(verify(c, "000000"), ==, 0x6985);
     g_assert_cmphex(verify(c, TOKEN_PIN "9"), ==, 0x6985);
@@ -269,7 +229,7 @@ static void check_sign(CcidHost *c)
     uint8_t block[256];
 
     pkcs1_sha256_block(msg, block);
-    select_pki0_applet(c);
+    select_pki(c, 0);
     refused = cac_sign(c, block);
     g_test_message("SIGN before VERIFY: SW %04x", apdu_sw(refused));
     g_assert_cmphex(apdu_sw(refused), !=, 0x9000);
@@ -362,10 +322,8 @@ static void test_default_slots_no_card(void)
 /* Bad token= and slots= values stop vccid with a line that names them. */
 static void test_bad_choices(void)
 {
-    static const struct {
-        const char *opts;
-        const char *message;
-    } cases[] = {
+    /* Options for the card and the error they are refused with. */
+    static const StringCase cases[] = {
         { ",slots=removable,token=no-such-token", "no token labelled 'no-such-token'" },
         { ",token=" TOKEN_LABEL, "not a removable hardware slot (slots=removable" },
         { ",slots=hardware", "'ccid-card-emulated.slots' doesn't take value 'hardware'" },
@@ -375,16 +333,10 @@ static void test_bad_choices(void)
 
     for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
         g_autofree char *card = g_strdup_printf("ccid-card-emulated,backend=nss-emulated,"
-                                                "db=sql:%s%s", token_dir, cases[i].opts);
+                                                "db=sql:%s%s", token_dir, cases[i].input);
         const char *args[] = { "-device", "usb-ccid", "-device", card, NULL };
-        g_autofree char *out = NULL;
-        g_autofree char *err = NULL;
-        int status = vccid_run_cli(args, &out, &err);
 
-        if (!WIFEXITED(status) || WEXITSTATUS(status) != 2 || !strstr(err, cases[i].message)) {
-            g_error("%s: expected exit status 2 and '%s', got wait status 0x%x: %s", card,
-                    cases[i].message, status, err);
-        }
+        vccid_assert_cli_error(args, cases[i].expected);
     }
 }
 

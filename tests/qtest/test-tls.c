@@ -736,10 +736,8 @@ static void test_client_refuses(void)
 {
     TestServer s;
     VccidProcess *p;
-    static const struct {
-        const char *role;
-        const char *why;
-    } bad[] = {
+    /* The server's certificate and vccid's reason for refusing it. */
+    static const StringCase bad[] = {
         { "client-other-ca", "The peer's certificate is not trusted" },
         { "client-mallory", "Certificate does not match the hostname 127.0.0.1" },
         { "client-expired", "The peer's certificate has expired" },
@@ -749,12 +747,12 @@ static void test_client_refuses(void)
     p = start_tls_client(&s);
     for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
         g_autoptr(GError) error = NULL;
-        int fd = test_server_accept(&s, bad[i].role, NULL, &error);
+        int fd = test_server_accept(&s, bad[i].input, NULL, &error);
 
         if (fd >= 0) {
             assert_closed_silently(fd, TLS_TIMEOUT_MS);
         }
-        wait_log(p, bad[i].why, 1);
+        wait_log(p, bad[i].expected, 1);
     }
     g_assert_cmpuint(log_count(p, "ccid: host attached"), ==, 0);
     {
@@ -855,7 +853,8 @@ static void test_passthru_second_client_unheard(void)
 {
     uint16_t port = qtest_free_tcp_port();
     VccidProcess *p = start_passthru(port);
-    g_autoptr(GSocket) first = tcp_connect(port);     /* held in its TLS handshake */
+    /* Held in its TLS handshake, and only closed at the end. */
+    g_autoptr(GSocket) first G_GNUC_UNUSED = tcp_connect(port);
     g_autoptr(GSocket) second = tcp_connect(port);
 
     assert_closed_silently(dup(g_socket_get_fd(second)), TLS_TIMEOUT_MS);

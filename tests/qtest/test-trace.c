@@ -5,6 +5,7 @@
  */
 #include "libqtest-vccid.h"
 #include "usbredir-host.h"
+#include "../support/tmp-file.h"
 
 #include <glib/gstdio.h>
 #include <string.h>
@@ -76,22 +77,15 @@ static void test_enable(void)
 
 static void test_events_file(void)
 {
+    g_autofree char *events = test_tmp_file_holding("# descriptors only\nusb_desc_*\n"
+                                               "-usb_desc_set_*\n");
+    g_autofree char *opt = g_strdup_printf("events=%s,file=@DIR@/trace.log", events);
+    VccidProcess *p = start_and_fetch_descriptor((const char *[]){ "-trace", opt, NULL });
+    g_autofree char *log = g_build_filename(p->tmpdir, "trace.log", NULL);
     g_autoptr(GError) error = NULL;
-    g_autofree char *events = NULL;
-    g_autofree char *opt = NULL;
-    g_autofree char *log = NULL;
     g_autofree char *text = NULL;
     g_autofree char *err = NULL;
-    VccidProcess *p;
-    int fd = g_file_open_tmp("vccid-trace-events-XXXXXX", &events, &error);
 
-    g_assert_no_error(error);
-    close(fd);
-    g_assert_true(g_file_set_contents(events, "# descriptors only\nusb_desc_*\n"
-                                      "-usb_desc_set_*\n", -1, &error));
-    opt = g_strdup_printf("events=%s,file=@DIR@/trace.log", events);
-    p = start_and_fetch_descriptor((const char *[]){ "-trace", opt, NULL });
-    log = g_build_filename(p->tmpdir, "trace.log", NULL);
     g_assert_true(g_file_get_contents(log, &text, NULL, &error));
     g_assert_nonnull(strstr(text, " usb_desc_get_descriptor dev ccid type 0x01 index 0"));
     g_assert_null(strstr(text, "usb_desc_set_"));

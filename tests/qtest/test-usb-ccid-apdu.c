@@ -5,27 +5,6 @@
  */
 #include "usb-ccid-common.h"
 
-/* The whole value buffer of the selected CAC applet, read in 255-byte pieces. */
-static GByteArray *read_value_buffer(CcidHost *c)
-{
-    g_autoptr(GByteArray) head = read_buffer(c, 0, 2);
-    GByteArray *all = g_byte_array_new();
-    size_t total;
-
-    g_assert_cmphex(apdu_sw(head), ==, 0x9000);
-    g_assert_cmpuint(head->len, ==, 4);
-    total = 2 + le16(head->data);
-    while (all->len < total) {
-        uint8_t n = MIN(255, total - all->len);
-        g_autoptr(GByteArray) r = read_buffer(c, all->len, n);
-
-        g_assert_cmphex(apdu_sw(r), ==, 0x9000);
-        g_assert_cmpuint(r->len, ==, n + 2u);
-        g_byte_array_append(all, r->data, n);
-    }
-    return all;
-}
-
 static void test_select_and_read_cert(Fixture *f, gconstpointer data)
 {
     CcidHost *c = f->c;

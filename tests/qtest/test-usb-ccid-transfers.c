@@ -66,6 +66,15 @@ static void test_pipelined_commands(Fixture *f, gconstpointer data)
 }
 USB_CCID_TEST("bulk/pipelined", test_pipelined_commands)
 
+/* Each of the n transfers completed exactly once; release them. */
+static void release_completed_once(CcidHost *c, UrhTransfer **t, int n)
+{
+    for (int i = 0; i < n; i++) {
+        g_assert_cmpuint(t[i]->completions, ==, 1);
+        urh_transfer_release(c->usb, t[i]);
+    }
+}
+
 static void test_pending_bulk_in(Fixture *f, gconstpointer data)
 {
     CcidHost *c = f->c;
@@ -94,10 +103,7 @@ static void test_pending_bulk_in(Fixture *f, gconstpointer data)
             g_assert_false(t[j]->done);
         }
     }
-    for (int i = 0; i < 3; i++) {
-        g_assert_cmpuint(t[i]->completions, ==, 1);
-        urh_transfer_release(c->usb, t[i]);
-    }
+    release_completed_once(c, t, 3);
     assert_no_more_answers(c);
 }
 USB_CCID_TEST("bulk/pending-in", test_pending_bulk_in)
@@ -151,9 +157,8 @@ static void test_flood(Fixture *f, gconstpointer data)
     for (int i = 0; i < N; i++) {
         g_assert_true(urh_wait(c->usb, outs[i], URH_TIMEOUT_MS));
         g_assert_cmpuint(outs[i]->status, ==, usb_redir_success);
-        g_assert_cmpuint(outs[i]->completions, ==, 1);
-        urh_transfer_release(c->usb, outs[i]);
     }
+    release_completed_once(c, outs, N);
     assert_no_more_answers(c);
 }
 USB_CCID_TEST("bulk/flood", test_flood)

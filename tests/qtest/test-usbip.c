@@ -392,6 +392,14 @@ static void test_unlink_pending_interrupt(void)
     import_end(&c, &f);
 }
 
+/* A URB that completed: its unlink finds nothing (status 0) and brings no second answer. */
+static void unlink_completed(Ccid *c, UihUrb *u)
+{
+    g_assert_cmpint(uih_unlink(c->h, u, UIH_TIMEOUT_MS), ==, 0);
+    g_assert_cmpuint(u->completions, ==, 1);
+    uih_urb_free(c->h, u);
+}
+
 /*
  * Bulk-IN held by the device: unlinked, it is forgotten, and the answer to
  * the next command goes to the next URB. A URB that completed answers the
@@ -419,9 +427,7 @@ static void test_unlink_bulk(void)
     u = uih_submit(c.h, c.ep_bulk_in, true, NULL, NULL, BULK_IN_SIZE);
     g_assert_true(uih_wait(c.h, u, UIH_TIMEOUT_MS));
     g_assert_cmpint(u->status, ==, 0);
-    g_assert_cmpint(uih_unlink(c.h, u, UIH_TIMEOUT_MS), ==, 0);
-    g_assert_cmpuint(u->completions, ==, 1);
-    uih_urb_free(c.h, u);
+    unlink_completed(&c, u);
     c.seq++;
     import_end(&c, &f);
 }
@@ -526,17 +532,16 @@ static void check_dropped(Fixture *f, const char *what, const void *raw, size_t 
 /* A CMD_SUBMIT header for seqnum 1 on devid 1-1 (0x00010001). */
 static void submit_header(uint8_t hdr[48], uint8_t dir, uint8_t ep, uint32_t len)
 {
-    memset(hdr, 0, 48);
-    hdr[3] = USBIP_CMD_SUBMIT;
-    hdr[7] = 1;
-    hdr[9] = 1;
-    hdr[11] = 1;
-    hdr[15] = dir;
-    hdr[19] = ep;
-    hdr[24] = len >> 24;
-    hdr[25] = len >> 16;
-    hdr[26] = len >> 8;
-    hdr[27] = len;
+    const UsbipSubmit cmd = {
+        .h = { .seqnum = 1, .devid = 0x00010001, .direction = dir, .ep = ep },
+        .transfer_buffer_length = len,
+    };
+    g_autoptr(GByteArray) out = g_byte_array_new();
+
+    /* Only the header: an IN submit carries no data, and OUT's is not given. */
+    usbip_encode_cmd_submit(out, &cmd, NULL);
+    g_assert_cmpuint(out->len, >=, 48);
+    memcpy(hdr, out->data, 48);
 }
 
 static void test_malformed(void)
@@ -672,9 +677,7 @@ static void test_port_reset(void)
     g_assert_true(uih_wait(c.h, irq, UIH_TIMEOUT_MS));
     g_assert_cmpint(irq->status, ==, -ESHUTDOWN);
     /* Unlinking it now finds nothing: status 0, and no second answer. */
-    g_assert_cmpint(uih_unlink(c.h, irq, UIH_TIMEOUT_MS), ==, 0);
-    g_assert_cmpuint(irq->completions, ==, 1);
-    uih_urb_free(c.h, irq);
+    unlink_completed(&c, irq);
     import_end(&c, &f);
 }
 
@@ -755,10 +758,8 @@ static void test_trace(void)
 
 static void test_cli(void)
 {
-    static const struct {
-        const char *export;
-        const char *message;
-    } cases[] = {
+    /* An -export value and the error it is refused with. */
+    static const StringCase cases[] = {
         { "usbip,device=r1,bogus=1", "Invalid parameter 'bogus'" },
         { "usbip,device=r1,port=70000", "Parameter 'port'" },
         { "usbip,device=r1,host=not-an-address", "Parameter 'host'" },
@@ -766,9 +767,9 @@ static void test_cli(void)
     };
 
     for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
-        const char *args[] = { "-device", "usb-ccid,id=r1", "-export", cases[i].export, NULL };
+        const char *args[] = { "-device", "usb-ccid,id=r1", "-export", cases[i].input, NULL };
 
-        vccid_assert_cli_error(args, cases[i].message);
+        vccid_assert_cli_error(args, cases[i].expected);
     }
     {
         const char *args[] = { "-export", "help", NULL };

@@ -140,6 +140,26 @@ GByteArray *read_buffer(CcidHost *c, uint16_t offset, uint8_t count)
     return ccid_xfr_apdu(c, apdu, sizeof(apdu));
 }
 
+GByteArray *read_value_buffer(CcidHost *c)
+{
+    g_autoptr(GByteArray) head = read_buffer(c, 0, 2);
+    GByteArray *all = g_byte_array_new();
+    size_t total;
+
+    g_assert_cmphex(apdu_sw(head), ==, 0x9000);
+    g_assert_cmpuint(head->len, ==, 4);
+    total = 2 + le16(head->data);
+    while (all->len < total) {
+        uint8_t n = MIN(255, total - all->len);
+        g_autoptr(GByteArray) r = read_buffer(c, all->len, n);
+
+        g_assert_cmphex(apdu_sw(r), ==, 0x9000);
+        g_assert_cmpuint(r->len, ==, n + 2u);
+        g_byte_array_append(all, r->data, n);
+    }
+    return all;
+}
+
 void select_pki(CcidHost *c, uint8_t n)
 {
     uint8_t apdu[sizeof(select_pki0)];

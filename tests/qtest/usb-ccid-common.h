@@ -76,6 +76,8 @@ void check_notify(const CcidHost *c, const GByteArray *n, bool present);
 
 /* CAC READ BUFFER of count bytes of the value buffer at offset. */
 GByteArray *read_buffer(CcidHost *c, uint16_t offset, uint8_t count);
+/* The whole value buffer of the selected CAC applet, read in 255-byte pieces. */
+GByteArray *read_value_buffer(CcidHost *c);
 /* SELECT PKI applet n; fails the test unless it answers 9000. */
 void select_pki(CcidHost *c, uint8_t n);
 /* A command APDU of exactly len bytes that libcacard accepts: CAC SIGN piece. */

@@ -657,6 +657,14 @@ static uint64_t urh_request_start(UsbredirHost *h, UrhRequest *r)
     return r->id;
 }
 
+/* Wait for r's status answer; what names the request (and its answer) if none comes. */
+static void urh_request_wait(UsbredirHost *h, UrhRequest *r, const char *what)
+{
+    if (!urh_run_until(h, request_done, r, URH_TIMEOUT_MS)) {
+        g_error("%s: no status within %d ms", what, URH_TIMEOUT_MS);
+    }
+}
+
 static int urh_config_request(UsbredirHost *h, bool set, uint8_t config, uint8_t *out)
 {
     uint64_t id = urh_request_start(h, &h->config);
@@ -667,10 +675,7 @@ static int urh_config_request(UsbredirHost *h, bool set, uint8_t config, uint8_t
     } else {
         usbredirparser_send_get_configuration(h->parser, id);
     }
-    if (!urh_run_until(h, request_done, &h->config, URH_TIMEOUT_MS)) {
-        g_error("%s_configuration: no configuration_status within %d ms",
-                set ? "set" : "get", URH_TIMEOUT_MS);
-    }
+    urh_request_wait(h, &h->config, set ? "set_configuration" : "get_configuration");
     if (out) {
         *out = h->config.value;
     }
@@ -699,10 +704,7 @@ static int urh_alt_request(UsbredirHost *h, bool set, uint8_t iface, uint8_t alt
         struct usb_redir_get_alt_setting_header hdr = { .interface = iface };
         usbredirparser_send_get_alt_setting(h->parser, id, &hdr);
     }
-    if (!urh_run_until(h, request_done, &h->alt, URH_TIMEOUT_MS)) {
-        g_error("%s_alt_setting: no alt_setting_status within %d ms",
-                set ? "set" : "get", URH_TIMEOUT_MS);
-    }
+    urh_request_wait(h, &h->alt, set ? "set_alt_setting" : "get_alt_setting");
     if (out) {
         *out = h->alt.value;
     }
@@ -794,10 +796,7 @@ static int urh_interrupt_request(UsbredirHost *h, bool start, uint8_t ep)
         struct usb_redir_stop_interrupt_receiving_header hdr = { .endpoint = ep };
         usbredirparser_send_stop_interrupt_receiving(h->parser, id, &hdr);
     }
-    if (!urh_run_until(h, request_done, &h->irq, URH_TIMEOUT_MS)) {
-        g_error("%s_interrupt_receiving(%02x): no status within %d ms",
-                start ? "start" : "stop", ep, URH_TIMEOUT_MS);
-    }
+    urh_request_wait(h, &h->irq, start ? "start_interrupt_receiving" : "stop_interrupt_receiving");
     return h->irq.status;
 }
 

@@ -24,12 +24,15 @@ typedef struct UsbredirHost UsbredirHost;
 /* The capabilities QEMU's usb-redir announces, set in caps. */
 static inline void urh_set_qemu_caps(uint32_t caps[USB_REDIR_CAPS_SIZE])
 {
-    usbredirparser_caps_set_cap(caps, usb_redir_cap_connect_device_version);
-    usbredirparser_caps_set_cap(caps, usb_redir_cap_filter);
-    usbredirparser_caps_set_cap(caps, usb_redir_cap_device_disconnect_ack);
-    usbredirparser_caps_set_cap(caps, usb_redir_cap_ep_info_max_packet_size);
-    usbredirparser_caps_set_cap(caps, usb_redir_cap_64bits_ids);
-    usbredirparser_caps_set_cap(caps, usb_redir_cap_32bits_bulk_length);
+    static const int qemu_caps[] = {
+        usb_redir_cap_connect_device_version, usb_redir_cap_filter,
+        usb_redir_cap_device_disconnect_ack, usb_redir_cap_ep_info_max_packet_size,
+        usb_redir_cap_64bits_ids, usb_redir_cap_32bits_bulk_length,
+    };
+
+    for (size_t i = 0; i < G_N_ELEMENTS(qemu_caps); i++) {
+        usbredirparser_caps_set_cap(caps, qemu_caps[i]);
+    }
 }
 
 /* A bulk or interrupt transfer the host submitted, and its completion. */

@@ -14,6 +14,12 @@ typedef struct TestCase {
     GTestFunc fn;
 } TestCase;
 
+/* One row of a table-driven test: what it is given, and what must come of it. */
+typedef struct StringCase {
+    const char *input;
+    const char *expected;
+} StringCase;
+
 static inline void test_add_cases_n(const TestCase *cases, size_t n)
 {
     for (size_t i = 0; i < n; i++) {

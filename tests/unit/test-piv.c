@@ -201,26 +201,6 @@ static uint16_t verify_status(Card *c)
     return xfer_sw(c, (const uint8_t[]){ 0x00, 0x20, 0x00, 0x80 }, 4);
 }
 
-/* A BER-TLV length (ISO 7816-4 5.2.2.1): one byte below 0x80, else 81 or 82 and the value. */
-static void append_length(GByteArray *t, size_t len)
-{
-    uint8_t b[3];
-
-    if (len < 0x80) {
-        b[0] = len;
-        g_byte_array_append(t, b, 1);
-    } else if (len < 0x100) {
-        b[0] = 0x81;
-        b[1] = len;
-        g_byte_array_append(t, b, 2);
-    } else {
-        b[0] = 0x82;
-        b[1] = len >> 8;
-        b[2] = len;
-        g_byte_array_append(t, b, 3);
-    }
-}
-
 /* A dynamic authentication template { 82 empty, tag value }. */
 static GByteArray *dyn_auth(uint8_t tag, const uint8_t *val, size_t len)
 {
@@ -228,9 +208,9 @@ static GByteArray *dyn_auth(uint8_t tag, const uint8_t *val, size_t len)
     size_t inner = 2 + (len < 0x80 ? 2 : len < 0x100 ? 3 : 4) + len;
 
     g_byte_array_append(t, (const uint8_t[]){ 0x7c }, 1);
-    append_length(t, inner);
+    piv_put_ber_length(t, inner);
     g_byte_array_append(t, (const uint8_t[]){ 0x82, 0x00, tag }, 3);
-    append_length(t, len);
+    piv_put_ber_length(t, len);
     g_byte_array_append(t, val, len);
     return t;
 }

@@ -7,6 +7,7 @@
 #include "trace/control.h"
 #include "trace-tests_unit.h"
 #include "../support/test-cases.h"
+#include "../support/tmp-file.h"
 
 #include <glib/gstdio.h>
 #include <string.h>
@@ -35,24 +36,11 @@ static void all_off(void)
     trace_set_pattern("*", false);
 }
 
-static char *write_tmp(const char *text)
-{
-    g_autoptr(GError) err = NULL;
-    char *path = NULL;
-    int fd = g_file_open_tmp("vccid-trace-XXXXXX", &path, &err);
-
-    g_assert_no_error(err);
-    close(fd);
-    g_assert_true(g_file_set_contents(path, text, -1, &err));
-    g_assert_no_error(err);
-    return path;
-}
-
 /* Send trace lines to a new empty file (-trace file=), whose path is returned. */
 static char *trace_to_new_file(void)
 {
     g_autoptr(GError) err = NULL;
-    char *path = write_tmp("");
+    char *path = test_tmp_file_holding("");
     g_autofree char *opt = g_strdup_printf("file=%s", path);
     bool help;
 
@@ -113,12 +101,12 @@ static void test_apply_line(void)
 static void test_events_file(void)
 {
     g_autoptr(GError) err = NULL;
-    g_autofree char *good = write_tmp("# the CCID layer\n"
-                                      "usb_ccid_*\n"
-                                      "\n"
-                                      "  -usb_ccid_answer\n"
-                                      "usbredir_bulk_packet");
-    g_autofree char *bad = write_tmp("usb_desc_*\n# fine so far\nno_such_event\n");
+    g_autofree char *good = test_tmp_file_holding("# the CCID layer\n"
+                                                  "usb_ccid_*\n"
+                                                  "\n"
+                                                  "  -usb_ccid_answer\n"
+                                                  "usbredir_bulk_packet");
+    g_autofree char *bad = test_tmp_file_holding("usb_desc_*\n# fine so far\nno_such_event\n");
 
     all_off();
     g_assert_true(trace_apply_events_file(good, &err));
@@ -142,7 +130,7 @@ static void test_events_file(void)
 static void test_opt_parse(void)
 {
     g_autoptr(GError) err = NULL;
-    g_autofree char *events = write_tmp("usbredir_*\n");
+    g_autofree char *events = test_tmp_file_holding("usbredir_*\n");
     g_autofree char *opt = g_strdup_printf("usb_desc_set_address,events=%s", events);
     bool help;
 
@@ -187,7 +175,7 @@ static void test_output_line(void)
 
 static void test_list(void)
 {
-    g_autofree char *path = write_tmp("");
+    g_autofree char *path = test_tmp_file_holding("");
     g_autofree char *text = NULL;
     FILE *f = fopen(path, "w");
 

@@ -52,12 +52,19 @@ static void on_import(void *o, const char *busid)
     }
 }
 
+/* Record a URB message in msgs and a copy of its len bytes of data (NULL if none) in datas. */
+static void record_urb(GArray *msgs, const void *msg, GPtrArray *datas, const uint8_t *data,
+                       size_t len)
+{
+    g_array_append_vals(msgs, msg, 1);
+    g_ptr_array_add(datas, data ? g_bytes_new(data, len) : NULL);
+}
+
 static void on_submit(void *o, const UsbipSubmit *cmd, const uint8_t *data)
 {
     Rec *r = o;
 
-    g_array_append_val(r->submits, *cmd);
-    g_ptr_array_add(r->submit_data, data ? g_bytes_new(data, cmd->transfer_buffer_length) : NULL);
+    record_urb(r->submits, cmd, r->submit_data, data, cmd->transfer_buffer_length);
 }
 
 static void on_unlink(void *o, const UsbipHeader *h, uint32_t unlink_seqnum)
@@ -110,8 +117,7 @@ static void on_ret_submit(void *o, const UsbipRetSubmit *ret, const uint8_t *dat
 {
     Rec *r = o;
 
-    g_array_append_val(r->rets, *ret);
-    g_ptr_array_add(r->ret_data, data ? g_bytes_new(data, ret->actual_length) : NULL);
+    record_urb(r->rets, ret, r->ret_data, data, ret->actual_length);
 }
 
 static void on_ret_unlink(void *o, const UsbipHeader *h, int32_t status)

@@ -81,6 +81,7 @@ static void recorder_free(Recorder *r)
     g_array_unref(r->events);
     g_free(r);
 }
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(Recorder, recorder_free)
 
 static Event *ev_at(Recorder *r, guint i)
 {
@@ -163,26 +164,24 @@ static void test_qemu_init_bytes(void)
     static const uint8_t qemu_init[] = {
         0, 0, 0, 1,  0xff, 0xff, 0xff, 0xff,  0, 0, 0, 12,
         'V', 'S', 'C', 'D',  0, 0, 0, 2,  0, 0, 0, 0 };
-    Recorder *r = recorder_new(VSCARD_ROLE_CLIENT);
+    g_autoptr(Recorder) r = recorder_new(VSCARD_ROLE_CLIENT);
 
     g_assert_true(vscard_stream_feed(r->stream, qemu_init, sizeof(qemu_init)));
     g_assert_cmpuint(r->events->len, ==, 1);
     g_assert_false(ev_at(r, 0)->is_error);
     g_assert_cmpuint(ev_at(r, 0)->reader_id, ==, VSCARD_UNDEFINED_READER_ID);
     g_assert_cmpuint(ev_at(r, 0)->init_version, ==, MAKE_VERSION(0, 0, 2));
-    recorder_free(r);
 }
 
 static void test_many_in_one_read(void)
 {
-    Recorder *r = recorder_new(VSCARD_ROLE_HOST);
+    g_autoptr(Recorder) r = recorder_new(VSCARD_ROLE_HOST);
     GByteArray *b = client_opening();
 
     g_assert_true(vscard_stream_feed(r->stream, b->data, b->len));
     assert_client_opening(r);
     g_assert_cmpuint(vscard_stream_pending(r->stream), ==, 0);
     g_byte_array_unref(b);
-    recorder_free(r);
 }
 
 /* Every split point, and byte by byte: partial headers and split payloads. */
@@ -191,12 +190,11 @@ static void test_split_everywhere(void)
     GByteArray *b = client_opening();
 
     for (guint cut = 0; cut <= b->len; cut++) {
-        Recorder *r = recorder_new(VSCARD_ROLE_HOST);
+        g_autoptr(Recorder) r = recorder_new(VSCARD_ROLE_HOST);
 
         g_assert_true(vscard_stream_feed(r->stream, b->data, cut));
         g_assert_true(vscard_stream_feed(r->stream, b->data + cut, b->len - cut));
         assert_client_opening(r);
-        recorder_free(r);
     }
 
     Recorder *r = recorder_new(VSCARD_ROLE_HOST);
@@ -210,7 +208,7 @@ static void test_split_everywhere(void)
 
 static void test_partial_header_pending(void)
 {
-    Recorder *r = recorder_new(VSCARD_ROLE_HOST);
+    g_autoptr(Recorder) r = recorder_new(VSCARD_ROLE_HOST);
     GByteArray *b = g_byte_array_new();
 
     vscard_build(b, VSC_APDU, 0, apdu_answer, sizeof(apdu_answer));
@@ -225,7 +223,6 @@ static void test_partial_header_pending(void)
     assert_payload(ev_at(r, 0), apdu_answer, sizeof(apdu_answer));
     g_assert_cmpuint(vscard_stream_pending(r->stream), ==, 0);
     g_byte_array_unref(b);
-    recorder_free(r);
 }
 
 /* The largest legitimate messages both ways, split across reads. */
@@ -237,7 +234,7 @@ static void test_largest_apdus(void)
     };
 
     for (guint c = 0; c < G_N_ELEMENTS(cases); c++) {
-        Recorder *r = recorder_new(cases[c].role);
+        g_autoptr(Recorder) r = recorder_new(cases[c].role);
         g_autofree uint8_t *apdu = g_malloc(cases[c].len);
         GByteArray *b = g_byte_array_new();
 
@@ -252,7 +249,6 @@ static void test_largest_apdus(void)
         g_assert_false(ev_at(r, 0)->is_error);
         assert_payload(ev_at(r, 0), apdu, cases[c].len);
         g_byte_array_unref(b);
-        recorder_free(r);
     }
 }
 
@@ -260,7 +256,7 @@ static void test_largest_apdus(void)
 static void test_length_lies_fatal(void)
 {
     static const uint8_t huge[] = { 0, 0, 0, 7,  0, 0, 0, 0,  0xff, 0xff, 0xff, 0xf0 };
-    Recorder *r = recorder_new(VSCARD_ROLE_HOST);
+    g_autoptr(Recorder) r = recorder_new(VSCARD_ROLE_HOST);
     GByteArray *b = client_opening();
 
     g_assert_false(vscard_stream_feed(r->stream, huge, sizeof(huge)));
@@ -281,14 +277,14 @@ static void test_length_lies_fatal(void)
     g_assert_true(vscard_stream_feed(r->stream, b->data, b->len));
     assert_client_opening(r);
     g_byte_array_unref(b);
-    recorder_free(r);
 }
 
 /* One byte over the cap is fatal; the cap itself is only wrong for the type. */
 static void test_length_at_cap(void)
 {
-    Recorder *r = recorder_new(VSCARD_ROLE_HOST);
+    g_autoptr(Recorder) r = recorder_new(VSCARD_ROLE_HOST);
     uint8_t hdr[VSCARD_HEADER_SIZE] = { 0, 0, 0, 7 };
+    uint32_t too_long;
     g_autofree uint8_t *big = g_malloc0(VSCARD_MAX_PAYLOAD);
     GByteArray *b = g_byte_array_new();
 
@@ -301,20 +297,17 @@ static void test_length_at_cap(void)
     g_assert_false(ev_at(r, 1)->is_error);
     g_assert_cmpuint(ev_at(r, 1)->type, ==, VSC_CardRemove);
 
-    hdr[8] = ((VSCARD_MAX_PAYLOAD + 1) >> 24) & 0xff;
-    hdr[9] = ((VSCARD_MAX_PAYLOAD + 1) >> 16) & 0xff;
-    hdr[10] = ((VSCARD_MAX_PAYLOAD + 1) >> 8) & 0xff;
-    hdr[11] = (VSCARD_MAX_PAYLOAD + 1) & 0xff;
+    too_long = GUINT32_TO_BE(VSCARD_MAX_PAYLOAD + 1);
+    memcpy(hdr + 8, &too_long, 4);                  /* the length field */
     g_assert_false(vscard_stream_feed(r->stream, hdr, sizeof(hdr)));
     g_assert_cmpint(ev_at(r, 2)->err, ==, VSCARD_ERR_TOO_LONG);
     g_byte_array_unref(b);
-    recorder_free(r);
 }
 
 /* Unknown types are skipped with their payload; the next message is intact. */
 static void test_unknown_type(void)
 {
-    Recorder *r = recorder_new(VSCARD_ROLE_HOST);
+    g_autoptr(Recorder) r = recorder_new(VSCARD_ROLE_HOST);
     GByteArray *b = g_byte_array_new();
 
     vscard_build(b, 0, 3, "abc", 3);
@@ -334,13 +327,12 @@ static void test_unknown_type(void)
     assert_payload(ev_at(r, 3), apdu_answer, sizeof(apdu_answer));
     g_assert_false(vscard_stream_is_dead(r->stream));
     g_byte_array_unref(b);
-    recorder_free(r);
 }
 
 static void test_unexpected_direction(void)
 {
-    Recorder *host = recorder_new(VSCARD_ROLE_HOST);
-    Recorder *client = recorder_new(VSCARD_ROLE_CLIENT);
+    g_autoptr(Recorder) host = recorder_new(VSCARD_ROLE_HOST);
+    g_autoptr(Recorder) client = recorder_new(VSCARD_ROLE_CLIENT);
     GByteArray *b = g_byte_array_new();
 
     vscard_build(b, VSC_Flush, 0, NULL, 0);
@@ -355,15 +347,13 @@ static void test_unexpected_direction(void)
     g_assert_true(ev_at(client, 1)->is_error);
     g_assert_cmpint(ev_at(client, 1)->err, ==, VSCARD_ERR_UNEXPECTED_TYPE);
     g_byte_array_unref(b);
-    recorder_free(host);
-    recorder_free(client);
 }
 
 /* Sizes that cannot be right for the type: skipped in sync, never delivered. */
 static void test_bad_lengths(void)
 {
     static const uint8_t long_atr[ISO7816_MAX_ATR + 1] = { 0x3b };
-    Recorder *r = recorder_new(VSCARD_ROLE_HOST);
+    g_autoptr(Recorder) r = recorder_new(VSCARD_ROLE_HOST);
     GByteArray *b = g_byte_array_new();
 
     vscard_build(b, VSC_ATR, 0, long_atr, sizeof(long_atr));
@@ -397,7 +387,6 @@ static void test_bad_lengths(void)
     g_assert_cmpint(ev_at(r, 0)->err, ==, VSCARD_ERR_BAD_LENGTH);
     g_assert_false(ev_at(r, 1)->is_error);
     g_byte_array_unref(b);
-    recorder_free(r);
 }
 
 static void test_init_magic_and_version(void)
@@ -418,7 +407,7 @@ static void test_init_magic_and_version(void)
     };
 
     for (guint c = 0; c < G_N_ELEMENTS(cases); c++) {
-        Recorder *r = recorder_new(VSCARD_ROLE_HOST);
+        g_autoptr(Recorder) r = recorder_new(VSCARD_ROLE_HOST);
         GByteArray *b = g_byte_array_new();
         bool ok;
 
@@ -441,13 +430,12 @@ static void test_init_magic_and_version(void)
             g_assert_true(vscard_stream_is_dead(r->stream));
         }
         g_byte_array_unref(b);
-        recorder_free(r);
     }
 }
 
 static void test_error_code(void)
 {
-    Recorder *r = recorder_new(VSCARD_ROLE_CLIENT);
+    g_autoptr(Recorder) r = recorder_new(VSCARD_ROLE_CLIENT);
     GByteArray *b = g_byte_array_new();
 
     vscard_build_error(b, 0, VSC_SUCCESS);
@@ -459,13 +447,12 @@ static void test_error_code(void)
     g_assert_cmpuint(ev_at(r, 1)->error_code, ==, VSC_CANNOT_ADD_MORE_READERS);
     g_assert_cmpuint(ev_at(r, 1)->reader_id, ==, VSCARD_UNDEFINED_READER_ID);
     g_byte_array_unref(b);
-    recorder_free(r);
 }
 
 /* A callback that drops the peer resets the stream: the rest of the read is discarded. */
 static void test_reset_from_callback(void)
 {
-    Recorder *r = recorder_new(VSCARD_ROLE_HOST);
+    g_autoptr(Recorder) r = recorder_new(VSCARD_ROLE_HOST);
     GByteArray *b = client_opening();
 
     r->reset_after = 2;
@@ -488,7 +475,6 @@ static void test_reset_from_callback(void)
     g_assert_true(vscard_stream_feed(r->stream, b->data, b->len));
     assert_client_opening(r);
     g_byte_array_unref(b);
-    recorder_free(r);
 }
 
 static void test_names(void)
