@@ -27,9 +27,10 @@
 #                          slow-reference-passthru slow-passthru
 #                          slow-passthru-tls (default: from the switches
 #                          above)
-#   BENCH_LOCK=FILE        each guest takes this flock for its run (on a
-#                          machine that others' guests share: no two
-#                          guests at once, and others can run between ours)
+#   BENCH_LOCK=FILE        each round takes this flock (on a machine whose
+#                          guests take it too: no two guests at once, the
+#                          setups of one round run back to back, and
+#                          others' guests run between rounds)
 #   BENCH_TRACE=DIR        vccid with the emulated card writes the trace
 #                          points of bench/trace-latency.py to
 #                          DIR/vccid-USB-RUN.trace; the time spent inside
@@ -66,7 +67,7 @@ run() {  # run SCENARIO USB [OPTION...]; $label: the setup's name if not the sce
     shift 2
     script=$srcroot/tests/guest/scenarios.py
     case $label in slow-*) script=$here/slowlink.py; set -- --delay "$delay_ms" "$@" ;; esac
-    out=$(${lock:+flock "$lock"} python3 "$script" --workdir "$workdir" \
+    out=$(python3 "$script" --workdir "$workdir" \
           --vccid "$vccid" --vscclient "$vscclient" "$scenario" --usb "$usb" "$@" 2>&1) || true
     line=$(echo "$out" | grep '^BENCH ' | tail -n1)
     if [ -n "$line" ]; then
@@ -113,13 +114,16 @@ if [ -z "$setups" ]; then
         setups="$setups slow-reference-passthru slow-passthru slow-passthru-tls"
 fi
 
+[ -n "$lock" ] && exec 9>>"$lock"
 i=0
 while [ $i -lt "${BENCH_REPEAT:-3}" ]; do
+    [ -n "$lock" ] && flock 9
     for usb in $usbs; do
         for setup in $setups; do
             run_setup "$setup" "$usb"
         done
     done
+    [ -n "$lock" ] && flock -u 9
     i=$((i + 1))
 done
 
@@ -147,7 +151,7 @@ for key, kvs in runs.items():
         rows[key] = {'failed': '1'}
         continue
     row = dict(good[0])
-    for fig in [f for f, _, _ in FIGURES] + ['up_hold_p50_ms', 'down_hold_p50_ms']:
+    for fig in [f for f, _, _ in FIGURES] + ['up_hold_p50_ms', 'down_hold_p50_ms', 'link_rtt_p50_ms']:
         if all(fig in kv for kv in good):
             row[fig] = '%.3f' % statistics.median(float(kv[fig]) for kv in good)
     row['runs'] = '%d/%d' % (len(good), len(kvs))
@@ -169,9 +173,9 @@ PAIRS = [('reference', 'vccid', 'emulated card'),
 for usb in sorted({u for _, u in rows}):
     for qemu, ours, card in PAIRS:
         q, v = rows.get((qemu, usb)), rows.get((ours, usb))
-        if not q and not v:
+        if not q or not v:
             continue
-        if not q or not v or 'failed' in q or 'failed' in v:
+        if 'failed' in q or 'failed' in v:
             print('ratio vccid/QEMU, %s on %s: n/a (a run failed)' % (card, usb))
             continue
         parts = []
@@ -187,13 +191,16 @@ for usb in sorted({u for _, u in rows}):
             if key in plain and key in tls and float(plain[key]) > 0)))
         # The same ratio taken within each round (plain and TLS ran minutes
         # apart at most), then the median and range over the rounds.
+        # (A setup may be listed twice in BENCH_SETUPS, e.g. "passthru
+        # passthru-tls passthru-tls passthru": its runs of a round are averaged.)
         by_round = {}
         for setup in ('passthru', 'passthru-tls'):
             for kv in runs[(setup, usb)]:
                 if 'failed' not in kv and 'round' in kv:
-                    by_round.setdefault(kv['round'], {})[setup] = float(kv['apdu_per_s'])
-        paired = sorted(r['passthru-tls'] / r['passthru'] for r in by_round.values()
-                        if len(r) == 2 and r['passthru'] > 0)
+                    by_round.setdefault(kv['round'], {}).setdefault(setup, []).append(
+                        float(kv['apdu_per_s']))
+        paired = sorted(statistics.mean(r['passthru-tls']) / statistics.mean(r['passthru'])
+                        for r in by_round.values() if len(r) == 2)
         if paired:
             print('ratio TLS/plain APDU/s per round on %s: median %.2f over %d rounds (%s)'
                   % (usb, statistics.median(paired), len(paired),
@@ -204,18 +211,23 @@ for usb in sorted({u for _, u in rows}):
             '%s %.2f' % (label, float(slow_tls[key]) / float(slow_plain[key]))
             for key, label, _ in FIGURES
             if key in slow_plain and key in slow_tls and float(slow_plain[key]) > 0)))
-    # The slow link's budget: one round trip of the link plus 1 ms.
+    # The slow link's budget: one round trip of the link plus 1 ms. The link
+    # as measured (an echo through the same proxy, just before each guest)
+    # and the same card without the link tell the link's share from the rest.
     rtt = 2 * float(sys.argv[2])
     for setup in ('slow-reference-passthru', 'slow-passthru', 'slow-passthru-tls'):
         kv = rows.get((setup, usb))
         if not kv or 'failed' in kv:
             continue
-        held = [float(kv[k]) for k in ('up_hold_p50_ms', 'down_hold_p50_ms') if k in kv]
-        print('slow link (RTT %g ms) %s on %s: p50 %s ms, p99 %s ms, p50 <= RTT + 1 ms: %s'
-              '%s' % (rtt, setup, usb, kv['p50_ms'], kv['p99_ms'],
-                      'yes' if float(kv['p50_ms']) <= rtt + 1 else 'NO',
-                      ' (the proxy held each chunk %.2f ms p50 up + down)' % sum(held)
-                      if len(held) == 2 else ''))
+        p50 = float(kv['p50_ms'])
+        print('slow link (RTT %g ms) %s on %s: p50 %.2f ms, p99 %.2f ms; p50 <= RTT + 1 ms: %s'
+              % (rtt, setup, usb, p50, float(kv['p99_ms']), 'yes' if p50 <= rtt + 1 else 'NO'))
+        if 'link_rtt_p50_ms' in kv:
+            near = rows.get((setup[len('slow-'):], usb))
+            print('    the link measured %.2f ms p50; p50 beyond it %.2f ms%s' % (
+                float(kv['link_rtt_p50_ms']), p50 - float(kv['link_rtt_p50_ms']),
+                ' (the same card without the link: p50 %.2f ms)' % float(near['p50_ms'])
+                if near and 'failed' not in near else ''))
 print('(APDU/s: higher is better; times: lower is better)')
 EOF
 
