@@ -2,7 +2,8 @@
 """A slow link for the benchmark: a TCP proxy that holds every chunk it
 reads, in each direction, for a fixed time before writing it on.
 
-    delay-proxy.py [--delay MS] [--listen HOST:PORT] UPSTREAM_HOST UPSTREAM_PORT
+    delay-proxy.py [--delay MS] [--listen HOST:PORT] [--quickack]
+                   UPSTREAM_HOST UPSTREAM_PORT
 
 Each accepted connection gets its own connection to UPSTREAM. A chunk read
 at time t leaves at t + delay, in the order it came, and on its own: nothing
@@ -10,6 +11,15 @@ is gathered into larger writes, nothing waits for a later chunk. Both sockets
 have TCP_NODELAY, so the proxy adds no Nagle wait of its own; what remains is
 the hold itself and the proxy's wake-up (its figures are printed at exit).
 The TCP handshakes and the end of the stream (a half-close) are delayed too.
+
+What a proxy cannot carry across is TCP's own acknowledgements: each side
+gets its ACKs from the proxy, at once or after Linux's delayed-ACK timer
+(up to 40 ms), never after the link's delay. A sender that waits for an ACK
+(Nagle's algorithm, when it has a second small write for a first that is
+not yet acknowledged) waits for that timer here, and would wait one round
+trip on a real link. --quickack sets TCP_QUICKACK after every read, as
+vscclient does on its own socket, so that the proxy acknowledges at once:
+to tell such a wait from the rest.
 
 On start it prints "LISTENING PORT" on stdout; on SIGTERM or SIGINT, per
 direction, the chunks forwarded and how long they were held (p50, p99, max),
@@ -67,18 +77,28 @@ def nodelay(writer):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
+def quickack(writer):
+    sock = writer.get_extra_info('socket')
+    if sock is not None and hasattr(socket, 'TCP_QUICKACK'):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
+
+
 class Proxy:
-    def __init__(self, upstream, delay):
+    def __init__(self, upstream, delay, ack_at_once=False):
         self.upstream = upstream
         self.delay = delay
+        self.ack_at_once = ack_at_once
         self.held = {'up': [], 'down': []}   # up: client to upstream
 
-    async def pump(self, reader, direction):
+    async def pump(self, reader, writer, direction):
+        """Read from @reader (whose socket is @writer's) into @direction."""
         while True:
             try:
                 chunk = await reader.read(65536)
             except OSError:
                 chunk = b''
+            if self.ack_at_once:
+                quickack(writer)     # Linux clears it as it goes
             direction.push(chunk)
             if not chunk:
                 return
@@ -100,7 +120,8 @@ class Proxy:
         up = Direction(loop, u_writer, self.delay, self.held['up'])
         down = Direction(loop, c_writer, self.delay, self.held['down'])
         try:
-            await asyncio.gather(self.pump(c_reader, up), self.pump(u_reader, down))
+            await asyncio.gather(self.pump(c_reader, c_writer, up),
+                                 self.pump(u_reader, u_writer, down))
             while not (up.drained() and down.drained()):
                 await asyncio.sleep(self.delay)
         except asyncio.CancelledError:
@@ -128,11 +149,13 @@ async def main():
                     help='hold in each direction, in milliseconds (default 5)')
     ap.add_argument('--listen', default='127.0.0.1:0', metavar='HOST:PORT',
                     help='where to listen (default 127.0.0.1, any free port)')
+    ap.add_argument('--quickack', action='store_true',
+                    help='acknowledge every read at once (TCP_QUICKACK)')
     ap.add_argument('upstream_host')
     ap.add_argument('upstream_port', type=int)
     args = ap.parse_args()
     host, _, port = args.listen.rpartition(':')
-    proxy = Proxy((args.upstream_host, args.upstream_port), args.delay / 1000)
+    proxy = Proxy((args.upstream_host, args.upstream_port), args.delay / 1000, args.quickack)
     server = await asyncio.start_server(proxy.serve, host, int(port))
     print('LISTENING %d' % server.sockets[0].getsockname()[1], flush=True)
     stop = asyncio.Event()

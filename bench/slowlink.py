@@ -4,9 +4,10 @@ bench-passthru or bench-reference-passthru, with vscclient reaching the
 card's host (vccid's or QEMU's ccid-card-passthru) through
 bench/delay-proxy.py instead of directly.
 
-    slowlink.py [--delay MS] SCENARIOS.PY-ARGUMENTS...
+    slowlink.py [--delay MS] [--quickack] SCENARIOS.PY-ARGUMENTS...
 
-Everything but --delay (milliseconds each way, default 5) goes to
+Everything but --delay (milliseconds each way, default 5) and --quickack
+(the proxy acknowledges every read at once: see delay-proxy.py) goes to
 scenarios.py as it is. The BENCH line gains the link's own figures:
 link_delay_ms; link_rtt_p50_ms and _p99_ms, the round trip of a small
 message through the same proxy to an echo on this host, measured just
@@ -31,22 +32,26 @@ import scenarios  # noqa: E402
 PROXY = os.path.join(HERE, 'delay-proxy.py')
 
 
-def take_delay(argv):
-    """--delay MS out of @argv: (delay, the rest)."""
+def take_options(argv):
+    """--delay MS and --quickack out of @argv: (delay, quickack, the rest)."""
+    delay, quickack = 5.0, '--quickack' in argv
+    argv = [a for a in argv if a != '--quickack']
     if '--delay' in argv:
         i = argv.index('--delay')
-        return float(argv[i + 1]), argv[:i] + argv[i + 2:]
-    return 5.0, argv
+        delay, argv = float(argv[i + 1]), argv[:i] + argv[i + 2:]
+    return delay, quickack, argv
 
 
 class ProxiedVscclient(scenarios.Vscclient):
     """vscclient whose connection to @port crosses a delay-proxy.py."""
     delay = 5.0
+    quickack = False
     reports = []             # the PROXY line of every proxy stopped
 
     def __init__(self, exe, wd, port, log_path, tls=False):
         self.proxy = subprocess.Popen(
-            [sys.executable, PROXY, '--delay', '%g' % self.delay, '127.0.0.1', str(port)],
+            [sys.executable, PROXY, '--delay', '%g' % self.delay]
+            + (['--quickack'] if self.quickack else []) + ['127.0.0.1', str(port)],
             stdout=subprocess.PIPE, text=True)
         proxy_port = int(self.proxy.stdout.readline().split()[1])
         super().__init__(exe, wd, proxy_port, log_path, tls)
@@ -103,6 +108,7 @@ def run_passthru_slow(wd, args, report, checks=scenarios.PASSTHRU_CHECKS):
     run = run_passthru(wd, args, report, checks)
     if run is not None:
         run.metrics['link_delay_ms'] = '%g' % ProxiedVscclient.delay
+        run.metrics['proxy_quickack'] = '%d' % ProxiedVscclient.quickack
         run.metrics['link_rtt_p50_ms'] = '%.3f' % rtt_p50
         run.metrics['link_rtt_p99_ms'] = '%.3f' % rtt_p99
         for line in ProxiedVscclient.reports[-1:]:
@@ -114,7 +120,7 @@ def run_passthru_slow(wd, args, report, checks=scenarios.PASSTHRU_CHECKS):
 
 
 if __name__ == '__main__':
-    ProxiedVscclient.delay, rest = take_delay(sys.argv[1:])
+    ProxiedVscclient.delay, ProxiedVscclient.quickack, rest = take_options(sys.argv[1:])
     sys.argv[1:] = rest
     # run_bench looks both up in the module when it runs.
     scenarios.Vscclient = ProxiedVscclient
