@@ -274,8 +274,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "host-passthru: bad arguments or VSCCLIENT_BINARY not set\n");
         return 2;
     }
-    make_certs = g_build_filename(source_root(), "tests", "tls", "make-certs.sh", NULL);
-    if (system(g_strdup_printf("sh '%s' '%s' >/dev/null", make_certs, tls_dir)) != 0) {
+    make_certs = g_strdup_printf("sh '%s/tests/tls/make-certs.sh' '%s' >/dev/null",
+                                 source_root(), tls_dir);
+    if (system(make_certs) != 0) {
         g_error("%s failed", make_certs);
     }
 
@@ -320,8 +321,7 @@ int main(int argc, char **argv)
                med[1][2] / med[0][2], median(pair, rounds));
         printf(" (%.2f .. %.2f)\n", pair[0], pair[rounds - 1]);
     }
-    if (system(g_strdup_printf("rm -rf '%s'", tls_dir)) != 0) {
-        return 1;
-    }
-    return 0;
+    g_free(make_certs);
+    make_certs = g_strdup_printf("rm -rf '%s'", tls_dir);
+    return system(make_certs) == 0 ? 0 : 1;
 }
