@@ -819,8 +819,11 @@ static VccidProcess *start_passthru(uint16_t port)
         "-device", "ccid-card-passthru,chardev=pt",
         NULL,
     };
+    VccidProcess *p = vccid_start(args);
 
-    return vccid_start(args);
+    /* vccid_start() waits for the usbredir socket only; "ready" follows every listener. */
+    wait_log(p, "ready", 1);
+    return p;
 }
 
 /* This tree's vscclient over TLS to vccid's passthru with tls-authz: the card works. */
