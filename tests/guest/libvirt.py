@@ -453,6 +453,11 @@ def run_variant(wd, args, root, report):
             time.sleep(0.1)
         report.add('vccid_host_detached', detached,
                    'vccid logged "host detached" when the domain stopped')
+        if variant == 'tls':
+            peer = "TLS peer '%s'" % scenarios.TLS_CLIENT_DN.replace(',,', ',')
+            with open(vccid.log_path, errors='replace') as f:
+                report.add('vccid_tls_peer', peer in f.read(),
+                           'vccid logged QEMU\'s client certificate: ' + peer)
         scenarios.finish_vccid(vccid, report)
         vccid = None
     finally:
