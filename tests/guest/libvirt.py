@@ -500,8 +500,13 @@ def main():
     if os.geteuid() != 0:
         print('SKIP: a system libvirtd (QEMU as libvirt-qemu) needs root')
         return 77
-    root = enter_private_namespace()
     wd = scenarios.Workdir(args.workdir)
+    # Outside the namespace first: building the guest fetches packages, and
+    # the namespace's /run hides a resolv.conf that links into /run. Inside,
+    # it finds everything made.
+    if os.environ.get('VCCID_LIBVIRT_NS') != '1':
+        wd.prepare()
+    root = enter_private_namespace()
     wd.prepare()
     report = scenarios.Report()
     try:
