@@ -18,7 +18,7 @@ VARIANT:
              attach-device brings it back, while the guest watches
 
 Each variant starts its own libvirtd and virtlogd as root, with a private
-configuration: the script runs in its own mount namespace (unshare), where a
+configuration: the script moves into its own mount namespace, where a
 tmpfs covers /run and private directories cover /etc/libvirt,
 /var/lib/libvirt, /var/cache/libvirt and /var/log/libvirt, so the host's
 libvirt (if any) is neither seen nor touched. A system libvirtd reads
@@ -34,6 +34,7 @@ Prints one line per check and "N passed, N failed"; exit status 77 (skip)
 when not root.
 """
 import argparse
+import ctypes
 import grp
 import os
 import pwd
@@ -50,6 +51,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import guestrun  # noqa: E402
 import scenarios  # noqa: E402
 
+CLONE_NEWNS = 0x00020000
 QEMU_USER = 'libvirt-qemu'
 QEMU_GROUP = 'libvirt-qemu'
 # Where a packaged libvirt keeps things; each is replaced by a private
@@ -146,13 +148,20 @@ def run_quiet(cmd, **kw):
 
 
 def enter_private_namespace():
-    """Re-run this script in a new mount namespace (once), then cover
-    libvirt's directories there with private ones under a new temporary
-    directory, which is returned."""
-    if os.environ.get('VCCID_LIBVIRT_NS') != '1':
-        os.environ['VCCID_LIBVIRT_NS'] = '1'
-        os.execvp('unshare', ['unshare', '--mount', '--propagation', 'private',
-                              sys.executable, os.path.abspath(__file__)] + sys.argv[1:])
+    """Move this process into a new mount namespace and cover libvirt's
+    directories there with private ones under a new temporary directory,
+    which is returned. Nothing mounted here may reach the host's namespace:
+    the mounts are made private, and where that cannot be done (in a chroot,
+    / is no mount point) none of them may be shared."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(CLONE_NEWNS) != 0:
+        raise OSError(ctypes.get_errno(), 'unshare(CLONE_NEWNS)')
+    if run_quiet(['mount', '--make-rprivate', '/']).returncode != 0:
+        with open('/proc/self/mountinfo') as f:
+            shared = [line.split()[4] for line in f if ' shared:' in line]
+        if shared:
+            raise RuntimeError('cannot make the mounts private, and these are shared '
+                               'with the host: ' + ' '.join(shared))
     root = tempfile.mkdtemp(prefix='vccid-libvirt-')
     # QEMU (libvirt-qemu) opens the kernel, initrd and console file below it.
     os.chmod(root, 0o755)
@@ -501,13 +510,12 @@ def main():
         print('SKIP: a system libvirtd (QEMU as libvirt-qemu) needs root')
         return 77
     wd = scenarios.Workdir(args.workdir)
-    # Outside the namespace first: building the guest fetches packages, and
-    # the namespace's /run hides a resolv.conf that links into /run. Inside,
-    # it finds everything made.
-    if os.environ.get('VCCID_LIBVIRT_NS') != '1':
-        wd.prepare()
-    root = enter_private_namespace()
+    # Before the namespace: building the guest fetches packages, and the
+    # namespace's /run would hide a resolv.conf that links into /run.
     wd.prepare()
+    if args.variant == 'tls':
+        wd.tls_dir('client')
+    root = enter_private_namespace()
     report = scenarios.Report()
     try:
         run_variant(wd, args, root, report)
