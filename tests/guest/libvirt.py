@@ -496,8 +496,9 @@ def run_variant(wd, args, root, report):
         if os.path.exists(qemu_log):
             with open(qemu_log, errors='replace') as f:
                 report.logs.append(('libvirt\'s QEMU log', f.read()[-4000:]))
-        with open('/var/log/libvirt/libvirtd.log', errors='replace') as f:
-            report.logs.append(('libvirtd log', ''.join(f.readlines()[-30:])))
+        if os.path.exists('/var/log/libvirt/libvirtd.log'):
+            with open('/var/log/libvirt/libvirtd.log', errors='replace') as f:
+                report.logs.append(('libvirtd log', ''.join(f.readlines()[-30:])))
 
 
 def main():
