@@ -74,6 +74,9 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
 
 tar -C "$root" -xf "$tarball"
+# mktemp made both the root and the tarball's "./" 0700; a real / is 0755, and
+# services that drop root (libvirt's QEMU as libvirt-qemu) need to pass it.
+chmod 0755 "$root"
 git clone -q "$top" "$root/src"
 [ -f /etc/resolv.conf ] && cp /etc/resolv.conf "$root/etc/resolv.conf" || true
 mount -t proc proc "$root/proc"

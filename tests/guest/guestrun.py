@@ -82,6 +82,22 @@ def make_overlay(files):
     return out + b'\0' * (-len(out) % 512)
 
 
+def write_initrd(path, image_dir, script, files, env):
+    """The base initramfs of @image_dir with the scenario appended: @script
+    as /scenario/run.sh, @env as /scenario/env, @files ({name: bytes}) in
+    /scenario."""
+    overlay = {'scenario/run.sh': script}
+    overlay['scenario/env'] = ''.join(
+        "%s='%s'\n" % (k, str(v).replace("'", "'\\''"))
+        for k, v in env.items()).encode()
+    for name, data in files.items():
+        overlay['scenario/' + name] = data
+    with open(path, 'wb') as out:
+        with open(os.path.join(image_dir, 'initramfs.cpio'), 'rb') as base:
+            shutil.copyfileobj(base, out)
+        out.write(make_overlay(overlay))
+
+
 def probe_accel(image_dir, qemu='qemu-system-x86_64'):
     """'kvm' if a guest really runs under KVM here, else 'tcg'.
 
@@ -126,6 +142,22 @@ class GuestRun:
         self.console = []      # every console line
         self.elapsed = 0.0
         self.qemu_rc = None
+
+    def take(self, line):
+        """Record one console line and what it reports."""
+        self.console.append(line)
+        m = RESULT_RE.search(line)
+        if m:
+            self.results.append(m.groups())
+        m = METRIC_RE.search(line)
+        if m:
+            for kv in m.group(1).split():
+                if '=' in kv:
+                    k, v = kv.split('=', 1)
+                    self.metrics[k] = v
+        m = DONE_RE.search(line)
+        if m:
+            self.rc = int(m.group(1))
 
     def result(self, name):
         for n, status, detail in self.results:
@@ -173,17 +205,8 @@ class Guest:
         self._log = None
 
     def _initrd(self):
-        files = {'scenario/run.sh': self.script}
-        files['scenario/env'] = ''.join(
-            "%s='%s'\n" % (k, str(v).replace("'", "'\\''"))
-            for k, v in self.env.items()).encode()
-        for name, data in self.files.items():
-            files['scenario/' + name] = data
         path = os.path.join(self._tmp, 'initrd.cpio')
-        with open(path, 'wb') as out:
-            with open(os.path.join(self.image_dir, 'initramfs.cpio'), 'rb') as base:
-                shutil.copyfileobj(base, out)
-            out.write(make_overlay(files))
+        write_initrd(path, self.image_dir, self.script, self.files, self.env)
         return path
 
     def command(self, initrd):
@@ -205,22 +228,10 @@ class Guest:
     def _pump(self):
         for raw in self.proc.stdout:
             line = raw.decode('utf-8', 'replace').rstrip('\r\n')
-            self.run.console.append(line)
             if self._log:
                 self._log.write(line + '\n')
                 self._log.flush()
-            m = RESULT_RE.search(line)
-            if m:
-                self.run.results.append(m.groups())
-            m = METRIC_RE.search(line)
-            if m:
-                for kv in m.group(1).split():
-                    if '=' in kv:
-                        k, v = kv.split('=', 1)
-                        self.run.metrics[k] = v
-            m = DONE_RE.search(line)
-            if m:
-                self.run.rc = int(m.group(1))
+            self.run.take(line)
             if self.on_line:
                 self.on_line(line)
         self._done.set()
