@@ -367,16 +367,13 @@ static void end_session(VccidProcess *v, CcidHost *c, VscPeer *p)
 static void wait_slot_change(CcidHost *c, bool present)
 {
     gint64 deadline = g_get_monotonic_time() + URH_TIMEOUT_MS * 1000;
+    GByteArray *n;
 
-    while (g_get_monotonic_time() < deadline) {
-        g_autoptr(GByteArray) n = urh_wait_interrupt(c->usb, c->ep_int_in, 200);
+    while ((n = next_slot_notify(c, deadline))) {
+        bool changed_to = (n->data[1] & 3) == (present ? 3 : 2);
 
-        if (!n) {
-            continue;
-        }
-        g_assert_cmpuint(n->len, >=, 2);
-        g_assert_cmpuint(n->data[0], ==, RDR_to_PC_NotifySlotChange);
-        if ((n->data[1] & 3) == (present ? 3 : 2)) {
+        g_byte_array_unref(n);
+        if (changed_to) {
             return;
         }
     }
