@@ -940,12 +940,11 @@ static void test_sigterm_pidfile_notify(void)
     g_autofree char *dir = g_dir_make_tmp("vccid-qmp-XXXXXX", NULL);
     g_autofree char *notify = g_build_filename(dir, "notify", NULL);
     g_autofree char *pidfile = g_build_filename(dir, "pid", NULL);
-    g_autofree char *pidarg = g_strdup_printf("%s", pidfile);
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
     int nfd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     struct pollfd pfd = { .fd = nfd, .events = POLLIN };
     const char *args[] = {
-        "-qmp", "unix:@DIR@/qmp.sock,server=on,wait=off", "-pidfile", pidarg,
+        "-qmp", "unix:@DIR@/qmp.sock,server=on,wait=off", "-pidfile", pidfile,
         "-device", "usb-ccid,id=ccid", NULL,
     };
     VccidProcess *v;
@@ -966,7 +965,7 @@ static void test_sigterm_pidfile_notify(void)
     g_assert_cmpint(atoi(pid_text), ==, v->pid);
     {
         /* A second vccid with the same pid file refuses to start, and leaves it alone. */
-        const char *again[] = { "-pidfile", pidarg, "-qmp", "unix:/nonexistent/q.sock", NULL };
+        const char *again[] = { "-pidfile", pidfile, "-qmp", "unix:/nonexistent/q.sock", NULL };
         g_autofree char *out = NULL;
         g_autofree char *err = NULL;
         g_autofree char *pid_after = NULL;
