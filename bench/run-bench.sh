@@ -137,6 +137,14 @@ import sys
 
 FIGURES = [('apdu_per_s', 'APDU/s', 'higher'), ('p50_ms', 'p50 ms', 'lower'),
            ('p99_ms', 'p99 ms', 'lower'), ('cert_read_ms', 'cert read ms', 'lower')]
+
+
+def ratios(num, den):
+    """Each figure both rows have, as num/den, e.g. 'APDU/s 1.02, p50 ms 0.97'."""
+    return ', '.join('%s %.2f' % (label, float(num[key]) / float(den[key]))
+                     for key, label, _ in FIGURES
+                     if key in num and key in den and float(den[key]) > 0)
+
 runs = {}
 for line in open(sys.argv[1]):
     kv = dict(f.split('=', 1) for f in line.split()[1:] if '=' in f)
@@ -178,17 +186,10 @@ for usb in sorted({u for _, u in rows}):
         if 'failed' in q or 'failed' in v:
             print('ratio vccid/QEMU, %s on %s: n/a (a run failed)' % (card, usb))
             continue
-        parts = []
-        for key, label, better in FIGURES:
-            if key in q and key in v and float(q[key]) > 0:
-                parts.append('%s %.2f' % (label, float(v[key]) / float(q[key])))
-        print('ratio vccid/QEMU, %s on %s: %s' % (card, usb, ', '.join(parts)))
+        print('ratio vccid/QEMU, %s on %s: %s' % (card, usb, ratios(v, q)))
     plain, tls = rows.get(('passthru', usb)), rows.get(('passthru-tls', usb))
     if plain and tls and 'failed' not in plain and 'failed' not in tls:
-        print('ratio TLS/plain, vccid passthru card on %s: %s' % (usb, ', '.join(
-            '%s %.2f' % (label, float(tls[key]) / float(plain[key]))
-            for key, label, _ in FIGURES
-            if key in plain and key in tls and float(plain[key]) > 0)))
+        print('ratio TLS/plain, vccid passthru card on %s: %s' % (usb, ratios(tls, plain)))
         # The same ratio taken within each round (plain and TLS ran minutes
         # apart at most), then the median and range over the rounds.
         # (A setup may be listed twice in BENCH_SETUPS, e.g. "passthru
@@ -207,10 +208,8 @@ for usb in sorted({u for _, u in rows}):
                      ' '.join('%.2f' % r for r in paired)))
     slow_plain, slow_tls = rows.get(('slow-passthru', usb)), rows.get(('slow-passthru-tls', usb))
     if slow_plain and slow_tls and 'failed' not in slow_plain and 'failed' not in slow_tls:
-        print('ratio TLS/plain across the slow link on %s: %s' % (usb, ', '.join(
-            '%s %.2f' % (label, float(slow_tls[key]) / float(slow_plain[key]))
-            for key, label, _ in FIGURES
-            if key in slow_plain and key in slow_tls and float(slow_plain[key]) > 0)))
+        print('ratio TLS/plain across the slow link on %s: %s'
+              % (usb, ratios(slow_tls, slow_plain)))
     # The slow link's budget: one round trip of the link plus 1 ms. The link
     # as measured (an echo through the same proxy, just before each guest)
     # and the same card without the link tell the link's share from the rest.

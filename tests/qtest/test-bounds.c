@@ -76,6 +76,13 @@ static void assert_log_has(VccidProcess *v, const char *text)
     g_assert_nonnull(strstr(log, text));
 }
 
+static void assert_log_lacks(VccidProcess *v, const char *text)
+{
+    g_autofree char *log = vccid_read_stderr(v);
+
+    g_assert_null(strstr(log, text));
+}
+
 /* The daemon serves the next host: the reader works end to end. */
 static void assert_next_host_served(VccidProcess *v)
 {
@@ -99,6 +106,18 @@ static void assert_dropped_then_served(VccidProcess *v, CcidHost *c, Memory befo
     assert_log_has(v, log_part);
     ccid_host_free(c);
     assert_next_host_served(v);
+    vccid_stop(v);
+}
+
+/*
+ * Host c was kept through the flood (the daemon never logged log_absent):
+ * its reader still works, and the daemon stops cleanly.
+ */
+static void assert_kept_then_served(VccidProcess *v, CcidHost *c, const char *log_absent)
+{
+    assert_log_lacks(v, log_absent);
+    assert_slot_works(c);
+    ccid_host_free(c);
     vccid_stop(v);
 }
 
@@ -349,7 +368,6 @@ static void test_usbredir_host_reads_late(void)
     VccidProcess *v = vccid_start_default();
     CcidHost *c = ccid_host_open(v->sock_path);
     g_autoptr(GByteArray) reqs = g_byte_array_new();
-    g_autofree char *log = NULL;
     Memory before = memory_of(v->pid);
     int fd = urh_fd(c->usb);
     size_t sent, ins = 0, outs = 0, bad = 0;
@@ -374,11 +392,7 @@ static void test_usbredir_host_reads_late(void)
     g_assert_cmpuint(ins, ==, N);
     g_assert_cmpuint(outs, ==, N);
     g_assert_cmpuint(bad, ==, 0);
-    log = vccid_read_stderr(v);
-    g_assert_null(strstr(log, "peer is not reading its input"));
-    assert_slot_works(c);
-    ccid_host_free(c);
-    vccid_stop(v);
+    assert_kept_then_served(v, c, "peer is not reading its input");
 }
 
 /*
@@ -396,7 +410,6 @@ static void test_usbredir_held_bulk_out_then_read(void)
     CcidHost *c = ccid_host_open(v->sock_path);
     g_autofree uint8_t *big = g_malloc0(64 * 1024);
     g_autoptr(GPtrArray) ins = g_ptr_array_new();
-    g_autofree char *log = NULL;
     Memory before = memory_of(v->pid);
 
     for (int i = 0; i < 64; i++) {
@@ -429,11 +442,7 @@ static void test_usbredir_held_bulk_out_then_read(void)
     }
     g_assert_true(urh_peer_alive(c->usb));
     assert_growth_bounded(v->pid, before, "held bulk-out, then read");
-    log = vccid_read_stderr(v);
-    g_assert_null(strstr(log, "dropping the peer"));
-    assert_slot_works(c);
-    ccid_host_free(c);
-    vccid_stop(v);
+    assert_kept_then_served(v, c, "dropping the peer");
 }
 
 /*
@@ -521,6 +530,25 @@ static void test_partial_hello(void)
 /* ---- a card that takes its time: the passthru client is the test ---- */
 
 /* The passthru client's ATR: a T=1 card. */
+/* vccid with a passthru card, its client's socket at vsc_path(); trace, if set, for -trace. */
+static VccidProcess *start_passthru_card(const char *trace)
+{
+    const char *const args[] = {
+        "-chardev", "socket,id=vsc,path=@DIR@/vsc.sock,server=on,wait=off",
+        "-device", "usb-ccid,id=ccid",
+        "-device", "ccid-card-passthru,chardev=vsc",
+        trace ? "-trace" : NULL, trace,
+        NULL,
+    };
+
+    return vccid_start(args);
+}
+
+static char *vsc_path(VccidProcess *v)
+{
+    return g_build_filename(v->tmpdir, "vsc.sock", NULL);
+}
+
 static const uint8_t slow_card_atr[] = { 0x3b, 0x8b, 0x80, 0x01, 0x00, 0x31, 0xc1, 0x64,
                                          0x08, 0x60, 0x32, 0x00, 0x00, 0x90, 0x00 };
 
@@ -575,19 +603,11 @@ static void slow_card_read(int fd, GByteArray *in)
 static void test_usbredir_busy_card_holds_back(void)
 {
     enum { N = 1500, K = 8 };
-    static const char *const args[] = {
-        "-chardev", "socket,id=vsc,path=@DIR@/vsc.sock,server=on,wait=off",
-        "-device", "usb-ccid,id=ccid",
-        "-device", "ccid-card-passthru,chardev=vsc",
-        "-trace", "enable=usbredir_held_back",
-        NULL,
-    };
-    VccidProcess *v = vccid_start(args);
-    g_autofree char *path = g_build_filename(v->tmpdir, "vsc.sock", NULL);
+    VccidProcess *v = start_passthru_card("enable=usbredir_held_back");
+    g_autofree char *path = vsc_path(v);
     g_autoptr(GByteArray) msgs = g_byte_array_new();
     g_autoptr(GByteArray) from_daemon = g_byte_array_new();
     g_autofree uint8_t *xfr = g_malloc0(CCID_HDR + 260);
-    g_autofree char *log = NULL;
     g_autoptr(GByteArray) atr = NULL;
     CcidHost *c = ccid_host_open(v->sock_path);
     int fd = unix_connect(path);
@@ -612,8 +632,7 @@ static void test_usbredir_busy_card_holds_back(void)
     }
     while (urh_send_only(c->usb, 1000)) {
     }
-    log = vccid_read_stderr(v);
-    g_assert_nonnull(strstr(log, "usbredir_held_back"));
+    assert_log_has(v, "usbredir_held_back");
     g_assert_true(urh_peer_alive(c->usb));
 
     deadline = g_get_monotonic_time() + 60 * G_USEC_PER_SEC;
@@ -729,7 +748,6 @@ static void test_usbip_importer_reads_late(void)
     g_autoptr(GError) err = NULL;
     g_autoptr(GByteArray) reqs = g_byte_array_new();
     g_autoptr(GByteArray) answer = NULL;
-    g_autofree char *log = NULL;
     uint8_t gss[CCID_HDR] = { PC_to_RDR_GetSlotStatus };
     uint32_t status = 0;
     UsbipHost *h = uih_import(port, "1-1", &status, &err);
@@ -755,8 +773,7 @@ static void test_usbip_importer_reads_late(void)
     g_assert_cmpuint(ins, ==, N);
     g_assert_cmpuint(outs, ==, N);
     g_assert_cmpuint(bad, ==, 0);
-    log = vccid_read_stderr(v);
-    g_assert_null(strstr(log, "disconnecting"));
+    assert_log_lacks(v, "disconnecting");
 
     /* The same connection goes on. */
     gss[6] = 0;
@@ -880,14 +897,8 @@ static void test_vscclient_flood(void)
  */
 static void test_passthru_client_floods_before_reading(void)
 {
-    static const char *const args[] = {
-        "-chardev", "socket,id=vsc,path=@DIR@/vsc.sock,server=on,wait=off",
-        "-device", "usb-ccid,id=ccid",
-        "-device", "ccid-card-passthru,chardev=vsc",
-        NULL,
-    };
-    VccidProcess *v = vccid_start(args);
-    g_autofree char *path = g_build_filename(v->tmpdir, "vsc.sock", NULL);
+    VccidProcess *v = start_passthru_card(NULL);
+    g_autofree char *path = vsc_path(v);
     g_autoptr(GByteArray) opening = g_byte_array_new();
     g_autoptr(GByteArray) junk = g_byte_array_new();
     g_autofree char *log = NULL;

@@ -367,16 +367,13 @@ static void end_session(VccidProcess *v, CcidHost *c, VscPeer *p)
 static void wait_slot_change(CcidHost *c, bool present)
 {
     gint64 deadline = g_get_monotonic_time() + URH_TIMEOUT_MS * 1000;
+    GByteArray *n;
 
-    while (g_get_monotonic_time() < deadline) {
-        g_autoptr(GByteArray) n = urh_wait_interrupt(c->usb, c->ep_int_in, 200);
+    while ((n = next_slot_notify(c, deadline))) {
+        bool changed_to = (n->data[1] & 3) == (present ? 3 : 2);
 
-        if (!n) {
-            continue;
-        }
-        g_assert_cmpuint(n->len, >=, 2);
-        g_assert_cmpuint(n->data[0], ==, RDR_to_PC_NotifySlotChange);
-        if ((n->data[1] & 3) == (present ? 3 : 2)) {
+        g_byte_array_unref(n);
+        if (changed_to) {
             return;
         }
     }
@@ -398,13 +395,19 @@ static void power_on_test_card(CcidHost *c)
     g_assert_cmpmem(atr->data, atr->len, test_atr, sizeof(test_atr));
 }
 
+/* The client puts its card in; the host sees it come and powers it on. */
+static void insert_and_power_on(VscPeer *p, CcidHost *c)
+{
+    peer_insert_card(p);
+    wait_slot_change(c, true);
+    power_on_test_card(c);
+}
+
 /* The usual opening: a client says hello, lends its card, the host powers it. */
 static void peer_lend_card(VscPeer *p, CcidHost *c)
 {
     peer_handshake(p);
-    peer_insert_card(p);
-    wait_slot_change(c, true);
-    power_on_test_card(c);
+    insert_and_power_on(p, c);
 }
 
 /* libcacard's CAC card (its ATR starts with TS 3B, direct convention). */
@@ -471,9 +474,7 @@ static void test_exchange(void)
     peer_expect_error(p, 0, VSC_SUCCESS);
     wait_slot_change(c, false);
     g_assert_cmpuint(slot_status(c), ==, ICC_ABSENT);
-    peer_insert_card(p);
-    wait_slot_change(c, true);
-    power_on_test_card(c);
+    insert_and_power_on(p, c);
     check_apdu_echo(c, 10);
 
     /* Removing the reader takes the card with it. */
@@ -545,9 +546,7 @@ static void test_malformed_in_sync(void)
 
     /* None of it put a card in the slot, and the stream is still in step. */
     g_assert_cmpuint(slot_status(c), ==, ICC_ABSENT);
-    peer_insert_card(p);
-    wait_slot_change(c, true);
-    power_on_test_card(c);
+    insert_and_power_on(p, c);
     check_apdu_echo(c, 8);
 
     end_session(v, c, p);
@@ -670,9 +669,7 @@ static void test_reader_remove_readd(void)
     wait_slot_change(c, false);
     peer_send(p, VSC_ReaderAdd, VSCARD_UNDEFINED_READER_ID, NULL, 0);
     peer_expect_error(p, 0, VSC_SUCCESS);
-    peer_insert_card(p);
-    wait_slot_change(c, true);
-    power_on_test_card(c);
+    insert_and_power_on(p, c);
     check_apdu_echo(c, 30);
     end_session(v, c, p);
 }
@@ -740,9 +737,7 @@ static void test_libcacard_client_opening(void)
     peer_expect_error(p, 0, VSC_SUCCESS);
     peer_send(p, VSC_ReaderAdd, 0, NULL, 0);
     peer_expect_error(p, 0, VSC_SUCCESS);
-    peer_insert_card(p);
-    wait_slot_change(c, true);
-    power_on_test_card(c);
+    insert_and_power_on(p, c);
 
     p->mode = PEER_ERROR_ON_APDU;
     a = ccid_command(c, PC_to_RDR_XfrBlock, 0, 0, 0, cmd, sizeof(cmd));
@@ -1004,9 +999,7 @@ static void test_reader_add_empty_name(void)
     /* A second one, refused, is shown in the trace too. */
     peer_send(p, VSC_ReaderAdd, VSCARD_UNDEFINED_READER_ID, NULL, 0);
     peer_expect_error(p, VSCARD_UNDEFINED_READER_ID, VSC_CANNOT_ADD_MORE_READERS);
-    peer_insert_card(p);
-    wait_slot_change(c, true);
-    power_on_test_card(c);
+    insert_and_power_on(p, c);
     check_apdu_echo(c, 6);
     end_session(v, c, p);
 }

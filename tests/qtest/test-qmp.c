@@ -242,68 +242,86 @@ static VccidProcess *start_with_qmp(QmpClient **c)
     return v;
 }
 
+/* vccid with qmp_default_args and a client on its monitor, not yet negotiated. */
+typedef struct QmpFixture {
+    VccidProcess *v;
+    QmpClient *c;
+} QmpFixture;
+
+typedef struct QmpCase {
+    const char *path;
+    void (*fn)(QmpFixture *f, gconstpointer data);
+} QmpCase;
+
+static void qmp_fixture_setup(QmpFixture *f, gconstpointer data)
+{
+    f->v = start_with_qmp(&f->c);
+}
+
+/* The daemon stops (cleanly) with the client still connected. */
+static void qmp_fixture_teardown(QmpFixture *f, gconstpointer data)
+{
+    vccid_stop(f->v);
+    qmp_client_free(f->c);
+}
+
 /* ---- protocol ---- */
 
-static void test_negotiation(void)
+static void test_negotiation(QmpFixture *f, gconstpointer data)
 {
-    g_autoptr(QmpClient) c = NULL;
-    VccidProcess *v = start_with_qmp(&c);
     g_autoptr(QObject) r = NULL;
 
-    qmp_err(c, "{\"execute\": \"query-status\"}", "CommandNotFound",
+    qmp_err(f->c, "{\"execute\": \"query-status\"}", "CommandNotFound",
             "Expecting capabilities negotiation with 'qmp_capabilities'");
-    qmp_err(c, "{\"execute\": \"qmp_capabilities\", \"arguments\": {\"enable\": [\"oob\"]}}",
+    qmp_err(f->c, "{\"execute\": \"qmp_capabilities\", \"arguments\": {\"enable\": [\"oob\"]}}",
             "GenericError", "oob");
     /* id of any JSON type comes back as it was sent, on errors too. */
-    r = qmp(c, "{\"execute\": \"query-version\", \"id\": {\"a\": [1, \"x\", null]}}");
+    r = qmp(f->c, "{\"execute\": \"query-version\", \"id\": {\"a\": [1, \"x\", null]}}");
     g_assert_nonnull(qdict_get(r, "error"));
     g_assert_cmpint(qdict_get(r, "id")->type, ==, QTYPE_DICT);
     g_clear_pointer(&r, qobject_free);
-    r = qmp(c, "{\"execute\": \"qmp_capabilities\", \"id\": 42}");
+    r = qmp(f->c, "{\"execute\": \"qmp_capabilities\", \"id\": 42}");
     g_assert_nonnull(qdict_get(r, "return"));
     g_assert_cmpint(qdict_get(r, "id")->u.i, ==, 42);
     g_clear_pointer(&r, qobject_free);
-    qmp_err(c, "{\"execute\": \"qmp_capabilities\"}", "CommandNotFound",
+    qmp_err(f->c, "{\"execute\": \"qmp_capabilities\"}", "CommandNotFound",
             "Capabilities negotiation is already complete");
-    r = qmp(c, "{\"execute\": \"query-status\", \"id\": \"s\"}");
+    r = qmp(f->c, "{\"execute\": \"query-status\", \"id\": \"s\"}");
     g_assert_cmpstr(qdict_get_str(r, "id"), ==, "s");
     g_assert_cmpstr(qdict_get_str(qdict_get(r, "return"), "status"), ==, "running");
     g_assert_true(qdict_get(qdict_get(r, "return"), "running")->u.b);
-    qmp_err(c, "{\"execute\": \"no-such-command\"}", "CommandNotFound",
+    qmp_err(f->c, "{\"execute\": \"no-such-command\"}", "CommandNotFound",
             "The command no-such-command has not been found");
-    vccid_stop(v);
 }
 
-static void test_malformed(void)
+static void test_malformed(QmpFixture *f, gconstpointer data)
 {
-    g_autoptr(QmpClient) c = NULL;
-    VccidProcess *v = start_with_qmp(&c);
     g_autoptr(GString) big = g_string_new("{\"execute\": \"query-status\", \"id\": \"");
     g_autoptr(GString) deep = g_string_new(NULL);
     static const char nul_bytes[] = "{\"execute\": \"x\0y\"}\n";
     g_autoptr(QObject) r = NULL;
 
-    qmp_negotiate(c);
-    qmp_err(c, "{\"execute\": }", "GenericError", "JSON parse error");
-    qmp_err(c, "}", "GenericError", "JSON parse error");
-    qmp_err(c, "{bad", "GenericError", "JSON parse error");
+    qmp_negotiate(f->c);
+    qmp_err(f->c, "{\"execute\": }", "GenericError", "JSON parse error");
+    qmp_err(f->c, "}", "GenericError", "JSON parse error");
+    qmp_err(f->c, "{bad", "GenericError", "JSON parse error");
     /* "{bad" leaves "ad" behind, a second error. */
     g_clear_pointer(&r, qobject_free);
-    r = qmp_reply(c);
+    r = qmp_reply(f->c);
     g_assert_nonnull(qdict_get(r, "error"));
-    qmp_err(c, "[1, 2]", "GenericError", "QMP input must be a JSON object");
-    qmp_err(c, "\"str\"", "GenericError", "QMP input must be a JSON object");
-    qmp_err(c, "{}", "GenericError", "QMP input lacks member 'execute'");
-    qmp_err(c, "{\"execute\": 1}", "GenericError", "'execute' must be a string");
-    qmp_err(c, "{\"execute\": \"quit\", \"arguments\": []}", "GenericError",
+    qmp_err(f->c, "[1, 2]", "GenericError", "QMP input must be a JSON object");
+    qmp_err(f->c, "\"str\"", "GenericError", "QMP input must be a JSON object");
+    qmp_err(f->c, "{}", "GenericError", "QMP input lacks member 'execute'");
+    qmp_err(f->c, "{\"execute\": 1}", "GenericError", "'execute' must be a string");
+    qmp_err(f->c, "{\"execute\": \"quit\", \"arguments\": []}", "GenericError",
             "'arguments' must be an object");
-    qmp_err(c, "{\"execute\": \"quit\", \"exec-oob\": \"quit\"}", "GenericError",
+    qmp_err(f->c, "{\"execute\": \"quit\", \"exec-oob\": \"quit\"}", "GenericError",
             "QMP input member 'exec-oob' is unexpected");
-    qmp_err(c, "{\"execute\": \"x\", \"execute\": \"y\"}", "GenericError", "JSON parse error");
-    qmp_err(c, "{\"execute\": \"\\ud800\"}", "GenericError", "JSON parse error");
-    qmp_send_raw(c, nul_bytes, sizeof(nul_bytes) - 1);
+    qmp_err(f->c, "{\"execute\": \"x\", \"execute\": \"y\"}", "GenericError", "JSON parse error");
+    qmp_err(f->c, "{\"execute\": \"\\ud800\"}", "GenericError", "JSON parse error");
+    qmp_send_raw(f->c, nul_bytes, sizeof(nul_bytes) - 1);
     g_clear_pointer(&r, qobject_free);
-    r = qmp_reply(c);
+    r = qmp_reply(f->c);
     g_assert_nonnull(qdict_get(r, "error"));
 
     /* Nesting past the parser's limit, and a request past the size limit. */
@@ -313,39 +331,33 @@ static void test_malformed(void)
     for (int i = 0; i < 1000; i++) {
         g_string_append(deep, "]");
     }
-    qmp_err(c, deep->str, "GenericError", "JSON parse error");
+    qmp_err(f->c, deep->str, "GenericError", "JSON parse error");
     while (big->len < 70 * 1024) {
         g_string_append(big, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
     }
     g_string_append(big, "\"}");
-    qmp_err(c, big->str, "GenericError", "larger than");
+    qmp_err(f->c, big->str, "GenericError", "larger than");
 
     /* After all that, the same connection still works. */
-    qmp_cmd(c, "{\"execute\": \"query-status\"}");
-    g_assert_true(vccid_is_running(v));
-    vccid_stop(v);
+    qmp_cmd(f->c, "{\"execute\": \"query-status\"}");
+    g_assert_true(vccid_is_running(f->v));
 }
 
-static void test_arguments(void)
+static void test_arguments(QmpFixture *f, gconstpointer data)
 {
-    g_autoptr(QmpClient) c = NULL;
-    VccidProcess *v = start_with_qmp(&c);
 
-    qmp_negotiate(c);
-    qmp_err(c, "{\"execute\": \"query-version\", \"arguments\": {\"x\": 1}}", "GenericError",
+    qmp_negotiate(f->c);
+    qmp_err(f->c, "{\"execute\": \"query-version\", \"arguments\": {\"x\": 1}}", "GenericError",
             "Parameter 'x' is unexpected");
-    qmp_err(c, "{\"execute\": \"device_del\"}", "GenericError", "Parameter 'id' is missing");
-    qmp_err(c, "{\"execute\": \"device_del\", \"arguments\": {\"id\": 5}}", "GenericError",
+    qmp_err(f->c, "{\"execute\": \"device_del\"}", "GenericError", "Parameter 'id' is missing");
+    qmp_err(f->c, "{\"execute\": \"device_del\", \"arguments\": {\"id\": 5}}", "GenericError",
             "Invalid parameter type for 'id', expected: string");
-    qmp_err(c, "{\"execute\": \"qom-get\", \"arguments\": {\"path\": \"/machine\"}}",
+    qmp_err(f->c, "{\"execute\": \"qom-get\", \"arguments\": {\"path\": \"/machine\"}}",
             "GenericError", "Parameter 'property' is missing");
-    vccid_stop(v);
 }
 
-static void test_queries(void)
+static void test_queries(QmpFixture *f, gconstpointer data)
 {
-    g_autoptr(QmpClient) c = NULL;
-    VccidProcess *v = start_with_qmp(&c);
     g_autoptr(QObject) ver = NULL;
     g_autoptr(QObject) cmds = NULL;
     static const char *const expected[] = {
@@ -355,11 +367,11 @@ static void test_queries(void)
         "query-vccid-exports", "query-vccid-readers",
     };
 
-    qmp_negotiate(c);
-    ver = qmp_ok(c, "{\"execute\": \"query-version\"}");
+    qmp_negotiate(f->c);
+    ver = qmp_ok(f->c, "{\"execute\": \"query-version\"}");
     g_assert_cmpint(qdict_get(qdict_get(ver, "qemu"), "minor")->type, ==, QTYPE_INT);
     g_assert_true(g_str_has_prefix(qdict_get_str(ver, "package"), "vccid "));
-    cmds = qmp_ok(c, "{\"execute\": \"query-commands\"}");
+    cmds = qmp_ok(f->c, "{\"execute\": \"query-commands\"}");
     g_assert_cmpuint(cmds->items->len, ==, G_N_ELEMENTS(expected));
     for (size_t i = 0; i < G_N_ELEMENTS(expected); i++) {
         bool found = false;
@@ -369,7 +381,6 @@ static void test_queries(void)
         }
         g_assert_true(found);
     }
-    vccid_stop(v);
 }
 
 /* ---- devices ---- */
@@ -390,42 +401,37 @@ static QObject *reader_info(QmpClient *c, const char *id)
 static void wait_notify(CcidHost *h, bool present)
 {
     gint64 deadline = g_get_monotonic_time() + QMP_TIMEOUT_MS * 1000;
+    GByteArray *n;
 
-    while (g_get_monotonic_time() < deadline) {
-        g_autoptr(GByteArray) n = urh_wait_interrupt(h->usb, h->ep_int_in, 500);
+    while ((n = next_slot_notify(h, deadline))) {
+        guint8 state = n->data[1];
 
-        if (!n) {
-            continue;
-        }
-        g_assert_cmpuint(n->len, >=, 2);
-        g_assert_cmphex(n->data[0], ==, RDR_to_PC_NotifySlotChange);
-        if ((n->data[1] & 1) == present) {
+        g_byte_array_unref(n);
+        if ((state & 1) == present) {
             /* bmSlotICCState's change bit: the guest learns that something happened. */
-            g_assert_cmpuint(n->data[1] & 2, ==, 2);
+            g_assert_cmpuint(state & 2, ==, 2);
             return;
         }
     }
     g_error("no NotifySlotChange with the card %s", present ? "present" : "absent");
 }
 
-static void test_card_del_add(void)
+static void test_card_del_add(QmpFixture *f, gconstpointer data)
 {
-    g_autoptr(QmpClient) c = NULL;
-    VccidProcess *v = start_with_qmp(&c);
-    CcidHost *h = ccid_host_open(v->sock_path);
+    CcidHost *h = ccid_host_open(f->v->sock_path);
     g_autoptr(QObject) ev = NULL;
     g_autoptr(QObject) info = NULL;
     g_autoptr(GByteArray) atr = NULL;
     g_autoptr(GByteArray) sig = NULL;
-    g_autofree char *pt_sock = g_build_filename(v->tmpdir, "pt.sock", NULL);
+    g_autofree char *pt_sock = g_build_filename(f->v->tmpdir, "pt.sock", NULL);
     g_autofree char *cmd = NULL;
     QObject *cards;
 
-    qmp_negotiate(c);
+    qmp_negotiate(f->c);
     atr = ccid_power_on(h);
     g_assert_cmpint(urh_start_interrupt_receiving(h->usb, h->ep_int_in), ==,
                     usb_redir_success);
-    info = reader_info(c, "ccid");
+    info = reader_info(f->c, "ccid");
     cards = qdict_get(info, "cards");
     g_assert_cmpuint(cards->items->len, ==, 1);
     g_assert_cmpstr(qdict_get_str(cards->items->pdata[0], "card"), ==, "card");
@@ -433,10 +439,10 @@ static void test_card_del_add(void)
     g_assert_nonnull(qdict_get_str(cards->items->pdata[0], "atr"));
     g_assert_cmpuint(qdict_size(qdict_get(info, "exports")->items->pdata[0]), >, 0);
 
-    qmp_err(c, "{\"execute\": \"device_del\", \"arguments\": {\"id\": \"nope\"}}",
+    qmp_err(f->c, "{\"execute\": \"device_del\", \"arguments\": {\"id\": \"nope\"}}",
             "DeviceNotFound", "Device 'nope' not found");
-    qmp_cmd(c, "{\"execute\": \"device_del\", \"arguments\": {\"id\": \"card\"}}");
-    ev = qmp_event(c, "DEVICE_DELETED", QMP_TIMEOUT_MS);
+    qmp_cmd(f->c, "{\"execute\": \"device_del\", \"arguments\": {\"id\": \"card\"}}");
+    ev = qmp_event(f->c, "DEVICE_DELETED", QMP_TIMEOUT_MS);
     g_assert_nonnull(ev);
     g_assert_cmpstr(qdict_get_str(qdict_get(ev, "data"), "device"), ==, "card");
     g_assert_cmpstr(qdict_get_str(qdict_get(ev, "data"), "path"), ==, "/machine/peripheral/card");
@@ -444,19 +450,19 @@ static void test_card_del_add(void)
     /* The host hears of it on the interrupt endpoint. */
     wait_notify(h, false);
     g_clear_pointer(&info, qobject_free);
-    info = reader_info(c, "ccid");
+    info = reader_info(f->c, "ccid");
     g_assert_cmpuint(qdict_get(info, "cards")->items->len, ==, 0);
 
     /* -device's errors, word for word. */
-    qmp_err(c, "{\"execute\": \"device_add\", \"arguments\": {\"driver\": \"no-such\"}}",
+    qmp_err(f->c, "{\"execute\": \"device_add\", \"arguments\": {\"driver\": \"no-such\"}}",
             "GenericError", "'no-such' is not a valid device model name");
-    qmp_err(c, "{\"execute\": \"device_add\", \"arguments\": {\"driver\": \"usb-ccid\", "
+    qmp_err(f->c, "{\"execute\": \"device_add\", \"arguments\": {\"driver\": \"usb-ccid\", "
             "\"id\": \"ccid\"}}", "GenericError", "Duplicate device ID 'ccid'");
-    qmp_err(c, "{\"execute\": \"device_add\", \"arguments\": {\"driver\": \"usb-ccid\", "
+    qmp_err(f->c, "{\"execute\": \"device_add\", \"arguments\": {\"driver\": \"usb-ccid\", "
             "\"nosuchprop\": 1}}", "GenericError", "Property 'usb-ccid.nosuchprop' not found");
-    qmp_err(c, "{\"execute\": \"device_add\", \"arguments\": {\"driver\": \"usb-ccid\", "
+    qmp_err(f->c, "{\"execute\": \"device_add\", \"arguments\": {\"driver\": \"usb-ccid\", "
             "\"vendorid\": {}}}", "GenericError", "Invalid parameter type for 'vendorid'");
-    qmp_err(c, "{\"execute\": \"device_add\", \"arguments\": {\"id\": \"x\"}}",
+    qmp_err(f->c, "{\"execute\": \"device_add\", \"arguments\": {\"id\": \"x\"}}",
             "GenericError", "Parameter 'driver' is missing");
 
     /* A passthru card on a chardev made over QMP: in the slot, no card yet. */
@@ -464,23 +470,23 @@ static void test_card_del_add(void)
                           "\"backend\": {\"type\": \"socket\", \"data\": {\"addr\": "
                           "{\"type\": \"unix\", \"data\": {\"path\": \"%s\"}}, "
                           "\"server\": true, \"wait\": false}}}}", pt_sock);
-    qmp_cmd(c, cmd);
+    qmp_cmd(f->c, cmd);
     g_assert_true(g_file_test(pt_sock, G_FILE_TEST_EXISTS));
-    qmp_cmd(c, "{\"execute\": \"device_add\", \"arguments\": {\"driver\": "
+    qmp_cmd(f->c, "{\"execute\": \"device_add\", \"arguments\": {\"driver\": "
             "\"ccid-card-passthru\", \"id\": \"pt0\", \"chardev\": \"pt\"}}");
     g_clear_pointer(&info, qobject_free);
-    info = reader_info(c, "ccid");
+    info = reader_info(f->c, "ccid");
     cards = qdict_get(info, "cards");
     g_assert_cmpuint(cards->items->len, ==, 1);
     g_assert_false(qdict_get(cards->items->pdata[0], "present")->u.b);
     g_assert_cmpstr(qdict_get_str(qdict_get(cards->items->pdata[0], "peers")->items->pdata[0],
                                   "chardev"), ==, "pt");
-    qmp_err(c, "{\"execute\": \"chardev-remove\", \"arguments\": {\"id\": \"pt\"}}",
+    qmp_err(f->c, "{\"execute\": \"chardev-remove\", \"arguments\": {\"id\": \"pt\"}}",
             "GenericError", "Chardev 'pt' is busy");
-    qmp_cmd(c, "{\"execute\": \"device_del\", \"arguments\": {\"id\": \"pt0\"}}");
-    ev = qmp_event(c, "DEVICE_DELETED", QMP_TIMEOUT_MS);
+    qmp_cmd(f->c, "{\"execute\": \"device_del\", \"arguments\": {\"id\": \"pt0\"}}");
+    ev = qmp_event(f->c, "DEVICE_DELETED", QMP_TIMEOUT_MS);
     g_assert_cmpstr(qdict_get_str(qdict_get(ev, "data"), "device"), ==, "pt0");
-    qmp_cmd(c, "{\"execute\": \"chardev-remove\", \"arguments\": {\"id\": \"pt\"}}");
+    qmp_cmd(f->c, "{\"execute\": \"chardev-remove\", \"arguments\": {\"id\": \"pt\"}}");
     g_assert_false(g_file_test(pt_sock, G_FILE_TEST_EXISTS));
 
     /* The emulated card again, on the same database: it comes back. */
@@ -490,9 +496,9 @@ static void test_card_del_add(void)
                           "\"ccid-card-emulated\", \"id\": \"card2\", \"backend\": "
                           "\"certificates\", \"db\": \"sql:%s\", \"cert1\": \"id-cert\", "
                           "\"cert2\": \"signing-cert\", \"cert3\": \"encryption-cert\"}}",
-                          v->db_dir);
-    qmp_cmd(c, cmd);
-    ev = qmp_event(c, "VCCID_CARD_INSERTED", QMP_TIMEOUT_MS);
+                          f->v->db_dir);
+    qmp_cmd(f->c, cmd);
+    ev = qmp_event(f->c, "VCCID_CARD_INSERTED", QMP_TIMEOUT_MS);
     g_assert_nonnull(ev);
     g_assert_cmpstr(qdict_get_str(qdict_get(ev, "data"), "card"), ==, "card2");
     wait_notify(h, true);
@@ -504,38 +510,32 @@ static void test_card_del_add(void)
     g_assert_cmphex(apdu_sw(sig), ==, 0x9000);
     g_assert_cmpuint(sig->len, ==, 258);
     ccid_host_free(h);
-    vccid_stop(v);
 }
 
-static void test_emulated_other_db(void)
+static void test_emulated_other_db(QmpFixture *f, gconstpointer data)
 {
-    g_autoptr(QmpClient) c = NULL;
-    VccidProcess *v = start_with_qmp(&c);
 
-    qmp_negotiate(c);
-    qmp_cmd(c, "{\"execute\": \"device_del\", \"arguments\": {\"id\": \"card\"}}");
-    qmp_err(c, "{\"execute\": \"device_add\", \"arguments\": {\"driver\": "
+    qmp_negotiate(f->c);
+    qmp_cmd(f->c, "{\"execute\": \"device_del\", \"arguments\": {\"id\": \"card\"}}");
+    qmp_err(f->c, "{\"execute\": \"device_add\", \"arguments\": {\"driver\": "
             "\"ccid-card-emulated\", \"backend\": \"certificates\", \"db\": \"sql:/nonexistent\", "
             "\"cert1\": \"a\", \"cert2\": \"b\", \"cert3\": \"c\"}}", "GenericError",
             "libcacard");
-    vccid_stop(v);
 }
 
-static void test_reader_del(void)
+static void test_reader_del(QmpFixture *f, gconstpointer data)
 {
-    g_autoptr(QmpClient) c = NULL;
-    VccidProcess *v = start_with_qmp(&c);
-    CcidHost *h = ccid_host_open(v->sock_path);
+    CcidHost *h = ccid_host_open(f->v->sock_path);
     g_autoptr(QObject) ev1 = NULL;
     g_autoptr(QObject) ev2 = NULL;
     g_autoptr(QObject) exports = NULL;
     unsigned before = urh_device_disconnect_count(h->usb);
 
-    qmp_negotiate(c);
-    qmp_cmd(c, "{\"execute\": \"device_del\", \"arguments\": {\"id\": \"ccid\"}}");
+    qmp_negotiate(f->c);
+    qmp_cmd(f->c, "{\"execute\": \"device_del\", \"arguments\": {\"id\": \"ccid\"}}");
     /* The card on the reader's bus goes first, then the reader. */
-    ev1 = qmp_event(c, "DEVICE_DELETED", QMP_TIMEOUT_MS);
-    ev2 = qmp_event(c, "DEVICE_DELETED", QMP_TIMEOUT_MS);
+    ev1 = qmp_event(f->c, "DEVICE_DELETED", QMP_TIMEOUT_MS);
+    ev2 = qmp_event(f->c, "DEVICE_DELETED", QMP_TIMEOUT_MS);
     g_assert_cmpstr(qdict_get_str(qdict_get(ev1, "data"), "device"), ==, "card");
     g_assert_cmpstr(qdict_get_str(qdict_get(ev2, "data"), "device"), ==, "ccid");
     /* The host is told the device left (device_disconnect), not cut off. */
@@ -543,20 +543,17 @@ static void test_reader_del(void)
         urh_iterate(h->usb, 100);
     }
     g_assert_cmpuint(urh_device_disconnect_count(h->usb), ==, before + 1);
-    exports = qmp_ok(c, "{\"execute\": \"query-vccid-exports\"}");
+    exports = qmp_ok(f->c, "{\"execute\": \"query-vccid-exports\"}");
     g_assert_cmpuint(exports->items->len, ==, 0);
-    g_assert_true(vccid_is_running(v));
+    g_assert_true(vccid_is_running(f->v));
     ccid_host_free(h);
-    vccid_stop(v);
 }
 
 /* ---- chardevs, objects, qom ---- */
 
-static void test_chardev(void)
+static void test_chardev(QmpFixture *f, gconstpointer data)
 {
-    g_autoptr(QmpClient) c = NULL;
-    VccidProcess *v = start_with_qmp(&c);
-    g_autofree char *path = g_build_filename(v->tmpdir, "c1.sock", NULL);
+    g_autofree char *path = g_build_filename(f->v->tmpdir, "c1.sock", NULL);
     g_autofree char *add = g_strdup_printf(
         "{\"execute\": \"chardev-add\", \"arguments\": {\"id\": \"c1\", \"backend\": "
         "{\"type\": \"socket\", \"data\": {\"addr\": {\"type\": \"unix\", \"data\": "
@@ -568,73 +565,67 @@ static void test_chardev(void)
         "{\"host\": \"127.0.0.1\", \"port\": \"%u\"}}, \"server\": true, \"wait\": false}}}}",
         port);
 
-    qmp_negotiate(c);
-    qmp_cmd(c, add);
+    qmp_negotiate(f->c);
+    qmp_cmd(f->c, add);
     g_assert_true(g_file_test(path, G_FILE_TEST_EXISTS));
-    qmp_err(c, add, "GenericError", "Chardev 'c1' already exists");
-    qmp_cmd(c, add_tcp);
-    qmp_err(c, "{\"execute\": \"chardev-add\", \"arguments\": {\"id\": \"p\", \"backend\": "
+    qmp_err(f->c, add, "GenericError", "Chardev 'c1' already exists");
+    qmp_cmd(f->c, add_tcp);
+    qmp_err(f->c, "{\"execute\": \"chardev-add\", \"arguments\": {\"id\": \"p\", \"backend\": "
             "{\"type\": \"pty\", \"data\": {}}}}", "GenericError", "not supported");
-    qmp_err(c, "{\"execute\": \"chardev-add\", \"arguments\": {\"id\": \"p\", \"backend\": "
+    qmp_err(f->c, "{\"execute\": \"chardev-add\", \"arguments\": {\"id\": \"p\", \"backend\": "
             "{\"type\": \"socket\", \"data\": {\"addr\": {\"type\": \"unix\", \"data\": "
             "{\"path\": \"/x\"}}, \"bogus\": 1}}}}", "GenericError",
             "Parameter 'backend.data.bogus' is unexpected");
-    qmp_err(c, "{\"execute\": \"chardev-add\", \"arguments\": {\"id\": \"p\", \"backend\": "
+    qmp_err(f->c, "{\"execute\": \"chardev-add\", \"arguments\": {\"id\": \"p\", \"backend\": "
             "{\"type\": \"socket\", \"data\": {\"addr\": {\"type\": \"inet\", \"data\": "
             "{\"host\": \"127.0.0.1\", \"port\": \"1\"}}, \"server\": true, "
             "\"tls-creds\": \"nope\"}}}}", "GenericError", "nope");
-    qmp_err(c, "{\"execute\": \"chardev-add\", \"arguments\": {\"id\": \"p\"}}",
+    qmp_err(f->c, "{\"execute\": \"chardev-add\", \"arguments\": {\"id\": \"p\"}}",
             "GenericError", "Parameter 'backend' is missing");
-    qmp_err(c, "{\"execute\": \"chardev-remove\", \"arguments\": {\"id\": \"nope\"}}",
+    qmp_err(f->c, "{\"execute\": \"chardev-remove\", \"arguments\": {\"id\": \"nope\"}}",
             "GenericError", "Chardev 'nope' not found");
     /* The monitor's own chardev is in use. */
-    qmp_err(c, "{\"execute\": \"chardev-remove\", \"arguments\": {\"id\": \"compat_monitor0\"}}",
+    qmp_err(f->c, "{\"execute\": \"chardev-remove\", \"arguments\": {\"id\": \"compat_monitor0\"}}",
             "GenericError", "is busy");
-    qmp_cmd(c, "{\"execute\": \"chardev-remove\", \"arguments\": {\"id\": \"c1\"}}");
+    qmp_cmd(f->c, "{\"execute\": \"chardev-remove\", \"arguments\": {\"id\": \"c1\"}}");
     g_assert_false(g_file_test(path, G_FILE_TEST_EXISTS));
-    qmp_cmd(c, "{\"execute\": \"chardev-remove\", \"arguments\": {\"id\": \"t1\"}}");
-    vccid_stop(v);
+    qmp_cmd(f->c, "{\"execute\": \"chardev-remove\", \"arguments\": {\"id\": \"t1\"}}");
 }
 
-static void test_object(void)
+static void test_object(QmpFixture *f, gconstpointer data)
 {
-    g_autoptr(QmpClient) c = NULL;
-    VccidProcess *v = start_with_qmp(&c);
     g_autoptr(QObject) list = NULL;
 
-    qmp_negotiate(c);
-    qmp_cmd(c, "{\"execute\": \"object-add\", \"arguments\": {\"qom-type\": \"authz-list\", "
+    qmp_negotiate(f->c);
+    qmp_cmd(f->c, "{\"execute\": \"object-add\", \"arguments\": {\"qom-type\": \"authz-list\", "
             "\"id\": \"auth0\", \"policy\": \"deny\", \"rules\": [{\"match\": \"CN=*\", "
             "\"policy\": \"allow\", \"format\": \"glob\"}]}}");
-    qmp_cmd(c, "{\"execute\": \"object-add\", \"arguments\": {\"qom-type\": \"authz-simple\", "
+    qmp_cmd(f->c, "{\"execute\": \"object-add\", \"arguments\": {\"qom-type\": \"authz-simple\", "
             "\"id\": \"auth1\", \"identity\": \"CN=client\"}}");
-    list = qmp_ok(c, "{\"execute\": \"qom-list\", \"arguments\": {\"path\": \"/objects\"}}");
+    list = qmp_ok(f->c, "{\"execute\": \"qom-list\", \"arguments\": {\"path\": \"/objects\"}}");
     g_assert_cmpuint(list->items->len, ==, 3);
-    qmp_err(c, "{\"execute\": \"object-add\", \"arguments\": {\"qom-type\": \"authz-simple\", "
+    qmp_err(f->c, "{\"execute\": \"object-add\", \"arguments\": {\"qom-type\": \"authz-simple\", "
             "\"id\": \"auth1\", \"identity\": \"x\"}}", "GenericError", "duplicate");
-    qmp_err(c, "{\"execute\": \"object-add\", \"arguments\": {\"qom-type\": \"no-such\", "
+    qmp_err(f->c, "{\"execute\": \"object-add\", \"arguments\": {\"qom-type\": \"no-such\", "
             "\"id\": \"o\"}}", "GenericError", "invalid object type");
-    qmp_err(c, "{\"execute\": \"object-add\", \"arguments\": {\"qom-type\": \"authz-list\", "
+    qmp_err(f->c, "{\"execute\": \"object-add\", \"arguments\": {\"qom-type\": \"authz-list\", "
             "\"id\": \"o\", \"rules\": [{\"policy\": \"allow\"}]}}", "GenericError",
             "Parameter 'rules.0.match' is missing");
-    qmp_err(c, "{\"execute\": \"object-add\", \"arguments\": {\"qom-type\": \"authz-list\"}}",
+    qmp_err(f->c, "{\"execute\": \"object-add\", \"arguments\": {\"qom-type\": \"authz-list\"}}",
             "GenericError", "Parameter 'id' is missing");
-    qmp_err(c, "{\"execute\": \"object-add\", \"arguments\": {\"qom-type\": \"tls-creds-x509\", "
+    qmp_err(f->c, "{\"execute\": \"object-add\", \"arguments\": {\"qom-type\": \"tls-creds-x509\", "
             "\"id\": \"t\", \"dir\": \"/nonexistent\", \"endpoint\": \"server\"}}",
             "GenericError", "nonexistent");
-    qmp_err(c, "{\"execute\": \"object-del\", \"arguments\": {\"id\": \"nope\"}}",
+    qmp_err(f->c, "{\"execute\": \"object-del\", \"arguments\": {\"id\": \"nope\"}}",
             "GenericError", "object 'nope' not found");
-    qmp_cmd(c, "{\"execute\": \"object-del\", \"arguments\": {\"id\": \"auth0\"}}");
-    qmp_cmd(c, "{\"execute\": \"object-del\", \"arguments\": {\"id\": \"auth1\"}}");
-    vccid_stop(v);
+    qmp_cmd(f->c, "{\"execute\": \"object-del\", \"arguments\": {\"id\": \"auth0\"}}");
+    qmp_cmd(f->c, "{\"execute\": \"object-del\", \"arguments\": {\"id\": \"auth1\"}}");
 }
 
 /* TLS credentials over QMP, a TLS chardev using them, and object-del refusing. */
-static void test_tls_objects(void)
+static void test_tls_objects(QmpFixture *f, gconstpointer data)
 {
-    g_autoptr(QmpClient) c = NULL;
-    VccidProcess *v = start_with_qmp(&c);
-    g_autofree char *certs = g_build_filename(v->tmpdir, "certs", NULL);
+    g_autofree char *certs = g_build_filename(f->v->tmpdir, "certs", NULL);
     g_autofree char *script = g_build_filename(g_getenv("VCCID_SOURCE_ROOT"), "tests", "tls",
                                                "make-certs.sh", NULL);
     const char *argv[] = { "sh", script, certs, NULL };
@@ -646,19 +637,18 @@ static void test_tls_objects(void)
 
     if (!certtool) {
         g_test_skip("certtool (gnutls-bin) is not installed");
-        vccid_stop(v);
         return;
     }
     g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL,
                  &status, &err);
     g_assert_no_error(err);
     g_assert_cmpint(status, ==, 0);
-    qmp_negotiate(c);
+    qmp_negotiate(f->c);
     add_obj = g_strdup_printf("{\"execute\": \"object-add\", \"arguments\": {\"qom-type\": "
                               "\"tls-creds-x509\", \"id\": \"tls0\", \"dir\": \"%s/server\", "
                               "\"endpoint\": \"server\", \"verify-peer\": true}}", certs);
-    qmp_cmd(c, add_obj);
-    qmp_cmd(c, "{\"execute\": \"object-add\", \"arguments\": {\"qom-type\": "
+    qmp_cmd(f->c, add_obj);
+    qmp_cmd(f->c, "{\"execute\": \"object-add\", \"arguments\": {\"qom-type\": "
             "\"authz-simple\", \"id\": \"auth0\", \"identity\": "
             "\"CN=client,O=vccid test,C=GB\"}}");
     add_chr = g_strdup_printf(
@@ -666,28 +656,25 @@ static void test_tls_objects(void)
         "{\"type\": \"socket\", \"data\": {\"addr\": {\"type\": \"inet\", \"data\": "
         "{\"host\": \"127.0.0.1\", \"port\": \"%u\"}}, \"server\": true, \"wait\": false, "
         "\"tls-creds\": \"tls0\", \"tls-authz\": \"auth0\"}}}}", qtest_free_tcp_port());
-    qmp_cmd(c, add_chr);
-    qmp_err(c, "{\"execute\": \"object-del\", \"arguments\": {\"id\": \"tls0\"}}",
+    qmp_cmd(f->c, add_chr);
+    qmp_err(f->c, "{\"execute\": \"object-del\", \"arguments\": {\"id\": \"tls0\"}}",
             "GenericError", "object 'tls0' is in use, can not be deleted");
-    qmp_err(c, "{\"execute\": \"object-del\", \"arguments\": {\"id\": \"auth0\"}}",
+    qmp_err(f->c, "{\"execute\": \"object-del\", \"arguments\": {\"id\": \"auth0\"}}",
             "GenericError", "is in use");
-    qmp_cmd(c, "{\"execute\": \"chardev-remove\", \"arguments\": {\"id\": \"t\"}}");
-    qmp_cmd(c, "{\"execute\": \"object-del\", \"arguments\": {\"id\": \"auth0\"}}");
-    qmp_cmd(c, "{\"execute\": \"object-del\", \"arguments\": {\"id\": \"tls0\"}}");
-    vccid_stop(v);
+    qmp_cmd(f->c, "{\"execute\": \"chardev-remove\", \"arguments\": {\"id\": \"t\"}}");
+    qmp_cmd(f->c, "{\"execute\": \"object-del\", \"arguments\": {\"id\": \"auth0\"}}");
+    qmp_cmd(f->c, "{\"execute\": \"object-del\", \"arguments\": {\"id\": \"tls0\"}}");
 }
 
-static void test_qom(void)
+static void test_qom(QmpFixture *f, gconstpointer data)
 {
-    g_autoptr(QmpClient) c = NULL;
-    VccidProcess *v = start_with_qmp(&c);
     g_autoptr(QObject) list = NULL;
     g_autoptr(QObject) props = NULL;
     g_autoptr(QObject) val = NULL;
     bool found = false;
 
-    qmp_negotiate(c);
-    list = qmp_ok(c, "{\"execute\": \"qom-list\", \"arguments\": {\"path\": "
+    qmp_negotiate(f->c);
+    list = qmp_ok(f->c, "{\"execute\": \"qom-list\", \"arguments\": {\"path\": "
                   "\"/machine/peripheral\"}}");
     for (guint i = 0; i < list->items->len; i++) {
         found |= g_strcmp0(qdict_get_str(list->items->pdata[i], "name"), "card") == 0 &&
@@ -695,40 +682,38 @@ static void test_qom(void)
                            "child<ccid-card-emulated>") == 0;
     }
     g_assert_true(found);
-    props = qmp_ok(c, "{\"execute\": \"qom-list\", \"arguments\": {\"path\": "
+    props = qmp_ok(f->c, "{\"execute\": \"qom-list\", \"arguments\": {\"path\": "
                    "\"/machine/peripheral/ccid\"}}");
     g_assert_cmpuint(props->items->len, >, 3);
-    val = qmp_ok(c, "{\"execute\": \"qom-get\", \"arguments\": {\"path\": "
+    val = qmp_ok(f->c, "{\"execute\": \"qom-get\", \"arguments\": {\"path\": "
                  "\"/machine/peripheral/ccid\", \"property\": \"type\"}}");
     g_assert_cmpstr(val->u.s, ==, "usb-ccid");
     g_clear_pointer(&val, qobject_free);
-    val = qmp_ok(c, "{\"execute\": \"qom-get\", \"arguments\": {\"path\": "
+    val = qmp_ok(f->c, "{\"execute\": \"qom-get\", \"arguments\": {\"path\": "
                  "\"/machine/peripheral/card\", \"property\": \"cert2\"}}");
     g_assert_cmpstr(val->u.s, ==, "signing-cert");
     g_clear_pointer(&val, qobject_free);
-    val = qmp_ok(c, "{\"execute\": \"qom-get\", \"arguments\": {\"path\": "
+    val = qmp_ok(f->c, "{\"execute\": \"qom-get\", \"arguments\": {\"path\": "
                  "\"/machine/peripheral/card\", \"property\": \"slot\"}}");
     g_assert_cmpint(val->type, ==, QTYPE_INT);
     g_assert_cmpint(val->u.i, ==, 0);
-    qmp_err(c, "{\"execute\": \"qom-list\", \"arguments\": {\"path\": \"/machine/peripheral/x\"}}",
+    qmp_err(f->c, "{\"execute\": \"qom-list\", \"arguments\": {\"path\": "
+            "\"/machine/peripheral/x\"}}",
             "DeviceNotFound", "Device '/machine/peripheral/x' not found");
-    qmp_err(c, "{\"execute\": \"qom-get\", \"arguments\": {\"path\": \"/machine/peripheral/x\", "
+    qmp_err(f->c, "{\"execute\": \"qom-get\", \"arguments\": {\"path\": \"/machine/peripheral/x\", "
             "\"property\": \"type\"}}", "DeviceNotFound", "not found");
-    qmp_err(c, "{\"execute\": \"qom-get\", \"arguments\": {\"path\": "
+    qmp_err(f->c, "{\"execute\": \"qom-get\", \"arguments\": {\"path\": "
             "\"/machine/peripheral/ccid\", \"property\": \"nope\"}}", "GenericError",
             "Property 'usb-ccid.nope' not found");
-    vccid_stop(v);
 }
 
 /* ---- exports ---- */
 
-static void test_exports(void)
+static void test_exports(QmpFixture *f, gconstpointer data)
 {
-    g_autoptr(QmpClient) c = NULL;
-    VccidProcess *v = start_with_qmp(&c);
     g_autoptr(QObject) ev = NULL;
     g_autoptr(QObject) list = NULL;
-    g_autofree char *path = g_build_filename(v->tmpdir, "e1.sock", NULL);
+    g_autofree char *path = g_build_filename(f->v->tmpdir, "e1.sock", NULL);
     g_autofree char *add = g_strdup_printf(
         "{\"execute\": \"chardev-add\", \"arguments\": {\"id\": \"e1c\", \"backend\": "
         "{\"type\": \"socket\", \"data\": {\"addr\": {\"type\": \"unix\", \"data\": "
@@ -736,48 +721,48 @@ static void test_exports(void)
     UsbredirHost *h;
     g_autoptr(GError) err = NULL;
 
-    qmp_negotiate(c);
-    qmp_cmd(c, add);
-    qmp_cmd(c, "{\"execute\": \"device_add\", \"arguments\": {\"driver\": \"usb-ccid\", "
+    qmp_negotiate(f->c);
+    qmp_cmd(f->c, add);
+    qmp_cmd(f->c, "{\"execute\": \"device_add\", \"arguments\": {\"driver\": \"usb-ccid\", "
             "\"id\": \"r1\"}}");
-    qmp_err(c, "{\"execute\": \"vccid-export-add\", \"arguments\": {\"type\": \"usbredir\", "
+    qmp_err(f->c, "{\"execute\": \"vccid-export-add\", \"arguments\": {\"type\": \"usbredir\", "
             "\"id\": \"e1\", \"chardev\": \"nope\", \"device\": \"r1\"}}", "GenericError",
             "chardev 'nope' not found");
-    qmp_err(c, "{\"execute\": \"vccid-export-add\", \"arguments\": {\"type\": \"nbd\", "
+    qmp_err(f->c, "{\"execute\": \"vccid-export-add\", \"arguments\": {\"type\": \"nbd\", "
             "\"id\": \"e1\", \"chardev\": \"e1c\"}}", "GenericError", "unknown export type");
-    qmp_err(c, "{\"execute\": \"vccid-export-add\", \"arguments\": {\"type\": \"usbredir\", "
+    qmp_err(f->c, "{\"execute\": \"vccid-export-add\", \"arguments\": {\"type\": \"usbredir\", "
             "\"id\": \"e1\", \"chardev\": \"e1c\", \"device\": \"card\"}}", "GenericError",
             "names no USB device");
-    qmp_err(c, "{\"execute\": \"vccid-export-add\", \"arguments\": {\"type\": \"usbredir\", "
+    qmp_err(f->c, "{\"execute\": \"vccid-export-add\", \"arguments\": {\"type\": \"usbredir\", "
             "\"chardev\": \"e1c\"}}", "GenericError", "Parameter 'id' is missing");
-    qmp_cmd(c, "{\"execute\": \"vccid-export-add\", \"arguments\": {\"type\": \"usbredir\", "
+    qmp_cmd(f->c, "{\"execute\": \"vccid-export-add\", \"arguments\": {\"type\": \"usbredir\", "
             "\"id\": \"e1\", \"chardev\": \"e1c\", \"device\": \"r1\"}}");
-    qmp_err(c, "{\"execute\": \"vccid-export-add\", \"arguments\": {\"type\": \"usbredir\", "
+    qmp_err(f->c, "{\"execute\": \"vccid-export-add\", \"arguments\": {\"type\": \"usbredir\", "
             "\"id\": \"e1\", \"chardev\": \"redir\", \"device\": \"ccid\"}}", "GenericError",
             "already exists");
-    list = qmp_ok(c, "{\"execute\": \"query-vccid-exports\"}");
+    list = qmp_ok(f->c, "{\"execute\": \"query-vccid-exports\"}");
     g_assert_cmpuint(list->items->len, ==, 2);
 
     /* A host connects: the event names the export; it gets the reader. */
     h = urh_connect(path, QMP_TIMEOUT_MS, &err);
     g_assert_no_error(err);
-    ev = qmp_event(c, "VCCID_EXPORT_PEER_CONNECTED", QMP_TIMEOUT_MS);
+    ev = qmp_event(f->c, "VCCID_EXPORT_PEER_CONNECTED", QMP_TIMEOUT_MS);
     g_assert_nonnull(ev);
     g_assert_cmpstr(qdict_get_str(qdict_get(ev, "data"), "id"), ==, "e1");
     g_assert_true(urh_wait_device(h, QMP_TIMEOUT_MS) || urh_device_connected(h));
     urh_free(h);
     g_clear_pointer(&ev, qobject_free);
-    ev = qmp_event(c, "VCCID_EXPORT_PEER_DISCONNECTED", QMP_TIMEOUT_MS);
+    ev = qmp_event(f->c, "VCCID_EXPORT_PEER_DISCONNECTED", QMP_TIMEOUT_MS);
     g_assert_nonnull(ev);
     g_assert_cmpstr(qdict_get_str(qdict_get(ev, "data"), "id"), ==, "e1");
 
-    qmp_err(c, "{\"execute\": \"vccid-export-del\", \"arguments\": {\"id\": \"nope\"}}",
+    qmp_err(f->c, "{\"execute\": \"vccid-export-del\", \"arguments\": {\"id\": \"nope\"}}",
             "GenericError", "Export 'nope' is not found");
     /* Deleted under a host: the device leaves (device_disconnect), then the connection. */
     h = urh_connect(path, QMP_TIMEOUT_MS, &err);
     g_assert_no_error(err);
     g_assert_true(urh_wait_device(h, QMP_TIMEOUT_MS) || urh_device_connected(h));
-    qmp_cmd(c, "{\"execute\": \"vccid-export-del\", \"arguments\": {\"id\": \"e1\"}}");
+    qmp_cmd(f->c, "{\"execute\": \"vccid-export-del\", \"arguments\": {\"id\": \"e1\"}}");
     for (int i = 0; i < 100 && urh_peer_alive(h); i++) {
         urh_iterate(h, 100);
     }
@@ -785,31 +770,30 @@ static void test_exports(void)
     g_assert_false(urh_peer_alive(h));
     urh_free(h);
     /* The chardev serves the next export and its host afresh. */
-    qmp_cmd(c, "{\"execute\": \"vccid-export-add\", \"arguments\": {\"type\": \"usbredir\", "
+    qmp_cmd(f->c, "{\"execute\": \"vccid-export-add\", \"arguments\": {\"type\": \"usbredir\", "
             "\"id\": \"e2\", \"chardev\": \"e1c\", \"device\": \"r1\"}}");
     h = urh_connect(path, QMP_TIMEOUT_MS, &err);
     g_assert_no_error(err);
     g_assert_true(urh_wait_device(h, QMP_TIMEOUT_MS) || urh_device_connected(h));
     urh_free(h);
-    qmp_cmd(c, "{\"execute\": \"vccid-export-del\", \"arguments\": {\"id\": \"e2\"}}");
+    qmp_cmd(f->c, "{\"execute\": \"vccid-export-del\", \"arguments\": {\"id\": \"e2\"}}");
     g_clear_pointer(&list, qobject_free);
-    list = qmp_ok(c, "{\"execute\": \"query-vccid-exports\"}");
+    list = qmp_ok(f->c, "{\"execute\": \"query-vccid-exports\"}");
     g_assert_cmpuint(list->items->len, ==, 1);
 
     /* A USB/IP export too; deleting its reader ends every export of it. */
-    qmp_cmd(c, "{\"execute\": \"vccid-export-add\", \"arguments\": {\"type\": \"usbip\", "
+    qmp_cmd(f->c, "{\"execute\": \"vccid-export-add\", \"arguments\": {\"type\": \"usbip\", "
             "\"id\": \"u1\", \"device\": \"r1\", \"port\": 0}}");
-    qmp_cmd(c, "{\"execute\": \"vccid-export-add\", \"arguments\": {\"type\": \"usbredir\", "
+    qmp_cmd(f->c, "{\"execute\": \"vccid-export-add\", \"arguments\": {\"type\": \"usbredir\", "
             "\"id\": \"e3\", \"chardev\": \"e1c\", \"device\": \"r1\"}}");
     g_clear_pointer(&list, qobject_free);
-    list = qmp_ok(c, "{\"execute\": \"query-vccid-exports\"}");
+    list = qmp_ok(f->c, "{\"execute\": \"query-vccid-exports\"}");
     g_assert_cmpuint(list->items->len, ==, 3);
-    qmp_cmd(c, "{\"execute\": \"device_del\", \"arguments\": {\"id\": \"r1\"}}");
+    qmp_cmd(f->c, "{\"execute\": \"device_del\", \"arguments\": {\"id\": \"r1\"}}");
     g_clear_pointer(&list, qobject_free);
-    list = qmp_ok(c, "{\"execute\": \"query-vccid-exports\"}");
+    list = qmp_ok(f->c, "{\"execute\": \"query-vccid-exports\"}");
     g_assert_cmpuint(list->items->len, ==, 1);
     g_assert_cmpstr(qdict_get_str(list->items->pdata[0], "device"), ==, "ccid");
-    vccid_stop(v);
 }
 
 /* ---- monitors ---- */
@@ -956,12 +940,11 @@ static void test_sigterm_pidfile_notify(void)
     g_autofree char *dir = g_dir_make_tmp("vccid-qmp-XXXXXX", NULL);
     g_autofree char *notify = g_build_filename(dir, "notify", NULL);
     g_autofree char *pidfile = g_build_filename(dir, "pid", NULL);
-    g_autofree char *pidarg = g_strdup_printf("%s", pidfile);
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
     int nfd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     struct pollfd pfd = { .fd = nfd, .events = POLLIN };
     const char *args[] = {
-        "-qmp", "unix:@DIR@/qmp.sock,server=on,wait=off", "-pidfile", pidarg,
+        "-qmp", "unix:@DIR@/qmp.sock,server=on,wait=off", "-pidfile", pidfile,
         "-device", "usb-ccid,id=ccid", NULL,
     };
     VccidProcess *v;
@@ -982,7 +965,7 @@ static void test_sigterm_pidfile_notify(void)
     g_assert_cmpint(atoi(pid_text), ==, v->pid);
     {
         /* A second vccid with the same pid file refuses to start, and leaves it alone. */
-        const char *again[] = { "-pidfile", pidarg, "-qmp", "unix:/nonexistent/q.sock", NULL };
+        const char *again[] = { "-pidfile", pidfile, "-qmp", "unix:/nonexistent/q.sock", NULL };
         g_autofree char *out = NULL;
         g_autofree char *err = NULL;
         g_autofree char *pid_after = NULL;
@@ -1040,7 +1023,8 @@ static void test_daemonize(void)
     vccid_assert_cli_error(bad, "cannot listen");
 }
 
-static const TestCase cases[] = {
+/* The tests on the default daemon and one monitor client (QmpFixture). */
+static const QmpCase fixture_cases[] = {
     { "/qmp/negotiation", test_negotiation },
     { "/qmp/malformed", test_malformed },
     { "/qmp/arguments", test_arguments },
@@ -1053,6 +1037,10 @@ static const TestCase cases[] = {
     { "/qmp/tls-objects", test_tls_objects },
     { "/qmp/qom", test_qom },
     { "/qmp/exports", test_exports },
+};
+
+/* The tests that start the daemon their own way. */
+static const TestCase cases[] = {
     { "/qmp/several-monitors", test_several_monitors },
     { "/qmp/idle-after-negotiation", test_idle_after_negotiation },
     { "/qmp/bad-options", test_bad_options },
@@ -1065,6 +1053,10 @@ int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     signal(SIGPIPE, SIG_IGN);
+    for (size_t i = 0; i < G_N_ELEMENTS(fixture_cases); i++) {
+        g_test_add(fixture_cases[i].path, QmpFixture, NULL, qmp_fixture_setup,
+                   fixture_cases[i].fn, qmp_fixture_teardown);
+    }
     test_add_cases(cases);
     return g_test_run();
 }

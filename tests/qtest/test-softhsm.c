@@ -242,19 +242,17 @@ static void check_sign(CcidHost *c)
     g_assert_false(signature_verifies(der, "something else", sig->data, 256));
 }
 
-static void test_certificate(Fixture *f, gconstpointer data)
-{
-    check_certificate(f->c);
-}
+/* One check against the token's slot as an emulated card (the Fixture). */
+typedef struct TokenCase {
+    const char *path;
+    void (*check)(CcidHost *c);
+} TokenCase;
 
-static void test_verify(Fixture *f, gconstpointer data)
+static void test_on_token(Fixture *f, gconstpointer data)
 {
-    check_verify(f->c);
-}
+    const TokenCase *tc = data;
 
-static void test_sign(Fixture *f, gconstpointer data)
-{
-    check_sign(f->c);
+    tc->check(f->c);
 }
 
 /*
@@ -392,16 +390,22 @@ static const TestCase cases[] = {
     { "/softhsm/vscclient-bad-choices", test_vscclient_bad_choices },
 };
 
+static const TokenCase token_cases[] = {
+    { "/softhsm/certificate", check_certificate },
+    { "/softhsm/verify", check_verify },
+    { "/softhsm/sign", check_sign },
+};
+
 int main(int argc, char **argv)
 {
     int rc;
 
     g_test_init(&argc, &argv, NULL);
     make_token();
-    g_test_add("/softhsm/certificate", Fixture, NULL, fixture_setup, test_certificate,
-               fixture_teardown);
-    g_test_add("/softhsm/verify", Fixture, NULL, fixture_setup, test_verify, fixture_teardown);
-    g_test_add("/softhsm/sign", Fixture, NULL, fixture_setup, test_sign, fixture_teardown);
+    for (size_t i = 0; i < G_N_ELEMENTS(token_cases); i++) {
+        g_test_add(token_cases[i].path, Fixture, &token_cases[i], fixture_setup, test_on_token,
+                   fixture_teardown);
+    }
     test_add_cases(cases);
     rc = g_test_run();
     remove_token();

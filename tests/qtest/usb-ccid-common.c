@@ -132,6 +132,20 @@ void check_notify(const CcidHost *c, const GByteArray *n, bool present)
     g_assert_cmpuint(n->data[1] & 0xfc, ==, 0);
 }
 
+GByteArray *next_slot_notify(CcidHost *c, gint64 deadline)
+{
+    while (g_get_monotonic_time() < deadline) {
+        GByteArray *n = urh_wait_interrupt(c->usb, c->ep_int_in, 200);
+
+        if (n) {
+            g_assert_cmpuint(n->len, >=, 2);
+            g_assert_cmphex(n->data[0], ==, RDR_to_PC_NotifySlotChange);
+            return n;
+        }
+    }
+    return NULL;
+}
+
 GByteArray *read_buffer(CcidHost *c, uint16_t offset, uint8_t count)
 {
     uint8_t apdu[] = { 0x80, CAC_READ_BUFFER, offset >> 8, offset & 0xff, 0x02,

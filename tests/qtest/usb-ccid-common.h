@@ -73,6 +73,11 @@ void assert_no_more_answers(CcidHost *c);
 void check_atr(const GByteArray *atr);
 /* A RDR_to_PC_NotifySlotChange for the reader's slots, slot 0 present or not. */
 void check_notify(const CcidHost *c, const GByteArray *n, bool present);
+/*
+ * The next interrupt-in message before deadline (monotonic time), checked to
+ * be a NotifySlotChange (CCID 6.3.1); NULL if none came by then.
+ */
+GByteArray *next_slot_notify(CcidHost *c, gint64 deadline);
 
 /* CAC READ BUFFER of count bytes of the value buffer at offset. */
 GByteArray *read_buffer(CcidHost *c, uint16_t offset, uint8_t count);
