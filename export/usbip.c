@@ -913,20 +913,6 @@ static UsbipServer *usbip_server_new(const char *host, uint16_t port, GError **e
     return s;
 }
 
-static bool usbip_device_exported(USBDevice *dev)
-{
-    for (GList *l = usbip_servers; l; l = l->next) {
-        UsbipServer *s = l->data;
-
-        for (guint i = 0; i < s->exports->len; i++) {
-            if (((UsbipExport *)g_ptr_array_index(s->exports, i))->dev == dev) {
-                return true;
-            }
-        }
-    }
-    return false;
-}
-
 bool usbip_export_create(QemuOpts *opts, GError **errp)
 {
     const char *id = qemu_opt_take(opts, "id");
@@ -956,11 +942,6 @@ bool usbip_export_create(QemuOpts *opts, GError **errp)
     }
     dev = export_find_device("usbip", dev_id, errp);
     if (!dev) {
-        return false;
-    }
-    if (usbip_device_exported(dev)) {
-        g_set_error(errp, VCCID_ERROR, 0, "-export usbip: device '%s' is already exported",
-                    DEVICE(dev)->id);
         return false;
     }
     s = usbip_server_find(host, port);
