@@ -662,14 +662,8 @@ static void usbip_conn_close(UsbipConn *c, const char *why)
 
     usbip_drop_source(&c->read_src);
     usbip_drop_source(&c->write_src);
-    if (c->close_idle) {
-        g_source_remove(c->close_idle);
-        c->close_idle = 0;
-    }
-    if (c->op_timer) {
-        g_source_remove(c->op_timer);
-        c->op_timer = 0;
-    }
+    g_clear_handle_id(&c->close_idle, g_source_remove);
+    g_clear_handle_id(&c->op_timer, g_source_remove);
     if (c->exp) {
         trace_usbip_session_end(DEVICE(c->exp->dev)->id, c->nurbs);
         usbip_urbs_abandon(c, false);
