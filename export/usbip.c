@@ -646,12 +646,11 @@ static void usbip_stream_error(void *opaque, UsbipError err, const char *detail)
     usbip_conn_fail(c, "malformed USB/IP: %s (%s)", usbip_error_str(err), detail);
 }
 
-static const UsbipStreamOps usbip_server_ops = {
+static const UsbipServerOps usbip_server_ops = {
     .req_devlist = usbip_req_devlist,
     .req_import = usbip_req_import,
     .cmd_submit = usbip_cmd_submit,
     .cmd_unlink = usbip_cmd_unlink,
-    .error = usbip_stream_error,
 };
 
 /* ---- connections ---- */
@@ -837,7 +836,7 @@ static gboolean usbip_acceptable(GSocket *listener, GIOCondition cond, gpointer 
     for (int ep = 0; ep < USB_MAX_ENDPOINTS; ep++) {
         g_queue_init(&c->parked[ep]);
     }
-    c->stream = usbip_stream_new(USBIP_ROLE_SERVER, &usbip_server_ops, c);
+    c->stream = usbip_server_stream_new(&usbip_server_ops, usbip_stream_error, c);
     usbip_conn_watch_readable(c);
     c->op_timer = g_timeout_add_seconds(USBIP_OP_TIMEOUT_S, usbip_op_timeout, c);
     s->conns = g_list_prepend(s->conns, c);

@@ -135,13 +135,12 @@ static void uih_on_error(void *o, UsbipError err, const char *detail)
     h->protocol_error = true;
 }
 
-static const UsbipStreamOps uih_ops = {
+static const UsbipClientOps uih_ops = {
     .rep_devlist = uih_on_rep_devlist,
     .rep_import = uih_on_rep_import,
     .submit_direction = uih_on_direction,
     .ret_submit = uih_on_ret_submit,
     .ret_unlink = uih_on_ret_unlink,
-    .error = uih_on_error,
 };
 
 /* ---- connection ---- */
@@ -175,7 +174,7 @@ static UsbipHost *uih_new(int fd)
 
     h->fd = fd;
     h->alive = true;
-    h->stream = usbip_stream_new(USBIP_ROLE_CLIENT, &uih_ops, h);
+    h->stream = usbip_client_stream_new(&uih_ops, uih_on_error, h);
     h->devices = g_array_new(FALSE, TRUE, sizeof(UihDevice));
     h->urbs = g_hash_table_new(g_direct_hash, g_direct_equal);
     h->forgotten = g_hash_table_new(g_direct_hash, g_direct_equal);
