@@ -32,6 +32,7 @@
 #include "chardev/char.h"
 #include "crypto/tlscreds.h"
 #include "qemu/error.h"
+#include "qemu/main-loop.h"
 #include "qemu/option.h"
 
 #include <errno.h>
@@ -132,15 +133,6 @@ static void chr_emit(Chardev *chr, ChrEvent ev)
     }
 }
 
-static void chr_drop_source(GSource **src)
-{
-    if (*src) {
-        g_source_destroy(*src);
-        g_source_unref(*src);
-        *src = NULL;
-    }
-}
-
 static gboolean chr_reconnect_timeout(gpointer opaque)
 {
     Chardev *chr = opaque;
@@ -168,8 +160,8 @@ static void chr_peer_close(Chardev *chr, const char *why)
     }
     g_message("chardev %s: peer disconnected (%s)", chr->id, why);
     trace_chardev_socket_close(chr->id, why);
-    chr_drop_source(&chr->read_src);
-    chr_drop_source(&chr->write_src);
+    source_drop(&chr->read_src);
+    source_drop(&chr->write_src);
     g_clear_handle_id(&chr->hello_timer, g_source_remove);
     g_clear_handle_id(&chr->accept_idle, g_source_remove);
     chr->read_paused = false;
@@ -207,7 +199,7 @@ static size_t chr_room(Chardev *chr)
 static void chr_read_pause(Chardev *chr)
 {
     trace_chardev_socket_read_paused(chr->id, chr->outq->len);
-    chr_drop_source(&chr->read_src);
+    source_drop(&chr->read_src);
     chr->read_paused = true;
 }
 
@@ -279,7 +271,7 @@ static void chr_close_later(Chardev *chr, const char *why)
     if (!chr->close_idle) {
         g_message("chardev %s: %s", chr->id, why);
         g_byte_array_set_size(chr->outq, 0);
-        chr_drop_source(&chr->write_src);
+        source_drop(&chr->write_src);
         chr->close_idle = g_idle_add(chr_close_later_cb, chr);
     }
 }
@@ -315,7 +307,7 @@ static gboolean chr_writable(GObject *stream, gpointer opaque)
         return G_SOURCE_CONTINUE;
     }
     if (chr->outq->len == 0) {
-        chr_drop_source(&chr->write_src);
+        source_drop(&chr->write_src);
     }
     if (chr->output_backlog && chr->outq->len <= CHR_OUTPUT_LOW_WATER) {
         chr->output_backlog = false;
@@ -1082,7 +1074,7 @@ static void chardev_free(Chardev *chr)
     chr->fd_event = NULL;
     chr->fd_read = NULL;
     chr_peer_close(chr, "shutdown");
-    chr_drop_source(&chr->accept_src);
+    source_drop(&chr->accept_src);
     g_clear_handle_id(&chr->hello_timer, g_source_remove);
     chr_handshake_abandon(chr);
     if (chr->reconnect_timer) {
@@ -1301,7 +1293,7 @@ void chr_fe_set_handlers(Chardev *chr, ChrReadHandler *fd_read, ChrEventHandler 
     chr->opaque = opaque;
     g_clear_handle_id(&chr->opened_idle, g_source_remove);
     /* A new frontend starts reading after its OPENED, from the main loop. */
-    chr_drop_source(&chr->read_src);
+    source_drop(&chr->read_src);
     g_clear_handle_id(&chr->accept_idle, g_source_remove);
     chr->read_paused = false;
     if (!fd_read) {

@@ -19,6 +19,7 @@
 #include "hw/usb/desc.h"
 #include "proto/usbip.h"
 #include "qemu/error.h"
+#include "qemu/main-loop.h"
 #include "qemu/option.h"
 
 #include <errno.h>
@@ -122,15 +123,6 @@ static void usbip_conn_resume_reading(UsbipConn *c);
 
 /* ---- output ---- */
 
-static void usbip_drop_source(GSource **src)
-{
-    if (*src) {
-        g_source_destroy(*src);
-        g_source_unref(*src);
-        *src = NULL;
-    }
-}
-
 static gboolean usbip_close_later_cb(gpointer opaque)
 {
     UsbipConn *c = opaque;
@@ -200,7 +192,7 @@ static void usbip_conn_flush(UsbipConn *c)
         g_source_set_callback(c->write_src, (GSourceFunc)(void (*)(void))usbip_writable, c, NULL);
         g_source_attach(c->write_src, NULL);
     } else if (!c->outq->len) {
-        usbip_drop_source(&c->write_src);
+        source_drop(&c->write_src);
         if (c->close_when_sent) {
             usbip_conn_close_later(c);
         }
@@ -659,8 +651,8 @@ static void usbip_conn_close(UsbipConn *c, const char *why)
 {
     UsbipServer *s = c->server;
 
-    usbip_drop_source(&c->read_src);
-    usbip_drop_source(&c->write_src);
+    source_drop(&c->read_src);
+    source_drop(&c->write_src);
     g_clear_handle_id(&c->close_idle, g_source_remove);
     g_clear_handle_id(&c->op_timer, g_source_remove);
     if (c->exp) {
@@ -760,7 +752,7 @@ static gboolean usbip_readable(GSocket *sock, GIOCondition cond, gpointer opaque
     if (!usbip_conn_has_room(c)) {
         /* What the importer sends waits in the socket; a source left armed would spin. */
         trace_usbip_read_paused(c->peer, c->outq->len, c->nurbs);
-        usbip_drop_source(&c->read_src);
+        source_drop(&c->read_src);
         c->read_paused = true;
         return G_SOURCE_CONTINUE;   /* the source was destroyed above */
     }
@@ -969,7 +961,7 @@ void usbip_export_destroy_all(void)
         while (s->conns) {
             usbip_conn_close(s->conns->data, "shutting down");
         }
-        usbip_drop_source(&s->accept_src);
+        source_drop(&s->accept_src);
         g_socket_close(s->listener, NULL);
         g_object_unref(s->listener);
         g_ptr_array_unref(s->exports);
