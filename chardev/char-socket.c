@@ -32,6 +32,7 @@
 #include "chardev/char.h"
 #include "crypto/tlscreds.h"
 #include "qemu/error.h"
+#include "qemu/main-loop.h"
 #include "qemu/option.h"
 
 #include <errno.h>
@@ -132,23 +133,6 @@ static void chr_emit(Chardev *chr, ChrEvent ev)
     }
 }
 
-static void chr_drop_source(GSource **src)
-{
-    if (*src) {
-        g_source_destroy(*src);
-        g_source_unref(*src);
-        *src = NULL;
-    }
-}
-
-static void chr_drop_timer(guint *tag)
-{
-    if (*tag) {
-        g_source_remove(*tag);
-        *tag = 0;
-    }
-}
-
 static gboolean chr_reconnect_timeout(gpointer opaque)
 {
     Chardev *chr = opaque;
@@ -176,20 +160,14 @@ static void chr_peer_close(Chardev *chr, const char *why)
     }
     g_message("chardev %s: peer disconnected (%s)", chr->id, why);
     trace_chardev_socket_close(chr->id, why);
-    chr_drop_source(&chr->read_src);
-    chr_drop_source(&chr->write_src);
-    chr_drop_timer(&chr->hello_timer);
-    chr_drop_timer(&chr->accept_idle);
+    source_drop(&chr->read_src);
+    source_drop(&chr->write_src);
+    g_clear_handle_id(&chr->hello_timer, g_source_remove);
+    g_clear_handle_id(&chr->accept_idle, g_source_remove);
     chr->read_paused = false;
     chr->output_backlog = false;
-    if (chr->opened_idle) {
-        g_source_remove(chr->opened_idle);
-        chr->opened_idle = 0;
-    }
-    if (chr->close_idle) {
-        g_source_remove(chr->close_idle);
-        chr->close_idle = 0;
-    }
+    g_clear_handle_id(&chr->opened_idle, g_source_remove);
+    g_clear_handle_id(&chr->close_idle, g_source_remove);
     /* Closing the socket first: a TLS session then has nothing to flush or wait for. */
     g_socket_close(chr->peer_sock, NULL);
     g_clear_object(&chr->peer_sock);
@@ -221,7 +199,7 @@ static size_t chr_room(Chardev *chr)
 static void chr_read_pause(Chardev *chr)
 {
     trace_chardev_socket_read_paused(chr->id, chr->outq->len);
-    chr_drop_source(&chr->read_src);
+    source_drop(&chr->read_src);
     chr->read_paused = true;
 }
 
@@ -293,7 +271,7 @@ static void chr_close_later(Chardev *chr, const char *why)
     if (!chr->close_idle) {
         g_message("chardev %s: %s", chr->id, why);
         g_byte_array_set_size(chr->outq, 0);
-        chr_drop_source(&chr->write_src);
+        source_drop(&chr->write_src);
         chr->close_idle = g_idle_add(chr_close_later_cb, chr);
     }
 }
@@ -329,7 +307,7 @@ static gboolean chr_writable(GObject *stream, gpointer opaque)
         return G_SOURCE_CONTINUE;
     }
     if (chr->outq->len == 0) {
-        chr_drop_source(&chr->write_src);
+        source_drop(&chr->write_src);
     }
     if (chr->output_backlog && chr->outq->len <= CHR_OUTPUT_LOW_WATER) {
         chr->output_backlog = false;
@@ -447,7 +425,7 @@ static void chr_handshake_abandon(Chardev *chr)
         return;
     }
     chr->handshake = NULL;
-    chr_drop_timer(&chr->hello_timer);
+    g_clear_handle_id(&chr->hello_timer, g_source_remove);
     hs->chr = NULL;
     g_cancellable_cancel(hs->cancel);
     g_socket_shutdown(hs->sock, TRUE, TRUE, NULL);
@@ -499,7 +477,7 @@ static void chr_handshake_done(GObject *source, GAsyncResult *res, gpointer opaq
         g_autofree char *why = g_strescape(err->message, NULL);
 
         g_message("chardev %s: new peer refused (%s)", chr->id, why);
-        chr_drop_timer(&chr->hello_timer);
+        g_clear_handle_id(&chr->hello_timer, g_source_remove);
         g_socket_close(hs->sock, NULL);
         chr_handshake_free(hs);
         chr_schedule_reconnect(chr);
@@ -538,7 +516,7 @@ static void chr_new_peer(Chardev *chr, GSocket *sock)
     hs->tls = qcrypto_tls_session_new(chr->tls_creds, base, chr->server ? NULL : chr->host, &err);
     if (!hs->tls) {
         g_warning("chardev %s: cannot start TLS: %s", chr->id, err->message);
-        chr_drop_timer(&chr->hello_timer);
+        g_clear_handle_id(&chr->hello_timer, g_source_remove);
         g_socket_close(sock, NULL);
         chr_handshake_free(hs);
         chr_schedule_reconnect(chr);
@@ -928,17 +906,48 @@ static bool chr_parse_numeric_id(const char *v, guint32 *id)
     return true;
 }
 
-/*
- * The lookup found nothing (err 0, or one of the codes some NSS modules
- * use for that), or failed; a number is then taken as the id itself.
- */
-static bool chr_id_not_found(Chardev *chr, const char *key, const char *name, int err,
-                             guint32 *id, GError **errp)
+/* getpwnam_r() or getgrnam_r() for name's id: 0, or an error (ENOENT: no such name). */
+typedef int ChrIdLookup(const char *name, char *buf, size_t size, guint32 *id);
+
+static int chr_getpwnam(const char *name, char *buf, size_t size, guint32 *id)
 {
-    if (chr_parse_numeric_id(name, id)) {
+    struct passwd pw, *found = NULL;
+    int err = getpwnam_r(name, &pw, buf, size, &found);
+
+    *id = found ? found->pw_uid : 0;
+    return found ? 0 : err ? err : ENOENT;
+}
+
+static int chr_getgrnam(const char *name, char *buf, size_t size, guint32 *id)
+{
+    struct group gr, *found = NULL;
+    int err = getgrnam_r(name, &gr, buf, size, &found);
+
+    *id = found ? found->gr_gid : 0;
+    return found ? 0 : err ? err : ENOENT;
+}
+
+/*
+ * owner= or group= (key): a name, or else a number taken as the id itself.
+ * A lookup that finds nothing fails with ENOENT or one of the codes some NSS
+ * modules use for that.
+ */
+static bool chr_lookup_id(Chardev *chr, const char *key, const char *name, ChrIdLookup *lookup,
+                          guint32 *id, GError **errp)
+{
+    size_t size = 1024;
+    g_autofree char *buf = NULL;
+    int err;
+
+    do {
+        size *= 2;
+        buf = g_realloc(buf, size);
+        err = lookup(name, buf, size, id);
+    } while (err == ERANGE && size < 1024 * 1024);
+    if (err == 0 || chr_parse_numeric_id(name, id)) {
         return true;
     }
-    if (err == 0 || err == ENOENT || err == ESRCH || err == EBADF || err == EPERM) {
+    if (err == ENOENT || err == ESRCH || err == EBADF || err == EPERM) {
         g_set_error(errp, VCCID_ERROR, 0, "chardev '%s': %s '%s' does not exist", chr->id, key,
                     name);
     } else {
@@ -946,54 +955,6 @@ static bool chr_id_not_found(Chardev *chr, const char *key, const char *name, in
                     key, name, g_strerror(err));
     }
     return false;
-}
-
-static bool chr_lookup_owner(Chardev *chr, const char *name, GError **errp)
-{
-    size_t size = 1024;
-    g_autofree char *buf = NULL;
-    struct passwd pw, *found = NULL;
-    guint32 id = 0;
-    int err;
-
-    do {
-        size *= 2;
-        buf = g_realloc(buf, size);
-        err = getpwnam_r(name, &pw, buf, size, &found);
-    } while (err == ERANGE && size < 1024 * 1024);
-    if (found) {
-        chr->unix_uid = found->pw_uid;
-        return true;
-    }
-    if (!chr_id_not_found(chr, "owner", name, err, &id, errp)) {
-        return false;
-    }
-    chr->unix_uid = id;
-    return true;
-}
-
-static bool chr_lookup_group(Chardev *chr, const char *name, GError **errp)
-{
-    size_t size = 1024;
-    g_autofree char *buf = NULL;
-    struct group gr, *found = NULL;
-    guint32 id = 0;
-    int err;
-
-    do {
-        size *= 2;
-        buf = g_realloc(buf, size);
-        err = getgrnam_r(name, &gr, buf, size, &found);
-    } while (err == ERANGE && size < 1024 * 1024);
-    if (found) {
-        chr->unix_gid = found->gr_gid;
-        return true;
-    }
-    if (!chr_id_not_found(chr, "group", name, err, &id, errp)) {
-        return false;
-    }
-    chr->unix_gid = id;
-    return true;
 }
 
 /*
@@ -1048,8 +1009,8 @@ static bool chr_parse_unix_perms(Chardev *chr, QemuOpts *opts, GError **errp)
                     chr->id, given);
         return false;
     }
-    if ((owner && !chr_lookup_owner(chr, owner, errp)) ||
-        (group && !chr_lookup_group(chr, group, errp)) ||
+    if ((owner && !chr_lookup_id(chr, "owner", owner, chr_getpwnam, &chr->unix_uid, errp)) ||
+        (group && !chr_lookup_id(chr, "group", group, chr_getgrnam, &chr->unix_gid, errp)) ||
         (mode && !chr_parse_mode(chr, mode, errp))) {
         return false;
     }
@@ -1113,8 +1074,8 @@ static void chardev_free(Chardev *chr)
     chr->fd_event = NULL;
     chr->fd_read = NULL;
     chr_peer_close(chr, "shutdown");
-    chr_drop_source(&chr->accept_src);
-    chr_drop_timer(&chr->hello_timer);
+    source_drop(&chr->accept_src);
+    g_clear_handle_id(&chr->hello_timer, g_source_remove);
     chr_handshake_abandon(chr);
     if (chr->reconnect_timer) {
         g_source_remove(chr->reconnect_timer);
@@ -1330,13 +1291,10 @@ void chr_fe_set_handlers(Chardev *chr, ChrReadHandler *fd_read, ChrEventHandler 
     chr->fd_read = fd_read;
     chr->fd_event = fd_event;
     chr->opaque = opaque;
-    if (chr->opened_idle) {
-        g_source_remove(chr->opened_idle);
-        chr->opened_idle = 0;
-    }
+    g_clear_handle_id(&chr->opened_idle, g_source_remove);
     /* A new frontend starts reading after its OPENED, from the main loop. */
-    chr_drop_source(&chr->read_src);
-    chr_drop_timer(&chr->accept_idle);
+    source_drop(&chr->read_src);
+    g_clear_handle_id(&chr->accept_idle, g_source_remove);
     chr->read_paused = false;
     if (!fd_read) {
         chr->fd_can_read = NULL;
@@ -1388,7 +1346,7 @@ bool chr_fe_is_connected(Chardev *chr)
 
 void chr_fe_hello_done(Chardev *chr)
 {
-    chr_drop_timer(&chr->hello_timer);
+    g_clear_handle_id(&chr->hello_timer, g_source_remove);
 }
 
 void chr_fe_disconnect(Chardev *chr)

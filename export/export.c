@@ -62,23 +62,26 @@ void export_print_help(void)
 
 /* ---- ids, deletion and queries (for the QMP monitor) ---- */
 
-typedef struct ExportIdSearch {
+/* The exports that match every field set. */
+typedef struct ExportSearch {
+    const char *type;
     const char *id;
+    const char *device;
     bool found;
-} ExportIdSearch;
+} ExportSearch;
 
-static void export_id_search_cb(const ExportInfo *info, void *opaque)
+static void export_search_cb(const ExportInfo *info, void *opaque)
 {
-    ExportIdSearch *search = opaque;
+    ExportSearch *search = opaque;
 
-    search->found |= strcmp(info->id, search->id) == 0;
+    search->found |= (!search->type || strcmp(info->type, search->type) == 0) &&
+                     (!search->id || strcmp(info->id, search->id) == 0) &&
+                     (!search->device || strcmp(info->device, search->device) == 0);
 }
 
-static bool export_id_taken(const char *id)
+static bool export_exists(ExportSearch search)
 {
-    ExportIdSearch search = { .id = id };
-
-    export_foreach(export_id_search_cb, &search);
+    export_foreach(export_search_cb, &search);
     return search.found;
 }
 
@@ -92,7 +95,7 @@ bool export_id_check(const char *id, GError **errp)
                     "then letters, digits, '-', '_' or '.'), not '%s'", id);
         return false;
     }
-    if (export_id_taken(id)) {
+    if (export_exists((ExportSearch){ .id = id })) {
         g_set_error(errp, VCCID_ERROR, 0, "An export with id '%s' already exists", id);
         return false;
     }
@@ -109,24 +112,31 @@ char *export_id_generate(void)
 
 USBDevice *export_find_device(const char *type, const char *id, GError **errp)
 {
-    DeviceState *d;
+    USBDevice *dev;
 
     if (!id) {
-        USBDevice *dev = usb_device_find_first();
-
+        dev = usb_device_find_first();
         if (!dev) {
             g_set_error(errp, VCCID_ERROR, 0, "-export %s: no USB device to export "
                         "(add -device usb-ccid first)", type);
+            return NULL;
         }
-        return dev;
+    } else {
+        DeviceState *d = device_find(id);
+
+        if (!d || !object_is_usb_device(d)) {
+            g_set_error(errp, VCCID_ERROR, 0, "-export %s: Parameter 'device' names no USB "
+                        "device: '%s'", type, id);
+            return NULL;
+        }
+        dev = USB_DEVICE(d);
     }
-    d = device_find(id);
-    if (!d || !object_is_usb_device(d)) {
-        g_set_error(errp, VCCID_ERROR, 0, "-export %s: Parameter 'device' names no USB "
-                    "device: '%s'", type, id);
+    if (export_exists((ExportSearch){ .type = type, .device = DEVICE(dev)->id })) {
+        g_set_error(errp, VCCID_ERROR, 0, "-export %s: device '%s' is already exported",
+                    type, DEVICE(dev)->id);
         return NULL;
     }
-    return USB_DEVICE(d);
+    return dev;
 }
 
 void export_event_peer(const char *id, const char *type, const char *peer, bool connected)

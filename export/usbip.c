@@ -19,6 +19,7 @@
 #include "hw/usb/desc.h"
 #include "proto/usbip.h"
 #include "qemu/error.h"
+#include "qemu/main-loop.h"
 #include "qemu/option.h"
 
 #include <errno.h>
@@ -122,15 +123,6 @@ static void usbip_conn_resume_reading(UsbipConn *c);
 
 /* ---- output ---- */
 
-static void usbip_drop_source(GSource **src)
-{
-    if (*src) {
-        g_source_destroy(*src);
-        g_source_unref(*src);
-        *src = NULL;
-    }
-}
-
 static gboolean usbip_close_later_cb(gpointer opaque)
 {
     UsbipConn *c = opaque;
@@ -200,7 +192,7 @@ static void usbip_conn_flush(UsbipConn *c)
         g_source_set_callback(c->write_src, (GSourceFunc)(void (*)(void))usbip_writable, c, NULL);
         g_source_attach(c->write_src, NULL);
     } else if (!c->outq->len) {
-        usbip_drop_source(&c->write_src);
+        source_drop(&c->write_src);
         if (c->close_when_sent) {
             usbip_conn_close_later(c);
         }
@@ -646,12 +638,11 @@ static void usbip_stream_error(void *opaque, UsbipError err, const char *detail)
     usbip_conn_fail(c, "malformed USB/IP: %s (%s)", usbip_error_str(err), detail);
 }
 
-static const UsbipStreamOps usbip_server_ops = {
+static const UsbipServerOps usbip_server_ops = {
     .req_devlist = usbip_req_devlist,
     .req_import = usbip_req_import,
     .cmd_submit = usbip_cmd_submit,
     .cmd_unlink = usbip_cmd_unlink,
-    .error = usbip_stream_error,
 };
 
 /* ---- connections ---- */
@@ -660,16 +651,10 @@ static void usbip_conn_close(UsbipConn *c, const char *why)
 {
     UsbipServer *s = c->server;
 
-    usbip_drop_source(&c->read_src);
-    usbip_drop_source(&c->write_src);
-    if (c->close_idle) {
-        g_source_remove(c->close_idle);
-        c->close_idle = 0;
-    }
-    if (c->op_timer) {
-        g_source_remove(c->op_timer);
-        c->op_timer = 0;
-    }
+    source_drop(&c->read_src);
+    source_drop(&c->write_src);
+    g_clear_handle_id(&c->close_idle, g_source_remove);
+    g_clear_handle_id(&c->op_timer, g_source_remove);
     if (c->exp) {
         trace_usbip_session_end(DEVICE(c->exp->dev)->id, c->nurbs);
         usbip_urbs_abandon(c, false);
@@ -767,7 +752,7 @@ static gboolean usbip_readable(GSocket *sock, GIOCondition cond, gpointer opaque
     if (!usbip_conn_has_room(c)) {
         /* What the importer sends waits in the socket; a source left armed would spin. */
         trace_usbip_read_paused(c->peer, c->outq->len, c->nurbs);
-        usbip_drop_source(&c->read_src);
+        source_drop(&c->read_src);
         c->read_paused = true;
         return G_SOURCE_CONTINUE;   /* the source was destroyed above */
     }
@@ -843,7 +828,7 @@ static gboolean usbip_acceptable(GSocket *listener, GIOCondition cond, gpointer 
     for (int ep = 0; ep < USB_MAX_ENDPOINTS; ep++) {
         g_queue_init(&c->parked[ep]);
     }
-    c->stream = usbip_stream_new(USBIP_ROLE_SERVER, &usbip_server_ops, c);
+    c->stream = usbip_server_stream_new(&usbip_server_ops, usbip_stream_error, c);
     usbip_conn_watch_readable(c);
     c->op_timer = g_timeout_add_seconds(USBIP_OP_TIMEOUT_S, usbip_op_timeout, c);
     s->conns = g_list_prepend(s->conns, c);
@@ -913,20 +898,6 @@ static UsbipServer *usbip_server_new(const char *host, uint16_t port, GError **e
     return s;
 }
 
-static bool usbip_device_exported(USBDevice *dev)
-{
-    for (GList *l = usbip_servers; l; l = l->next) {
-        UsbipServer *s = l->data;
-
-        for (guint i = 0; i < s->exports->len; i++) {
-            if (((UsbipExport *)g_ptr_array_index(s->exports, i))->dev == dev) {
-                return true;
-            }
-        }
-    }
-    return false;
-}
-
 bool usbip_export_create(QemuOpts *opts, GError **errp)
 {
     const char *id = qemu_opt_take(opts, "id");
@@ -956,11 +927,6 @@ bool usbip_export_create(QemuOpts *opts, GError **errp)
     }
     dev = export_find_device("usbip", dev_id, errp);
     if (!dev) {
-        return false;
-    }
-    if (usbip_device_exported(dev)) {
-        g_set_error(errp, VCCID_ERROR, 0, "-export usbip: device '%s' is already exported",
-                    DEVICE(dev)->id);
         return false;
     }
     s = usbip_server_find(host, port);
@@ -995,7 +961,7 @@ void usbip_export_destroy_all(void)
         while (s->conns) {
             usbip_conn_close(s->conns->data, "shutting down");
         }
-        usbip_drop_source(&s->accept_src);
+        source_drop(&s->accept_src);
         g_socket_close(s->listener, NULL);
         g_object_unref(s->listener);
         g_ptr_array_unref(s->exports);

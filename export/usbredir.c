@@ -968,16 +968,6 @@ static void redir_chr_read(void *opaque, const uint8_t *buf, size_t len)
 
 /* ---- -export usbredir ---- */
 
-static bool redir_device_exported(USBDevice *dev)
-{
-    for (GList *l = redir_exports; l; l = l->next) {
-        if (((UsbredirExport *)l->data)->dev == dev) {
-            return true;
-        }
-    }
-    return false;
-}
-
 bool usbredir_export_create(QemuOpts *opts, GError **errp)
 {
     const char *id = qemu_opt_take(opts, "id");
@@ -1006,11 +996,6 @@ bool usbredir_export_create(QemuOpts *opts, GError **errp)
     }
     dev = export_find_device("usbredir", dev_id, errp);
     if (!dev) {
-        return false;
-    }
-    if (redir_device_exported(dev)) {
-        g_set_error(errp, VCCID_ERROR, 0, "-export usbredir: device '%s' is already exported",
-                    DEVICE(dev)->id);
         return false;
     }
     if (!chr_fe_claim(chr, "usbredir export", errp)) {

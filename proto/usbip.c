@@ -20,7 +20,9 @@ typedef enum UsbipPhase {
 
 struct UsbipStream {
     UsbipRole role;
-    const UsbipStreamOps *ops;
+    const UsbipServerOps *server;   /* the other role's table is empty */
+    const UsbipClientOps *client;
+    UsbipErrorFunc *error;
     void *opaque;
     UsbipPhase phase;
 
@@ -70,17 +72,36 @@ static void put_zeros(GByteArray *out, size_t n)
 
 /* ---- life cycle ---- */
 
-UsbipStream *usbip_stream_new(UsbipRole role, const UsbipStreamOps *ops, void *opaque)
+static const UsbipServerOps no_server_ops;
+static const UsbipClientOps no_client_ops;
+
+static UsbipStream *usbip_stream_new(UsbipRole role, const UsbipServerOps *server,
+                                     const UsbipClientOps *client, UsbipErrorFunc *error,
+                                     void *opaque)
 {
     UsbipStream *s = g_new0(UsbipStream, 1);
 
     s->role = role;
-    s->ops = ops;
+    s->server = server;
+    s->client = client;
+    s->error = error;
     s->opaque = opaque;
     s->phase = USBIP_PHASE_OP;
     s->buf = g_byte_array_new();
     s->cur_direction = -1;
     return s;
+}
+
+UsbipStream *usbip_server_stream_new(const UsbipServerOps *ops, UsbipErrorFunc *error,
+                                     void *opaque)
+{
+    return usbip_stream_new(USBIP_ROLE_SERVER, ops, &no_client_ops, error, opaque);
+}
+
+UsbipStream *usbip_client_stream_new(const UsbipClientOps *ops, UsbipErrorFunc *error,
+                                     void *opaque)
+{
+    return usbip_stream_new(USBIP_ROLE_CLIENT, &no_server_ops, ops, error, opaque);
 }
 
 void usbip_stream_free(UsbipStream *s)
@@ -162,8 +183,8 @@ static bool fail(UsbipStream *s, UsbipError err, const char *fmt, ...)
     detail = g_strdup_vprintf(fmt, ap);
     va_end(ap);
     s->dead = true;
-    if (s->ops->error) {
-        s->ops->error(s->opaque, err, detail);
+    if (s->error) {
+        s->error(s->opaque, err, detail);
     }
     return false;
 }
@@ -303,8 +324,8 @@ static bool urb_message_size(UsbipStream *s, size_t *size)
         return false;
     }
     if (s->cur_direction < 0) {
-        s->cur_direction = s->ops->submit_direction ?
-                           s->ops->submit_direction(s->opaque, h.seqnum) : -1;
+        s->cur_direction = s->client->submit_direction ?
+                           s->client->submit_direction(s->opaque, h.seqnum) : -1;
         if (s->cur_direction < 0) {
             return fail(s, USBIP_ERR_UNKNOWN_SEQNUM, "RET_SUBMIT seqnum %u", h.seqnum);
         }
@@ -358,8 +379,8 @@ static void dispatch_devlist(UsbipStream *s, const uint8_t *b, uint32_t status)
             ifs[k].bInterfaceProtocol = b[pos + 2];
         }
     }
-    if (s->ops->rep_devlist) {
-        s->ops->rep_devlist(s->opaque, status, devs, ndev);
+    if (s->client->rep_devlist) {
+        s->client->rep_devlist(s->opaque, status, devs, ndev);
     }
 }
 
@@ -370,16 +391,16 @@ static void dispatch_op(UsbipStream *s, const uint8_t *b)
 
     switch (code) {
     case USBIP_OP_REQ_DEVLIST:
-        if (s->ops->req_devlist) {
-            s->ops->req_devlist(s->opaque);
+        if (s->server->req_devlist) {
+            s->server->req_devlist(s->opaque);
         }
         break;
     case USBIP_OP_REQ_IMPORT: {
         char busid[USBIP_BUSID_SIZE] = { 0 };
 
         memcpy(busid, b + USBIP_OP_HEADER_SIZE, USBIP_BUSID_SIZE - 1);
-        if (s->ops->req_import) {
-            s->ops->req_import(s->opaque, busid);
+        if (s->server->req_import) {
+            s->server->req_import(s->opaque, busid);
         }
         break;
     }
@@ -392,11 +413,11 @@ static void dispatch_op(UsbipStream *s, const uint8_t *b)
 
             decode_device(b + USBIP_OP_HEADER_SIZE, &dev);
             s->phase = USBIP_PHASE_URB;
-            if (s->ops->rep_import) {
-                s->ops->rep_import(s->opaque, status, &dev);
+            if (s->client->rep_import) {
+                s->client->rep_import(s->opaque, status, &dev);
             }
-        } else if (s->ops->rep_import) {
-            s->ops->rep_import(s->opaque, status, NULL);
+        } else if (s->client->rep_import) {
+            s->client->rep_import(s->opaque, status, NULL);
         }
         break;
     }
@@ -417,15 +438,15 @@ static void dispatch_urb(UsbipStream *s, const uint8_t *b, size_t len)
         cmd.number_of_packets = get_be32(b + 32);
         cmd.interval = get_be32(b + 36);
         memcpy(cmd.setup, b + 40, 8);
-        if (s->ops->cmd_submit) {
-            s->ops->cmd_submit(s->opaque, &cmd,
-                               h.direction == USBIP_DIR_OUT ? b + USBIP_URB_HEADER_SIZE : NULL);
+        if (s->server->cmd_submit) {
+            s->server->cmd_submit(s->opaque, &cmd,
+                                  h.direction == USBIP_DIR_OUT ? b + USBIP_URB_HEADER_SIZE : NULL);
         }
         break;
     }
     case USBIP_CMD_UNLINK:
-        if (s->ops->cmd_unlink) {
-            s->ops->cmd_unlink(s->opaque, &h, get_be32(b + 20));
+        if (s->server->cmd_unlink) {
+            s->server->cmd_unlink(s->opaque, &h, get_be32(b + 20));
         }
         break;
     case USBIP_RET_SUBMIT: {
@@ -436,15 +457,15 @@ static void dispatch_urb(UsbipStream *s, const uint8_t *b, size_t len)
         ret.start_frame = get_be32(b + 28);
         ret.number_of_packets = get_be32(b + 32);
         ret.error_count = get_be32(b + 36);
-        if (s->ops->ret_submit) {
-            s->ops->ret_submit(s->opaque, &ret,
-                               len > USBIP_URB_HEADER_SIZE ? b + USBIP_URB_HEADER_SIZE : NULL);
+        if (s->client->ret_submit) {
+            s->client->ret_submit(s->opaque, &ret,
+                                  len > USBIP_URB_HEADER_SIZE ? b + USBIP_URB_HEADER_SIZE : NULL);
         }
         break;
     }
     case USBIP_RET_UNLINK:
-        if (s->ops->ret_unlink) {
-            s->ops->ret_unlink(s->opaque, &h, (int32_t)get_be32(b + 20));
+        if (s->client->ret_unlink) {
+            s->client->ret_unlink(s->opaque, &h, (int32_t)get_be32(b + 20));
         }
         break;
     }

@@ -39,8 +39,8 @@ void usbredir_export_foreach(ExportInfoFunc *fn, void *opaque);
 bool export_id_check(const char *id, GError **errp);
 char *export_id_generate(void);
 /*
- * The USB device an export of this type (for messages) hands out: device=id,
- * or without it the first one.
+ * The USB device an export of this type hands out: device=id, or without it
+ * the first one; not one this type exports already.
  */
 USBDevice *export_find_device(const char *type, const char *id, GError **errp);
 /* A host connected to (connected) or left an export: tell the monitors. */

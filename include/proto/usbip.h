@@ -137,16 +137,18 @@ typedef enum UsbipError {
     USBIP_ERR_UNKNOWN_SEQNUM,   /* RET_SUBMIT for a seqnum the client did not send */
 } UsbipError;
 
-typedef struct UsbipStreamOps {
-    /* Server role. */
+/* What a server (the exporting side) is told. */
+typedef struct UsbipServerOps {
     void (*req_devlist)(void *opaque);
     /* busid compared up to its NUL; always NUL-terminated here. */
     void (*req_import)(void *opaque, const char *busid);
     /* data: transfer_buffer_length bytes for OUT, NULL for IN. */
     void (*cmd_submit)(void *opaque, const UsbipSubmit *cmd, const uint8_t *data);
     void (*cmd_unlink)(void *opaque, const UsbipHeader *h, uint32_t unlink_seqnum);
+} UsbipServerOps;
 
-    /* Client role. */
+/* What a client (the importing side, vhci) is told. */
+typedef struct UsbipClientOps {
     void (*rep_devlist)(void *opaque, uint32_t status, const UsbipDevice *devs, uint32_t ndev);
     /* dev is NULL when status is not USBIP_ST_OK (the reply is the header alone). */
     void (*rep_import)(void *opaque, uint32_t status, const UsbipDevice *dev);
@@ -159,14 +161,18 @@ typedef struct UsbipStreamOps {
     /* data: actual_length bytes for an IN URB, else NULL. */
     void (*ret_submit)(void *opaque, const UsbipRetSubmit *ret, const uint8_t *data);
     void (*ret_unlink)(void *opaque, const UsbipHeader *h, int32_t status);
+} UsbipClientOps;
 
-    /* Either role: the stream is dead from here on. */
-    void (*error)(void *opaque, UsbipError err, const char *detail);
-} UsbipStreamOps;
+/* Either role: the stream is dead from here on. */
+typedef void UsbipErrorFunc(void *opaque, UsbipError err, const char *detail);
 
 typedef struct UsbipStream UsbipStream;
 
-UsbipStream *usbip_stream_new(UsbipRole role, const UsbipStreamOps *ops, void *opaque);
+/* A parser for one end of a connection; every callback may be NULL. */
+UsbipStream *usbip_server_stream_new(const UsbipServerOps *ops, UsbipErrorFunc *error,
+                                     void *opaque);
+UsbipStream *usbip_client_stream_new(const UsbipClientOps *ops, UsbipErrorFunc *error,
+                                     void *opaque);
 void usbip_stream_free(UsbipStream *s);
 /*
  * Feed bytes as they arrive, in pieces of any size. Callbacks run from

@@ -117,17 +117,19 @@ static void on_error(void *o, UsbipError err, const char *detail)
     }
 }
 
-static const UsbipStreamOps fuzz_ops = {
+static const UsbipServerOps fuzz_server_ops = {
     .req_devlist = on_req_devlist,
     .req_import = on_req_import,
     .cmd_submit = on_cmd_submit,
     .cmd_unlink = on_cmd_unlink,
+};
+
+static const UsbipClientOps fuzz_client_ops = {
     .rep_devlist = on_rep_devlist,
     .rep_import = on_rep_import,
     .submit_direction = on_submit_direction,
     .ret_submit = on_ret_submit,
     .ret_unlink = on_ret_unlink,
-    .error = on_error,
 };
 
 static void feed(void *opaque, const uint8_t *buf, size_t len)
@@ -155,7 +157,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fs.role = (data[0] & 1) ? USBIP_ROLE_CLIENT : USBIP_ROLE_SERVER;
     fs.start_urbs = !(data[0] & 2);
     fs.in_mask = data[0] >> 2 | 1;
-    fs.stream = usbip_stream_new(fs.role, &fuzz_ops, &fs);
+    fs.stream = fs.role == USBIP_ROLE_SERVER ?
+                usbip_server_stream_new(&fuzz_server_ops, on_error, &fs) :
+                usbip_client_stream_new(&fuzz_client_ops, on_error, &fs);
     fuzz_feed_in_chunks(data[1], data + 2, size - 2, feed, &fs);
     usbip_stream_free(fs.stream);
     return 0;

@@ -470,6 +470,53 @@ int qtest_unix_connect_within(const char *path, int timeout_ms)
     return fd;
 }
 
+int qtest_connect_within(const struct sockaddr *sa, socklen_t len, int timeout_ms)
+{
+    gint64 deadline = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
+
+    for (;;) {
+        int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        int err;
+
+        g_assert_cmpint(fd, >=, 0);
+        if (connect(fd, sa, len) == 0) {
+            return fd;
+        }
+        err = errno;
+        close(fd);
+        /* Not yet: a unix server may have bound but not yet listen()ed. */
+        if ((err != ECONNREFUSED && err != ENOENT && err != EAGAIN) ||
+            g_get_monotonic_time() > deadline) {
+            errno = err;
+            return -1;
+        }
+        g_usleep(5000);
+    }
+}
+
+int qtest_tcp_connect_within(uint16_t port, int timeout_ms)
+{
+    struct sockaddr_in sa = {
+        .sin_family = AF_INET,
+        .sin_port = htons(port),
+        .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+    };
+
+    return qtest_connect_within((struct sockaddr *)&sa, sizeof(sa), timeout_ms);
+}
+
+short qtest_poll_fd(int fd, short events, int timeout_ms)
+{
+    struct pollfd pfd = { .fd = fd, .events = events };
+    int r;
+
+    do {
+        r = poll(&pfd, 1, MAX(timeout_ms, 0));
+    } while (r < 0 && errno == EINTR);
+    g_assert_cmpint(r, >=, 0);
+    return r ? pfd.revents : 0;
+}
+
 int qtest_unix_listen(const char *path)
 {
     struct sockaddr_un sa = { .sun_family = AF_UNIX };

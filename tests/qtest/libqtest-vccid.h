@@ -13,6 +13,7 @@
 #include <glib.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include "../support/test-cases.h"
@@ -75,6 +76,15 @@ uint16_t qtest_free_tcp_port(void);
 int qtest_unix_connect(const char *path);
 /* As qtest_unix_connect(), retried for timeout_ms while nothing listens yet. */
 int qtest_unix_connect_within(const char *path, int timeout_ms);
+/*
+ * A stream connected to sa, retried for timeout_ms while nothing listens
+ * there yet; -1 with errno set if none.
+ */
+int qtest_connect_within(const struct sockaddr *sa, socklen_t len, int timeout_ms);
+/* The same for 127.0.0.1:port. */
+int qtest_tcp_connect_within(uint16_t port, int timeout_ms);
+/* poll() one fd, again after EINTR: its revents, or 0 after timeout_ms (below 0: at once). */
+short qtest_poll_fd(int fd, short events, int timeout_ms);
 /* A listening unix socket at path; accept one peer within timeout_ms (-1 if none). */
 int qtest_unix_listen(const char *path);
 int qtest_accept(int listen_fd, int timeout_ms);

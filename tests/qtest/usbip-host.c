@@ -2,6 +2,7 @@
  * A USB/IP importer for tests (see usbip-host.h).
  */
 #include "usbip-host.h"
+#include "libqtest-vccid.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -135,38 +136,25 @@ static void uih_on_error(void *o, UsbipError err, const char *detail)
     h->protocol_error = true;
 }
 
-static const UsbipStreamOps uih_ops = {
+static const UsbipClientOps uih_ops = {
     .rep_devlist = uih_on_rep_devlist,
     .rep_import = uih_on_rep_import,
     .submit_direction = uih_on_direction,
     .ret_submit = uih_on_ret_submit,
     .ret_unlink = uih_on_ret_unlink,
-    .error = uih_on_error,
 };
 
 /* ---- connection ---- */
 
 int uih_tcp_connect(uint16_t port, int timeout_ms)
 {
-    gint64 deadline = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
+    int fd = qtest_tcp_connect_within(port, timeout_ms);
+    int one = 1;
 
-    for (;;) {
-        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port),
-                                  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        int one = 1;
-
-        g_assert_cmpint(fd, >=, 0);
-        if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
-            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-            return fd;
-        }
-        close(fd);
-        if (g_get_monotonic_time() > deadline) {
-            return -1;
-        }
-        g_usleep(10000);
+    if (fd >= 0) {
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     }
+    return fd;
 }
 
 static UsbipHost *uih_new(int fd)
@@ -175,7 +163,7 @@ static UsbipHost *uih_new(int fd)
 
     h->fd = fd;
     h->alive = true;
-    h->stream = usbip_stream_new(USBIP_ROLE_CLIENT, &uih_ops, h);
+    h->stream = usbip_client_stream_new(&uih_ops, uih_on_error, h);
     h->devices = g_array_new(FALSE, TRUE, sizeof(UihDevice));
     h->urbs = g_hash_table_new(g_direct_hash, g_direct_equal);
     h->forgotten = g_hash_table_new(g_direct_hash, g_direct_equal);
@@ -234,19 +222,13 @@ static void uih_send(UsbipHost *h, GByteArray *msg)
 
 bool uih_iterate(UsbipHost *h, int timeout_ms)
 {
-    struct pollfd pfd = { .fd = h->fd, .events = POLLIN };
     uint8_t buf[65536];
     ssize_t n;
-    int r;
 
     if (!h->alive) {
         return false;
     }
-    do {
-        r = poll(&pfd, 1, MAX(timeout_ms, 0));
-    } while (r < 0 && errno == EINTR);
-    g_assert_cmpint(r, >=, 0);
-    if (r == 0) {
+    if (!qtest_poll_fd(h->fd, POLLIN, timeout_ms)) {
         return true;
     }
     do {

@@ -2,6 +2,7 @@
  * A USB host over usbredir, for tests (see usbredir-host.h).
  */
 #include "usbredir-host.h"
+#include "libqtest-vccid.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -291,30 +292,27 @@ static void urh_setup_parser(UsbredirHost *h)
     h->parser = p;
 }
 
+/* A nonblocking stream to the usbredir export, or -1 and errp. */
+static int urh_connect_fd(int fd, const char *where, GError **errp)
+{
+    int err = errno;
+
+    if (fd < 0) {
+        g_set_error(errp, G_FILE_ERROR, g_file_error_from_errno(err), "connect(%s): %s", where,
+                    g_strerror(err));
+        return -1;
+    }
+    g_unix_set_fd_nonblocking(fd, TRUE, NULL);
+    return fd;
+}
+
 static int connect_unix(const char *path, int timeout_ms, GError **errp)
 {
-    gint64 deadline = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
 
     g_strlcpy(sa.sun_path, path, sizeof(sa.sun_path));
-    for (;;) {
-        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-
-        g_assert_cmpint(fd, >=, 0);
-        if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
-            return fd;
-        }
-        int err = errno;
-        close(fd);
-        /* The server may have bound but not yet listen()ed. */
-        if ((err != ECONNREFUSED && err != ENOENT && err != EAGAIN) ||
-            g_get_monotonic_time() > deadline) {
-            g_set_error(errp, G_FILE_ERROR, g_file_error_from_errno(err),
-                        "connect(%s): %s", path, g_strerror(err));
-            return -1;
-        }
-        g_usleep(5000);
-    }
+    return urh_connect_fd(qtest_connect_within((struct sockaddr *)&sa, sizeof(sa), timeout_ms),
+                          path, errp);
 }
 
 static UsbredirHost *urh_new(int fd)
@@ -342,30 +340,9 @@ UsbredirHost *urh_connect_raw(const char *path, int timeout_ms, GError **errp)
 
 static int connect_tcp(uint16_t port, int timeout_ms, GError **errp)
 {
-    gint64 deadline = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
-    struct sockaddr_in sa = {
-        .sin_family = AF_INET,
-        .sin_port = htons(port),
-        .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
-    };
+    g_autofree char *where = g_strdup_printf("127.0.0.1:%u", port);
 
-    for (;;) {
-        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-        g_assert_cmpint(fd, >=, 0);
-        if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
-            g_unix_set_fd_nonblocking(fd, TRUE, NULL);
-            return fd;
-        }
-        int err = errno;
-        close(fd);
-        if (err != ECONNREFUSED || g_get_monotonic_time() > deadline) {
-            g_set_error(errp, G_FILE_ERROR, g_file_error_from_errno(err),
-                        "connect(127.0.0.1:%u): %s", port, g_strerror(err));
-            return -1;
-        }
-        g_usleep(5000);
-    }
+    return urh_connect_fd(qtest_tcp_connect_within(port, timeout_ms), where, errp);
 }
 
 static bool device_ready(UsbredirHost *h, void *opaque)
@@ -443,18 +420,11 @@ static void urh_flush(UsbredirHost *h)
 
 bool urh_send_only(UsbredirHost *h, int timeout_ms)
 {
-    struct pollfd pfd = { .fd = h->fd, .events = POLLOUT };
-    int r;
-
     urh_flush(h);
     if (!h->alive || !usbredirparser_has_data_to_write(h->parser)) {
         return false;
     }
-    do {
-        r = poll(&pfd, 1, MAX(timeout_ms, 0));
-    } while (r < 0 && errno == EINTR);
-    g_assert_cmpint(r, >=, 0);
-    if (r == 0) {
+    if (!qtest_poll_fd(h->fd, POLLOUT, timeout_ms)) {
         return false;   /* the device took nothing for timeout_ms */
     }
     urh_flush(h);
@@ -463,7 +433,7 @@ bool urh_send_only(UsbredirHost *h, int timeout_ms)
 
 bool urh_iterate(UsbredirHost *h, int timeout_ms)
 {
-    struct pollfd pfd = { .fd = h->fd, .events = POLLIN };
+    short events = POLLIN;
     int r;
 
     urh_flush(h);
@@ -471,13 +441,9 @@ bool urh_iterate(UsbredirHost *h, int timeout_ms)
         return false;
     }
     if (usbredirparser_has_data_to_write(h->parser)) {
-        pfd.events |= POLLOUT;
+        events |= POLLOUT;
     }
-    do {
-        r = poll(&pfd, 1, MAX(timeout_ms, 0));
-    } while (r < 0 && errno == EINTR);
-    g_assert_cmpint(r, >=, 0);
-    if (pfd.revents & (POLLIN | POLLHUP | POLLERR)) {
+    if (qtest_poll_fd(h->fd, events, timeout_ms) & (POLLIN | POLLHUP | POLLERR)) {
         r = usbredirparser_do_read(h->parser);
         if (r == usbredirparser_read_parse_error) {
             g_error("usbredir: the device sent a packet the parser rejected");

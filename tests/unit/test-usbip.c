@@ -128,17 +128,19 @@ static void on_ret_unlink(void *o, const UsbipHeader *h, int32_t status)
     g_array_append_vals(r->ret_unlinks, pair, 2);
 }
 
-static const UsbipStreamOps rec_ops = {
+static const UsbipServerOps rec_server_ops = {
     .req_devlist = on_devlist,
     .req_import = on_import,
     .cmd_submit = on_submit,
     .cmd_unlink = on_unlink,
+};
+
+static const UsbipClientOps rec_client_ops = {
     .rep_devlist = on_rep_devlist,
     .rep_import = on_rep_import,
     .submit_direction = on_direction,
     .ret_submit = on_ret_submit,
     .ret_unlink = on_ret_unlink,
-    .error = on_error,
 };
 
 static void bytes_free0(gpointer p)
@@ -152,7 +154,8 @@ static Rec *rec_new(UsbipRole role)
 {
     Rec *r = g_new0(Rec, 1);
 
-    r->s = usbip_stream_new(role, &rec_ops, r);
+    r->s = role == USBIP_ROLE_SERVER ? usbip_server_stream_new(&rec_server_ops, on_error, r) :
+                                       usbip_client_stream_new(&rec_client_ops, on_error, r);
     r->imports = g_ptr_array_new_with_free_func(g_free);
     r->submits = g_array_new(FALSE, TRUE, sizeof(UsbipSubmit));
     r->submit_data = g_ptr_array_new_with_free_func(bytes_free0);
