@@ -238,36 +238,34 @@ static Run run_one(const char *setup, const char *tls_dir, int n, double delay_m
 
 int main(int argc, char **argv)
 {
-    int n = 2000, rounds = 5, opt;
+    int n = 2000, rounds = 5;
     double delay_ms = 0;
-    const char *setups_opt = "plain,tls";
+    g_autofree char *setups_opt = NULL;
+    const GOptionEntry options[] = {
+        { "apdus", 'n', 0, G_OPTION_ARG_INT, &n, "SELECTs per run (2000)", "N" },
+        { "rounds", 'r', 0, G_OPTION_ARG_INT, &rounds, "rounds, each running every setup (5)",
+          "ROUNDS" },
+        { "delay", 'd', 0, G_OPTION_ARG_DOUBLE, &delay_ms,
+          "through delay-proxy.py, delaying each direction by this much (0: no proxy)",
+          "DELAY_MS" },
+        { "setups", 's', 0, G_OPTION_ARG_STRING, &setups_opt, "setups, in order (plain,tls)",
+          "plain,tls" },
+        { NULL },
+    };
+    g_autoptr(GOptionContext) ctx = g_option_context_new("- the passthru card without a guest");
+    g_autoptr(GError) err = NULL;
     g_auto(GStrv) setups = NULL;
     g_autofree char *tls_dir = g_dir_make_tmp("vccid-bench-tls-XXXXXX", NULL);
     g_autofree char *make_certs = NULL;
     Run runs[MAX_SETUPS][64];
     int nsetups;
 
-    while ((opt = getopt(argc, argv, "n:r:d:s:")) != -1) {
-        switch (opt) {
-        case 'n':
-            n = atoi(optarg);
-            break;
-        case 'r':
-            rounds = atoi(optarg);
-            break;
-        case 'd':
-            delay_ms = g_ascii_strtod(optarg, NULL);
-            break;
-        case 's':
-            setups_opt = optarg;
-            break;
-        default:
-            fprintf(stderr, "usage: host-passthru [-n N] [-r ROUNDS] [-d DELAY_MS] "
-                            "[-s plain,tls]\n");
-            return 2;
-        }
+    g_option_context_add_main_entries(ctx, options, NULL);
+    if (!g_option_context_parse(ctx, &argc, &argv, &err)) {
+        fprintf(stderr, "host-passthru: %s\n", err->message);
+        return 2;
     }
-    setups = g_strsplit(setups_opt, ",", MAX_SETUPS + 1);
+    setups = g_strsplit(setups_opt ? setups_opt : "plain,tls", ",", MAX_SETUPS + 1);
     nsetups = g_strv_length(setups);
     if (n < 1 || rounds < 1 || rounds > 64 || nsetups < 1 || nsetups > MAX_SETUPS ||
         !g_getenv("VSCCLIENT_BINARY")) {
